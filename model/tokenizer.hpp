@@ -1,0 +1,67 @@
+#pragma once
+// A Hugging Face tokenizer loaded from tokenizer.json (+ tokenizer_config.json): added and
+// special tokens are matched first, then normalizer -> pre-tokenizer -> BPE, then the
+// post-processor's template (BOS). No libtorch here.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "model/result.hpp"
+
+namespace adapterd::model {
+
+class normalizer;
+class pre_tokenizer;
+class token_decoder;
+class bpe_model;
+
+struct added_token {
+  int32_t id = -1;
+  std::string content;
+  bool special = false;
+  bool lstrip = false;
+  bool rstrip = false;
+};
+
+class tokenizer {
+public:
+  /// Reads `dir`/tokenizer.json and, when present, `dir`/tokenizer_config.json.
+  static result<std::shared_ptr<const tokenizer>> load(const std::string& dir);
+  /// The same from file contents; `config_json` may be empty.
+  static result<std::shared_ptr<const tokenizer>> from_json(const std::string& tokenizer_json,
+                                                            const std::string& config_json);
+
+  std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const;
+  /// UTF-8 text; ill-formed byte sequences become U+FFFD as in Hugging Face.
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const;
+  /// The raw bytes the ids stand for (streaming decoders cut them at character borders).
+  std::string decode_bytes(const std::vector<int32_t>& ids, bool skip_special_tokens) const;
+
+  /// One past the largest id of the vocabulary and the added tokens.
+  size_t vocab_size() const { return vocab_size_; }
+  bool is_special(int32_t id) const;
+  std::optional<int32_t> token_id(const std::string& token) const;
+  std::optional<int32_t> eos_id() const { return eos_id_; }
+
+private:
+  struct segment {
+    std::string text;
+    int32_t added_id = -1;
+  };
+  std::vector<segment> split_added(const std::string& text) const;
+
+  std::shared_ptr<const normalizer> normalizer_;
+  std::shared_ptr<const pre_tokenizer> pre_tokenizer_;
+  std::shared_ptr<const bpe_model> model_;
+  std::shared_ptr<const token_decoder> decoder_;
+  std::vector<added_token> added_;                  // longest first
+  std::unordered_map<int32_t, size_t> added_by_id_;  // id -> index into added_
+  std::vector<int32_t> prefix_ids_, suffix_ids_;    // what add_special_tokens puts around
+  std::optional<int32_t> eos_id_;
+  size_t vocab_size_ = 0;
+};
+
+}  // namespace adapterd::model

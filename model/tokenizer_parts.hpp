@@ -1,0 +1,67 @@
+#pragma once
+// The pipeline stages of a Hugging Face tokenizer.json, each built from its JSON node.
+// A stage this project does not implement is a load error that names it, so that a
+// tokenizer is never silently different from Hugging Face's.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "model/result.hpp"
+
+namespace adapterd::model {
+
+class normalizer {
+public:
+  virtual ~normalizer() = default;
+  virtual std::string apply(std::string text) const = 0;
+};
+
+class pre_tokenizer {
+public:
+  virtual ~pre_tokenizer() = default;
+  /// Splits every piece further; byte-level stages also map bytes to their symbols.
+  virtual std::vector<std::string> split(std::vector<std::string> pieces) const = 0;
+};
+
+class token_decoder {
+public:
+  virtual ~token_decoder() = default;
+  /// Joins token strings into raw bytes (which may still be ill-formed UTF-8).
+  virtual std::string decode(const std::vector<std::string>& tokens) const = 0;
+};
+
+/// null JSON gives a pass-through stage.
+result<std::shared_ptr<const normalizer>> make_normalizer(const nlohmann::json& node);
+result<std::shared_ptr<const pre_tokenizer>> make_pre_tokenizer(const nlohmann::json& node);
+result<std::shared_ptr<const token_decoder>> make_decoder(const nlohmann::json& node);
+
+/// GPT-2's reversible byte <-> printable-character table.
+const std::string& byte_to_symbol(unsigned char byte);
+/// Maps a whole byte string to its byte-level symbols.
+std::string to_byte_symbols(const std::string& bytes);
+
+class bpe_model {
+public:
+  static result<std::shared_ptr<const bpe_model>> load(const nlohmann::json& model_node);
+
+  /// Appends the ids of one pre-tokenized word.
+  void encode_word(const std::string& word, std::vector<int32_t>& out) const;
+  const std::string* id_to_token(int32_t id) const;
+  int32_t token_to_id(const std::string& token) const;  // -1 when absent
+  size_t vocab_size() const { return id_to_token_.size(); }
+
+private:
+  std::unordered_map<std::string, int32_t> vocab_;
+  std::vector<std::string> id_to_token_;
+  std::unordered_map<std::string, int32_t> merge_rank_;  // key: left + '\x01' + right
+  bool ignore_merges_ = false;
+  bool byte_fallback_ = false;
+  int32_t unk_id_ = -1;
+  bool fuse_unk_ = false;
+};
+
+}  // namespace adapterd::model

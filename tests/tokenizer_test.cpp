@@ -1,0 +1,98 @@
+#include <random>
+
+#include <catch2/catch.hpp>
+
+#include "model/tokenizer.hpp"
+#include "model/utf8.hpp"
+#include "tests/fixtures.hpp"
+
+using namespace adapterd::model;
+using adapterd::test::fixtures_dir;
+using adapterd::test::have_fixtures;
+using adapterd::test::read_json;
+using adapterd::test::read_text;
+
+namespace {
+
+std::shared_ptr<const tokenizer> load_tokenizer(const std::string& dir) {
+  auto t = tokenizer::load(dir);
+  if (!t)
+    FAIL("load " << dir << ": " << t.err().message);
+  return *t;
+}
+
+}  // namespace
+
+TEST_CASE("golden fixture tokenizers encode and decode like Hugging Face", "[tokenizer]") {
+  if (!have_fixtures())
+    { WARN("fixtures absent: skipped"); return; }
+  for (const char* preset : {"llama", "qwen2"}) {
+    auto golden = read_json(fixtures_dir() + "/" + preset + "/golden.json");
+    auto tok = load_tokenizer(fixtures_dir() + "/" + preset + "/model");
+    for (const auto& c : golden["tokenizer"]["encode_cases"]) {
+      INFO(preset << " encode: " << c["text"].get<std::string>());
+      CHECK(tok->encode(c["text"], c["add_special_tokens"]) == c["ids"].get<std::vector<int32_t>>());
+    }
+    for (const auto& c : golden["tokenizer"]["decode_cases"]) {
+      INFO(preset << " decode: " << c["ids"].dump());
+      CHECK(tok->decode(c["ids"], c["skip_special_tokens"]) == c["text"].get<std::string>());
+    }
+    for (const auto& c : golden["cases"]) {
+      INFO(preset << " case " << c["id"].get<std::string>());
+      CHECK(tok->encode(c["prompt"], true) == c["prompt_ids"].get<std::vector<int32_t>>());
+      CHECK(tok->decode(c["greedy_ids"], true) == c["text"].get<std::string>());
+    }
+  }
+}
+
+TEST_CASE("real byte-level vocabularies give Hugging Face's ids", "[tokenizer]") {
+  if (!have_fixtures())
+    { WARN("fixtures absent: skipped"); return; }
+  for (const char* name : {"gpt-2", "llama-bpe", "qwen2", "deepseek-llm", "falcon", "mpt"}) {
+    auto dir = fixtures_dir() + "/tokenizers/" + name;
+    auto tok = tokenizer::load(dir);
+    if (!tok) {
+      WARN(name << ": " << tok.err().message);
+      continue;
+    }
+    size_t failed = 0, total = 0;
+    for (const auto& c : read_json(dir + "/cases.json")) {
+      ++total;
+      auto ids = (*tok)->encode(c["text"], false);
+      if (ids != c["ids"].get<std::vector<int32_t>>()) {
+        ++failed;
+        UNSCOPED_INFO(name << " mismatch on: " << c["text"].dump());
+      }
+    }
+    INFO(name << ": " << failed << " of " << total << " cases differ");
+    CHECK(failed == 0);
+  }
+}
+
+TEST_CASE("encode then decode gives back arbitrary UTF-8", "[tokenizer]") {
+  if (!have_fixtures())
+    { WARN("fixtures absent: skipped"); return; }
+  auto tok = load_tokenizer(fixtures_dir() + "/llama/model");
+  std::mt19937 rng(7);
+  const char32_t ranges[][2] = {{0x20, 0x7e}, {0xa0, 0x2ff}, {0x400, 0x4ff}, {0x3040, 0x30ff},
+                                {0x4e00, 0x4fff}, {0xac00, 0xacff}, {0x1f300, 0x1f64f}, {9, 13}};
+  for (int round = 0; round < 200; ++round) {
+    std::string text;
+    int n = static_cast<int>(rng() % 40);
+    for (int i = 0; i < n; ++i) {
+      const auto& r = ranges[rng() % 8];
+      utf8::append(text, r[0] + rng() % (r[1] - r[0] + 1));
+    }
+    INFO("text: " << text);
+    CHECK(tok->decode(tok->encode(text, false), false) == text);
+  }
+}
+
+TEST_CASE("lossy UTF-8 and incomplete tails", "[tokenizer]") {
+  CHECK(utf8::lossy("a\xE2\x82") == "a\xEF\xBF\xBD");
+  CHECK(utf8::lossy("\xFF\xFE") == "\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(utf8::lossy("\xE2\x82\xAC") == "\xE2\x82\xAC");
+  CHECK(utf8::complete_prefix("ab\xE2\x82") == 2);
+  CHECK(utf8::complete_prefix("ab\xE2\x82\xAC") == 5);
+  CHECK(utf8::complete_prefix("ab\xFF") == 3);
+}
