@@ -1,0 +1,253 @@
+#include "model/base_model.hpp"
+
+#include <chrono>
+#include <cstring>
+
+#include "model/llama.hpp"
+
+namespace adapterd::model {
+
+struct base_model::impl {
+  std::string path;
+  std::shared_ptr<const tokenizer> tok;
+  llama_model model;
+  size_t weight_bytes = 0;
+};
+
+struct lora_adapter::impl {
+  std::string path;
+  lora_weights weights;
+};
+
+size_t lora_adapter::bytes() const { return impl_->weights.bytes; }
+const std::string& lora_adapter::path() const { return impl_->path; }
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double ms_since(clock_type::time_point t) {
+  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+}
+
+bool is_oom_text(const std::string& what) {
+  for (const char* needle : {"out of memory", "can't allocate memory", "not enough memory"})
+    if (what.find(needle) != std::string::npos)
+      return true;
+  return false;
+}
+
+// The exception firewall of the model layer: libtorch failures become error values.
+template <class F>
+auto guarded(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::OutOfMemoryError& e) {
+    return make_error(errc::out_of_memory, std::string(what) + ": " + e.what_without_backtrace());
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    return make_error(is_oom_text(msg) ? errc::out_of_memory : errc::internal,
+                      std::string(what) + ": " + msg);
+  } catch (const std::bad_alloc&) {
+    return make_error(errc::out_of_memory, std::string(what) + ": allocation failed");
+  } catch (const std::exception& e) {
+    return make_error(errc::internal, std::string(what) + ": " + e.what());
+  }
+}
+
+result<torch::Device> pick_device(const std::string& name) {
+  if (name == "cpu")
+    return torch::Device(torch::kCPU);
+  bool cuda = torch::cuda::is_available();
+  if (name == "cuda") {
+    if (!cuda)
+      return make_error(errc::invalid_argument, "device 'cuda' requested but libtorch sees no CUDA device");
+    return torch::Device(torch::kCUDA, 0);
+  }
+  if (name == "auto")
+    return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  return make_error(errc::invalid_argument, "device must be auto, cpu or cuda, not '" + name + "'");
+}
+
+std::vector<float> to_host(const torch::Tensor& t) {
+  auto host = t.to(torch::kCPU, torch::kFloat32).contiguous();
+  std::vector<float> out(static_cast<size_t>(host.numel()));
+  std::memcpy(out.data(), host.data_ptr<float>(), out.size() * sizeof(float));
+  return out;
+}
+
+torch::Tensor ids_tensor(const std::vector<int32_t>& ids, torch::Device device) {
+  std::vector<int64_t> wide(ids.begin(), ids.end());
+  return torch::tensor(wide, torch::kInt64).to(device);
+}
+
+std::optional<error> check_ids(const std::vector<int32_t>& ids, const model_config& c) {
+  for (auto id : ids)
+    if (id < 0 || id >= c.vocab_size)
+      return make_error(errc::invalid_argument, "token id " + std::to_string(id)
+                                                  + " is outside the vocabulary of "
+                                                  + std::to_string(c.vocab_size));
+  return std::nullopt;
+}
+
+}  // namespace
+
+base_model::base_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+base_model::~base_model() = default;
+
+const std::string& base_model::path() const { return impl_->path; }
+const model_config& base_model::config() const { return impl_->model.config(); }
+const tokenizer& base_model::tok() const { return *impl_->tok; }
+std::string base_model::device() const { return impl_->model.device().str(); }
+size_t base_model::weight_bytes() const { return impl_->weight_bytes; }
+
+result<std::shared_ptr<const base_model>> base_model::load(const std::string& dir,
+                                                           const load_options& options) {
+  return guarded("loading model", [&]() -> result<std::shared_ptr<const base_model>> {
+    auto device = pick_device(options.device);
+    if (!device)
+      return device.err();
+    if (options.threads > 0)
+      torch::set_num_threads(options.threads);
+    auto config = load_model_config(dir);
+    if (!config)
+      return config.err();
+    auto tok = tokenizer::load(dir);
+    if (!tok)
+      return tok.err();
+    auto weights = load_llama_weights(dir, *config, *device);
+    if (!weights)
+      return weights.err();
+    size_t bytes = 0;
+    auto count = [&](const torch::Tensor& t) {
+      if (t.defined())
+        bytes += static_cast<size_t>(t.numel()) * t.element_size();
+    };
+    count(weights->embed);
+    count(weights->final_norm);
+    if (!config->tie_word_embeddings)
+      count(weights->lm_head);
+    for (const auto& layer : weights->layers) {
+      count(layer.input_norm);
+      count(layer.post_attention_norm);
+      for (const auto& lin : layer.linear) {
+        count(lin.weight);
+        count(lin.bias);
+      }
+    }
+    auto p = std::make_unique<impl>(impl{dir, *tok, llama_model(*config, std::move(*weights), *device), bytes});
+    return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
+  });
+}
+
+result<std::shared_ptr<const lora_adapter>> base_model::load_adapter(const std::string& dir) const {
+  return guarded("loading adapter", [&]() -> result<std::shared_ptr<const lora_adapter>> {
+    auto weights = load_lora_weights(dir, impl_->model);
+    if (!weights)
+      return weights.err();
+    auto p = std::make_shared<const lora_adapter::impl>(lora_adapter::impl{dir, std::move(*weights)});
+    return std::make_shared<const lora_adapter>(p);
+  });
+}
+
+result<generation_output> base_model::generate(const std::string& prompt,
+                                               const generation_params& params,
+                                               const lora_adapter* adapter) const {
+  auto ids = impl_->tok->encode(prompt, true);
+  auto out = generate_ids(ids, params, adapter);
+  if (out)
+    out->text = impl_->tok->decode(out->output_ids, true);
+  return out;
+}
+
+result<generation_output> base_model::generate_ids(const std::vector<int32_t>& prompt_ids,
+                                                   const generation_params& params,
+                                                   const lora_adapter* adapter) const {
+  const auto& c = config();
+  if (prompt_ids.empty())
+    return make_error(errc::invalid_argument, "the prompt encodes to no tokens");
+  if (params.max_new_tokens == 0)
+    return make_error(errc::invalid_argument, "max_new_tokens must be at least 1");
+  if (auto bad = validate(params.sampling))
+    return *bad;
+  if (auto bad = check_ids(prompt_ids, c))
+    return *bad;
+  const auto context = c.max_position_embeddings;
+  const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
+  if (prompt_len >= context)
+    return make_error(errc::context_overflow, "the prompt has " + std::to_string(prompt_len)
+                                                + " tokens; the model's context is "
+                                                + std::to_string(context));
+  const int64_t budget = std::min<int64_t>(params.max_new_tokens, context - prompt_len);
+  return guarded("generation", [&]() -> result<generation_output> {
+    torch::InferenceMode guard;
+    const auto& model = impl_->model;
+    const auto* lora = adapter ? &adapter->get().weights : nullptr;
+    generation_output out;
+    out.prompt_ids = prompt_ids;
+    out.finish_reason = "length";
+    auto cache = model.make_cache(prompt_len + budget);
+    auto start = clock_type::now();
+    auto hidden = model.forward(ids_tensor(prompt_ids, model.device()), cache, lora);
+    auto logits = to_host(model.logits(hidden.narrow(0, prompt_len - 1, 1)));
+    out.prefill_ms = ms_since(start);
+    start = clock_type::now();
+    sampler pick(params.sampling);
+    std::vector<int32_t> history = prompt_ids;
+    for (int64_t step = 0; step < budget; ++step) {
+      auto next = pick.next(logits, history);
+      out.output_ids.push_back(next);
+      history.push_back(next);
+      if (std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end()) {
+        out.finish_reason = "eos";
+        break;
+      }
+      if (step + 1 == budget)
+        break;
+      hidden = model.forward(ids_tensor({next}, model.device()), cache, lora);
+      logits = to_host(model.logits(hidden));
+    }
+    out.decode_ms = ms_since(start);
+    return out;
+  });
+}
+
+result<std::vector<float>> base_model::logits(const std::vector<int32_t>& ids,
+                                              const lora_adapter* adapter, bool incremental) const {
+  if (ids.empty() || static_cast<int64_t>(ids.size()) > config().max_position_embeddings)
+    return make_error(errc::invalid_argument, "need between 1 and max_position_embeddings ids");
+  if (auto bad = check_ids(ids, config()))
+    return *bad;
+  return guarded("logits", [&]() -> result<std::vector<float>> {
+    torch::InferenceMode guard;
+    const auto& model = impl_->model;
+    const auto* lora = adapter ? &adapter->get().weights : nullptr;
+    auto cache = model.make_cache(static_cast<int64_t>(ids.size()));
+    if (!incremental)
+      return to_host(model.logits(model.forward(ids_tensor(ids, model.device()), cache, lora)));
+    std::vector<torch::Tensor> rows;
+    for (auto id : ids)
+      rows.push_back(model.logits(model.forward(ids_tensor({id}, model.device()), cache, lora)));
+    return to_host(torch::cat(rows, 0));
+  });
+}
+
+result<std::shared_ptr<const base_model>> base_model::merged_with(const lora_adapter& adapter) const {
+  return guarded("merging adapter", [&]() -> result<std::shared_ptr<const base_model>> {
+    torch::InferenceMode guard;
+    auto weights = impl_->model.weights();  // tensors are shared; replaced ones are new
+    const auto& lora = adapter.get().weights;
+    for (size_t l = 0; l < lora.layers.size(); ++l)
+      for (size_t p = 0; p < proj_count; ++p)
+        if (const auto& pair = lora.layers[l][p]) {
+          auto& w = weights.layers[l].linear[p].weight;
+          w = w + pair->scale * torch::matmul(pair->b, pair->a);
+        }
+    auto p = std::make_unique<impl>(
+      impl{impl_->path, impl_->tok, llama_model(config(), std::move(weights), impl_->model.device()),
+           impl_->weight_bytes});
+    return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
+  });
+}
+
+}  // namespace adapterd::model

@@ -1,0 +1,86 @@
+#pragma once
+// The model layer's public face, free of libtorch: a loaded base model (weights resident
+// on its device, tokenizer, config), the LoRA adapters that run on it unmerged, and
+// generation. Every failure is a `result` error; no exception leaves these calls.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model_config.hpp"
+#include "model/result.hpp"
+#include "model/sampler.hpp"
+#include "model/tokenizer.hpp"
+
+namespace adapterd::model {
+
+struct load_options {
+  std::string device = "auto";  // auto | cpu | cuda
+  int threads = 0;              // intra-op threads; 0 keeps libtorch's default
+};
+
+/// An adapter's weights, resident on its base model's device. Opaque outside model/.
+class lora_adapter {
+public:
+  struct impl;
+  explicit lora_adapter(std::shared_ptr<const impl> p) : impl_(std::move(p)) {}
+  size_t bytes() const;
+  const std::string& path() const;
+  const impl& get() const { return *impl_; }
+
+private:
+  std::shared_ptr<const impl> impl_;
+};
+
+struct generation_params {
+  uint32_t max_new_tokens = 64;
+  sampling_params sampling;
+};
+
+struct generation_output {
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> output_ids;
+  std::string text;           // decoded output, special tokens skipped
+  std::string finish_reason;  // "eos" | "length"
+  double prefill_ms = 0;
+  double decode_ms = 0;
+};
+
+class base_model {
+public:
+  struct impl;
+
+  static result<std::shared_ptr<const base_model>> load(const std::string& dir,
+                                                        const load_options& options);
+  explicit base_model(std::unique_ptr<impl> p);
+  ~base_model();
+
+  const std::string& path() const;
+  const model_config& config() const;
+  const tokenizer& tok() const;
+  std::string device() const;  // "cpu", "cuda:0"
+  size_t weight_bytes() const;
+
+  result<std::shared_ptr<const lora_adapter>> load_adapter(const std::string& dir) const;
+
+  /// Tokenizes `prompt` (with BOS where the tokenizer adds one) and generates.
+  result<generation_output> generate(const std::string& prompt, const generation_params& params,
+                                     const lora_adapter* adapter) const;
+  /// Generates from token ids; stops on any eos id of the config or at max_new_tokens.
+  result<generation_output> generate_ids(const std::vector<int32_t>& prompt_ids,
+                                         const generation_params& params,
+                                         const lora_adapter* adapter) const;
+
+  /// Logits after every position of `ids`, row-major [ids.size(), vocab]: in one pass, or
+  /// one token at a time through the KV cache (verification and tests).
+  result<std::vector<float>> logits(const std::vector<int32_t>& ids, const lora_adapter* adapter,
+                                    bool incremental = false) const;
+
+  /// A new base model whose weights have the adapter merged in (W + s·BA).
+  result<std::shared_ptr<const base_model>> merged_with(const lora_adapter& adapter) const;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace adapterd::model

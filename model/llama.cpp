@@ -1,0 +1,144 @@
+#include "model/llama.hpp"
+
+#include <cmath>
+
+namespace adapterd::model {
+
+namespace {
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  auto variance = x.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (x * torch::rsqrt(variance + eps));
+}
+
+// transformers' rotate_half convention: the two halves of each head are the pairs.
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  auto half = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, half);
+  auto x2 = x.narrow(-1, half, half);
+  return x * cos + torch::cat({-x2, x1}, -1) * sin;
+}
+
+torch::Tensor project(const torch::Tensor& x, const linear_weights& w, const lora_pair* lora) {
+  auto y = torch::linear(x, w.weight, w.bias);
+  if (lora != nullptr)
+    y.add_(torch::linear(torch::linear(x, lora->a), lora->b), lora->scale);
+  return y;
+}
+
+const lora_pair* lora_for(const lora_weights* lora, size_t layer, proj p) {
+  if (lora == nullptr || layer >= lora->layers.size())
+    return nullptr;
+  const auto& slot = lora->layers[layer][static_cast<size_t>(p)];
+  return slot ? &*slot : nullptr;
+}
+
+}  // namespace
+
+const char* proj_module(proj p) {
+  static const char* names[proj_count] = {"self_attn.q_proj", "self_attn.k_proj",
+                                          "self_attn.v_proj", "self_attn.o_proj",
+                                          "mlp.gate_proj",    "mlp.up_proj",
+                                          "mlp.down_proj"};
+  return names[static_cast<size_t>(p)];
+}
+
+torch::Tensor rope_inv_freq(const model_config& c) {
+  const auto& rope = c.rope;
+  auto exponents = torch::arange(0, c.head_dim, 2, torch::kInt64).to(torch::kFloat32) / c.head_dim;
+  auto inv_freq = 1.0 / torch::pow(rope.theta, exponents);
+  if (rope.scaling == rope_scaling_type::linear)
+    return inv_freq / rope.factor;
+  if (rope.scaling != rope_scaling_type::llama3)
+    return inv_freq;
+  double old_len = static_cast<double>(rope.original_max_position);
+  double low_wavelen = old_len / rope.low_freq_factor;
+  double high_wavelen = old_len / rope.high_freq_factor;
+  auto wavelen = 2 * M_PI / inv_freq;
+  auto scaled = torch::where(wavelen > low_wavelen, inv_freq / rope.factor, inv_freq);
+  auto smooth = (old_len / wavelen - rope.low_freq_factor)
+                / (rope.high_freq_factor - rope.low_freq_factor);
+  auto smoothed = (1 - smooth) * scaled / rope.factor + smooth * scaled;
+  auto medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+llama_model::llama_model(model_config config, llama_weights weights, torch::Device device)
+  : config_(std::move(config)), weights_(std::move(weights)), device_(device) {
+  torch::InferenceMode guard;
+  auto inv_freq = rope_inv_freq(config_);
+  auto positions = torch::arange(0, config_.max_position_embeddings, torch::kFloat32);
+  auto freqs = torch::outer(positions, inv_freq);
+  auto emb = torch::cat({freqs, freqs}, -1);
+  cos_ = emb.cos().to(device_);
+  sin_ = emb.sin().to(device_);
+}
+
+kv_cache llama_model::make_cache(int64_t capacity) const {
+  kv_cache cache;
+  cache.capacity = capacity;
+  auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
+  for (int64_t l = 0; l < config_.num_layers; ++l) {
+    cache.k.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
+    cache.v.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
+  }
+  return cache;
+}
+
+torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
+                                     const lora_weights* lora, const torch::Tensor& cos,
+                                     const torch::Tensor& sin) const {
+  const auto& w = weights_.layers[layer];
+  const int64_t t = x.size(0), heads = config_.num_heads, kv = config_.num_kv_heads;
+  const int64_t d = config_.head_dim, group = heads / kv, start = cache.length;
+  auto q = project(x, w.linear[0], lora_for(lora, layer, proj::q)).view({t, heads, d});
+  auto k = project(x, w.linear[1], lora_for(lora, layer, proj::k)).view({t, kv, d});
+  auto v = project(x, w.linear[2], lora_for(lora, layer, proj::v)).view({t, kv, d});
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
+  cache.k[layer].narrow(1, start, t).copy_(k.transpose(0, 1));
+  cache.v[layer].narrow(1, start, t).copy_(v.transpose(0, 1));
+  const int64_t total = start + t;
+  auto keys = cache.k[layer].narrow(1, 0, total);    // [kv, total, d]
+  auto values = cache.v[layer].narrow(1, 0, total);  // [kv, total, d]
+  // Query head h reads key/value head h / group (transformers' repeat_kv), so grouping
+  // the queries by kv head lets one batched matmul serve every head without copies.
+  auto qg = q.view({t, kv, group, d}).permute({1, 2, 0, 3}).reshape({kv, group * t, d});
+  auto scores = torch::bmm(qg, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(d)));
+  if (t > 1) {
+    auto rows = torch::arange(start, total, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+    auto cols = torch::arange(0, total, torch::TensorOptions().dtype(torch::kInt64).device(device_));
+    auto future = cols.unsqueeze(0) > rows.unsqueeze(1);  // [t, total]
+    scores = scores.view({kv, group, t, total})
+               .masked_fill(future, -std::numeric_limits<float>::infinity())
+               .view({kv, group * t, total});
+  }
+  auto out = torch::bmm(torch::softmax(scores, -1), values);  // [kv, group*t, d]
+  out = out.view({kv, group, t, d}).permute({2, 0, 1, 3}).reshape({t, heads * d});
+  return project(out, w.linear[3], lora_for(lora, layer, proj::o));
+}
+
+torch::Tensor llama_model::forward(const torch::Tensor& ids, kv_cache& cache,
+                                   const lora_weights* lora) const {
+  const int64_t t = ids.size(0);
+  auto x = weights_.embed.index_select(0, ids);
+  auto cos = cos_.narrow(0, cache.length, t).unsqueeze(1);
+  auto sin = sin_.narrow(0, cache.length, t).unsqueeze(1);
+  const double eps = config_.rms_norm_eps;
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const auto& w = weights_.layers[l];
+    x = x + attention(rms_norm(x, w.input_norm, eps), l, cache, lora, cos, sin);
+    auto h = rms_norm(x, w.post_attention_norm, eps);
+    auto gate = project(h, w.linear[4], lora_for(lora, l, proj::gate));
+    auto up = project(h, w.linear[5], lora_for(lora, l, proj::up));
+    x = x + project(torch::silu(gate) * up, w.linear[6], lora_for(lora, l, proj::down));
+  }
+  cache.length += t;
+  return rms_norm(x, weights_.final_norm, eps);
+}
+
+torch::Tensor llama_model::logits(const torch::Tensor& hidden) const {
+  return torch::linear(hidden, weights_.lm_head);
+}
+
+}  // namespace adapterd::model

@@ -1,0 +1,93 @@
+#pragma once
+// The Llama-family decoder in libtorch. Internal to model/: only model/*.cpp include
+// this header (it pulls in libtorch, ~18 s per translation unit).
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/model_config.hpp"
+#include "model/result.hpp"
+
+namespace adapterd::model {
+
+enum class proj : size_t { q, k, v, o, gate, up, down };
+constexpr size_t proj_count = 7;
+const char* proj_module(proj p);  // "self_attn.q_proj", ...
+
+struct linear_weights {
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // undefined when the layer has none
+};
+
+struct layer_weights {
+  torch::Tensor input_norm, post_attention_norm;
+  std::array<linear_weights, proj_count> linear;
+};
+
+struct llama_weights {
+  torch::Tensor embed, final_norm, lm_head;
+  std::vector<layer_weights> layers;
+};
+
+/// One LoRA pair of an unmerged adapter: y += scale * B(A x).
+struct lora_pair {
+  torch::Tensor a;  // [r, in]
+  torch::Tensor b;  // [out, r]
+  double scale = 1.0;
+};
+
+struct lora_weights {
+  std::vector<std::array<std::optional<lora_pair>, proj_count>> layers;
+  size_t bytes = 0;
+};
+
+/// Keys and values of every layer, preallocated for the whole sequence.
+struct kv_cache {
+  std::vector<torch::Tensor> k, v;  // [kv_heads, capacity, head_dim]
+  int64_t capacity = 0;
+  int64_t length = 0;
+};
+
+class llama_model {
+public:
+  llama_model(model_config config, llama_weights weights, torch::Device device);
+
+  const model_config& config() const { return config_; }
+  const llama_weights& weights() const { return weights_; }
+  torch::Device device() const { return device_; }
+
+  kv_cache make_cache(int64_t capacity) const;
+  /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
+  /// hidden states [T, hidden]; the cache grows by T.
+  torch::Tensor forward(const torch::Tensor& ids, kv_cache& cache, const lora_weights* lora) const;
+  /// Vocabulary logits of hidden states.
+  torch::Tensor logits(const torch::Tensor& hidden) const;
+
+private:
+  torch::Tensor attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
+                          const lora_weights* lora, const torch::Tensor& cos,
+                          const torch::Tensor& sin) const;
+
+  model_config config_;
+  llama_weights weights_;
+  torch::Device device_;
+  torch::Tensor cos_, sin_;  // [max_positions, head_dim]
+};
+
+/// The rotary inverse frequencies, computed in fp32 exactly as transformers does,
+/// including `linear` and `llama3` scaling.
+torch::Tensor rope_inv_freq(const model_config& config);
+
+/// Reads every weight of `dir` (single or sharded safetensors, F32/F16/BF16) onto
+/// `device` as fp32; F32 weights on the CPU stay in the memory-mapped file.
+result<llama_weights> load_llama_weights(const std::string& dir, const model_config& config,
+                                         torch::Device device);
+
+/// Reads a PEFT adapter for `model`; every shape must fit the base model.
+result<lora_weights> load_lora_weights(const std::string& dir, const llama_model& model);
+
+}  // namespace adapterd::model

@@ -1,0 +1,167 @@
+// The fixtures' golden outputs (an independent fp32 reference of transformers + PEFT)
+// reproduced by the model layer, for every storage variant of each preset.
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include <catch2/catch.hpp>
+
+#include "model/base_model.hpp"
+#include "model/safetensors.hpp"
+#include "tests/fixtures.hpp"
+
+using namespace adapterd::model;
+using adapterd::test::fixtures_dir;
+using adapterd::test::have_fixtures;
+using adapterd::test::read_json;
+
+namespace {
+
+std::shared_ptr<const base_model> load_or_fail(const std::string& dir) {
+  auto m = base_model::load(dir, load_options{"cpu", 0});
+  if (!m)
+    FAIL("load " << dir << ": " << m.err().message);
+  return *m;
+}
+
+float max_abs_diff(const std::vector<float>& a, const float* b, size_t n) {
+  float worst = 0;
+  for (size_t i = 0; i < n; ++i)
+    worst = std::max(worst, std::fabs(a[i] - b[i]));
+  return worst;
+}
+
+generation_params greedy(uint32_t n) {
+  generation_params p;
+  p.max_new_tokens = n;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("golden greedy tokens and logits for every preset and storage", "[model][golden]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  for (const char* preset : {"llama", "qwen2"}) {
+    auto root = fixtures_dir() + "/" + preset;
+    auto golden = read_json(root + "/golden.json");
+    auto logits_file = safetensors_file::open(root + "/golden_logits.safetensors");
+    REQUIRE(logits_file);
+    for (const auto& dir : golden["model_dirs"]) {
+      auto model = load_or_fail(root + "/" + dir.get<std::string>());
+      std::map<std::string, std::shared_ptr<const lora_adapter>> adapters;
+      size_t checked = 0;
+      for (const auto& c : golden["cases"]) {
+        if (c["adapter"].is_array())
+          continue;  // several adapters active at once: not offered
+        const lora_adapter* adapter = nullptr;
+        if (c["adapter"].is_string()) {
+          auto name = c["adapter"].get<std::string>();
+          if (!adapters.count(name)) {
+            auto a = model->load_adapter(root + "/" + golden["adapters"][name]["dir"].get<std::string>());
+            if (!a)
+              FAIL(a.err().message);
+            adapters[name] = *a;
+          }
+          adapter = adapters[name].get();
+        }
+        INFO(preset << "/" << dir.get<std::string>() << " case " << c["id"].get<std::string>());
+        auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+        auto out = model->generate_ids(prompt, greedy(c["max_new_tokens"]), adapter);
+        REQUIRE(out);
+        CHECK(out->output_ids == c["greedy_ids"].get<std::vector<int32_t>>());
+        CHECK(out->finish_reason == c["finish_reason"].get<std::string>());
+        CHECK(model->tok().decode(out->output_ids, true) == c["text"].get<std::string>());
+        ++checked;
+        // Teacher-forced logits over prompt + greedy ids, against the golden rows.
+        auto ids = prompt;
+        auto gen = c["greedy_ids"].get<std::vector<int32_t>>();
+        ids.insert(ids.end(), gen.begin(), gen.end());
+        auto logits = model->logits(ids, adapter);
+        REQUIRE(logits);
+        const auto* rows = (*logits_file)->find(c["logits_key"].get<std::string>());
+        REQUIRE(rows != nullptr);
+        auto first = c["logits_rows"][0].get<size_t>();
+        auto vocab = static_cast<size_t>(model->config().vocab_size);
+        REQUIRE(rows->shape[1] == static_cast<int64_t>(vocab));
+        std::vector<float> expected(static_cast<size_t>(rows->numel()));
+        std::memcpy(expected.data(), rows->data, rows->nbytes);
+        std::vector<float> mine(logits->begin() + static_cast<std::ptrdiff_t>(first * vocab),
+                                logits->begin() + static_cast<std::ptrdiff_t>(first * vocab + expected.size()));
+        CHECK(max_abs_diff(mine, expected.data(), expected.size()) < 2e-3f);
+      }
+      CHECK(checked > 20);
+    }
+  }
+}
+
+TEST_CASE("KV-cached decoding equals full recomputation", "[model]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  auto root = fixtures_dir() + "/llama";
+  auto model = load_or_fail(root + "/model");
+  auto adapter = model->load_adapter(root + "/adapters/lora_qv");
+  REQUIRE(adapter);
+  auto ids = model->tok().encode("KV caches must not change a single logit, ever.", true);
+  for (const lora_adapter* a : {static_cast<const lora_adapter*>(nullptr), adapter->get()}) {
+    auto full = model->logits(ids, a, false);
+    auto step = model->logits(ids, a, true);
+    REQUIRE(full);
+    REQUIRE(step);
+    REQUIRE(full->size() == step->size());
+    CHECK(max_abs_diff(*full, step->data(), full->size()) < 1e-4f);
+  }
+}
+
+TEST_CASE("unmerged LoRA equals merged weights", "[model][lora]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  for (auto [preset, name] : {std::pair{"llama", "lora_pattern"}, std::pair{"llama", "lora_all_rs"},
+                              std::pair{"qwen2", "lora_mlp_rs"}}) {
+    auto root = fixtures_dir() + "/" + preset;
+    auto model = load_or_fail(root + "/model");
+    auto adapter = model->load_adapter(root + "/adapters/" + name);
+    REQUIRE(adapter);
+    auto merged = model->merged_with(**adapter);
+    REQUIRE(merged);
+    auto ids = model->tok().encode("Merging is an optimisation, not a change of meaning.", true);
+    auto unmerged_logits = model->logits(ids, adapter->get());
+    auto merged_logits = (*merged)->logits(ids, nullptr);
+    auto base_logits = model->logits(ids, nullptr);
+    REQUIRE(unmerged_logits);
+    REQUIRE(merged_logits);
+    INFO(preset << "/" << name);
+    CHECK(max_abs_diff(*unmerged_logits, merged_logits->data(), merged_logits->size()) < 1e-3f);
+    CHECK(max_abs_diff(*unmerged_logits, base_logits->data(), base_logits->size()) > 1e-2f);
+    auto a = model->generate_ids(ids, greedy(12), adapter->get());
+    auto b = (*merged)->generate_ids(ids, greedy(12), nullptr);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->output_ids == b->output_ids);
+  }
+}
+
+TEST_CASE("model load errors name what is wrong", "[model]") {
+  auto missing = base_model::load("/nonexistent", load_options{"cpu", 0});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.err().code == errc::invalid_model);
+  if (!have_fixtures())
+    return;
+  auto model = load_or_fail(fixtures_dir() + "/llama/model");
+  auto wrong_base = model->load_adapter(fixtures_dir() + "/qwen2/adapters/lora_attn");
+  REQUIRE_FALSE(wrong_base);
+  CHECK(wrong_base.err().code == errc::invalid_adapter);
+  auto not_adapter = model->load_adapter(fixtures_dir() + "/llama/model");
+  REQUIRE_FALSE(not_adapter);
+  CHECK(not_adapter.err().code == errc::invalid_adapter);
+  auto long_prompt = std::vector<int32_t>(600, 5);
+  auto overflow = model->generate_ids(long_prompt, greedy(4), nullptr);
+  REQUIRE_FALSE(overflow);
+  CHECK(overflow.err().code == errc::context_overflow);
+}
