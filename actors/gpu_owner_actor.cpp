@@ -1,0 +1,133 @@
+#include "actors/gpu_owner_actor.hpp"
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/error_mapping.hpp"
+
+namespace adapterd::actors {
+
+using namespace std::chrono_literals;
+using messages::generate_reply;
+using messages::generate_request;
+
+struct gpu_owner_state {
+  static inline const char* name = "gpu-owner";
+  gpu_owner_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
+
+  supervisor_actor supervisor;
+  messages::janitor_actor janitor;
+  messages::monitor_actor monitor;
+  uint64_t service_seq = 0;
+};
+
+namespace {
+
+using self_ptr = messages::gpu_owner_actor::stateful_pointer<gpu_owner_state>;
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+void report(self_ptr self, uint8_t kind, const std::string& id) {
+  self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id});
+}
+
+caf::expected<generate_reply> run(const generate_request& req, const model_lease& lease) {
+  model::generation_params params;
+  params.max_new_tokens = req.max_new_tokens;
+  params.sampling.temperature = req.temperature;
+  params.sampling.top_p = req.top_p;
+  params.sampling.top_k = req.top_k;
+  params.sampling.repetition_penalty = req.repetition_penalty;
+  if (req.has_seed)
+    params.sampling.seed = req.seed;
+  auto out = lease.model->generate(req.prompt, params, lease.adapter.get());
+  if (!out)
+    return from_model_error(out.err());
+  generate_reply r;
+  r.request_id = req.request_id;
+  r.generated_text = out->text;
+  r.tokens_generated = static_cast<uint32_t>(out->output_ids.size());
+  r.prompt_tokens = static_cast<uint32_t>(out->prompt_ids.size());
+  r.finish_reason = out->finish_reason;
+  r.model = lease.model_name;
+  r.adapter = lease.adapter_name;
+  r.device = lease.model->device();
+  r.generate_ms = out->prefill_ms + out->decode_ms;
+  return r;
+}
+
+// Post-request cleanup; the next request waits for it, as the seed's `finally` did.
+void cleanup_after(self_ptr self, const std::string& id) {
+  self->request(self->state.janitor, 60s, messages::cleanup_atom_v,
+                messages::cleanup_request{id, "after_request"})
+    .await([](const messages::cleanup_reply&) {},
+           [id](const caf::error& e) {
+             spdlog::warn("gpu-owner {} post-request cleanup failed: {}", id, caf::to_string(e));
+           });
+}
+
+messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
+  messages::gpu_owner_actor::stateful_pointer<gpu_owner_state> self, supervisor_actor supervisor,
+  messages::janitor_actor janitor, messages::monitor_actor monitor) {
+  self->state.supervisor = std::move(supervisor);
+  self->state.janitor = std::move(janitor);
+  self->state.monitor = std::move(monitor);
+  return {
+    [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
+      auto rp = self->make_response_promise<generate_reply>();
+      auto seq = ++self->state.service_seq;
+      auto started_us = now_us();
+      report(self, messages::request_event::started, req.request_id);
+      acquire_request acq{req.request_id, req.base_model, req.adapter_path, req.prefer_cpu};
+      // await: no other request starts until this one has been answered and cleaned up.
+      self->request(self->state.supervisor, 30min, messages::acquire_atom_v, acq)
+        .await(
+          [=](const model_lease& lease) mutable {
+            caf::expected<generate_reply> reply = make_failure(messages::errc::internal, "not run");
+            try {
+              reply = run(req, lease);
+            } catch (const std::exception& e) {  // never let the device owner die of one request
+              reply = make_failure(messages::errc::internal, e.what());
+            }
+            if (reply) {
+              reply->queue_ms = static_cast<double>(started_us - req.received_at_us) / 1000.0;
+              reply->load_ms = lease.load_ms;
+              reply->arrival_seq = req.arrival_seq;
+              reply->service_seq = seq;
+              spdlog::info("gpu-owner {} generated {} tokens in {:.1f} ms", req.request_id,
+                           reply->tokens_generated, reply->generate_ms);
+              report(self, messages::request_event::finished, req.request_id);
+              rp.deliver(std::move(*reply));
+            } else {
+              spdlog::warn("gpu-owner {} failed: {}", req.request_id, to_failure(reply.error()).message);
+              report(self, messages::request_event::failed, req.request_id);
+              rp.deliver(reply.error());
+            }
+            cleanup_after(self, req.request_id);
+          },
+          [=](const caf::error& e) mutable {
+            spdlog::warn("gpu-owner {} no model: {}", req.request_id, to_failure(e).message);
+            report(self, messages::request_event::failed, req.request_id);
+            rp.deliver(e);
+            cleanup_after(self, req.request_id);
+          });
+      return rp;
+    },
+  };
+}
+
+}  // namespace
+
+messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, supervisor_actor supervisor,
+                                          messages::janitor_actor janitor,
+                                          messages::monitor_actor monitor) {
+  return sys.spawn<caf::detached>(gpu_owner_behavior, std::move(supervisor), std::move(janitor),
+                                  std::move(monitor));
+}
+
+}  // namespace adapterd::actors

@@ -1,0 +1,89 @@
+#include "actors/http_actor.hpp"
+
+#include <chrono>
+
+#include "caf/send.hpp"
+
+#include "actors/error_mapping.hpp"
+
+namespace adapterd::actors {
+
+struct http_state {
+  static inline const char* name = "http";
+  http_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
+
+  http_targets targets;
+  std::chrono::seconds timeout{600};
+  uint64_t arrivals = 0;
+};
+
+namespace {
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+// Forwards `args` to `target` and completes `done` with the answer or the failure.
+template <class Reply, class Done, class Target, class... Ts>
+void forward(http_actor::stateful_pointer<http_state> self, const Target& target, Done done,
+             Ts&&... args) {
+  self->request(target, self->state.timeout, std::forward<Ts>(args)...)
+    .then([done](Reply& r) { done(std::move(r)); },
+          [done](const caf::error& e) { done(to_failure(e)); });
+}
+
+class actor_backend final : public http::backend {
+public:
+  explicit actor_backend(http_actor actor) : actor_(std::move(actor)) {}
+  void generate(messages::generate_request req, generate_done done) override {
+    caf::anon_send(actor_, messages::generate_atom_v, std::move(req), std::move(done));
+  }
+  void cleanup(messages::cleanup_request req, cleanup_done done) override {
+    caf::anon_send(actor_, messages::cleanup_atom_v, std::move(req), std::move(done));
+  }
+  void health(health_done done) override {
+    caf::anon_send(actor_, messages::health_atom_v, std::move(done));
+  }
+
+private:
+  http_actor actor_;
+};
+
+http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state> self,
+                                        http_targets targets, unsigned request_timeout_s) {
+  self->state.targets = std::move(targets);
+  self->state.timeout = std::chrono::seconds(request_timeout_s);
+  return {
+    [=](messages::generate_atom, messages::generate_request& req, generate_done& done) {
+      req.arrival_seq = ++self->state.arrivals;
+      req.received_at_us = now_us();
+      self->send(self->state.targets.monitor, messages::report_atom_v,
+                 messages::request_event{messages::request_event::queued, req.request_id});
+      forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(done),
+                                        messages::generate_atom_v, std::move(req));
+    },
+    [=](messages::cleanup_atom, messages::cleanup_request& req, cleanup_done& done) {
+      forward<messages::cleanup_reply>(self, self->state.targets.janitor, std::move(done),
+                                       messages::cleanup_atom_v, std::move(req));
+    },
+    [=](messages::health_atom, health_done& done) {
+      forward<messages::health_report>(self, self->state.targets.monitor, std::move(done),
+                                       messages::health_atom_v);
+    },
+  };
+}
+
+}  // namespace
+
+http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets,
+                            unsigned request_timeout_s) {
+  return sys.spawn(http_behavior, std::move(targets), request_timeout_s);
+}
+
+std::unique_ptr<http::backend> make_actor_backend(http_actor actor) {
+  return std::make_unique<actor_backend>(std::move(actor));
+}
+
+}  // namespace adapterd::actors

@@ -1,0 +1,42 @@
+#pragma once
+// http actor: the Beast server (http::server, on its own io threads) turns each HTTP call
+// into a message to this actor through make_actor_backend(). Calls arrive in its mailbox in arrival order; it stamps them, forwards
+// generation to the gpu-owner, cleanup to the janitor and health to the monitor, and
+// hands every answer (or a timeout/unavailable error) back to the waiting connection.
+#include <functional>
+
+#include "caf/allowed_unsafe_message_type.hpp"
+#include "caf/typed_event_based_actor.hpp"
+
+#include "actors/service_config.hpp"
+#include "http/api.hpp"
+#include "messages/interfaces.hpp"
+
+namespace adapterd::actors {
+
+using generate_done = std::function<void(http::outcome<messages::generate_reply>)>;
+using cleanup_done = std::function<void(http::outcome<messages::cleanup_reply>)>;
+using health_done = std::function<void(http::outcome<messages::health_report>)>;
+
+using http_actor = caf::typed_actor<
+  caf::reacts_to<messages::generate_atom, messages::generate_request, generate_done>,
+  caf::reacts_to<messages::cleanup_atom, messages::cleanup_request, cleanup_done>,
+  caf::reacts_to<messages::health_atom, health_done>>;
+
+struct http_targets {
+  messages::gpu_owner_actor gpu_owner;
+  messages::janitor_actor janitor;
+  messages::monitor_actor monitor;
+};
+
+http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets,
+                            unsigned request_timeout_s);
+
+/// The http::backend that posts calls into an http actor (callable from any io thread).
+std::unique_ptr<http::backend> make_actor_backend(http_actor actor);
+
+}  // namespace adapterd::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::generate_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::cleanup_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::health_done)

@@ -1,0 +1,143 @@
+// adapterd: serve a model with LoRA adapters over HTTP (the seed's contract).
+// Options: defaults < config file (config/adapterd.ini, or --config-file=) < command line.
+#include <signal.h>
+
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+
+#include "actors/node.hpp"
+#include "messages/type_ids.hpp"
+
+namespace {
+
+using adapterd::actors::cleanup_policy;
+
+std::vector<std::string> split_paths(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ':'))
+    if (!item.empty())
+      out.push_back(item);
+  return out;
+}
+
+class adapterd_config : public caf::actor_system_config {
+public:
+  std::string host = "127.0.0.1";
+  uint16_t port = 8110;
+  std::string model = "models/generated/tiny-llama";
+  std::string model_roots = "models";
+  std::string adapter_roots = "models";
+  std::string device = "auto";
+  int32_t threads = 0;
+  std::string policy = "flush";
+  bool preload = true;
+  uint32_t max_new_tokens_limit = 512;
+  uint64_t max_body_bytes = 1 << 20;
+  uint32_t request_timeout_s = 600;
+  std::string log_level = "info";
+
+  adapterd_config() {
+    opt_group{custom_options_, "global"}
+      .add(host, "host", "address to listen on (default 127.0.0.1)")
+      .add(port, "port,p", "HTTP port (default 8110; 0 picks a free one)")
+      .add(model, "model,m", "directory of the default Hugging Face model")
+      .add(model_roots, "model-roots", "':'-separated directories other base_models may come from")
+      .add(adapter_roots, "adapter-roots", "':'-separated directories adapter_path must lie in")
+      .add(device, "device", "auto | cpu | cuda")
+      .add(threads, "threads", "libtorch intra-op threads (0: one per core)")
+      .add(policy, "cleanup-policy", "after each request: flush | unload | off")
+      .add(preload, "preload", "load the default model at start-up (default true)")
+      .add(max_new_tokens_limit, "max-new-tokens-limit", "largest max_new_tokens a request may ask")
+      .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
+      .add(request_timeout_s, "request-timeout", "seconds a request may wait and run")
+      .add(log_level, "log-level", "trace | debug | info | warn | error");
+    add_message_types<caf::id_block::adapterd>();
+  }
+};
+
+std::optional<adapterd::actors::service_config> to_service_config(const adapterd_config& c,
+                                                                  std::string& problem) {
+  adapterd::actors::service_config s;
+  s.host = c.host;
+  s.port = c.port;
+  s.default_model = c.model;
+  s.model_roots = split_paths(c.model_roots);
+  s.adapter_roots = split_paths(c.adapter_roots);
+  s.device = c.device;
+  s.threads = c.threads;
+  s.preload = c.preload;
+  s.max_new_tokens_limit = c.max_new_tokens_limit;
+  s.max_body_bytes = c.max_body_bytes;
+  s.request_timeout_s = c.request_timeout_s;
+  if (c.policy == "flush")
+    s.policy = cleanup_policy::flush;
+  else if (c.policy == "unload")
+    s.policy = cleanup_policy::unload;
+  else if (c.policy == "off")
+    s.policy = cleanup_policy::off;
+  else
+    problem = "--cleanup-policy must be flush, unload or off, not '" + c.policy + "'";
+  if (c.device != "auto" && c.device != "cpu" && c.device != "cuda")
+    problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
+  if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0)
+    problem = "limits must be positive";
+  if (c.threads < 0)
+    problem = "--threads must not be negative";
+  if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
+    problem = "--log-level '" + c.log_level + "' is not a level";
+  if (!problem.empty())
+    return std::nullopt;
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  adapterd_config cfg;
+  if (auto err = cfg.parse(argc, argv, "config/adapterd.ini")) {
+    std::cerr << "adapterd: " << cfg.render(err) << "\n(see adapterd --help)\n";
+    return 2;
+  }
+  if (cfg.cli_helptext_printed)
+    return 0;
+  std::string problem;
+  auto service = to_service_config(cfg, problem);
+  if (!service) {
+    std::cerr << "adapterd: " << problem << "\n";
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Signals are taken by sigwait below, never by another thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  caf::actor_system sys{cfg};
+  adapterd::actors::node node{sys, *service};
+  auto started = node.start();
+  if (auto* failure = std::get_if<std::string>(&started)) {
+    spdlog::error("{}", *failure);
+    node.stop();
+    return 1;
+  }
+  // The line tests and scripts wait for; they read the port from it.
+  spdlog::info("adapterd listening on http://{}:{} (model {}, cleanup {})", service->host,
+               std::get<uint16_t>(started), service->default_model, cfg.policy);
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("adapterd stopping on signal {}", sig);
+  node.stop();
+  return 0;
+}

@@ -1,0 +1,79 @@
+#include "actors/monitor_actor.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include "model/memory_stats.hpp"
+
+namespace adapterd::actors {
+
+struct monitor_state {
+  static inline const char* name = "monitor";
+  monitor_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
+
+  cleanup_policy policy = cleanup_policy::flush;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  uint64_t queued = 0, started_count = 0, served = 0, failed = 0, flushes = 0;
+  messages::model_state model;
+};
+
+namespace {
+
+std::string iso_timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return buf;
+}
+
+messages::monitor_actor::behavior_type monitor_behavior(
+  messages::monitor_actor::stateful_pointer<monitor_state> self, cleanup_policy policy) {
+  self->state.policy = policy;
+  return {
+    [=](messages::report_atom, const messages::request_event& e) {
+      auto& st = self->state;
+      switch (e.kind) {
+        case messages::request_event::queued: ++st.queued; break;
+        case messages::request_event::started: ++st.started_count; break;
+        case messages::request_event::finished: ++st.served; break;
+        case messages::request_event::failed: ++st.failed; break;
+        default: break;
+      }
+    },
+    [=](messages::report_atom, const messages::model_state& m) { self->state.model = m; },
+    [=](messages::report_atom, const messages::flush_event&) { ++self->state.flushes; },
+    [=](messages::health_atom) {
+      const auto& st = self->state;
+      auto mem = model::read_memory_figures();
+      messages::health_report r;
+      r.status = "healthy";
+      r.timestamp = iso_timestamp();
+      auto done = st.served + st.failed;
+      r.running = static_cast<uint32_t>(st.started_count > done ? st.started_count - done : 0);
+      r.queue_depth = static_cast<uint32_t>(st.queued > st.started_count ? st.queued - st.started_count : 0);
+      r.active_jobs = r.running;
+      r.gpu_available = mem.gpu_available;
+      r.gpu_allocated_mb = mem.gpu_allocated_mb;
+      r.gpu_reserved_mb = mem.gpu_reserved_mb;
+      r.rss_bytes = mem.rss_bytes;
+      r.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
+      r.model = st.model;
+      r.requests_served = st.served;
+      r.requests_failed = st.failed;
+      r.flushes = st.flushes;
+      r.cleanup_policy = to_string(st.policy);
+      return r;
+    },
+  };
+}
+
+}  // namespace
+
+messages::monitor_actor spawn_monitor(caf::actor_system& sys, cleanup_policy policy) {
+  return sys.spawn(monitor_behavior, policy);
+}
+
+}  // namespace adapterd::actors

@@ -1,0 +1,14 @@
+#include "actors/service_config.hpp"
+
+namespace adapterd::actors {
+
+const char* to_string(cleanup_policy p) {
+  switch (p) {
+    case cleanup_policy::flush: return "flush";
+    case cleanup_policy::unload: return "unload";
+    case cleanup_policy::off: return "off";
+  }
+  return "flush";
+}
+
+}  // namespace adapterd::actors

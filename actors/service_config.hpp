@@ -1,0 +1,29 @@
+#pragma once
+// The settings the actors run with, filled from defaults < config file < command line.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace adapterd::actors {
+
+enum class cleanup_policy { flush, unload, off };
+
+const char* to_string(cleanup_policy p);
+
+struct service_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8110;
+  std::string default_model;              // directory of the model served by default
+  std::vector<std::string> model_roots;   // other base models must lie below one of these
+  std::vector<std::string> adapter_roots; // adapters must lie below one of these
+  std::string device = "auto";            // auto | cpu | cuda
+  int threads = 0;                        // libtorch intra-op threads; 0: its default
+  cleanup_policy policy = cleanup_policy::flush;
+  bool preload = true;                    // load the default model at start-up
+  uint32_t max_new_tokens_limit = 512;
+  size_t max_body_bytes = 1 << 20;
+  unsigned request_timeout_s = 600;
+  unsigned io_threads = 2;
+};
+
+}  // namespace adapterd::actors

@@ -1,0 +1,57 @@
+#pragma once
+// The generation family: what /generate-lite asks the gpu-owner and what it answers.
+#include <cstdint>
+#include <string>
+
+#include "caf/meta/type_name.hpp"
+
+namespace adapterd::messages {
+
+struct generate_request {
+  std::string request_id;
+  std::string prompt;
+  uint32_t max_new_tokens = 64;
+  double temperature = 0.7;
+  double top_p = 0.95;
+  int32_t top_k = 50;
+  double repetition_penalty = 1.0;
+  bool has_seed = false;
+  uint64_t seed = 0;
+  std::string base_model;    // empty: the default model
+  std::string adapter_path;  // empty: no adapter
+  bool prefer_cpu = false;
+  uint64_t arrival_seq = 0;     // stamped by the http actor, in arrival order
+  int64_t received_at_us = 0;   // steady-clock microseconds, stamped on arrival
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
+  return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
+           x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
+           x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.arrival_seq, x.received_at_us);
+}
+
+struct generate_reply {
+  std::string request_id;
+  std::string generated_text;
+  uint32_t tokens_generated = 0;
+  uint32_t prompt_tokens = 0;
+  std::string finish_reason;  // eos | length
+  std::string model;
+  std::string adapter;
+  std::string device;
+  double queue_ms = 0;
+  double load_ms = 0;
+  double generate_ms = 0;
+  uint64_t arrival_seq = 0;
+  uint64_t service_seq = 0;  // the order in which the gpu-owner started requests
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
+  return f(caf::meta::type_name("adapterd::generate_reply"), x.request_id, x.generated_text,
+           x.tokens_generated, x.prompt_tokens, x.finish_reason, x.model, x.adapter, x.device,
+           x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq);
+}
+
+}  // namespace adapterd::messages

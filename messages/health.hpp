@@ -1,0 +1,78 @@
+#pragma once
+// The health family: the events the other actors report to the monitor, and the
+// report /health renders.
+#include <cstdint>
+#include <string>
+
+#include "caf/meta/type_name.hpp"
+
+namespace adapterd::messages {
+
+/// A request's progress through the service, reported to the monitor.
+struct request_event {
+  enum kind_type : uint8_t { queued = 1, started, finished, failed };
+  uint8_t kind = queued;
+  std::string request_id;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request_event& x) {
+  return f(caf::meta::type_name("adapterd::request_event"), x.kind, x.request_id);
+}
+
+/// What the supervisor holds, reported whenever it changes.
+struct model_state {
+  bool loaded = false;
+  std::string path;
+  std::string device;
+  uint64_t weight_bytes = 0;
+  uint32_t adapters_cached = 0;
+  uint64_t adapter_bytes = 0;
+  uint64_t model_loads = 0;
+  uint64_t adapter_loads = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_state& x) {
+  return f(caf::meta::type_name("adapterd::model_state"), x.loaded, x.path, x.device,
+           x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads, x.adapter_loads);
+}
+
+/// A flush the janitor ran.
+struct flush_event {
+  std::string reason;
+  uint64_t rss_after_bytes = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, flush_event& x) {
+  return f(caf::meta::type_name("adapterd::flush_event"), x.reason, x.rss_after_bytes);
+}
+
+struct health_report {
+  std::string status = "healthy";
+  std::string timestamp;  // ISO 8601, local time, as the seed printed it
+  uint32_t active_jobs = 0;
+  bool gpu_available = false;
+  double gpu_allocated_mb = 0;
+  double gpu_reserved_mb = 0;
+  uint32_t queue_depth = 0;
+  uint32_t running = 0;
+  uint64_t rss_bytes = 0;
+  double uptime_s = 0;
+  model_state model;
+  uint64_t requests_served = 0;
+  uint64_t requests_failed = 0;
+  uint64_t flushes = 0;
+  std::string cleanup_policy;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, health_report& x) {
+  return f(caf::meta::type_name("adapterd::health_report"), x.status, x.timestamp, x.active_jobs,
+           x.gpu_available, x.gpu_allocated_mb, x.gpu_reserved_mb, x.queue_depth, x.running,
+           x.rss_bytes, x.uptime_s, x.model, x.requests_served, x.requests_failed, x.flushes,
+           x.cleanup_policy);
+}
+
+}  // namespace adapterd::messages

@@ -1,0 +1,38 @@
+#pragma once
+// The memory family: cleanup requests (after each request and on demand) and their answer.
+#include <cstdint>
+#include <string>
+
+#include "caf/meta/type_name.hpp"
+
+namespace adapterd::messages {
+
+struct cleanup_request {
+  std::string request_id;
+  std::string reason;  // "after_request" | "manual"
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cleanup_request& x) {
+  return f(caf::meta::type_name("adapterd::cleanup_request"), x.request_id, x.reason);
+}
+
+struct cleanup_reply {
+  std::string status;   // "success"
+  std::string message;  // the seed's wording
+  bool gpu_available = false;
+  double gpu_allocated_mb = 0;
+  double gpu_reserved_mb = 0;
+  uint64_t rss_before_bytes = 0;
+  uint64_t rss_after_bytes = 0;
+  bool model_unloaded = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cleanup_reply& x) {
+  return f(caf::meta::type_name("adapterd::cleanup_reply"), x.status, x.message, x.gpu_available,
+           x.gpu_allocated_mb, x.gpu_reserved_mb, x.rss_before_bytes, x.rss_after_bytes,
+           x.model_unloaded);
+}
+
+}  // namespace adapterd::messages

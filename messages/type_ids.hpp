@@ -1,0 +1,29 @@
+#pragma once
+// The one type-id block of adapterd: every message type and atom, registered under the
+// same names on every node so that actors can talk across machines.
+#include "caf/error.hpp"
+#include "caf/type_id.hpp"
+
+#include "messages/errors.hpp"
+#include "messages/generation.hpp"
+#include "messages/health.hpp"
+#include "messages/memory.hpp"
+
+CAF_ERROR_CODE_ENUM(adapterd::messages::errc, "adapterd")
+
+CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::generate_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::generate_reply))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::cleanup_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::cleanup_reply))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::request_event))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::model_state))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::flush_event))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::health_report))
+  CAF_ADD_ATOM(adapterd, adapterd::messages, generate_atom, "generate")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, cleanup_atom, "cleanup")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, health_atom, "health")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, report_atom, "report")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, acquire_atom, "acquire")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, unload_atom, "unloadmdl")
+CAF_END_TYPE_ID_BLOCK(adapterd)

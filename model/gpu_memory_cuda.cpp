@@ -1,0 +1,36 @@
+// CUDA builds only (CMake adds this file when the Torch package has CUDA).
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/cuda.h>
+
+#include "model/memory_stats.hpp"
+
+namespace adapterd::model {
+
+namespace {
+namespace cca = c10::cuda::CUDACachingAllocator;
+constexpr size_t aggregate = static_cast<size_t>(cca::StatType::AGGREGATE);
+constexpr double mib = 1024.0 * 1024.0;
+}  // namespace
+
+bool gpu_present() { return torch::cuda::is_available(); }
+
+void gpu_read(double& allocated_mb, double& reserved_mb) {
+  allocated_mb = reserved_mb = 0;
+  try {  // the allocator asserts when CUDA has not been initialised yet
+    auto stats = cca::getDeviceStats(0);
+    allocated_mb = static_cast<double>(stats.allocated_bytes[aggregate].current) / mib;
+    reserved_mb = static_cast<double>(stats.reserved_bytes[aggregate].current) / mib;
+  } catch (const c10::Error&) {
+  }
+}
+
+void gpu_empty_cache() {
+  try {
+    c10::cuda::device_synchronize();
+    cca::emptyCache();
+  } catch (const c10::Error&) {
+  }
+}
+
+}  // namespace adapterd::model

@@ -1,0 +1,26 @@
+#pragma once
+// Process and device memory figures, and the flush that hands cached allocator memory
+// back (CUDA's caching allocator on GPU, glibc's heap via malloc_trim on CPU).
+// Weights are never touched by a flush.
+#include <cstdint>
+
+namespace adapterd::model {
+
+struct memory_figures {
+  uint64_t rss_bytes = 0;
+  bool gpu_available = false;
+  double gpu_allocated_mb = 0;
+  double gpu_reserved_mb = 0;
+};
+
+memory_figures read_memory_figures();
+
+/// Returns cached memory to the system; returns the figures after the flush.
+memory_figures flush_allocator_caches();
+
+// Implemented by gpu_memory_cuda.cpp where libtorch has CUDA, else by a CPU stub.
+bool gpu_present();
+void gpu_read(double& allocated_mb, double& reserved_mb);
+void gpu_empty_cache();
+
+}  // namespace adapterd::model

@@ -1,0 +1,28 @@
+#pragma once
+// Writes a deterministic tiny random Llama model (config, byte-level BPE tokenizer trained
+// on a built-in text, fp32 safetensors) and a LoRA adapter for it, in exactly the Hugging
+// Face / PEFT layout. Tests and the default run use it; no libtorch needed.
+#include <cstdint>
+#include <string>
+
+#include "model/result.hpp"
+
+namespace adapterd::model {
+
+struct tiny_model_spec {
+  uint64_t seed = 1234;
+  int64_t hidden = 128;
+  int64_t intermediate = 344;
+  int64_t layers = 4;
+  int64_t heads = 4;
+  int64_t kv_heads = 2;
+  int64_t max_positions = 1024;
+  int merges = 300;
+  int lora_rank = 8;
+};
+
+/// Writes `model_dir` and `adapter_dir` (created if missing).
+result<bool> write_tiny_model(const tiny_model_spec& spec, const std::string& model_dir,
+                              const std::string& adapter_dir);
+
+}  // namespace adapterd::model
