@@ -26,9 +26,9 @@ namespace {
 
 using self_ptr = messages::gpu_owner_actor::stateful_pointer<gpu_owner_state>;
 
+template <class Clock>
 int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
     .count();
 }
 
@@ -81,7 +81,8 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
     [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
       auto rp = self->make_response_promise<generate_reply>();
       auto seq = ++self->state.service_seq;
-      auto started_us = now_us();
+      auto started_us = now_us<std::chrono::steady_clock>();
+      auto started_wall_us = now_us<std::chrono::system_clock>();
       report(self, messages::request_event::started, req.request_id);
       acquire_request acq{req.request_id, req.base_model, req.adapter_path, req.prefer_cpu};
       // await: no other request starts until this one has been answered and cleaned up.
@@ -99,6 +100,8 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
               reply->load_ms = lease.load_ms;
               reply->arrival_seq = req.arrival_seq;
               reply->service_seq = seq;
+              reply->started_at_us = started_wall_us;
+              reply->finished_at_us = now_us<std::chrono::system_clock>();
               spdlog::info("gpu-owner {} generated {} tokens in {:.1f} ms", req.request_id,
                            reply->tokens_generated, reply->generate_ms);
               report(self, messages::request_event::finished, req.request_id);

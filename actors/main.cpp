@@ -38,7 +38,7 @@ public:
   std::string device = "auto";
   int32_t threads = 0;
   std::string policy = "flush";
-  bool preload = true;
+  bool lazy_load = false;
   uint32_t max_new_tokens_limit = 512;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t request_timeout_s = 600;
@@ -54,7 +54,7 @@ public:
       .add(device, "device", "auto | cpu | cuda")
       .add(threads, "threads", "libtorch intra-op threads (0: one per core)")
       .add(policy, "cleanup-policy", "after each request: flush | unload | off")
-      .add(preload, "preload", "load the default model at start-up (default true)")
+      .add(lazy_load, "lazy-load", "load the default model on the first request, not at start-up")
       .add(max_new_tokens_limit, "max-new-tokens-limit", "largest max_new_tokens a request may ask")
       .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
       .add(request_timeout_s, "request-timeout", "seconds a request may wait and run")
@@ -73,7 +73,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.adapter_roots = split_paths(c.adapter_roots);
   s.device = c.device;
   s.threads = c.threads;
-  s.preload = c.preload;
+  s.preload = !c.lazy_load;
   s.max_new_tokens_limit = c.max_new_tokens_limit;
   s.max_body_bytes = c.max_body_bytes;
   s.request_timeout_s = c.request_timeout_s;

@@ -1,6 +1,7 @@
 #include "actors/path_policy.hpp"
 
 #include <filesystem>
+#include <vector>
 
 namespace adapterd::actors {
 
@@ -26,6 +27,7 @@ std::optional<std::string> resolve_under_roots(const std::string& requested,
   if (requested.empty() || requested.find('\0') != std::string::npos)
     return std::nullopt;
   fs::path requested_path = requested;
+  std::optional<std::string> inside_but_missing;
   for (const auto& root : roots) {
     std::error_code ec;
     auto canonical_root = fs::weakly_canonical(root, ec);
@@ -37,11 +39,15 @@ std::optional<std::string> resolve_under_roots(const std::string& requested,
       candidates.push_back(canonical_root / requested_path);
     for (const auto& candidate : candidates) {
       auto resolved = fs::weakly_canonical(candidate, ec);
-      if (!ec && inside(resolved, canonical_root) && (fs::exists(resolved) || candidate == candidates.back()))
+      if (ec || !inside(resolved, canonical_root))
+        continue;
+      if (fs::exists(resolved))
         return resolved.string();
+      if (!inside_but_missing)
+        inside_but_missing = resolved.string();
     }
   }
-  return std::nullopt;
+  return inside_but_missing;
 }
 
 }  // namespace adapterd::actors

@@ -127,7 +127,9 @@ std::string to_json(const messages::generate_reply& r) {
     {"device", r.device},
     {"request_id", r.request_id},
     {"timings", {{"queue_ms", round2(r.queue_ms)}, {"load_ms", round2(r.load_ms)},
-                 {"generate_ms", round2(r.generate_ms)}}},
+                 {"generate_ms", round2(r.generate_ms)},
+                 {"started_at_ms", static_cast<double>(r.started_at_us) / 1000.0},
+                 {"finished_at_ms", static_cast<double>(r.finished_at_us) / 1000.0}}},
     {"order", {{"arrived", r.arrival_seq}, {"served", r.service_seq}}},
   };
   return out.dump(-1, ' ', false, json::error_handler_t::replace);

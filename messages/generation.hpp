@@ -45,13 +45,16 @@ struct generate_reply {
   double generate_ms = 0;
   uint64_t arrival_seq = 0;
   uint64_t service_seq = 0;  // the order in which the gpu-owner started requests
+  int64_t started_at_us = 0;   // wall clock (Unix epoch) when the gpu-owner took it up
+  int64_t finished_at_us = 0;  // wall clock when its answer was ready
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
   return f(caf::meta::type_name("adapterd::generate_reply"), x.request_id, x.generated_text,
            x.tokens_generated, x.prompt_tokens, x.finish_reason, x.model, x.adapter, x.device,
-           x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq);
+           x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq, x.started_at_us,
+           x.finished_at_us);
 }
 
 }  // namespace adapterd::messages

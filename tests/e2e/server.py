@@ -1,0 +1,75 @@
+"""Starts the real adapterd binary on a free loopback port and talks HTTP to it."""
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+BIN = os.environ.get("ADAPTERD_BIN", "build/adapterd")
+MAKE_TINY = os.environ.get("ADAPTERD_MAKE_TINY", "build/adapterd-make-tiny-model")
+
+
+def make_models(root):
+    subprocess.run([MAKE_TINY, root], check=True, stdout=subprocess.DEVNULL)
+    return os.path.join(root, "tiny-llama"), os.path.join(root, "tiny-llama-lora")
+
+
+class Server:
+    def __init__(self, model, roots, *extra):
+        self.log = tempfile.NamedTemporaryFile(prefix="adapterd-e2e-", suffix=".log", delete=False)
+        args = [BIN, "--port=0", "--host=127.0.0.1", f"--model={model}",
+                f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1", *extra]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self, timeout_s=60):
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            with open(self.log.name, encoding="utf-8", errors="replace") as f:
+                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", f.read())
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"adapterd exited with {self.proc.returncode}: {self.output()}")
+            time.sleep(0.05)
+        raise RuntimeError("adapterd did not start: " + self.output())
+
+    def output(self):
+        with open(self.log.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def request(self, method, path, body=None, raw=None, headers=None, timeout=120):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        conn.request(method, path, body=data, headers=headers or {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8")
+        conn.close()
+        try:
+            payload = json.loads(text) if text else None
+        except ValueError:
+            payload = text
+        return resp.status, payload, dict(resp.getheaders())
+
+    def generate(self, **fields):
+        return self.request("POST", "/generate-lite", fields)
+
+    def health(self):
+        status, body, _ = self.request("GET", "/health")
+        assert status == 200, body
+        return body
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        os.unlink(self.log.name)
+        return self.proc.returncode

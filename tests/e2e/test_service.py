@@ -1,0 +1,187 @@
+"""End to end: the seed's contract on the real binary (run by ctest as `e2e`)."""
+import os
+import shutil
+import tempfile
+import threading
+import unittest
+
+from server import Server, make_models
+
+
+class ServiceTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.root = tempfile.mkdtemp(prefix="adapterd-e2e-")
+        cls.model, cls.adapter = make_models(cls.root)
+        cls.server = Server(cls.model, cls.root, "--max-new-tokens-limit=256", "--max-body-bytes=65536")
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.server.stop()
+        shutil.rmtree(cls.root, ignore_errors=True)
+        assert rc == 0, f"adapterd exited with {rc} on SIGTERM"
+
+    def assert_error(self, status, body, expected_status, code=None):
+        self.assertEqual(status, expected_status, body)
+        self.assertIn("error", body)
+        self.assertIn("code", body["error"])
+        self.assertIn("message", body["error"])
+        if code:
+            self.assertEqual(body["error"]["code"], code)
+        self.assertEqual(self.server.health()["status"], "healthy")  # still serving
+
+    def test_health_has_the_seed_shape_and_operator_figures(self):
+        h = self.server.health()
+        for key in ("status", "timestamp", "active_jobs", "gpu_available", "gpu_memory"):
+            self.assertIn(key, h)
+        self.assertEqual(h["status"], "healthy")
+        self.assertIn("allocated_mb", h["gpu_memory"])
+        self.assertIn("reserved_mb", h["gpu_memory"])
+        self.assertTrue(h["model"]["loaded"])
+        self.assertGreater(h["process_rss_mb"], 0)
+        self.assertGreaterEqual(h["uptime_s"], 0)
+        self.assertIn("queue_depth", h)
+
+    def test_generate_lite_answers_the_seed_fields(self):
+        status, body, headers = self.server.generate(prompt="Hello, world!", max_new_tokens=8, temperature=0)
+        self.assertEqual(status, 200, body)
+        for key in ("generated_text", "tokens_generated", "model", "adapter", "timings"):
+            self.assertIn(key, body)
+        self.assertEqual(body["tokens_generated"], 8)
+        self.assertEqual(body["model"], "tiny-llama")
+        self.assertIsNone(body["adapter"])
+        self.assertIn("queue_ms", body["timings"])
+        self.assertIn("generate_ms", body["timings"])
+        self.assertIn("X-Request-Id", headers)
+
+    def test_greedy_is_deterministic_and_the_adapter_changes_it(self):
+        base1 = self.server.generate(prompt="Once upon a time", max_new_tokens=12, temperature=0)[1]
+        base2 = self.server.generate(prompt="Once upon a time", max_new_tokens=12, temperature=0)[1]
+        self.assertEqual(base1["generated_text"], base2["generated_text"])
+        status, tuned, _ = self.server.generate(prompt="Once upon a time", max_new_tokens=12,
+                                                temperature=0, adapter_path=self.adapter)
+        self.assertEqual(status, 200, tuned)
+        self.assertEqual(tuned["adapter"], self.adapter)
+        self.assertNotEqual(tuned["generated_text"], base1["generated_text"])
+        # A relative adapter path is taken from the adapter root.
+        status, rel, _ = self.server.generate(prompt="Once upon a time", max_new_tokens=12,
+                                              temperature=0, adapter_path="tiny-llama-lora")
+        self.assertEqual(status, 200, rel)
+        self.assertEqual(rel["generated_text"], tuned["generated_text"])
+
+    def test_seeded_sampling_repeats(self):
+        a = self.server.generate(prompt="seed", max_new_tokens=10, temperature=1.0, top_p=0.9, seed=7)[1]
+        b = self.server.generate(prompt="seed", max_new_tokens=10, temperature=1.0, top_p=0.9, seed=7)[1]
+        self.assertEqual(a["generated_text"], b["generated_text"])
+
+    def test_warm_requests_do_not_reload_and_cleanup_keeps_the_model(self):
+        loads = self.server.health()["counters"]["model_loads"]
+        for _ in range(3):
+            self.assertEqual(self.server.generate(prompt="warm", max_new_tokens=4)[0], 200)
+        status, body, _ = self.server.request("POST", "/cleanup-memory")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["status"], "success")
+        self.assertEqual(body["message"], "Memory cleaned up (CPU only)")
+        h = self.server.health()
+        self.assertTrue(h["model"]["loaded"])
+        self.assertEqual(h["counters"]["model_loads"], loads)
+        self.assertEqual(self.server.generate(prompt="after cleanup", max_new_tokens=4)[0], 200)
+        self.assertEqual(self.server.health()["counters"]["model_loads"], loads)
+
+    def test_concurrent_requests_run_one_at_a_time_in_arrival_order(self):
+        results = [None] * 3
+        def call(i):
+            results[i] = self.server.generate(prompt=f"request {i} " * 20, max_new_tokens=96, temperature=0)
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        replies = []
+        for status, body, _ in results:
+            self.assertEqual(status, 200, body)
+            replies.append(body)
+        replies.sort(key=lambda r: r["order"]["arrived"])
+        served = [r["order"]["served"] for r in replies]
+        self.assertEqual(served, sorted(served), "served in arrival order")
+        self.assertEqual(served, list(range(served[0], served[0] + 3)), "none served in between")
+        for earlier, later in zip(replies, replies[1:]):
+            # The server's own clock: a request starts only after the previous one finished.
+            self.assertGreaterEqual(later["timings"]["started_at_ms"], earlier["timings"]["finished_at_ms"])
+        self.assertGreater(replies[-1]["timings"]["queue_ms"], 0)
+
+    def test_bad_inputs_get_clear_errors(self):
+        s = self.server
+        self.assert_error(*s.request("POST", "/generate-lite", raw="{not json")[:2], 400, "invalid_json")
+        self.assert_error(*s.request("POST", "/generate-lite", raw="[1]")[:2], 400, "invalid_json")
+        self.assert_error(*s.generate()[:2], 400, "missing_field")
+        self.assert_error(*s.generate(prompt=42)[:2], 400, "invalid_type")
+        self.assert_error(*s.generate(prompt="x", max_new_tokens="3")[:2], 400, "invalid_type")
+        self.assert_error(*s.generate(prompt="x", max_new_tokens=0)[:2], 400, "out_of_range")
+        self.assert_error(*s.generate(prompt="x", max_new_tokens=-1)[:2], 400, "out_of_range")
+        self.assert_error(*s.generate(prompt="x", max_new_tokens=257)[:2], 400, "out_of_range")
+        self.assert_error(*s.generate(prompt="x", temperature=-0.5)[:2], 400, "out_of_range")
+        long_prompt = " ".join(f"w{i}q" for i in range(3000))
+        self.assert_error(*s.generate(prompt=long_prompt, max_new_tokens=4)[:2], 400, "context_overflow")
+        self.assert_error(*s.generate(prompt="x", base_model="no-such-model")[:2], 400, "unknown_model")
+        self.assert_error(*s.generate(prompt="x", adapter_path=os.path.join(self.root, "missing"))[:2],
+                          400, "adapter_not_found")
+        self.assert_error(*s.generate(prompt="x", adapter_path=self.model)[:2], 400, "adapter_not_found")
+        self.assert_error(*s.generate(prompt="x", adapter_path="/etc")[:2], 403, "adapter_forbidden")
+        self.assert_error(*s.generate(prompt="x", adapter_path="../../../../etc")[:2], 403, "adapter_forbidden")
+        self.assert_error(*s.generate(prompt="x", adapter_path=self.root + "/../../etc/passwd")[:2],
+                          403, "adapter_forbidden")
+        broken = os.path.join(self.root, "broken-adapter")
+        os.makedirs(broken, exist_ok=True)
+        with open(os.path.join(broken, "adapter_config.json"), "w") as f:
+            f.write('{"peft_type": "LORA", "r": 4, "use_dora": true}')
+        self.assert_error(*s.generate(prompt="x", adapter_path=broken)[:2], 400, "invalid_adapter")
+        self.assert_error(*s.request("POST", "/generate-lite", raw='{"prompt": "' + "a" * 70000 + '"}')[:2],
+                          413, "payload_too_large")
+        self.assert_error(*s.request("GET", "/nope")[:2], 404, "not_found")
+        status, body, headers = s.request("GET", "/generate-lite")
+        self.assert_error(status, body, 405, "method_not_allowed")
+        self.assertEqual(headers.get("Allow"), "POST")
+        self.assert_error(*s.request("DELETE", "/health")[:2], 405, "method_not_allowed")
+        self.assertEqual(s.generate(prompt="still fine", max_new_tokens=3)[0], 200)
+
+
+class PolicyTest(unittest.TestCase):
+    def test_unload_policy_reloads_every_request(self):
+        root = tempfile.mkdtemp(prefix="adapterd-e2e-")
+        try:
+            model, _ = make_models(root)
+            server = Server(model, root, "--cleanup-policy=unload", "--lazy-load")
+            try:
+                self.assertFalse(server.health()["model"]["loaded"])
+                for _ in range(2):
+                    status, body, _ = server.generate(prompt="reload", max_new_tokens=3)
+                    self.assertEqual(status, 200, body)
+                    self.assertGreater(body["timings"]["load_ms"], 0)
+                h = server.health()
+                self.assertEqual(h["counters"]["model_loads"], 2)
+                self.assertFalse(h["model"]["loaded"])
+            finally:
+                self.assertEqual(server.stop(), 0)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_bad_command_line_is_refused(self):
+        import subprocess
+        from server import BIN
+        for args in (["--cleanup-policy=sometimes"], ["--device=tpu"], ["--port=notaport"]):
+            proc = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(proc.returncode, 0, args)
+            self.assertIn("adapterd:", proc.stderr)
+
+    def test_missing_default_model_fails_at_start(self):
+        import subprocess
+        from server import BIN
+        proc = subprocess.run([BIN, "--port=0", "--model=/nonexistent/model"], capture_output=True,
+                              text=True, timeout=30)
+        self.assertEqual(proc.returncode, 1)
+        self.assertIn("cannot load the default model", proc.stdout + proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
