@@ -8,7 +8,6 @@
 
 namespace adapterd::actors {
 
-using namespace std::chrono_literals;
 using messages::generate_reply;
 using messages::generate_request;
 
@@ -62,8 +61,10 @@ caf::expected<generate_reply> run(const generate_request& req, const model_lease
 }
 
 // Post-request cleanup; the next request waits for it, as the seed's `finally` did.
+// Requests between node-local actors that always answer carry no timeout: CAF 0.17 keeps
+// a timeout entry per request until it expires, which made memory grow with traffic.
 void cleanup_after(self_ptr self, const std::string& id) {
-  self->request(self->state.janitor, 60s, messages::cleanup_atom_v,
+  self->request(self->state.janitor, caf::infinite, messages::cleanup_atom_v,
                 messages::cleanup_request{id, "after_request"})
     .await([](const messages::cleanup_reply&) {},
            [id](const caf::error& e) {
@@ -86,7 +87,7 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
       report(self, messages::request_event::started, req.request_id);
       acquire_request acq{req.request_id, req.base_model, req.adapter_path, req.prefer_cpu};
       // await: no other request starts until this one has been answered and cleaned up.
-      self->request(self->state.supervisor, 30min, messages::acquire_atom_v, acq)
+      self->request(self->state.supervisor, caf::infinite, messages::acquire_atom_v, acq)
         .await(
           [=](const model_lease& lease) mutable {
             caf::expected<generate_reply> reply = make_failure(messages::errc::internal, "not run");

@@ -13,7 +13,6 @@ struct http_state {
   http_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
 
   http_targets targets;
-  std::chrono::seconds timeout{600};
   uint64_t arrivals = 0;
 };
 
@@ -25,11 +24,14 @@ int64_t now_us() {
     .count();
 }
 
-// Forwards `args` to `target` and completes `done` with the answer or the failure.
+// Forwards `args` to `target` and completes `done` with the answer or the failure. No
+// timeout here: CAF 0.17 keeps a request's timeout entry until it expires, so long
+// timeouts pile up per request; the HTTP session bounds the client's wait instead, and a
+// dead target answers at once with an error.
 template <class Reply, class Done, class Target, class... Ts>
 void forward(http_actor::stateful_pointer<http_state> self, const Target& target, Done done,
              Ts&&... args) {
-  self->request(target, self->state.timeout, std::forward<Ts>(args)...)
+  self->request(target, caf::infinite, std::forward<Ts>(args)...)
     .then([done](Reply& r) { done(std::move(r)); },
           [done](const caf::error& e) { done(to_failure(e)); });
 }
@@ -52,9 +54,8 @@ private:
 };
 
 http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state> self,
-                                        http_targets targets, unsigned request_timeout_s) {
+                                        http_targets targets) {
   self->state.targets = std::move(targets);
-  self->state.timeout = std::chrono::seconds(request_timeout_s);
   return {
     [=](messages::generate_atom, messages::generate_request& req, generate_done& done) {
       req.arrival_seq = ++self->state.arrivals;
@@ -77,9 +78,8 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
 
 }  // namespace
 
-http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets,
-                            unsigned request_timeout_s) {
-  return sys.spawn(http_behavior, std::move(targets), request_timeout_s);
+http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets) {
+  return sys.spawn(http_behavior, std::move(targets));
 }
 
 std::unique_ptr<http::backend> make_actor_backend(http_actor actor) {

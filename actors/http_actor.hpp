@@ -29,8 +29,7 @@ struct http_targets {
   messages::monitor_actor monitor;
 };
 
-http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets,
-                            unsigned request_timeout_s);
+http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets);
 
 /// The http::backend that posts calls into an http actor (callable from any io thread).
 std::unique_ptr<http::backend> make_actor_backend(http_actor actor);

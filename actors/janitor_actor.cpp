@@ -8,7 +8,6 @@
 
 namespace adapterd::actors {
 
-using namespace std::chrono_literals;
 using messages::cleanup_reply;
 using messages::cleanup_request;
 
@@ -62,7 +61,7 @@ messages::janitor_actor::behavior_type janitor_behavior(
         return flush(self, req, false);
       // The seed's reload-every-request mode: drop the weights, then flush.
       auto rp = self->make_response_promise<cleanup_reply>();
-      self->request(self->state.supervisor, 60s, messages::unload_atom_v)
+      self->request(self->state.supervisor, caf::infinite, messages::unload_atom_v)
         .then([=](bool unloaded) mutable { rp.deliver(flush(self, req, unloaded)); },
               [=](const caf::error&) mutable { rp.deliver(flush(self, req, false)); });
       return rp;

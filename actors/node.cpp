@@ -38,8 +38,7 @@ std::variant<uint16_t, std::string> node::start() {
   p.supervisor = spawn_supervisor(p.sys, p.config, p.monitor);
   p.janitor = spawn_janitor(p.sys, p.config.policy, p.supervisor, p.monitor);
   p.gpu_owner = spawn_gpu_owner(p.sys, p.supervisor, p.janitor, p.monitor);
-  p.http = spawn_http_actor(p.sys, http_targets{p.gpu_owner, p.janitor, p.monitor},
-                            p.config.request_timeout_s);
+  p.http = spawn_http_actor(p.sys, http_targets{p.gpu_owner, p.janitor, p.monitor});
   if (p.config.preload) {
     caf::scoped_actor self{p.sys};
     std::string failure;
@@ -56,6 +55,7 @@ std::variant<uint16_t, std::string> node::start() {
   opts.io_threads = p.config.io_threads;
   opts.lim.max_new_tokens = p.config.max_new_tokens_limit;
   opts.lim.max_body_bytes = p.config.max_body_bytes;
+  opts.lim.request_timeout_s = p.config.request_timeout_s;
   p.backend = make_actor_backend(p.http);
   p.server = std::make_unique<http::server>(opts, *p.backend);
   return p.server->start();

@@ -40,6 +40,7 @@ public:
 struct limits {
   uint32_t max_new_tokens = 512;
   size_t max_body_bytes = 1 << 20;
+  unsigned request_timeout_s = 600;  // longest a client waits for its answer
 };
 
 }  // namespace adapterd::http

@@ -8,6 +8,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -37,7 +38,7 @@ std::string new_request_id() {
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, backend& svc, const server_options& opts)
-    : stream_(std::move(socket)), svc_(svc), opts_(opts) {}
+    : stream_(std::move(socket)), deadline_(stream_.get_executor()), svc_(svc), opts_(opts) {}
 
   void run() {
     net::dispatch(stream_.get_executor(),
@@ -77,12 +78,32 @@ private:
                         ? std::string(id_header->value())
                         : new_request_id();
     keep_alive_ = req.keep_alive();
-    stream_.expires_never();  // the backend's own timeout bounds the wait now
+    stream_.expires_never();
     started_ = std::chrono::steady_clock::now();
+    // One answer per request: the backend's, or a 504 when it takes too long. A timer
+    // here (not an actor-side request timeout) is cancelled on the answer, so nothing
+    // per request outlives it.
+    auto generation = ++generation_;
+    answered_ = false;
     auto self = shared_from_this();
+    deadline_.expires_after(std::chrono::seconds(opts_.lim.request_timeout_s));
+    deadline_.async_wait([self, generation, method = view.method, target = view.target,
+                          id = view.request_id](beast::error_code ec) {
+      if (ec || self->answered_ || generation != self->generation_)
+        return;
+      self->answered_ = true;
+      self->send(error_response({504, "timeout", "no answer within "
+                                                   + std::to_string(self->opts_.lim.request_timeout_s)
+                                                   + " s"}),
+                 false, method, target, id);
+    });
     route(view, svc_, opts_.lim,
-          [self, method = view.method, target = view.target, id = view.request_id](response r) {
-            net::post(self->stream_.get_executor(), [self, r = std::move(r), method, target, id]() mutable {
+          [self, generation, method = view.method, target = view.target, id = view.request_id](response r) {
+            net::post(self->stream_.get_executor(), [self, generation, r = std::move(r), method, target, id]() mutable {
+              if (self->answered_ || generation != self->generation_)
+                return;  // the deadline answered already
+              self->answered_ = true;
+              self->deadline_.cancel();
               self->send(std::move(r), self->keep_alive_, method, target, id);
             });
           });
@@ -117,6 +138,9 @@ private:
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer deadline_;
+  uint64_t generation_ = 0;  // which request of this connection an answer belongs to
+  bool answered_ = false;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   backend& svc_;

@@ -3,6 +3,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import unittest
 
 from server import Server, make_models
@@ -146,6 +147,20 @@ class ServiceTest(unittest.TestCase):
         self.assertEqual(s.generate(prompt="still fine", max_new_tokens=3)[0], 200)
 
 
+    def test_memory_stays_flat_over_many_requests(self):
+        # Regression: per-request actor timeouts pinned heap pages (~5 KB per request).
+        def run(n):
+            for _ in range(n):
+                status, body, _ = self.server.generate(prompt="flat", max_new_tokens=8, temperature=0)
+                self.assertEqual(status, 200, body)
+            self.assertEqual(self.server.request("POST", "/cleanup-memory")[0], 200)
+            return self.server.health()["process_rss_mb"]
+        run(200)
+        before = run(100)
+        after = run(800)
+        self.assertLess(after - before, 2.0, f"RSS grew from {before} to {after} MiB over 800 requests")
+
+
 class PolicyTest(unittest.TestCase):
     def test_unload_policy_reloads_every_request(self):
         root = tempfile.mkdtemp(prefix="adapterd-e2e-")
@@ -161,6 +176,26 @@ class PolicyTest(unittest.TestCase):
                 h = server.health()
                 self.assertEqual(h["counters"]["model_loads"], 2)
                 self.assertFalse(h["model"]["loaded"])
+            finally:
+                self.assertEqual(server.stop(), 0)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def test_slow_request_gets_a_timeout_and_the_server_goes_on(self):
+        root = tempfile.mkdtemp(prefix="adapterd-e2e-")
+        try:
+            model, _ = make_models(root)
+            server = Server(model, root, "--request-timeout=1", "--max-new-tokens-limit=1000")
+            try:
+                status, body, _ = server.generate(prompt="long", max_new_tokens=1000, temperature=0)
+                if status == 200:
+                    self.skipTest("this machine generated 1000 tokens within a second")
+                self.assertEqual(status, 504, body)
+                self.assertEqual(body["error"]["code"], "timeout")
+                deadline = time.time() + 60
+                while server.health()["running"] and time.time() < deadline:
+                    time.sleep(0.1)
+                self.assertEqual(server.generate(prompt="short", max_new_tokens=2)[0], 200)
             finally:
                 self.assertEqual(server.stop(), 0)
         finally:
