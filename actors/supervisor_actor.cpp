@@ -21,7 +21,6 @@ struct supervisor_state {
   service_config config;
   messages::monitor_actor monitor;
   std::shared_ptr<const model::base_model> model;  // the resident base model
-  std::string model_device_request;                // "cpu" when loaded for prefer_cpu
   std::map<std::string, std::shared_ptr<const model::lora_adapter>> adapters;
   uint64_t model_loads = 0;
   uint64_t adapter_loads = 0;
@@ -80,13 +79,16 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
   auto dir = resolve_model(st.config, req.base_model);
   if (!dir)
     return dir.error();
-  std::string device = req.prefer_cpu ? "cpu" : st.config.device;
-  if (!st.model || st.model->path() != *dir || st.model_device_request != device) {
+  // prefer_cpu (as in the seed) asks for the model on the CPU; otherwise the configured device.
+  auto device = model::resolve_device(req.prefer_cpu ? "cpu" : st.config.device);
+  if (!device)
+    return from_model_error(device.err());
+  if (!st.model || st.model->path() != *dir || st.model->device() != *device) {
     if (st.model)
       spdlog::info("supervisor {} replacing model {} with {}", req.request_id, st.model->path(), *dir);
     st.adapters.clear();
     st.model.reset();  // free the old weights before the new ones arrive
-    auto loaded = model::base_model::load(*dir, model::load_options{device, st.config.threads});
+    auto loaded = model::base_model::load(*dir, model::load_options{*device, st.config.threads});
     if (!loaded) {
       spdlog::error("supervisor {} cannot load {}: {}", req.request_id, *dir, loaded.err().message);
       report(self);
@@ -95,7 +97,6 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
                           "cannot load base model: " + e.message);
     }
     st.model = *loaded;
-    st.model_device_request = device;
     ++st.model_loads;
     spdlog::info("supervisor {} loaded {} on {} ({} MiB)", req.request_id, *dir, st.model->device(),
                  st.model->weight_bytes() >> 20);

@@ -59,10 +59,10 @@ result<torch::Device> pick_device(const std::string& name) {
   if (name == "cpu")
     return torch::Device(torch::kCPU);
   bool cuda = torch::cuda::is_available();
-  if (name == "cuda") {
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
     if (!cuda)
-      return make_error(errc::invalid_argument, "device 'cuda' requested but libtorch sees no CUDA device");
-    return torch::Device(torch::kCUDA, 0);
+      return make_error(errc::invalid_argument, "device '" + name + "' requested but libtorch sees no CUDA device");
+    return name == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(name);
   }
   if (name == "auto")
     return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
@@ -91,6 +91,13 @@ std::optional<error> check_ids(const std::vector<int32_t>& ids, const model_conf
 }
 
 }  // namespace
+
+result<std::string> resolve_device(const std::string& name) {
+  auto device = pick_device(name);
+  if (!device)
+    return device.err();
+  return device->str();
+}
 
 base_model::base_model(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 base_model::~base_model() = default;

@@ -19,6 +19,9 @@ struct load_options {
   int threads = 0;              // intra-op threads; 0 keeps libtorch's default
 };
 
+/// The device a load_options::device name stands for here ("auto" -> "cuda:0" or "cpu").
+result<std::string> resolve_device(const std::string& name);
+
 /// An adapter's weights, resident on its base model's device. Opaque outside model/.
 class lora_adapter {
 public:

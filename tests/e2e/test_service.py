@@ -70,6 +70,13 @@ class ServiceTest(unittest.TestCase):
         self.assertEqual(status, 200, rel)
         self.assertEqual(rel["generated_text"], tuned["generated_text"])
 
+    def test_prefer_cpu_on_a_cpu_model_does_not_reload(self):
+        loads = self.server.health()["counters"]["model_loads"]
+        status, body, _ = self.server.generate(prompt="cpu", max_new_tokens=2, prefer_cpu=True)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["device"], "cpu")
+        self.assertEqual(self.server.health()["counters"]["model_loads"], loads)
+
     def test_seeded_sampling_repeats(self):
         a = self.server.generate(prompt="seed", max_new_tokens=10, temperature=1.0, top_p=0.9, seed=7)[1]
         b = self.server.generate(prompt="seed", max_new_tokens=10, temperature=1.0, top_p=0.9, seed=7)[1]
