@@ -61,7 +61,7 @@ tensor_blob random_tensor(const std::string& name, std::vector<int64_t> shape, g
 std::vector<std::pair<std::string, std::string>> learn_merges(int count) {
   auto pre = make_pre_tokenizer(json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}});
   std::map<std::vector<std::string>, int> words;
-  for (const auto& w : (*pre)->split({corpus}))
+  for (const auto& w : (*pre)->split({corpus}, true))
     ++words[utf8::split_chars(w)];
   std::vector<std::pair<std::string, std::string>> merges;
   while (static_cast<int>(merges.size()) < count) {

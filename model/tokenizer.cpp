@@ -211,14 +211,17 @@ std::vector<int32_t> tokenizer::encode(const std::string& text, bool add_special
   std::vector<int32_t> ids;
   if (add_special_tokens)
     ids = prefix_ids_;
+  bool first = true;
   for (const auto& seg : split_added(text)) {
     if (seg.added_id >= 0) {
       ids.push_back(seg.added_id);
+      first = false;
       continue;
     }
     auto normalized = normalizer_->apply(seg.text);
-    for (const auto& word : pre_tokenizer_->split({normalized}))
+    for (const auto& word : pre_tokenizer_->split({normalized}, first))
       model_->encode_word(word, ids);
+    first = false;
   }
   if (add_special_tokens)
     ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
@@ -238,7 +241,10 @@ std::string tokenizer::decode_bytes(const std::vector<int32_t>& ids,
     if (const auto* tok = model_->id_to_token(id))
       tokens.push_back(*tok);
   }
-  return decoder_->decode(tokens);
+  std::string text;
+  for (const auto& piece : decoder_->decode_chain(std::move(tokens)))
+    text += piece;
+  return text;
 }
 
 std::string tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {

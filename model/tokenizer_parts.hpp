@@ -24,20 +24,25 @@ class pre_tokenizer {
 public:
   virtual ~pre_tokenizer() = default;
   /// Splits every piece further; byte-level stages also map bytes to their symbols.
-  virtual std::vector<std::string> split(std::vector<std::string> pieces) const = 0;
+  /// `first_segment`: the text is the first part of the input (not after an added token).
+  virtual std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const = 0;
 };
 
 class token_decoder {
 public:
   virtual ~token_decoder() = default;
-  /// Joins token strings into raw bytes (which may still be ill-formed UTF-8).
-  virtual std::string decode(const std::vector<std::string>& tokens) const = 0;
+  /// One step of Hugging Face's decode chain: token strings in, strings out. Joined, the
+  /// result is the raw text (which may still hold ill-formed UTF-8 bytes).
+  virtual std::vector<std::string> decode_chain(std::vector<std::string> tokens) const = 0;
 };
 
 /// null JSON gives a pass-through stage.
 result<std::shared_ptr<const normalizer>> make_normalizer(const nlohmann::json& node);
 result<std::shared_ptr<const pre_tokenizer>> make_pre_tokenizer(const nlohmann::json& node);
 result<std::shared_ptr<const token_decoder>> make_decoder(const nlohmann::json& node);
+
+/// "always" | "first" | "never", from either spelling of a Metaspace node.
+std::string metaspace_scheme(const nlohmann::json& node);
 
 /// GPT-2's reversible byte <-> printable-character table.
 const std::string& byte_to_symbol(unsigned char byte);

@@ -75,7 +75,7 @@ class regex_split final : public pre_tokenizer {
 public:
   regex_split(std::shared_ptr<const regex> re, split_behavior how, bool invert)
     : re_(std::move(re)), how_(how), invert_(invert) {}
-  std::vector<std::string> split(std::vector<std::string> pieces) const override {
+  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
     std::vector<std::string> out;
     for (const auto& p : pieces)
       for (auto& q : split_with(*re_, p, how_, invert_))
@@ -93,7 +93,7 @@ class byte_level final : public pre_tokenizer {
 public:
   byte_level(bool add_prefix_space, std::shared_ptr<const regex> re)
     : add_prefix_space_(add_prefix_space), re_(std::move(re)) {}
-  std::vector<std::string> split(std::vector<std::string> pieces) const override {
+  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
     std::vector<std::string> out;
     for (auto& p : pieces) {
       if (add_prefix_space_ && (p.empty() || p[0] != ' '))
@@ -113,13 +113,50 @@ private:
   std::shared_ptr<const regex> re_;  // null: no splitting
 };
 
+// SentencePiece-style: spaces become the replacement symbol, which is prepended (always,
+// or only at the start of the input) and starts every word when splitting.
+class metaspace final : public pre_tokenizer {
+public:
+  metaspace(std::string replacement, std::string scheme, bool split)
+    : replacement_(std::move(replacement)), scheme_(std::move(scheme)), split_(split) {}
+  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
+    std::vector<std::string> out;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      std::string text;
+      for (char c : pieces[i])
+        text += c == ' ' ? replacement_ : std::string(1, c);
+      bool prepend = scheme_ == "always" || (scheme_ == "first" && first_segment && i == 0);
+      if (prepend && text.compare(0, replacement_.size(), replacement_) != 0)
+        text = replacement_ + text;
+      if (!split_) {
+        out.push_back(text);
+        continue;
+      }
+      size_t start = 0;
+      for (size_t pos = text.find(replacement_, 1); pos != std::string::npos;
+           pos = text.find(replacement_, pos + 1)) {
+        if (pos > start)
+          out.push_back(text.substr(start, pos - start));
+        start = pos;
+      }
+      if (start < text.size())
+        out.push_back(text.substr(start));
+    }
+    return out;
+  }
+
+private:
+  std::string replacement_, scheme_;
+  bool split_;
+};
+
 class sequence final : public pre_tokenizer {
 public:
   explicit sequence(std::vector<std::shared_ptr<const pre_tokenizer>> parts)
     : parts_(std::move(parts)) {}
-  std::vector<std::string> split(std::vector<std::string> pieces) const override {
+  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
     for (const auto& p : parts_)
-      pieces = p->split(std::move(pieces));
+      pieces = p->split(std::move(pieces), first_segment);
     return pieces;
   }
 
@@ -129,7 +166,7 @@ private:
 
 class identity final : public pre_tokenizer {
 public:
-  std::vector<std::string> split(std::vector<std::string> pieces) const override { return pieces; }
+  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override { return pieces; }
 };
 
 result<std::shared_ptr<const pre_tokenizer>> make_split(const json& node) {
@@ -160,10 +197,6 @@ result<std::shared_ptr<const pre_tokenizer>> make_split(const json& node) {
     std::make_shared<regex_split>(*re, how, node.value("invert", false)));
 }
 
-class byte_level_decoder final : public token_decoder {
-public:
-  std::string decode(const std::vector<std::string>& tokens) const override;
-};
 
 }  // namespace
 
@@ -185,30 +218,6 @@ std::string to_byte_symbols(const std::string& bytes) {
   out.reserve(bytes.size() * 2);
   for (unsigned char c : bytes)
     out += byte_to_symbol(c);
-  return out;
-}
-
-std::string byte_level_decoder::decode(const std::vector<std::string>& tokens) const {
-  static const std::unordered_map<std::string, unsigned char> symbol_to_byte = [] {
-    std::unordered_map<std::string, unsigned char> m;
-    for (int b = 0; b < 256; ++b)
-      m[byte_to_symbol(static_cast<unsigned char>(b))] = static_cast<unsigned char>(b);
-    return m;
-  }();
-  std::string out;
-  for (const auto& token : tokens) {
-    std::string bytes;
-    bool all_mapped = true;
-    for (const auto& ch : utf8::split_chars(token)) {
-      auto it = symbol_to_byte.find(ch);
-      if (it == symbol_to_byte.end()) {
-        all_mapped = false;
-        break;
-      }
-      bytes.push_back(static_cast<char>(it->second));
-    }
-    out += all_mapped ? bytes : token;  // as Hugging Face: unmapped tokens pass through raw
-  }
   return out;
 }
 
@@ -236,6 +245,22 @@ result<std::shared_ptr<const pre_tokenizer>> make_pre_tokenizer(const json& node
     return std::shared_ptr<const pre_tokenizer>(
       std::make_shared<regex_split>(*re, split_behavior::isolated, false));
   }
+  if (type == "Metaspace")
+    return std::shared_ptr<const pre_tokenizer>(std::make_shared<metaspace>(
+      node.value("replacement", std::string("\xE2\x96\x81")), metaspace_scheme(node),
+      node.value("split", true)));
+  if (type == "Punctuation") {
+    // ASCII punctuation or any Unicode P* character, one at a time or in runs.
+    auto behavior = node.value("behavior", std::string("Isolated"));
+    if (behavior != "Isolated" && behavior != "Contiguous")
+      return make_error(errc::invalid_model, "unsupported Punctuation behavior " + behavior);
+    std::string cls = R"([\p{P}!-/:-@\[-`{-~])";
+    auto re = regex::compile(behavior == "Contiguous" ? cls + "+" : cls);
+    if (!re)
+      return re.err();
+    return std::shared_ptr<const pre_tokenizer>(
+      std::make_shared<regex_split>(*re, split_behavior::isolated, false));
+  }
   if (type == "Sequence") {
     std::vector<std::shared_ptr<const pre_tokenizer>> parts;
     for (const auto& child : node.value("pretokenizers", json::array())) {
@@ -247,13 +272,6 @@ result<std::shared_ptr<const pre_tokenizer>> make_pre_tokenizer(const json& node
     return std::shared_ptr<const pre_tokenizer>(std::make_shared<sequence>(std::move(parts)));
   }
   return make_error(errc::invalid_model, "unsupported tokenizer pre_tokenizer: " + type);
-}
-
-result<std::shared_ptr<const token_decoder>> make_decoder(const json& node) {
-  auto type = node.is_null() ? std::string("null") : node.value("type", std::string{});
-  if (type == "ByteLevel")
-    return std::shared_ptr<const token_decoder>(std::make_shared<byte_level_decoder>());
-  return make_error(errc::invalid_model, "unsupported tokenizer decoder: " + type);
 }
 
 }  // namespace adapterd::model

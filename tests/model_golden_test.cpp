@@ -91,6 +91,12 @@ TEST_CASE("golden greedy tokens and logits for every preset and storage", "[mode
         std::vector<float> mine(logits->begin() + static_cast<std::ptrdiff_t>(first * vocab),
                                 logits->begin() + static_cast<std::ptrdiff_t>(first * vocab + expected.size()));
         CHECK(max_abs_diff(mine, expected.data(), expected.size()) < 2e-3f);
+        // The first generated step, against the reference's own top-5, to 1e-4.
+        auto step_row = (prompt.size() - 1) * vocab;
+        for (const auto& pair : c["first_step_top5"]) {
+          auto id = pair[0].get<size_t>();
+          CHECK(std::fabs((*logits)[step_row + id] - pair[1].get<float>()) < 1e-4f);
+        }
       }
       CHECK(checked > 20);
     }

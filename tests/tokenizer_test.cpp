@@ -48,7 +48,7 @@ TEST_CASE("golden fixture tokenizers encode and decode like Hugging Face", "[tok
 TEST_CASE("real byte-level vocabularies give Hugging Face's ids", "[tokenizer]") {
   if (!have_fixtures())
     { WARN("fixtures absent: skipped"); return; }
-  for (const char* name : {"gpt-2", "llama-bpe", "qwen2", "deepseek-llm", "falcon", "mpt"}) {
+  for (const char* name : {"gpt-2", "llama-bpe", "qwen2", "deepseek-llm", "falcon", "mpt", "llama-spm", "phi-3"}) {
     auto dir = fixtures_dir() + "/tokenizers/" + name;
     auto tok = tokenizer::load(dir);
     if (!tok) {
