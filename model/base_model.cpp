@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "model/llama.hpp"
+#include "model/stream_decoder.hpp"
 
 namespace adapterd::model {
 
@@ -69,6 +70,21 @@ result<torch::Device> pick_device(const std::string& name) {
   return make_error(errc::invalid_argument, "device must be auto, cpu or cuda, not '" + name + "'");
 }
 
+result<torch::ScalarType> pick_dtype(const std::string& name, torch::Device device) {
+  if (name == "auto")
+    return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  if (name == "float32" || name == "fp32")
+    return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16")
+    return torch::kBFloat16;
+  if (name == "float16" || name == "fp16") {
+    if (!device.is_cuda())
+      return make_error(errc::invalid_argument, "float16 compute needs CUDA; use bfloat16 or float32 on the CPU");
+    return torch::kFloat16;
+  }
+  return make_error(errc::invalid_argument, "dtype must be auto, float32, bfloat16 or float16, not '" + name + "'");
+}
+
 std::vector<float> to_host(const torch::Tensor& t) {
   auto host = t.to(torch::kCPU, torch::kFloat32).contiguous();
   std::vector<float> out(static_cast<size_t>(host.numel()));
@@ -106,6 +122,13 @@ const std::string& base_model::path() const { return impl_->path; }
 const model_config& base_model::config() const { return impl_->model.config(); }
 const tokenizer& base_model::tok() const { return *impl_->tok; }
 std::string base_model::device() const { return impl_->model.device().str(); }
+std::string base_model::dtype() const {
+  switch (impl_->model.dtype()) {
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kFloat16: return "float16";
+    default: return "float32";
+  }
+}
 size_t base_model::weight_bytes() const { return impl_->weight_bytes; }
 
 result<std::shared_ptr<const base_model>> base_model::load(const std::string& dir,
@@ -114,6 +137,9 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     auto device = pick_device(options.device);
     if (!device)
       return device.err();
+    auto dtype = pick_dtype(options.dtype, *device);
+    if (!dtype)
+      return dtype.err();
     if (options.threads > 0)
       torch::set_num_threads(options.threads);
     auto config = load_model_config(dir);
@@ -122,7 +148,7 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     auto tok = tokenizer::load(dir);
     if (!tok)
       return tok.err();
-    auto weights = load_llama_weights(dir, *config, *device);
+    auto weights = load_llama_weights(dir, *config, *device, *dtype);
     if (!weights)
       return weights.err();
     size_t bytes = 0;
@@ -142,7 +168,8 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
         count(lin.bias);
       }
     }
-    auto p = std::make_unique<impl>(impl{dir, *tok, llama_model(*config, std::move(*weights), *device), bytes});
+    auto p = std::make_unique<impl>(
+      impl{dir, *tok, llama_model(*config, std::move(*weights), *device, *dtype), bytes});
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });
 }
@@ -161,15 +188,37 @@ result<generation_output> base_model::generate(const std::string& prompt,
                                                const generation_params& params,
                                                const lora_adapter* adapter) const {
   auto ids = impl_->tok->encode(prompt, true);
-  auto out = generate_ids(ids, params, adapter);
+  if (params.stop.empty()) {
+    auto out = generate_ids(ids, params, adapter);
+    if (out)
+      out->text = impl_->tok->decode(out->output_ids, true);
+    return out;
+  }
+  // Watch the text as it grows; cut at the first stop string (which is not returned).
+  stream_decoder stream(*impl_->tok, true);
+  std::string text;
+  std::optional<size_t> cut;
+  auto watch = [&](int32_t id) {
+    auto before = text.size();
+    text += stream.push(id);
+    for (const auto& stop : params.stop) {
+      auto from = before >= stop.size() ? before - stop.size() + 1 : 0;
+      auto at = text.find(stop, from);
+      if (at != std::string::npos && (!cut || at < *cut))
+        cut = at;
+    }
+    return !cut;
+  };
+  auto out = generate_ids(ids, params, adapter, watch);
   if (out)
-    out->text = impl_->tok->decode(out->output_ids, true);
+    out->text = cut ? text.substr(0, *cut) : impl_->tok->decode(out->output_ids, true);
   return out;
 }
 
 result<generation_output> base_model::generate_ids(const std::vector<int32_t>& prompt_ids,
                                                    const generation_params& params,
-                                                   const lora_adapter* adapter) const {
+                                                   const lora_adapter* adapter,
+                                                   const std::function<bool(int32_t)>& on_token) const {
   const auto& c = config();
   if (prompt_ids.empty())
     return make_error(errc::invalid_argument, "the prompt encodes to no tokens");
@@ -207,6 +256,10 @@ result<generation_output> base_model::generate_ids(const std::vector<int32_t>& p
       history.push_back(next);
       if (std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end()) {
         out.finish_reason = "eos";
+        break;
+      }
+      if (on_token && !on_token(next)) {
+        out.finish_reason = "stop";
         break;
       }
       if (step + 1 == budget)
@@ -251,7 +304,8 @@ result<std::shared_ptr<const base_model>> base_model::merged_with(const lora_ada
           w = w + pair->scale * torch::matmul(pair->b, pair->a);
         }
     auto p = std::make_unique<impl>(
-      impl{impl_->path, impl_->tok, llama_model(config(), std::move(weights), impl_->model.device()),
+      impl{impl_->path, impl_->tok,
+           llama_model(config(), std::move(weights), impl_->model.device(), impl_->model.dtype()),
            impl_->weight_bytes});
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });

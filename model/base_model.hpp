@@ -3,6 +3,7 @@
 // on its device, tokenizer, config), the LoRA adapters that run on it unmerged, and
 // generation. Every failure is a `result` error; no exception leaves these calls.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@ namespace adapterd::model {
 struct load_options {
   std::string device = "auto";  // auto | cpu | cuda
   int threads = 0;              // intra-op threads; 0 keeps libtorch's default
+  std::string dtype = "auto";   // auto (fp32 on CPU, bf16 on CUDA) | float32 | bfloat16 | float16
 };
 
 /// The device a load_options::device name stands for here ("auto" -> "cuda:0" or "cpu").
@@ -38,13 +40,14 @@ private:
 struct generation_params {
   uint32_t max_new_tokens = 64;
   sampling_params sampling;
+  std::vector<std::string> stop;  // text that ends generation; not part of the output
 };
 
 struct generation_output {
   std::vector<int32_t> prompt_ids;
   std::vector<int32_t> output_ids;
   std::string text;           // decoded output, special tokens skipped
-  std::string finish_reason;  // "eos" | "length"
+  std::string finish_reason;  // "eos" | "length" | "stop"
   double prefill_ms = 0;
   double decode_ms = 0;
 };
@@ -62,6 +65,7 @@ public:
   const model_config& config() const;
   const tokenizer& tok() const;
   std::string device() const;  // "cpu", "cuda:0"
+  std::string dtype() const;   // "float32", "bfloat16", "float16"
   size_t weight_bytes() const;
 
   result<std::shared_ptr<const lora_adapter>> load_adapter(const std::string& dir) const;
@@ -69,10 +73,12 @@ public:
   /// Tokenizes `prompt` (with BOS where the tokenizer adds one) and generates.
   result<generation_output> generate(const std::string& prompt, const generation_params& params,
                                      const lora_adapter* adapter) const;
-  /// Generates from token ids; stops on any eos id of the config or at max_new_tokens.
+  /// Generates from token ids; stops on any eos id of the config, at max_new_tokens, or
+  /// when `on_token` (called with each non-eos id) returns false ("stop").
   result<generation_output> generate_ids(const std::vector<int32_t>& prompt_ids,
                                          const generation_params& params,
-                                         const lora_adapter* adapter) const;
+                                         const lora_adapter* adapter,
+                                         const std::function<bool(int32_t)>& on_token = {}) const;
 
   /// Logits after every position of `ids`, row-major [ids.size(), vocab]: in one pass, or
   /// one token at a time through the KV cache (verification and tests).

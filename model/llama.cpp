@@ -6,9 +6,11 @@ namespace adapterd::model {
 
 namespace {
 
+// In fp32 whatever the compute dtype, as transformers' LlamaRMSNorm does.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
-  auto variance = x.pow(2).mean(-1, /*keepdim=*/true);
-  return weight * (x * torch::rsqrt(variance + eps));
+  auto xf = x.to(torch::kFloat32);
+  auto variance = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (xf * torch::rsqrt(variance + eps)).to(x.scalar_type());
 }
 
 // transformers' rotate_half convention: the two halves of each head are the pairs.
@@ -63,8 +65,9 @@ torch::Tensor rope_inv_freq(const model_config& c) {
   return torch::where(medium, smoothed, scaled);
 }
 
-llama_model::llama_model(model_config config, llama_weights weights, torch::Device device)
-  : config_(std::move(config)), weights_(std::move(weights)), device_(device) {
+llama_model::llama_model(model_config config, llama_weights weights, torch::Device device,
+                         torch::ScalarType dtype)
+  : config_(std::move(config)), weights_(std::move(weights)), device_(device), dtype_(dtype) {
   torch::InferenceMode guard;
   auto inv_freq = rope_inv_freq(config_);
   auto positions = torch::arange(0, config_.max_position_embeddings, torch::kFloat32);
@@ -77,7 +80,7 @@ llama_model::llama_model(model_config config, llama_weights weights, torch::Devi
 kv_cache llama_model::make_cache(int64_t capacity) const {
   kv_cache cache;
   cache.capacity = capacity;
-  auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device_);
+  auto options = torch::TensorOptions().dtype(dtype_).device(device_);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     cache.k.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
     cache.v.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
@@ -94,27 +97,33 @@ torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_ca
   auto q = project(x, w.linear[0], lora_for(lora, layer, proj::q)).view({t, heads, d});
   auto k = project(x, w.linear[1], lora_for(lora, layer, proj::k)).view({t, kv, d});
   auto v = project(x, w.linear[2], lora_for(lora, layer, proj::v)).view({t, kv, d});
-  q = apply_rope(q, cos, sin);
-  k = apply_rope(k, cos, sin);
+  // Rotary embedding and attention run in fp32 whatever the compute dtype: they are a
+  // small share of the work and most of the half-precision error.
+  q = apply_rope(q.to(torch::kFloat32), cos, sin);
+  k = apply_rope(k.to(torch::kFloat32), cos, sin);
   cache.k[layer].narrow(1, start, t).copy_(k.transpose(0, 1));
   cache.v[layer].narrow(1, start, t).copy_(v.transpose(0, 1));
   const int64_t total = start + t;
-  auto keys = cache.k[layer].narrow(1, 0, total);    // [kv, total, d]
-  auto values = cache.v[layer].narrow(1, 0, total);  // [kv, total, d]
+  auto keys = cache.k[layer].narrow(1, 0, total).to(torch::kFloat32);    // [kv, total, d]
+  auto values = cache.v[layer].narrow(1, 0, total).to(torch::kFloat32);  // [kv, total, d]
   // Query head h reads key/value head h / group (transformers' repeat_kv), so grouping
   // the queries by kv head lets one batched matmul serve every head without copies.
   auto qg = q.view({t, kv, group, d}).permute({1, 2, 0, 3}).reshape({kv, group * t, d});
   auto scores = torch::bmm(qg, keys.transpose(1, 2)).mul_(1.0 / std::sqrt(static_cast<double>(d)));
-  if (t > 1) {
-    auto rows = torch::arange(start, total, torch::TensorOptions().dtype(torch::kInt64).device(device_));
-    auto cols = torch::arange(0, total, torch::TensorOptions().dtype(torch::kInt64).device(device_));
-    auto future = cols.unsqueeze(0) > rows.unsqueeze(1);  // [t, total]
+  const int64_t window = config_.sliding_window;
+  if (t > 1 || (window > 0 && total > window)) {
+    auto index = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+    auto rows = torch::arange(start, total, index).unsqueeze(1);
+    auto cols = torch::arange(0, total, index).unsqueeze(0);
+    auto hidden = cols > rows;  // [t, total]: the future
+    if (window > 0)
+      hidden = hidden.logical_or(cols <= rows - window);  // outside Mistral's window
     scores = scores.view({kv, group, t, total})
-               .masked_fill(future, -std::numeric_limits<float>::infinity())
+               .masked_fill(hidden, -std::numeric_limits<float>::infinity())
                .view({kv, group * t, total});
   }
   auto out = torch::bmm(torch::softmax(scores, -1), values);  // [kv, group*t, d]
-  out = out.view({kv, group, t, d}).permute({2, 0, 1, 3}).reshape({t, heads * d});
+  out = out.view({kv, group, t, d}).permute({2, 0, 1, 3}).reshape({t, heads * d}).to(dtype_);
   return project(out, w.linear[3], lora_for(lora, layer, proj::o));
 }
 

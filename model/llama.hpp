@@ -54,11 +54,13 @@ struct kv_cache {
 
 class llama_model {
 public:
-  llama_model(model_config config, llama_weights weights, torch::Device device);
+  llama_model(model_config config, llama_weights weights, torch::Device device,
+              torch::ScalarType dtype);
 
   const model_config& config() const { return config_; }
   const llama_weights& weights() const { return weights_; }
   torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
 
   kv_cache make_cache(int64_t capacity) const;
   /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
@@ -75,7 +77,8 @@ private:
   model_config config_;
   llama_weights weights_;
   torch::Device device_;
-  torch::Tensor cos_, sin_;  // [max_positions, head_dim]
+  torch::ScalarType dtype_;
+  torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
 };
 
 /// The rotary inverse frequencies, computed in fp32 exactly as transformers does,
@@ -83,9 +86,10 @@ private:
 torch::Tensor rope_inv_freq(const model_config& config);
 
 /// Reads every weight of `dir` (single or sharded safetensors, F32/F16/BF16) onto
-/// `device` as fp32; F32 weights on the CPU stay in the memory-mapped file.
+/// `device` in `dtype`; weights already stored in `dtype` stay in the memory-mapped file
+/// on the CPU.
 result<llama_weights> load_llama_weights(const std::string& dir, const model_config& config,
-                                         torch::Device device);
+                                         torch::Device device, torch::ScalarType dtype);
 
 /// Reads a PEFT adapter for `model`; every shape must fit the base model.
 result<lora_weights> load_lora_weights(const std::string& dir, const llama_model& model);

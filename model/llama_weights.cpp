@@ -18,10 +18,10 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-// An fp32 tensor on `device`. F32 data on the CPU is used in place: the deleter keeps the
-// memory-mapped file alive for as long as the tensor lives.
+// A `dtype` tensor on `device`. Data already in `dtype` on the CPU is used in place: the
+// deleter keeps the memory-mapped file alive for as long as the tensor lives.
 result<torch::Tensor> to_tensor(const tensor_view& view, std::shared_ptr<const void> storage,
-                                torch::Device device, errc code) {
+                                torch::Device device, torch::ScalarType dtype, errc code) {
   torch::ScalarType type;
   switch (view.type) {
     case dtype::f32: type = torch::kFloat32; break;
@@ -34,8 +34,8 @@ result<torch::Tensor> to_tensor(const tensor_view& view, std::shared_ptr<const v
   auto t = torch::from_blob(const_cast<std::byte*>(view.data), view.shape,
                             [keep](void*) mutable { keep.reset(); },
                             torch::TensorOptions().dtype(type));
-  if (type != torch::kFloat32)
-    t = t.to(torch::kFloat32);
+  if (type != dtype)
+    t = t.to(dtype);
   if (!device.is_cpu())
     t = t.to(device);
   return t;
@@ -44,6 +44,7 @@ result<torch::Tensor> to_tensor(const tensor_view& view, std::shared_ptr<const v
 struct weight_reader {
   const tensor_index& index;
   torch::Device device;
+  torch::ScalarType dtype;
 
   result<torch::Tensor> get(const std::string& name, std::vector<int64_t> shape) const {
     auto it = index.by_name.find(name);
@@ -55,7 +56,7 @@ struct weight_reader {
                                                + shape_text(shape));
     for (const auto& f : index.files)
       if (f->find(name) == it->second)
-        return to_tensor(*it->second, f->storage(), device, errc::invalid_model);
+        return to_tensor(*it->second, f->storage(), device, dtype, errc::invalid_model);
     return make_error(errc::internal, "tensor " + name + " lost its file");
   }
 };
@@ -63,12 +64,12 @@ struct weight_reader {
 }  // namespace
 
 result<llama_weights> load_llama_weights(const std::string& dir, const model_config& c,
-                                         torch::Device device) {
+                                         torch::Device device, torch::ScalarType dtype) {
   auto index = open_tensors(dir, "model.safetensors");
   if (!index)
     return index.err();
   torch::InferenceMode guard;
-  weight_reader r{*index, device};
+  weight_reader r{*index, device, dtype};
   llama_weights w;
   const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim;
   const int64_t kv_out = c.num_kv_heads * c.head_dim, inter = c.intermediate_size;
@@ -185,13 +186,13 @@ result<lora_weights> load_lora_weights(const std::string& dir, const llama_model
       return make_error(errc::invalid_adapter, "adapter module " + module + " has rank "
                                                  + std::to_string(r) + " but adapter_config.json says "
                                                  + std::to_string(config->rank_for(module)));
-    auto a = to_tensor(*half.a, half.storage_a, model.device(), errc::invalid_adapter);
-    auto b = to_tensor(*half.b, half.storage_b, model.device(), errc::invalid_adapter);
+    auto a = to_tensor(*half.a, half.storage_a, model.device(), model.dtype(), errc::invalid_adapter);
+    auto b = to_tensor(*half.b, half.storage_b, model.device(), model.dtype(), errc::invalid_adapter);
     if (!a)
       return a.err();
     if (!b)
       return b.err();
-    out.bytes += static_cast<size_t>((a->numel() + b->numel()) * 4);
+    out.bytes += static_cast<size_t>((a->numel() + b->numel()) * a->element_size());
     // Own the data (not the mapping): an adapter must outlive edits to its files.
     out.layers[static_cast<size_t>(key.first)][key.second] =
       lora_pair{a->clone(), b->clone(), config->scale_for(module)};

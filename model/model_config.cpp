@@ -114,10 +114,13 @@ result<model_config> parse_model_config(const std::string& config_json,
     if (!rope)
       return rope.err();
     c.rope = *rope;
-    // Mistral's sliding window only matters past its length; Qwen2 ignores it unless
-    // use_sliding_window is set.
+    // Mistral attends within its sliding window; Qwen2 ignores the window unless
+    // use_sliding_window is set, which (per layer) is not supported here.
     if (qwen2 && root.value("use_sliding_window", false))
-      return invalid("use_sliding_window is not supported");
+      return invalid("Qwen2 use_sliding_window is not supported");
+    if (c.architecture == "MistralForCausalLM" && root.contains("sliding_window")
+        && root["sliding_window"].is_number_integer())
+      c.sliding_window = std::max<int64_t>(0, root["sliding_window"].get<int64_t>());
     if (root.contains("bos_token_id") && root["bos_token_id"].is_number_integer())
       c.bos_id = root["bos_token_id"].get<int32_t>();
     if (root.contains("eos_token_id"))

@@ -35,6 +35,7 @@ struct model_config {
   bool attention_bias = false;  // q/k/v biases (always on for Qwen2)
   bool o_bias = false;
   bool mlp_bias = false;
+  int64_t sliding_window = 0;  // Mistral: a query sees only the last `sliding_window` keys; 0 = all
   rope_config rope;
   std::vector<int32_t> eos_ids;  // config.json and generation_config.json, merged
   int32_t bos_id = -1;

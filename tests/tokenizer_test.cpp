@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "model/stream_decoder.hpp"
 #include "model/tokenizer.hpp"
 #include "model/utf8.hpp"
 #include "tests/fixtures.hpp"
@@ -95,4 +96,34 @@ TEST_CASE("lossy UTF-8 and incomplete tails", "[tokenizer]") {
   CHECK(utf8::complete_prefix("ab\xE2\x82") == 2);
   CHECK(utf8::complete_prefix("ab\xE2\x82\xAC") == 5);
   CHECK(utf8::complete_prefix("ab\xFF") == 3);
+}
+
+TEST_CASE("streaming decode never emits a broken character and adds up", "[tokenizer][stream]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  for (const char* dir : {"/llama/model", "/qwen2/model", "/tokenizers/llama-spm"}) {
+    auto tok = load_tokenizer(fixtures_dir() + dir);
+    std::mt19937 rng(11);
+    for (int round = 0; round < 50; ++round) {
+      std::string text;
+      int n = 1 + static_cast<int>(rng() % 30);
+      for (int i = 0; i < n; ++i) {
+        static const char32_t pool[] = {U'a', U' ', U'\u00e9', U'\u4e2d', U'\U0001F600', U'\n', U'Z', U'\u0416'};
+        utf8::append(text, pool[rng() % 8]);
+      }
+      stream_decoder stream(*tok, true);
+      std::string joined;
+      for (auto id : tok->encode(text, false)) {
+        auto chunk = stream.push(id);
+        CHECK(utf8::lossy(chunk) == chunk);                          // valid UTF-8
+        CHECK(chunk.find("\xEF\xBF\xBD") == std::string::npos);      // no half characters
+        joined += chunk;
+      }
+      joined += stream.finish();
+      INFO(dir << ": " << text);
+      CHECK(joined == tok->decode(tok->encode(text, false), true));
+    }
+  }
 }
