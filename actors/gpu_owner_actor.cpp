@@ -44,6 +44,7 @@ caf::expected<generate_reply> run(const generate_request& req, const model_lease
   params.sampling.repetition_penalty = req.repetition_penalty;
   if (req.has_seed)
     params.sampling.seed = req.seed;
+  params.stop = req.stop;
   auto out = lease.model->generate(req.prompt, params, lease.adapter.get());
   if (!out)
     return from_model_error(out.err());

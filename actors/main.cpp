@@ -36,6 +36,7 @@ public:
   std::string model_roots = "models";
   std::string adapter_roots = "models";
   std::string device = "auto";
+  std::string dtype = "auto";
   int32_t threads = 0;
   std::string policy = "flush";
   bool lazy_load = false;
@@ -52,6 +53,7 @@ public:
       .add(model_roots, "model-roots", "':'-separated directories other base_models may come from")
       .add(adapter_roots, "adapter-roots", "':'-separated directories adapter_path must lie in")
       .add(device, "device", "auto | cpu | cuda")
+      .add(dtype, "dtype", "compute dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16")
       .add(threads, "threads", "libtorch intra-op threads (0: one per core)")
       .add(policy, "cleanup-policy", "after each request: flush | unload | off")
       .add(lazy_load, "lazy-load", "load the default model on the first request, not at start-up")
@@ -72,6 +74,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.model_roots = split_paths(c.model_roots);
   s.adapter_roots = split_paths(c.adapter_roots);
   s.device = c.device;
+  s.dtype = c.dtype;
   s.threads = c.threads;
   s.preload = !c.lazy_load;
   s.max_new_tokens_limit = c.max_new_tokens_limit;
@@ -87,6 +90,8 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--cleanup-policy must be flush, unload or off, not '" + c.policy + "'";
   if (c.device != "auto" && c.device != "cpu" && c.device != "cuda")
     problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
+  if (c.dtype != "auto" && c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16")
+    problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
   if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0)
     problem = "limits must be positive";
   if (c.threads < 0)

@@ -17,6 +17,7 @@ struct service_config {
   std::vector<std::string> model_roots;   // other base models must lie below one of these
   std::vector<std::string> adapter_roots; // adapters must lie below one of these
   std::string device = "auto";            // auto | cpu | cuda
+  std::string dtype = "auto";             // auto | float32 | bfloat16 | float16
   int threads = 0;                        // libtorch intra-op threads; 0: its default
   cleanup_policy policy = cleanup_policy::flush;
   bool preload = true;                    // load the default model at start-up

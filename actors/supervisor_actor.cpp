@@ -38,6 +38,7 @@ void report(self_ptr self) {
   if (st.model) {
     s.path = st.model->path();
     s.device = st.model->device();
+    s.dtype = st.model->dtype();
     s.weight_bytes = st.model->weight_bytes();
   }
   s.adapters_cached = static_cast<uint32_t>(st.adapters.size());
@@ -88,7 +89,7 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
       spdlog::info("supervisor {} replacing model {} with {}", req.request_id, st.model->path(), *dir);
     st.adapters.clear();
     st.model.reset();  // free the old weights before the new ones arrive
-    auto loaded = model::base_model::load(*dir, model::load_options{*device, st.config.threads});
+    auto loaded = model::base_model::load(*dir, model::load_options{*device, st.config.threads, st.config.dtype});
     if (!loaded) {
       spdlog::error("supervisor {} cannot load {}: {}", req.request_id, *dir, loaded.err().message);
       report(self);

@@ -108,6 +108,22 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
     return *err;
   if ((err = field(body, "adapter_path", is_str, "a string", read_string(req.adapter_path))))
     return *err;
+  auto is_stop = [](const json& v) { return v.is_string() || v.is_array(); };
+  if ((err = field(body, "stop", is_stop, "a string or a list of strings", [&](const json& v) -> std::optional<api_error> {
+         auto items = v.is_string() ? json::array({v}) : v;
+         if (items.size() > 16)
+           return range("stop", "may hold at most 16 strings");
+         for (const auto& s : items) {
+           if (!s.is_string())
+             return bad("invalid_type", "'stop' must be a string or a list of strings");
+           auto text = s.get<std::string>();
+           if (text.empty() || text.size() > 256)
+             return range("stop", "strings must be 1 to 256 bytes long");
+           req.stop.push_back(text);
+         }
+         return std::nullopt;
+       })))
+    return *err;
   if ((err = field(body, "prefer_cpu", is_bool, "a boolean", [&](const json& v) -> std::optional<api_error> {
          req.prefer_cpu = v.get<bool>();
          return std::nullopt;
@@ -163,6 +179,7 @@ std::string to_json(const messages::health_report& r) {
     {"model", {{"loaded", m.loaded},
                {"path", m.loaded ? json(m.path) : json(nullptr)},
                {"device", m.loaded ? json(m.device) : json(nullptr)},
+               {"dtype", m.loaded ? json(m.dtype) : json(nullptr)},
                {"weight_mb", round2(static_cast<double>(m.weight_bytes) / 1048576.0)},
                {"adapters_cached", m.adapters_cached},
                {"adapter_mb", round2(static_cast<double>(m.adapter_bytes) / 1048576.0)}}},

@@ -2,6 +2,7 @@
 // The generation family: what /generate-lite asks the gpu-owner and what it answers.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "caf/meta/type_name.hpp"
 
@@ -20,6 +21,7 @@ struct generate_request {
   std::string base_model;    // empty: the default model
   std::string adapter_path;  // empty: no adapter
   bool prefer_cpu = false;
+  std::vector<std::string> stop;  // generation ends before any of these texts
   uint64_t arrival_seq = 0;     // stamped by the http actor, in arrival order
   int64_t received_at_us = 0;   // steady-clock microseconds, stamped on arrival
 };
@@ -28,7 +30,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
-           x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.arrival_seq, x.received_at_us);
+           x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq,
+           x.received_at_us);
 }
 
 struct generate_reply {

@@ -25,6 +25,7 @@ struct model_state {
   bool loaded = false;
   std::string path;
   std::string device;
+  std::string dtype;
   uint64_t weight_bytes = 0;
   uint32_t adapters_cached = 0;
   uint64_t adapter_bytes = 0;
@@ -35,7 +36,7 @@ struct model_state {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_state& x) {
   return f(caf::meta::type_name("adapterd::model_state"), x.loaded, x.path, x.device,
-           x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads, x.adapter_loads);
+           x.dtype, x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads, x.adapter_loads);
 }
 
 /// A flush the janitor ran.

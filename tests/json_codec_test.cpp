@@ -48,6 +48,12 @@ TEST_CASE("bad generate-lite bodies get a 400 with a code", "[http]") {
   CHECK(rejected(R"({"prompt":"x","prefer_cpu":"yes"})").code == "invalid_type");
   CHECK(rejected(R"({"prompt":"x","adapter_path":5})").code == "invalid_type");
   CHECK(rejected(R"({"prompt":"x","adapter_path":5})").status == 400);
+  CHECK(rejected(R"({"prompt":"x","stop":5})").code == "invalid_type");
+  CHECK(rejected(R"({"prompt":"x","stop":[""]})").code == "out_of_range");
+  CHECK(rejected(R"({"prompt":"x","stop":["a",1]})").code == "invalid_type");
+  auto one = http::parse_generate(R"({"prompt":"x","stop":"END"})", http::limits{});
+  REQUIRE(std::holds_alternative<messages::generate_request>(one));
+  CHECK(std::get<messages::generate_request>(one).stop == std::vector<std::string>{"END"});
 }
 
 TEST_CASE("replies keep the seed's JSON shapes", "[http]") {

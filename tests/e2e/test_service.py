@@ -77,6 +77,18 @@ class ServiceTest(unittest.TestCase):
         self.assertEqual(body["device"], "cpu")
         self.assertEqual(self.server.health()["counters"]["model_loads"], loads)
 
+    def test_stop_strings_end_the_text_before_them(self):
+        free = self.server.generate(prompt="Hello, world!", max_new_tokens=24, temperature=0)[1]
+        text = free["generated_text"]
+        stop = text[len(text) // 2:len(text) // 2 + 2]
+        if len(stop) < 2 or "\ufffd" in stop:
+            self.skipTest("the greedy text has no clean two-character stop")
+        status, body, _ = self.server.generate(prompt="Hello, world!", max_new_tokens=24,
+                                               temperature=0, stop=[stop])
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["finish_reason"], "stop")
+        self.assertEqual(body["generated_text"], text[:text.find(stop)])
+
     def test_seeded_sampling_repeats(self):
         a = self.server.generate(prompt="seed", max_new_tokens=10, temperature=1.0, top_p=0.9, seed=7)[1]
         b = self.server.generate(prompt="seed", max_new_tokens=10, temperature=1.0, top_p=0.9, seed=7)[1]
@@ -211,7 +223,7 @@ class PolicyTest(unittest.TestCase):
     def test_bad_command_line_is_refused(self):
         import subprocess
         from server import BIN
-        for args in (["--cleanup-policy=sometimes"], ["--device=tpu"], ["--port=notaport"]):
+        for args in (["--cleanup-policy=sometimes"], ["--device=tpu"], ["--port=notaport"], ["--dtype=int4"]):
             proc = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(proc.returncode, 0, args)
             self.assertIn("adapterd:", proc.stderr)
