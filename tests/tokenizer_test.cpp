@@ -127,3 +127,37 @@ TEST_CASE("streaming decode never emits a broken character and adds up", "[token
     }
   }
 }
+
+TEST_CASE("add_bos_token and add_eos_token apply when tokenizer.json has no template", "[tokenizer]") {
+  nlohmann::json tj = {
+    {"added_tokens", {{{"id", 3}, {"content", "<s>"}, {"special", true}},
+                      {{"id", 4}, {"content", "</s>"}, {"special", true}}}},
+    {"normalizer", nullptr},
+    {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+    {"post_processor", nullptr},
+    {"decoder", {{"type", "ByteLevel"}}},
+    {"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}}};
+  auto with = tokenizer::from_json(tj.dump(), R"({"add_bos_token": true, "add_eos_token": true,
+    "bos_token": "<s>", "eos_token": {"content": "</s>"}})");
+  REQUIRE(with);
+  CHECK((*with)->encode("ab", true) == std::vector<int32_t>{3, 2, 4});
+  CHECK((*with)->encode("ab", false) == std::vector<int32_t>{2});
+  CHECK((*with)->eos_id() == 4);
+  CHECK((*with)->decode({3, 2, 4}, true) == "ab");
+  CHECK((*with)->decode({3, 2, 4}, false) == "<s>ab</s>");
+  auto without = tokenizer::from_json(tj.dump(), "");
+  REQUIRE(without);
+  CHECK((*without)->encode("ab", true) == std::vector<int32_t>{2});
+}
+
+TEST_CASE("unsupported tokenizer parts are refused by name", "[tokenizer]") {
+  nlohmann::json tj = {{"model", {{"type", "WordPiece"}, {"vocab", {{"a", 0}}}}}};
+  auto r = tokenizer::from_json(tj.dump(), "");
+  REQUIRE_FALSE(r);
+  CHECK(r.err().message.find("WordPiece") != std::string::npos);
+  tj = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}}}}}, {"pre_tokenizer", {{"type", "BertPreTokenizer"}}}};
+  r = tokenizer::from_json(tj.dump(), "");
+  REQUIRE_FALSE(r);
+  CHECK(r.err().message.find("BertPreTokenizer") != std::string::npos);
+  CHECK_FALSE(tokenizer::from_json("{broken", ""));
+}
