@@ -5,6 +5,7 @@
 
 #include "model/llama.hpp"
 #include "model/stream_decoder.hpp"
+#include "model/weights.hpp"
 
 namespace adapterd::model {
 
@@ -22,6 +23,13 @@ struct lora_adapter::impl {
 
 size_t lora_adapter::bytes() const { return impl_->weights.bytes; }
 const std::string& lora_adapter::path() const { return impl_->path; }
+std::string lora_adapter::device() const {
+  for (const auto& layer : impl_->weights.layers)
+    for (const auto& pair : layer)
+      if (pair)
+        return pair->a.device().str();
+  return "cpu";
+}
 
 namespace {
 
@@ -168,8 +176,10 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
         count(lin.bias);
       }
     }
-    auto p = std::make_unique<impl>(
-      impl{dir, *tok, llama_model(*config, std::move(*weights), *device, *dtype), bytes});
+    auto p = std::make_unique<impl>(impl{
+      dir, *tok,
+      llama_model(*config, std::move(*weights), *device, *dtype, options.activation_limit_bytes),
+      bytes});
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });
 }
@@ -182,6 +192,57 @@ result<std::shared_ptr<const lora_adapter>> base_model::load_adapter(const std::
     auto p = std::make_shared<const lora_adapter::impl>(lora_adapter::impl{dir, std::move(*weights)});
     return std::make_shared<const lora_adapter>(p);
   });
+}
+
+result<size_t> estimate_weight_bytes(const std::string& dir, const load_options& options) {
+  return guarded("estimating model size", [&]() -> result<size_t> {
+    auto device = pick_device(options.device);
+    if (!device)
+      return device.err();
+    auto dtype = pick_dtype(options.dtype, *device);
+    if (!dtype)
+      return dtype.err();
+    auto index = open_tensors(dir, "model.safetensors");
+    if (!index)
+      return index.err();
+    size_t bytes = 0;
+    for (const auto& [name, view] : index->by_name)
+      bytes += static_cast<size_t>(view->numel()) * c10::elementSize(*dtype);
+    return bytes;
+  });
+}
+
+result<size_t> base_model::estimate_adapter_bytes(const std::string& dir) const {
+  auto index = open_tensors(dir, "adapter_model.safetensors");
+  if (!index)
+    return make_error(errc::invalid_adapter, index.err().message);
+  size_t bytes = 0;
+  for (const auto& [name, view] : index->by_name)
+    bytes += static_cast<size_t>(view->numel()) * c10::elementSize(impl_->model.dtype());
+  return bytes;
+}
+
+result<std::shared_ptr<const lora_adapter>> base_model::move_adapter(const lora_adapter& adapter,
+                                                                     bool to_host) const {
+  return guarded("moving adapter", [&]() -> result<std::shared_ptr<const lora_adapter>> {
+    torch::InferenceMode guard;
+    auto target = to_host ? torch::Device(torch::kCPU) : impl_->model.device();
+    auto moved = adapter.get().weights;
+    for (auto& layer : moved.layers)
+      for (auto& pair : layer)
+        if (pair) {
+          pair->a = pair->a.to(target);
+          pair->b = pair->b.to(target);
+        }
+    auto p = std::make_shared<const lora_adapter::impl>(lora_adapter::impl{adapter.path(), std::move(moved)});
+    return std::make_shared<const lora_adapter>(p);
+  });
+}
+
+size_t base_model::kv_cache_bytes(int64_t tokens) const {
+  const auto& c = config();
+  return static_cast<size_t>(2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens)
+         * c10::elementSize(impl_->model.dtype());
 }
 
 result<generation_output> base_model::generate(const std::string& prompt,
@@ -228,7 +289,9 @@ result<generation_output> base_model::generate_ids(const std::vector<int32_t>& p
     return *bad;
   if (auto bad = check_ids(prompt_ids, c))
     return *bad;
-  const auto context = c.max_position_embeddings;
+  const auto context = params.max_context_tokens > 0
+                         ? std::min(params.max_context_tokens, c.max_position_embeddings)
+                         : c.max_position_embeddings;
   const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
   if (prompt_len >= context)
     return make_error(errc::context_overflow, "the prompt has " + std::to_string(prompt_len)
@@ -244,8 +307,15 @@ result<generation_output> base_model::generate_ids(const std::vector<int32_t>& p
     out.finish_reason = "length";
     auto cache = model.make_cache(prompt_len + budget);
     auto start = clock_type::now();
-    auto hidden = model.forward(ids_tensor(prompt_ids, model.device()), cache, lora);
-    auto logits = to_host(model.logits(hidden.narrow(0, prompt_len - 1, 1)));
+    // Prefill in one pass, or chunk by chunk (less activation memory, same result).
+    const int64_t chunk = params.prefill_chunk > 0 ? params.prefill_chunk : prompt_len;
+    torch::Tensor hidden;
+    for (int64_t at = 0; at < prompt_len; at += chunk) {
+      auto n = std::min(chunk, prompt_len - at);
+      std::vector<int32_t> part(prompt_ids.begin() + at, prompt_ids.begin() + at + n);
+      hidden = model.forward(ids_tensor(part, model.device()), cache, lora);
+    }
+    auto logits = to_host(model.logits(hidden.narrow(0, hidden.size(0) - 1, 1)));
     out.prefill_ms = ms_since(start);
     start = clock_type::now();
     sampler pick(params.sampling);

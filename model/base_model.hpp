@@ -19,7 +19,14 @@ struct load_options {
   std::string device = "auto";  // auto | cpu | cuda
   int threads = 0;              // intra-op threads; 0 keeps libtorch's default
   std::string dtype = "auto";   // auto (fp32 on CPU, bf16 on CUDA) | float32 | bfloat16 | float16
+  /// Fault injection for tests of out-of-memory recovery: a forward pass whose MLP
+  /// activations would exceed this many bytes fails as an allocation failure. 0: off.
+  size_t activation_limit_bytes = 0;
 };
+
+/// Bytes the weights of `dir` will take once loaded with `options` (from the safetensors
+/// headers only; nothing is read).
+result<size_t> estimate_weight_bytes(const std::string& dir, const load_options& options);
 
 /// The device a load_options::device name stands for here ("auto" -> "cuda:0" or "cpu").
 result<std::string> resolve_device(const std::string& name);
@@ -31,6 +38,7 @@ public:
   explicit lora_adapter(std::shared_ptr<const impl> p) : impl_(std::move(p)) {}
   size_t bytes() const;
   const std::string& path() const;
+  std::string device() const;
   const impl& get() const { return *impl_; }
 
 private:
@@ -41,6 +49,8 @@ struct generation_params {
   uint32_t max_new_tokens = 64;
   sampling_params sampling;
   std::vector<std::string> stop;  // text that ends generation; not part of the output
+  int64_t max_context_tokens = 0;  // prompt + output cap below the model's context; 0: none
+  int64_t prefill_chunk = 0;       // prefill this many tokens per pass; 0: all at once
 };
 
 struct generation_output {
@@ -69,6 +79,13 @@ public:
   size_t weight_bytes() const;
 
   result<std::shared_ptr<const lora_adapter>> load_adapter(const std::string& dir) const;
+  /// Bytes the adapter in `dir` will take on this model's device.
+  result<size_t> estimate_adapter_bytes(const std::string& dir) const;
+  /// A copy of `adapter` in host memory (to_host) or back on this model's device.
+  result<std::shared_ptr<const lora_adapter>> move_adapter(const lora_adapter& adapter,
+                                                           bool to_host) const;
+  /// Bytes of the KV cache for one sequence of `tokens` tokens.
+  size_t kv_cache_bytes(int64_t tokens) const;
 
   /// Tokenizes `prompt` (with BOS where the tokenizer adds one) and generates.
   result<generation_output> generate(const std::string& prompt, const generation_params& params,

@@ -66,8 +66,12 @@ torch::Tensor rope_inv_freq(const model_config& c) {
 }
 
 llama_model::llama_model(model_config config, llama_weights weights, torch::Device device,
-                         torch::ScalarType dtype)
-  : config_(std::move(config)), weights_(std::move(weights)), device_(device), dtype_(dtype) {
+                         torch::ScalarType dtype, size_t activation_limit_bytes)
+  : config_(std::move(config)),
+    weights_(std::move(weights)),
+    device_(device),
+    dtype_(dtype),
+    activation_limit_bytes_(activation_limit_bytes) {
   torch::InferenceMode guard;
   auto inv_freq = rope_inv_freq(config_);
   auto positions = torch::arange(0, config_.max_position_embeddings, torch::kFloat32);
@@ -130,6 +134,10 @@ torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_ca
 torch::Tensor llama_model::forward(const torch::Tensor& ids, kv_cache& cache,
                                    const lora_weights* lora) const {
   const int64_t t = ids.size(0);
+  if (activation_limit_bytes_ > 0
+      && static_cast<size_t>(t * config_.intermediate_size * 3) * c10::elementSize(dtype_)
+           > activation_limit_bytes_)
+    throw std::bad_alloc();  // injected: behaves like a failed allocation
   auto x = weights_.embed.index_select(0, ids);
   auto cos = cos_.narrow(0, cache.length, t).unsqueeze(1);
   auto sin = sin_.narrow(0, cache.length, t).unsqueeze(1);

@@ -55,7 +55,7 @@ struct kv_cache {
 class llama_model {
 public:
   llama_model(model_config config, llama_weights weights, torch::Device device,
-              torch::ScalarType dtype);
+              torch::ScalarType dtype, size_t activation_limit_bytes = 0);
 
   const model_config& config() const { return config_; }
   const llama_weights& weights() const { return weights_; }
@@ -78,6 +78,7 @@ private:
   llama_weights weights_;
   torch::Device device_;
   torch::ScalarType dtype_;
+  size_t activation_limit_bytes_;  // fault injection, see load_options
   torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
 };
 

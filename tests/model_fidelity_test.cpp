@@ -182,3 +182,88 @@ TEST_CASE("missing and mis-shaped tensors are named", "[model][errors]") {
   REQUIRE_FALSE(m);
   CHECK(m.err().message.find("missing tensor model.layers.1.self_attn.k_proj.weight") != std::string::npos);
 }
+
+TEST_CASE("chunked prefill gives the same tokens", "[model][memory]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  auto model = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0});
+  REQUIRE(model);
+  auto ids = (*model)->tok().encode("Prefill in chunks of three tokens should not change a thing.", true);
+  auto params = greedy(10);
+  auto whole = (*model)->generate_ids(ids, params, nullptr);
+  params.prefill_chunk = 3;
+  auto chunked = (*model)->generate_ids(ids, params, nullptr);
+  REQUIRE(whole);
+  REQUIRE(chunked);
+  CHECK(whole->output_ids == chunked->output_ids);
+}
+
+TEST_CASE("an allocation failure is an out_of_memory error, and chunking gets round it", "[model][memory]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  load_options opts{"cpu", 0};
+  opts.activation_limit_bytes = 8 * 256 * 3 * 4;  // an 8-token forward pass at most
+  auto model = base_model::load(fixtures_dir() + "/llama/model", opts);
+  REQUIRE(model);
+  auto ids = (*model)->tok().encode("This prompt is longer than eight tokens, which is too much.", true);
+  auto params = greedy(4);
+  auto failed = (*model)->generate_ids(ids, params, nullptr);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.err().code == errc::out_of_memory);
+  params.prefill_chunk = 8;
+  auto chunked = (*model)->generate_ids(ids, params, nullptr);
+  REQUIRE(chunked);
+  CHECK(chunked->output_ids.size() == 4);
+}
+
+TEST_CASE("size estimates match what loading takes", "[model][memory]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  for (const char* dir : {"/llama/model", "/llama/model_bf16_sharded", "/qwen2/model"}) {
+    auto path = fixtures_dir() + dir;
+    auto estimate = estimate_weight_bytes(path, load_options{"cpu", 0});
+    auto model = base_model::load(path, load_options{"cpu", 0});
+    REQUIRE(estimate);
+    REQUIRE(model);
+    INFO(dir);
+    CHECK(*estimate == (*model)->weight_bytes());
+  }
+  auto model = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0});
+  REQUIRE(model);
+  auto dir = fixtures_dir() + "/llama/adapters/lora_all_rs";
+  auto estimate = (*model)->estimate_adapter_bytes(dir);
+  auto adapter = (*model)->load_adapter(dir);
+  REQUIRE(estimate);
+  REQUIRE(adapter);
+  CHECK(*estimate == (*adapter)->bytes());
+  // 3 layers x (k + v) x 2 kv heads x 16 dims x 4 bytes per token
+  CHECK((*model)->kv_cache_bytes(10) == 3 * 2 * 2 * 16 * 4 * 10);
+}
+
+TEST_CASE("an adapter moved to host memory and back gives the same output", "[model][memory]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  auto model = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0});
+  REQUIRE(model);
+  auto adapter = (*model)->load_adapter(fixtures_dir() + "/llama/adapters/lora_qv");
+  REQUIRE(adapter);
+  auto host = (*model)->move_adapter(**adapter, true);
+  REQUIRE(host);
+  CHECK((*host)->device() == "cpu");
+  auto back = (*model)->move_adapter(**host, false);
+  REQUIRE(back);
+  auto ids = (*model)->tok().encode("tiers", true);
+  auto a = (*model)->generate_ids(ids, greedy(6), adapter->get());
+  auto b = (*model)->generate_ids(ids, greedy(6), back->get());
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK(a->output_ids == b->output_ids);
+}
