@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/error_mapping.hpp"
+#include "model/memory_stats.hpp"
 
 namespace adapterd::actors {
 
@@ -31,11 +32,15 @@ int64_t now_us() {
     .count();
 }
 
-void report(self_ptr self, uint8_t kind, const std::string& id) {
-  self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id});
+void report(self_ptr self, uint8_t kind, const std::string& id, uint64_t kv_bytes = 0) {
+  self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id, kv_bytes});
 }
 
-caf::expected<generate_reply> run(const generate_request& req, const model_lease& lease) {
+constexpr int64_t retry_prefill_chunk = 16;
+
+// Generates; on an allocation failure flushes the caches and retries once with a chunked
+// prefill (less activation memory), else fails this request alone.
+caf::expected<generate_reply> run(self_ptr self, const generate_request& req, const model_lease& lease) {
   model::generation_params params;
   params.max_new_tokens = req.max_new_tokens;
   params.sampling.temperature = req.temperature;
@@ -45,7 +50,20 @@ caf::expected<generate_reply> run(const generate_request& req, const model_lease
   if (req.has_seed)
     params.sampling.seed = req.seed;
   params.stop = req.stop;
+  params.max_context_tokens = lease.kv_reserve_tokens;
   auto out = lease.model->generate(req.prompt, params, lease.adapter.get());
+  if (!out && out.err().code == model::errc::out_of_memory) {
+    spdlog::warn("gpu-owner {} out of memory ({}); flushing and retrying with chunked prefill",
+                 req.request_id, out.err().message);
+    model::flush_allocator_caches();
+    params.prefill_chunk = retry_prefill_chunk;
+    out = lease.model->generate(req.prompt, params, lease.adapter.get());
+    report(self, out ? messages::request_event::oom_recovered : messages::request_event::oom_failed,
+           req.request_id);
+    if (!out)
+      return make_failure(messages::errc::out_of_memory,
+                          "out of memory even after flushing and a chunked prefill: " + out.err().message);
+  }
   if (!out)
     return from_model_error(out.err());
   generate_reply r;
@@ -93,7 +111,7 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
           [=](const model_lease& lease) mutable {
             caf::expected<generate_reply> reply = make_failure(messages::errc::internal, "not run");
             try {
-              reply = run(req, lease);
+              reply = run(self, req, lease);
             } catch (const std::exception& e) {  // never let the device owner die of one request
               reply = make_failure(messages::errc::internal, e.what());
             }
@@ -106,7 +124,8 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
               reply->finished_at_us = now_us<std::chrono::system_clock>();
               spdlog::info("gpu-owner {} generated {} tokens in {:.1f} ms", req.request_id,
                            reply->tokens_generated, reply->generate_ms);
-              report(self, messages::request_event::finished, req.request_id);
+              report(self, messages::request_event::finished, req.request_id,
+                     lease.model->kv_cache_bytes(reply->prompt_tokens + reply->tokens_generated));
               rp.deliver(std::move(*reply));
             } else {
               spdlog::warn("gpu-owner {} failed: {}", req.request_id, to_failure(reply.error()).message);

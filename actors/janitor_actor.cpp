@@ -16,6 +16,7 @@ struct janitor_state {
   janitor_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
 
   cleanup_policy policy = cleanup_policy::flush;
+  uint32_t idle_unload_after_s = 0;
   supervisor_actor supervisor;
   messages::monitor_actor monitor;
 };
@@ -24,7 +25,7 @@ namespace {
 
 using self_ptr = messages::janitor_actor::stateful_pointer<janitor_state>;
 
-cleanup_reply flush(self_ptr self, const cleanup_request& req, bool unloaded) {
+cleanup_reply flush(self_ptr self, const cleanup_request& req, const messages::freed_report& freed) {
   cleanup_reply r;
   r.rss_before_bytes = model::read_memory_figures().rss_bytes;
   auto after = model::flush_allocator_caches();
@@ -34,46 +35,75 @@ cleanup_reply flush(self_ptr self, const cleanup_request& req, bool unloaded) {
   r.gpu_allocated_mb = after.gpu_allocated_mb;
   r.gpu_reserved_mb = after.gpu_reserved_mb;
   r.rss_after_bytes = after.rss_bytes;
-  r.model_unloaded = unloaded;
+  r.model_unloaded = freed.models > 0;
+  r.level = req.level;
+  r.freed = freed;
   self->send(self->state.monitor, messages::report_atom_v,
              messages::flush_event{req.reason, after.rss_bytes});
-  spdlog::debug("janitor {} {} flush: rss {} -> {} MiB", req.request_id, req.reason,
+  spdlog::debug("janitor {} {} {} flush: rss {} -> {} MiB", req.request_id, req.reason, req.level,
                 r.rss_before_bytes >> 20, r.rss_after_bytes >> 20);
   return r;
 }
 
+// What a request's cleanup gives up before the flush: nothing, adapters, or everything.
+std::string eviction_level(const janitor_state& st, const cleanup_request& req) {
+  if (req.reason == "after_request")
+    return st.policy == cleanup_policy::unload ? "all" : "";
+  return req.level == "adapters" || req.level == "all" ? req.level : "";
+}
+
+std::chrono::seconds tick_period(uint32_t idle_s) {
+  return std::chrono::seconds(std::max<uint32_t>(1, std::min<uint32_t>(idle_s / 4, 30)));
+}
+
 messages::janitor_actor::behavior_type janitor_behavior(
-  messages::janitor_actor::stateful_pointer<janitor_state> self, cleanup_policy policy,
+  messages::janitor_actor::stateful_pointer<janitor_state> self, service_config config,
   supervisor_actor supervisor, messages::monitor_actor monitor) {
-  self->state.policy = policy;
+  self->state.policy = config.policy;
+  self->state.idle_unload_after_s = config.idle_unload_after_s;
   self->state.supervisor = std::move(supervisor);
   self->state.monitor = std::move(monitor);
+  // One pending tick at a time: the timer costs the same however long the server runs.
+  if (config.idle_unload_after_s > 0)
+    self->delayed_send(self, tick_period(config.idle_unload_after_s), caf::tick_atom_v);
   return {
     [=](messages::cleanup_atom, const cleanup_request& req) -> caf::result<cleanup_reply> {
-      bool after_request = req.reason == "after_request";
-      if (after_request && self->state.policy == cleanup_policy::off) {
+      if (req.reason == "after_request" && self->state.policy == cleanup_policy::off) {
         cleanup_reply r;
         r.status = "success";
         r.message = "Cleanup policy is off";
         return r;
       }
-      if (!(after_request && self->state.policy == cleanup_policy::unload))
-        return flush(self, req, false);
-      // The seed's reload-every-request mode: drop the weights, then flush.
+      auto level = eviction_level(self->state, req);
+      if (level.empty())
+        return flush(self, req, {});
       auto rp = self->make_response_promise<cleanup_reply>();
-      self->request(self->state.supervisor, caf::infinite, messages::unload_atom_v)
-        .then([=](bool unloaded) mutable { rp.deliver(flush(self, req, unloaded)); },
-              [=](const caf::error&) mutable { rp.deliver(flush(self, req, false)); });
+      self->request(self->state.supervisor, caf::infinite, messages::evict_atom_v, level)
+        .then([=](const messages::freed_report& freed) mutable { rp.deliver(flush(self, req, freed)); },
+              [=](const caf::error&) mutable { rp.deliver(flush(self, req, {})); });
       return rp;
+    },
+    [=](caf::tick_atom) {
+      auto idle = self->state.idle_unload_after_s;
+      self->request(self->state.supervisor, caf::infinite, messages::idle_atom_v, idle)
+        .then(
+          [=](const messages::freed_report& freed) {
+            if (freed.models > 0) {
+              spdlog::info("janitor unloaded {} idle model(s) after {} s", freed.models, idle);
+              flush(self, cleanup_request{"idle", "idle_unload", "all"}, freed);
+            }
+            self->delayed_send(self, tick_period(idle), caf::tick_atom_v);
+          },
+          [=](const caf::error&) { self->delayed_send(self, tick_period(idle), caf::tick_atom_v); });
     },
   };
 }
 
 }  // namespace
 
-messages::janitor_actor spawn_janitor(caf::actor_system& sys, cleanup_policy policy,
+messages::janitor_actor spawn_janitor(caf::actor_system& sys, const service_config& config,
                                       supervisor_actor supervisor, messages::monitor_actor monitor) {
-  return sys.spawn<caf::detached>(janitor_behavior, policy, std::move(supervisor), std::move(monitor));
+  return sys.spawn<caf::detached>(janitor_behavior, config, std::move(supervisor), std::move(monitor));
 }
 
 }  // namespace adapterd::actors

@@ -1,7 +1,9 @@
 #pragma once
-// janitor: cleanup after every request (as the cleanup policy says: flush the allocator
-// caches, unload the model too, or nothing) and on demand (/cleanup-memory: flush; the
-// weights stay). Flushing can take a while, so spawn it detached.
+// janitor: cleanup after every request as the policy says (flush: return cached allocator
+// memory, weights stay; unload: the seed's reload-every-request mode; off), on demand
+// (/cleanup-memory at level flush | adapters | all, answering what it freed), and, when
+// idle_unload_after_s is set, unloading base models nobody used for that long (like
+// Ollama's keep_alive). Flushing can take a while, so it is spawned detached.
 #include "caf/typed_event_based_actor.hpp"
 
 #include "actors/model_lease.hpp"
@@ -11,7 +13,7 @@
 namespace adapterd::actors {
 
 /// Spawned detached: a flush may take a while.
-messages::janitor_actor spawn_janitor(caf::actor_system& sys, cleanup_policy policy,
+messages::janitor_actor spawn_janitor(caf::actor_system& sys, const service_config& config,
                                       supervisor_actor supervisor, messages::monitor_actor monitor);
 
 }  // namespace adapterd::actors

@@ -42,6 +42,12 @@ public:
   bool lazy_load = false;
   uint32_t max_new_tokens_limit = 512;
   uint64_t max_body_bytes = 1 << 20;
+  uint64_t gpu_budget_mb = 0;
+  uint64_t cpu_budget_mb = 0;
+  int64_t kv_reserve_tokens = 4096;
+  uint32_t max_models = 1;
+  uint32_t idle_unload_after_s = 0;
+  uint64_t fault_activation_limit_kb = 0;
   uint32_t request_timeout_s = 600;
   std::string log_level = "info";
 
@@ -59,6 +65,13 @@ public:
       .add(lazy_load, "lazy-load", "load the default model on the first request, not at start-up")
       .add(max_new_tokens_limit, "max-new-tokens-limit", "largest max_new_tokens a request may ask")
       .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
+      .add(gpu_budget_mb, "gpu-budget-mb", "memory budget for weights, adapters and KV on the GPU (0: none)")
+      .add(cpu_budget_mb, "cpu-budget-mb", "the same for CPU models, and the host tier of GPU adapters (0: none)")
+      .add(kv_reserve_tokens, "kv-reserve-tokens", "KV cache reserved for one sequence; caps prompt + output")
+      .add(max_models, "max-models", "base models resident at once")
+      .add(idle_unload_after_s, "idle-unload-after", "unload a model unused for this many seconds (0: never)")
+      .add(fault_activation_limit_kb, "fault-activation-limit-kb",
+           "tests only: fail forward passes above this activation size, as if out of memory")
       .add(request_timeout_s, "request-timeout", "seconds a request may wait and run")
       .add(log_level, "log-level", "trace | debug | info | warn | error");
     add_message_types<caf::id_block::adapterd>();
@@ -79,6 +92,12 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.preload = !c.lazy_load;
   s.max_new_tokens_limit = c.max_new_tokens_limit;
   s.max_body_bytes = c.max_body_bytes;
+  s.gpu_budget_bytes = c.gpu_budget_mb << 20;
+  s.cpu_budget_bytes = c.cpu_budget_mb << 20;
+  s.kv_reserve_tokens = c.kv_reserve_tokens;
+  s.max_models = c.max_models;
+  s.idle_unload_after_s = c.idle_unload_after_s;
+  s.fault_activation_limit_bytes = c.fault_activation_limit_kb << 10;
   s.request_timeout_s = c.request_timeout_s;
   if (c.policy == "flush")
     s.policy = cleanup_policy::flush;
@@ -94,6 +113,8 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
   if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0)
     problem = "limits must be positive";
+  if (c.kv_reserve_tokens < 1 || c.max_models < 1)
+    problem = "--kv-reserve-tokens and --max-models must be at least 1";
   if (c.threads < 0)
     problem = "--threads must not be negative";
   if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")

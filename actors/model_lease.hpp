@@ -26,12 +26,15 @@ struct model_lease {
   std::string model_name;
   std::string adapter_name;
   double load_ms = 0;  // time this acquisition spent loading
+  int64_t kv_reserve_tokens = 0;  // the longest sequence the budget reserved KV cache for
 };
 
-/// Owns the model and adapter cache; loads on first use, keeps, replaces on demand.
+/// Owns the model and adapter cache; loads on first use, keeps, evicts to stay in budget.
+/// evict: "adapters" or "all"; idle: unload models unused for that many seconds.
 using supervisor_actor = caf::typed_actor<
   caf::replies_to<messages::acquire_atom, acquire_request>::with<model_lease>,
-  caf::replies_to<messages::unload_atom>::with<bool>>;
+  caf::replies_to<messages::evict_atom, std::string>::with<messages::freed_report>,
+  caf::replies_to<messages::idle_atom, uint32_t>::with<messages::freed_report>>;
 
 }  // namespace adapterd::actors
 

@@ -14,6 +14,7 @@ struct monitor_state {
   cleanup_policy policy = cleanup_policy::flush;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   uint64_t queued = 0, started_count = 0, served = 0, failed = 0, flushes = 0;
+  uint64_t oom_recoveries = 0, oom_failures = 0, kv_cache_bytes_last = 0;
   messages::model_state model;
 };
 
@@ -38,7 +39,12 @@ messages::monitor_actor::behavior_type monitor_behavior(
       switch (e.kind) {
         case messages::request_event::queued: ++st.queued; break;
         case messages::request_event::started: ++st.started_count; break;
-        case messages::request_event::finished: ++st.served; break;
+        case messages::request_event::finished:
+          ++st.served;
+          st.kv_cache_bytes_last = e.kv_cache_bytes;
+          break;
+        case messages::request_event::oom_recovered: ++st.oom_recoveries; break;
+        case messages::request_event::oom_failed: ++st.oom_failures; break;
         case messages::request_event::failed: ++st.failed; break;
         default: break;
       }
@@ -64,6 +70,9 @@ messages::monitor_actor::behavior_type monitor_behavior(
       r.requests_served = st.served;
       r.requests_failed = st.failed;
       r.flushes = st.flushes;
+      r.oom_recoveries = st.oom_recoveries;
+      r.oom_failures = st.oom_failures;
+      r.kv_cache_bytes_last = st.kv_cache_bytes_last;
       r.cleanup_policy = to_string(st.policy);
       return r;
     },

@@ -36,7 +36,7 @@ std::variant<uint16_t, std::string> node::start() {
   auto& p = *parts_;
   p.monitor = spawn_monitor(p.sys, p.config.policy);
   p.supervisor = spawn_supervisor(p.sys, p.config, p.monitor);
-  p.janitor = spawn_janitor(p.sys, p.config.policy, p.supervisor, p.monitor);
+  p.janitor = spawn_janitor(p.sys, p.config, p.supervisor, p.monitor);
   p.gpu_owner = spawn_gpu_owner(p.sys, p.supervisor, p.janitor, p.monitor);
   p.http = spawn_http_actor(p.sys, http_targets{p.gpu_owner, p.janitor, p.monitor});
   if (p.config.preload) {

@@ -21,6 +21,12 @@ struct service_config {
   int threads = 0;                        // libtorch intra-op threads; 0: its default
   cleanup_policy policy = cleanup_policy::flush;
   bool preload = true;                    // load the default model at start-up
+  uint64_t gpu_budget_bytes = 0;          // 0: unlimited
+  uint64_t cpu_budget_bytes = 0;          // 0: unlimited (CPU models, and the host adapter tier)
+  int64_t kv_reserve_tokens = 4096;       // KV cache kept free for one sequence; caps its length
+  uint32_t max_models = 1;                // base models resident at once
+  uint32_t idle_unload_after_s = 0;       // 0: keep the model however long it idles
+  uint64_t fault_activation_limit_bytes = 0;  // tests only: injected allocation failures
   uint32_t max_new_tokens_limit = 512;
   size_t max_body_bytes = 1 << 20;
   unsigned request_timeout_s = 600;

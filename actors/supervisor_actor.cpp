@@ -7,12 +7,27 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/error_mapping.hpp"
+#include "actors/eviction_plan.hpp"
 #include "actors/path_policy.hpp"
+#include "model/memory_stats.hpp"
 
 namespace adapterd::actors {
 
 namespace fs = std::filesystem;
 using messages::errc;
+using clock_type = std::chrono::steady_clock;
+
+struct model_entry {
+  std::shared_ptr<const model::base_model> model;
+  uint64_t last_used = 0;
+  clock_type::time_point last_used_at = clock_type::now();
+};
+
+struct adapter_entry {
+  std::shared_ptr<const model::lora_adapter> adapter;
+  std::string model_key;
+  uint64_t last_used = 0;
+};
 
 struct supervisor_state {
   static inline const char* name = "supervisor";
@@ -20,34 +35,141 @@ struct supervisor_state {
 
   service_config config;
   messages::monitor_actor monitor;
-  std::shared_ptr<const model::base_model> model;  // the resident base model
-  std::map<std::string, std::shared_ptr<const model::lora_adapter>> adapters;
-  uint64_t model_loads = 0;
-  uint64_t adapter_loads = 0;
+  std::map<std::string, model_entry> models;             // key: model dir @ device
+  std::map<std::string, adapter_entry> device_adapters;  // key: model key | adapter dir
+  std::map<std::string, adapter_entry> host_adapters;    // same keys, in host memory
+  std::string last_model_key;
+  uint64_t tick = 0;
+  uint64_t model_loads = 0, adapter_loads = 0, evictions = 0, host_reloads = 0;
 };
 
 namespace {
 
 using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
-using clock_type = std::chrono::steady_clock;
+
+bool on_gpu(const std::string& device) { return device.rfind("cuda", 0) == 0; }
+
+uint64_t device_budget(const service_config& c, const std::string& device) {
+  return on_gpu(device) ? c.gpu_budget_bytes : c.cpu_budget_bytes;
+}
+
+int64_t kv_tokens(const service_config& c, const model::base_model& m) {
+  return std::min<int64_t>(c.kv_reserve_tokens, m.config().max_position_embeddings);
+}
 
 void report(self_ptr self) {
   auto& st = self->state;
   messages::model_state s;
-  s.loaded = st.model != nullptr;
-  if (st.model) {
-    s.path = st.model->path();
-    s.device = st.model->device();
-    s.dtype = st.model->dtype();
-    s.weight_bytes = st.model->weight_bytes();
+  auto it = st.models.find(st.last_model_key);
+  if (it == st.models.end() && !st.models.empty())
+    it = st.models.begin();
+  if (it != st.models.end()) {
+    const auto& m = *it->second.model;
+    s.loaded = true;
+    s.path = m.path();
+    s.device = m.device();
+    s.dtype = m.dtype();
+    s.weight_bytes = m.weight_bytes();
+    s.kv_reserve_bytes = m.kv_cache_bytes(kv_tokens(st.config, m));
+    s.device_budget_bytes = device_budget(st.config, m.device());
   }
-  s.adapters_cached = static_cast<uint32_t>(st.adapters.size());
-  for (const auto& [path, a] : st.adapters)
-    s.adapter_bytes += a->bytes();
+  for (const auto& [key, e] : st.models)
+    s.resident.push_back({"model", e.model->path(), e.model->device(), "device", e.model->weight_bytes()});
+  for (const auto* tier : {&st.device_adapters, &st.host_adapters})
+    for (const auto& [key, e] : *tier) {
+      s.resident.push_back({"adapter", e.adapter->path(), e.adapter->device(),
+                            tier == &st.host_adapters ? "host" : "device", e.adapter->bytes()});
+      s.adapter_bytes += e.adapter->bytes();
+    }
+  s.adapters_cached = static_cast<uint32_t>(st.device_adapters.size() + st.host_adapters.size());
   s.model_loads = st.model_loads;
   s.adapter_loads = st.adapter_loads;
+  s.evictions = st.evictions;
+  s.host_reloads = st.host_reloads;
   self->send(st.monitor, messages::report_atom_v, s);
 }
+
+// The resident weights on one device, for the eviction plan.
+std::vector<resident> device_tier(const supervisor_state& st, const std::string& device) {
+  std::vector<resident> tier;
+  for (const auto& [key, e] : st.models)
+    if (e.model->device() == device)
+      tier.push_back({key, true, "", e.model->weight_bytes(), e.last_used});
+  for (const auto& [key, e] : st.device_adapters)
+    if (e.adapter->device() == device)
+      tier.push_back({key, false, e.model_key, e.adapter->bytes(), e.last_used});
+  return tier;
+}
+
+void drop_model(self_ptr self, const std::string& key, messages::freed_report& freed) {
+  auto& st = self->state;
+  for (auto* tier : {&st.device_adapters, &st.host_adapters})
+    for (auto it = tier->begin(); it != tier->end();)
+      if (it->second.model_key == key) {
+        ++freed.adapters;
+        freed.adapter_bytes += it->second.adapter->bytes();
+        it = tier->erase(it);
+      } else {
+        ++it;
+      }
+  auto it = st.models.find(key);
+  if (it == st.models.end())
+    return;
+  ++freed.models;
+  freed.model_bytes += it->second.model->weight_bytes();
+  spdlog::info("supervisor unloading {}", it->second.model->path());
+  st.models.erase(it);
+}
+
+// Moves a device adapter to the host tier (GPU models, room permitting) or drops it.
+void evict_adapter(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto it = st.device_adapters.find(key);
+  if (it == st.device_adapters.end())
+    return;
+  auto entry = it->second;
+  st.device_adapters.erase(it);
+  ++st.evictions;
+  auto model = st.models.find(entry.model_key);
+  if (model == st.models.end() || !on_gpu(model->second.model->device()))
+    return;  // on the CPU the host tier is the device: dropped
+  std::vector<resident> host;
+  for (const auto& [k, e] : st.host_adapters)
+    host.push_back({k, false, e.model_key, e.adapter->bytes(), e.last_used});
+  auto plan = plan_eviction(host, st.config.cpu_budget_bytes, entry.adapter->bytes(), {});
+  if (!plan)
+    return;
+  for (const auto& k : *plan)
+    st.host_adapters.erase(k);
+  auto moved = model->second.model->move_adapter(*entry.adapter, true);
+  if (moved) {
+    entry.adapter = *moved;
+    st.host_adapters[key] = entry;
+  }
+}
+
+// Makes room for `need` more bytes on `device`; false when even evictions cannot.
+bool make_room(self_ptr self, const std::string& device, uint64_t need,
+               const std::set<std::string>& keep) {
+  auto& st = self->state;
+  auto plan = plan_eviction(device_tier(st, device), device_budget(st.config, device), need, keep);
+  if (!plan)
+    return false;
+  messages::freed_report freed;
+  for (const auto& key : *plan) {
+    if (st.models.count(key)) {
+      drop_model(self, key, freed);
+      ++st.evictions;
+    } else {
+      evict_adapter(self, key);
+    }
+  }
+  if (!plan->empty())
+    model::flush_allocator_caches();  // hand the evicted memory back now
+  return true;
+}
+
+std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
 // The directory a request's base_model names, or an error.
 caf::expected<std::string> resolve_model(const service_config& c, const std::string& requested) {
@@ -74,6 +196,88 @@ caf::expected<std::string> resolve_adapter(const service_config& c, const std::s
   return *path;
 }
 
+caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& req,
+                                         const std::string& dir, const std::string& device) {
+  auto& st = self->state;
+  auto key = dir + "@" + device;
+  auto it = st.models.find(key);
+  if (it != st.models.end())
+    return &it->second;
+  model::load_options options{device, st.config.threads, st.config.dtype,
+                              st.config.fault_activation_limit_bytes};
+  auto estimate = model::estimate_weight_bytes(dir, options);
+  if (!estimate)
+    return from_model_error(estimate.err());
+  // Room for the weights and the KV cache of one sequence.
+  auto kv = model::estimate_kv_bytes(dir, options, st.config.kv_reserve_tokens);
+  if (!kv)
+    return from_model_error(kv.err());
+  uint64_t need = *estimate + *kv;
+  // At most max_models resident: the least recently used idle one makes way.
+  while (st.models.size() >= std::max<uint32_t>(1, st.config.max_models)) {
+    auto oldest = st.models.begin();
+    for (auto m = st.models.begin(); m != st.models.end(); ++m)
+      if (m->second.last_used < oldest->second.last_used)
+        oldest = m;
+    messages::freed_report freed;
+    drop_model(self, oldest->first, freed);
+  }
+  if (!make_room(self, device, need, {}))
+    return make_failure(errc::insufficient_memory,
+                        "base model " + dir + " needs " + mib(need) + " (weights and KV reserve); the "
+                          + device + " budget is " + mib(device_budget(st.config, device)));
+  auto start = clock_type::now();
+  auto loaded = model::base_model::load(dir, options);
+  if (!loaded) {
+    spdlog::error("supervisor {} cannot load {}: {}", req.request_id, dir, loaded.err().message);
+    auto e = loaded.err();
+    return make_failure(e.code == model::errc::out_of_memory ? errc::out_of_memory : errc::model_load_failed,
+                        "cannot load base model: " + e.message);
+  }
+  ++st.model_loads;
+  spdlog::info("supervisor {} loaded {} on {} as {} ({}) in {:.0f} ms", req.request_id, dir,
+               (*loaded)->device(), (*loaded)->dtype(), mib((*loaded)->weight_bytes()),
+               std::chrono::duration<double, std::milli>(clock_type::now() - start).count());
+  return &(st.models[key] = model_entry{*loaded, 0, clock_type::now()});
+}
+
+caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
+  self_ptr self, const acquire_request& req, const std::string& model_key, model_entry& m,
+  const std::string& path) {
+  auto& st = self->state;
+  auto key = model_key + "|" + path;
+  if (auto it = st.device_adapters.find(key); it != st.device_adapters.end()) {
+    it->second.last_used = ++st.tick;
+    return it->second.adapter;
+  }
+  const auto& model = *m.model;
+  std::set<std::string> keep{model_key};
+  if (auto host = st.host_adapters.find(key); host != st.host_adapters.end()) {
+    if (!make_room(self, model.device(), host->second.adapter->bytes(), keep))
+      return make_failure(errc::insufficient_memory, "adapter " + path + " does not fit the budget");
+    auto back = model.move_adapter(*host->second.adapter, false);
+    if (!back)
+      return from_model_error(back.err());
+    st.host_adapters.erase(host);
+    ++st.host_reloads;
+    st.device_adapters[key] = adapter_entry{*back, model_key, ++st.tick};
+    return *back;
+  }
+  auto estimate = model.estimate_adapter_bytes(path);
+  if (!estimate)
+    return from_model_error(estimate.err());
+  if (!make_room(self, model.device(), *estimate, keep))
+    return make_failure(errc::insufficient_memory, "adapter " + path + " needs " + mib(*estimate)
+                                                     + "; the budget cannot take it next to the model");
+  auto loaded = model.load_adapter(path);
+  if (!loaded)
+    return from_model_error(loaded.err());
+  ++st.adapter_loads;
+  spdlog::info("supervisor {} loaded adapter {} ({})", req.request_id, path, mib((*loaded)->bytes()));
+  st.device_adapters[key] = adapter_entry{*loaded, model_key, ++st.tick};
+  return *loaded;
+}
+
 caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
   auto& st = self->state;
   auto start = clock_type::now();
@@ -84,47 +288,71 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
   auto device = model::resolve_device(req.prefer_cpu ? "cpu" : st.config.device);
   if (!device)
     return from_model_error(device.err());
-  if (!st.model || st.model->path() != *dir || st.model->device() != *device) {
-    if (st.model)
-      spdlog::info("supervisor {} replacing model {} with {}", req.request_id, st.model->path(), *dir);
-    st.adapters.clear();
-    st.model.reset();  // free the old weights before the new ones arrive
-    auto loaded = model::base_model::load(*dir, model::load_options{*device, st.config.threads, st.config.dtype});
-    if (!loaded) {
-      spdlog::error("supervisor {} cannot load {}: {}", req.request_id, *dir, loaded.err().message);
-      report(self);
-      auto e = loaded.err();
-      return make_failure(e.code == model::errc::out_of_memory ? errc::out_of_memory : errc::model_load_failed,
-                          "cannot load base model: " + e.message);
-    }
-    st.model = *loaded;
-    ++st.model_loads;
-    spdlog::info("supervisor {} loaded {} on {} ({} MiB)", req.request_id, *dir, st.model->device(),
-                 st.model->weight_bytes() >> 20);
-    report(self);
-  }
-  model_lease lease;
-  lease.model = st.model;
-  lease.model_name = fs::path(*dir).filename().string();
+  std::string adapter_path;
   if (!req.adapter_path.empty()) {
     auto path = resolve_adapter(st.config, req.adapter_path);
     if (!path)
       return path.error();
-    auto it = st.adapters.find(*path);
-    if (it == st.adapters.end()) {
-      auto loaded = st.model->load_adapter(*path);
-      if (!loaded)
-        return from_model_error(loaded.err());
-      it = st.adapters.emplace(*path, *loaded).first;
-      ++st.adapter_loads;
-      spdlog::info("supervisor {} loaded adapter {}", req.request_id, *path);
+    adapter_path = *path;
+  }
+  auto entry = ensure_model(self, req, *dir, *device);
+  if (!entry) {
+    report(self);
+    return entry.error();
+  }
+  auto key = *dir + "@" + *device;
+  (*entry)->last_used = ++st.tick;
+  (*entry)->last_used_at = clock_type::now();
+  st.last_model_key = key;
+  model_lease lease;
+  lease.model = (*entry)->model;
+  lease.model_name = fs::path(*dir).filename().string();
+  lease.kv_reserve_tokens = kv_tokens(st.config, *lease.model);
+  if (!adapter_path.empty()) {
+    auto adapter = ensure_adapter(self, req, key, **entry, adapter_path);
+    if (!adapter) {
       report(self);
+      return adapter.error();
     }
-    lease.adapter = it->second;
+    lease.adapter = *adapter;
     lease.adapter_name = req.adapter_path;
   }
+  report(self);
   lease.load_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
   return lease;
+}
+
+messages::freed_report evict(self_ptr self, const std::string& level) {
+  auto& st = self->state;
+  messages::freed_report freed;
+  if (level == "all") {
+    while (!st.models.empty())
+      drop_model(self, st.models.begin()->first, freed);
+  }
+  for (auto* tier : {&st.device_adapters, &st.host_adapters}) {
+    for (const auto& [key, e] : *tier) {
+      ++freed.adapters;
+      freed.adapter_bytes += e.adapter->bytes();
+    }
+    tier->clear();
+  }
+  report(self);
+  return freed;
+}
+
+messages::freed_report unload_idle(self_ptr self, uint32_t seconds) {
+  auto& st = self->state;
+  messages::freed_report freed;
+  auto now = clock_type::now();
+  std::vector<std::string> idle;
+  for (const auto& [key, e] : st.models)
+    if (e.model.use_count() == 1 && now - e.last_used_at >= std::chrono::seconds(seconds))
+      idle.push_back(key);  // nobody holds a lease and it has not been asked for
+  for (const auto& key : idle)
+    drop_model(self, key, freed);
+  if (!idle.empty())
+    report(self);
+  return freed;
 }
 
 supervisor_actor::behavior_type supervisor_behavior(
@@ -137,13 +365,8 @@ supervisor_actor::behavior_type supervisor_behavior(
     [=](messages::acquire_atom, const acquire_request& req) -> caf::result<model_lease> {
       return acquire(self, req);
     },
-    [=](messages::unload_atom) {
-      bool had = self->state.model != nullptr;
-      self->state.adapters.clear();
-      self->state.model.reset();  // freed once the last lease is gone
-      report(self);
-      return had;
-    },
+    [=](messages::evict_atom, const std::string& level) { return evict(self, level); },
+    [=](messages::idle_atom, uint32_t seconds) { return unload_idle(self, seconds); },
   };
 }
 

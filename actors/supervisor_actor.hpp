@@ -1,8 +1,11 @@
 #pragma once
-// supervisor: owns the model/adapter cache lifecycle. The base model is loaded once and
-// kept; asking for another base model replaces it (adapters of the old one go with it);
-// adapters are cached by resolved path. Loading blocks, so spawn it detached. Load
-// failures are answered as errors; the cache stays as it was.
+// supervisor: owns the model/adapter cache lifecycle within the memory budget. A base
+// model is loaded once and kept; adapters are cached per model by resolved path. Before
+// loading it estimates the bytes (weights, adapter, KV reserve for one sequence) and, when
+// the budget is short, evicts: least recently used adapters first (on a GPU to the host
+// tier, from where they come back without disk reads), then idle base models. What cannot
+// fit is answered with insufficient_memory, never loaded into an OOM. Loading blocks, so
+// it is spawned detached.
 #include "caf/typed_event_based_actor.hpp"
 
 #include "actors/model_lease.hpp"

@@ -132,6 +132,22 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
   return req;
 }
 
+std::variant<std::string, api_error> parse_cleanup_level(const std::string& text) {
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    return std::string("flush");
+  auto body = json::parse(text, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return bad("invalid_json", "the request body must be a JSON object or empty");
+  if (!body.contains("level") || body["level"].is_null())
+    return std::string("flush");
+  if (!body["level"].is_string())
+    return bad("invalid_type", "'level' must be a string");
+  auto level = body["level"].get<std::string>();
+  if (level != "flush" && level != "adapters" && level != "all")
+    return bad("out_of_range", "'level' must be flush, adapters or all");
+  return level;
+}
+
 std::string to_json(const messages::generate_reply& r) {
   json out = {
     {"generated_text", r.generated_text},
@@ -160,11 +176,22 @@ std::string to_json(const messages::cleanup_reply& r) {
   out["rss_before_mb"] = round2(static_cast<double>(r.rss_before_bytes) / 1048576.0);
   out["rss_after_mb"] = round2(static_cast<double>(r.rss_after_bytes) / 1048576.0);
   out["model_unloaded"] = r.model_unloaded;
+  if (!r.level.empty())
+    out["level"] = r.level;
+  out["freed"] = {{"adapters", r.freed.adapters},
+                  {"adapter_mb", round2(static_cast<double>(r.freed.adapter_bytes) / 1048576.0)},
+                  {"models", r.freed.models},
+                  {"model_mb", round2(static_cast<double>(r.freed.model_bytes) / 1048576.0)}};
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string to_json(const messages::health_report& r) {
   const auto& m = r.model;
+  json resident = json::array();
+  for (const auto& item : m.resident)
+    resident.push_back({{"kind", item.kind}, {"path", item.path}, {"device", item.device},
+                        {"tier", item.tier},
+                        {"mb", round2(static_cast<double>(item.bytes) / 1048576.0)}});
   json out = {
     {"status", r.status},
     {"timestamp", r.timestamp},
@@ -183,8 +210,18 @@ std::string to_json(const messages::health_report& r) {
                {"weight_mb", round2(static_cast<double>(m.weight_bytes) / 1048576.0)},
                {"adapters_cached", m.adapters_cached},
                {"adapter_mb", round2(static_cast<double>(m.adapter_bytes) / 1048576.0)}}},
+    {"memory", {{"resident", resident},
+                {"kv_reserve_mb", round2(static_cast<double>(m.kv_reserve_bytes) / 1048576.0)},
+                {"kv_cache_last_mb", round2(static_cast<double>(r.kv_cache_bytes_last) / 1048576.0)},
+                {"device_budget_mb", m.device_budget_bytes == 0
+                                       ? json(nullptr)
+                                       : json(round2(static_cast<double>(m.device_budget_bytes) / 1048576.0))}}},
     {"counters", {{"model_loads", m.model_loads},
                   {"adapter_loads", m.adapter_loads},
+                  {"evictions", m.evictions},
+                  {"host_reloads", m.host_reloads},
+                  {"oom_recoveries", r.oom_recoveries},
+                  {"oom_failures", r.oom_failures},
                   {"requests_served", r.requests_served},
                   {"requests_failed", r.requests_failed},
                   {"flushes", r.flushes}}},
@@ -203,7 +240,8 @@ api_error to_api_error(const messages::failure& f) {
     case errc::invalid_adapter:
     case errc::context_overflow: status = 400; break;
     case errc::adapter_forbidden: status = 403; break;
-    case errc::out_of_memory: status = 507; break;
+    case errc::out_of_memory:
+    case errc::insufficient_memory: status = 507; break;
     case errc::timeout: status = 504; break;
     case errc::unavailable: status = 503; break;
     case errc::model_load_failed:

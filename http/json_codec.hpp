@@ -17,6 +17,9 @@ struct api_error {
 std::variant<messages::generate_request, api_error> parse_generate(const std::string& body,
                                                                    const limits& lim);
 
+/// The optional {"level": "flush" | "adapters" | "all"} of /cleanup-memory (empty: flush).
+std::variant<std::string, api_error> parse_cleanup_level(const std::string& body);
+
 std::string to_json(const messages::generate_reply& r);
 std::string to_json(const messages::cleanup_reply& r);
 std::string to_json(const messages::health_report& r);

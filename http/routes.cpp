@@ -48,7 +48,10 @@ void route(const request_view& req, backend& svc, const limits& lim, respond_fn 
   if (path == "/cleanup-memory") {
     if (req.method != "POST")
       return respond(method_not_allowed("POST", req.method, path));
-    return svc.cleanup(messages::cleanup_request{req.request_id, "manual"},
+    auto level = parse_cleanup_level(req.body);
+    if (auto* e = std::get_if<api_error>(&level))
+      return respond(error_response(*e));
+    return svc.cleanup(messages::cleanup_request{req.request_id, "manual", std::get<std::string>(level)},
                        reply_with<messages::cleanup_reply>(std::move(respond)));
   }
   if (path == "/health") {

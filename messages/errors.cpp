@@ -11,6 +11,7 @@ const char* to_string(errc code) {
     case errc::invalid_adapter: return "invalid_adapter";
     case errc::context_overflow: return "context_overflow";
     case errc::out_of_memory: return "out_of_memory";
+    case errc::insufficient_memory: return "insufficient_memory";
     case errc::model_load_failed: return "model_load_failed";
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";

@@ -14,6 +14,7 @@ enum class errc : uint8_t {
   invalid_adapter,      // the adapter cannot run on the base model
   context_overflow,     // the prompt does not fit the model's context
   out_of_memory,        // the device could not hold this request
+  insufficient_memory,  // the memory budget cannot take this request, even after evictions
   model_load_failed,    // the base model could not be loaded
   timeout,              // no answer within the request timeout
   unavailable,          // an actor the request needs is gone

@@ -3,6 +3,7 @@
 // report /health renders.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "caf/meta/type_name.hpp"
 
@@ -10,19 +11,34 @@ namespace adapterd::messages {
 
 /// A request's progress through the service, reported to the monitor.
 struct request_event {
-  enum kind_type : uint8_t { queued = 1, started, finished, failed };
+  enum kind_type : uint8_t { queued = 1, started, finished, failed, oom_recovered, oom_failed };
   uint8_t kind = queued;
   std::string request_id;
+  uint64_t kv_cache_bytes = 0;  // finished: the KV cache the request used
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, request_event& x) {
-  return f(caf::meta::type_name("adapterd::request_event"), x.kind, x.request_id);
+  return f(caf::meta::type_name("adapterd::request_event"), x.kind, x.request_id, x.kv_cache_bytes);
+}
+
+/// One set of weights the supervisor holds.
+struct resident_item {
+  std::string kind;  // "model" | "adapter"
+  std::string path;
+  std::string device;
+  std::string tier;  // "device" | "host"
+  uint64_t bytes = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resident_item& x) {
+  return f(caf::meta::type_name("adapterd::resident_item"), x.kind, x.path, x.device, x.tier, x.bytes);
 }
 
 /// What the supervisor holds, reported whenever it changes.
 struct model_state {
-  bool loaded = false;
+  bool loaded = false;  // the default (or last used) model
   std::string path;
   std::string device;
   std::string dtype;
@@ -31,12 +47,18 @@ struct model_state {
   uint64_t adapter_bytes = 0;
   uint64_t model_loads = 0;
   uint64_t adapter_loads = 0;
+  uint64_t evictions = 0;     // adapters moved to host or dropped, models dropped
+  uint64_t host_reloads = 0;  // adapters brought back from host memory, not disk
+  uint64_t kv_reserve_bytes = 0;
+  uint64_t device_budget_bytes = 0;  // 0: unlimited
+  std::vector<resident_item> resident;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_state& x) {
-  return f(caf::meta::type_name("adapterd::model_state"), x.loaded, x.path, x.device,
-           x.dtype, x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads, x.adapter_loads);
+  return f(caf::meta::type_name("adapterd::model_state"), x.loaded, x.path, x.device, x.dtype,
+           x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads, x.adapter_loads,
+           x.evictions, x.host_reloads, x.kv_reserve_bytes, x.device_budget_bytes, x.resident);
 }
 
 /// A flush the janitor ran.
@@ -65,6 +87,9 @@ struct health_report {
   uint64_t requests_served = 0;
   uint64_t requests_failed = 0;
   uint64_t flushes = 0;
+  uint64_t oom_recoveries = 0;
+  uint64_t oom_failures = 0;
+  uint64_t kv_cache_bytes_last = 0;
   std::string cleanup_policy;
 };
 
@@ -73,7 +98,7 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
   return f(caf::meta::type_name("adapterd::health_report"), x.status, x.timestamp, x.active_jobs,
            x.gpu_available, x.gpu_allocated_mb, x.gpu_reserved_mb, x.queue_depth, x.running,
            x.rss_bytes, x.uptime_s, x.model, x.requests_served, x.requests_failed, x.flushes,
-           x.cleanup_policy);
+           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy);
 }
 
 }  // namespace adapterd::messages

@@ -12,9 +12,10 @@ namespace adapterd::messages {
 using gpu_owner_actor
   = caf::typed_actor<caf::replies_to<generate_atom, generate_request>::with<generate_reply>>;
 
-/// Post-request and on-demand cleanup.
+/// Post-request and on-demand cleanup; tick is its internal idle-unload timer.
 using janitor_actor
-  = caf::typed_actor<caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>>;
+  = caf::typed_actor<caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
+                     caf::reacts_to<caf::tick_atom>>;
 
 /// Collects figures from the others and answers health queries.
 using monitor_actor = caf::typed_actor<caf::reacts_to<report_atom, request_event>,

@@ -9,12 +9,27 @@ namespace adapterd::messages {
 
 struct cleanup_request {
   std::string request_id;
-  std::string reason;  // "after_request" | "manual"
+  std::string reason;          // "after_request" | "manual"
+  std::string level = "flush";  // manual: flush | adapters | all
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cleanup_request& x) {
-  return f(caf::meta::type_name("adapterd::cleanup_request"), x.request_id, x.reason);
+  return f(caf::meta::type_name("adapterd::cleanup_request"), x.request_id, x.reason, x.level);
+}
+
+/// What an eviction gave up.
+struct freed_report {
+  uint32_t adapters = 0;
+  uint64_t adapter_bytes = 0;
+  uint32_t models = 0;
+  uint64_t model_bytes = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, freed_report& x) {
+  return f(caf::meta::type_name("adapterd::freed_report"), x.adapters, x.adapter_bytes, x.models,
+           x.model_bytes);
 }
 
 struct cleanup_reply {
@@ -26,13 +41,15 @@ struct cleanup_reply {
   uint64_t rss_before_bytes = 0;
   uint64_t rss_after_bytes = 0;
   bool model_unloaded = false;
+  std::string level;
+  freed_report freed;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cleanup_reply& x) {
   return f(caf::meta::type_name("adapterd::cleanup_reply"), x.status, x.message, x.gpu_available,
            x.gpu_allocated_mb, x.gpu_reserved_mb, x.rss_before_bytes, x.rss_after_bytes,
-           x.model_unloaded);
+           x.model_unloaded, x.level, x.freed);
 }
 
 }  // namespace adapterd::messages

@@ -212,6 +212,22 @@ result<size_t> estimate_weight_bytes(const std::string& dir, const load_options&
   });
 }
 
+result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& options,
+                                 int64_t tokens) {
+  auto device = pick_device(options.device);
+  if (!device)
+    return device.err();
+  auto dtype = pick_dtype(options.dtype, *device);
+  if (!dtype)
+    return dtype.err();
+  auto c = load_model_config(dir);
+  if (!c)
+    return c.err();
+  tokens = std::min(tokens, c->max_position_embeddings);
+  return static_cast<size_t>(2 * c->num_layers * c->num_kv_heads * c->head_dim * tokens)
+         * c10::elementSize(*dtype);
+}
+
 result<size_t> base_model::estimate_adapter_bytes(const std::string& dir) const {
   auto index = open_tensors(dir, "adapter_model.safetensors");
   if (!index)

@@ -28,6 +28,10 @@ struct load_options {
 /// headers only; nothing is read).
 result<size_t> estimate_weight_bytes(const std::string& dir, const load_options& options);
 
+/// Bytes of the KV cache for one sequence of `tokens` tokens (capped at the context).
+result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& options,
+                                 int64_t tokens);
+
 /// The device a load_options::device name stands for here ("auto" -> "cuda:0" or "cpu").
 result<std::string> resolve_device(const std::string& name);
 
