@@ -252,8 +252,10 @@ caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
   }
   const auto& model = *m.model;
   std::set<std::string> keep{model_key};
+  // The KV reserve of one sequence stays free next to whatever is resident.
+  const uint64_t kv_reserve = model.kv_cache_bytes(kv_tokens(st.config, model));
   if (auto host = st.host_adapters.find(key); host != st.host_adapters.end()) {
-    if (!make_room(self, model.device(), host->second.adapter->bytes(), keep))
+    if (!make_room(self, model.device(), host->second.adapter->bytes() + kv_reserve, keep))
       return make_failure(errc::insufficient_memory, "adapter " + path + " does not fit the budget");
     auto back = model.move_adapter(*host->second.adapter, false);
     if (!back)
@@ -266,7 +268,7 @@ caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
   auto estimate = model.estimate_adapter_bytes(path);
   if (!estimate)
     return from_model_error(estimate.err());
-  if (!make_room(self, model.device(), *estimate, keep))
+  if (!make_room(self, model.device(), *estimate + kv_reserve, keep))
     return make_failure(errc::insufficient_memory, "adapter " + path + " needs " + mib(*estimate)
                                                      + "; the budget cannot take it next to the model");
   auto loaded = model.load_adapter(path);

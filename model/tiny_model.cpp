@@ -164,7 +164,7 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
   weights.push_back(random_tensor("model.embed_tokens.weight", {vocab_size, s.hidden}, g, 0.5f));
   weights.push_back(random_tensor("lm_head.weight", {vocab_size, s.hidden}, g, 0.1f));
   weights.push_back(random_tensor("model.norm.weight", {s.hidden}, g, 0, 1.0f));
-  std::vector<tensor_blob> lora;
+  std::vector<std::vector<tensor_blob>> loras(static_cast<size_t>(std::max(1, s.adapters)));
   for (int64_t l = 0; l < s.layers; ++l) {
     auto p = "model.layers." + std::to_string(l) + ".";
     weights.push_back(random_tensor(p + "input_layernorm.weight", {s.hidden}, g, 0, 1.0f));
@@ -176,10 +176,15 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
     weights.push_back(random_tensor(p + "mlp.gate_proj.weight", {s.intermediate, s.hidden}, g, 0.08f));
     weights.push_back(random_tensor(p + "mlp.up_proj.weight", {s.intermediate, s.hidden}, g, 0.08f));
     weights.push_back(random_tensor(p + "mlp.down_proj.weight", {s.hidden, s.intermediate}, g, 0.05f));
-    for (const auto& [name, out] : {std::pair{"q_proj", q_out}, std::pair{"v_proj", kv_out}}) {
-      auto key = "base_model.model." + p + "self_attn." + name;
-      lora.push_back(random_tensor(key + ".lora_A.weight", {s.lora_rank, s.hidden}, g, 0.2f));
-      lora.push_back(random_tensor(key + ".lora_B.weight", {out, s.lora_rank}, g, 0.2f));
+  }
+  for (auto& lora : loras) {
+    for (int64_t l = 0; l < s.layers; ++l) {
+      auto p = "model.layers." + std::to_string(l) + ".";
+      for (const auto& [name, out] : {std::pair{"q_proj", q_out}, std::pair{"v_proj", kv_out}}) {
+        auto key = "base_model.model." + p + "self_attn." + name;
+        lora.push_back(random_tensor(key + ".lora_A.weight", {s.lora_rank, s.hidden}, g, 0.2f));
+        lora.push_back(random_tensor(key + ".lora_B.weight", {out, s.lora_rank}, g, 0.2f));
+      }
     }
   }
   json adapter_config = {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"r", s.lora_rank},
@@ -192,12 +197,21 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
 
   if (!write_json(model_dir + "/config.json", config) || !write_json(model_dir + "/generation_config.json", generation_config)
       || !write_json(model_dir + "/tokenizer.json", tokenizer) || !write_json(model_dir + "/tokenizer_config.json", tokenizer_config)
-      || !write_json(adapter_dir + "/adapter_config.json", adapter_config))
+      )
     return make_error(errc::not_found, "cannot write the JSON files");
   auto ok = write_safetensors(model_dir + "/model.safetensors", weights, {{"format", "pt"}});
   if (!ok)
     return ok.err();
-  return write_safetensors(adapter_dir + "/adapter_model.safetensors", lora, {{"format", "pt"}});
+  for (size_t i = 0; i < loras.size(); ++i) {
+    auto dir = i == 0 ? adapter_dir : adapter_dir + "-" + std::to_string(i);
+    std::filesystem::create_directories(dir, ec);
+    if (!write_json(dir + "/adapter_config.json", adapter_config))
+      return make_error(errc::not_found, "cannot write " + dir);
+    ok = write_safetensors(dir + "/adapter_model.safetensors", loras[i], {{"format", "pt"}});
+    if (!ok)
+      return ok.err();
+  }
+  return true;
 }
 
 }  // namespace adapterd::model

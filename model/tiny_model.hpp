@@ -19,9 +19,10 @@ struct tiny_model_spec {
   int64_t max_positions = 1024;
   int merges = 300;
   int lora_rank = 8;
+  int adapters = 1;  // adapter i > 0 goes to adapter_dir + "-" + i, with its own random weights
 };
 
-/// Writes `model_dir` and `adapter_dir` (created if missing).
+/// Writes `model_dir` and `adapter_dir` (plus adapter_dir-1 ... when spec.adapters > 1).
 result<bool> write_tiny_model(const tiny_model_spec& spec, const std::string& model_dir,
                               const std::string& adapter_dir);
 

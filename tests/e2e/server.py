@@ -3,6 +3,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -12,9 +13,35 @@ BIN = os.environ.get("ADAPTERD_BIN", "build/adapterd")
 MAKE_TINY = os.environ.get("ADAPTERD_MAKE_TINY", "build/adapterd-make-tiny-model")
 
 
-def make_models(root):
-    subprocess.run([MAKE_TINY, root], check=True, stdout=subprocess.DEVNULL)
+def make_models(root, adapters=1):
+    subprocess.run([MAKE_TINY, root, "1234", str(adapters)], check=True, stdout=subprocess.DEVNULL)
     return os.path.join(root, "tiny-llama"), os.path.join(root, "tiny-llama-lora")
+
+
+def tensor_bytes(path):
+    """Sum of the tensor bytes in a safetensors file (read from its header)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    return sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in header.items() if k != "__metadata__")
+
+
+class TempModels:
+    """A temporary directory with the tiny model and its adapters, and servers on it."""
+    def __init__(self, adapters=1):
+        self.root = tempfile.mkdtemp(prefix="adapterd-e2e-")
+        self.model, self.adapter = make_models(self.root, adapters)
+        self.servers = []
+
+    def server(self, *extra):
+        s = Server(self.model, self.root, *extra)
+        self.servers.append(s)
+        return s
+
+    def close(self):
+        codes = [s.stop() for s in self.servers]
+        shutil.rmtree(self.root, ignore_errors=True)
+        return codes
 
 
 class Server:
