@@ -17,6 +17,7 @@ struct janitor_state {
 
   cleanup_policy policy = cleanup_policy::flush;
   uint32_t idle_unload_after_s = 0;
+  uint64_t flush_slack_bytes = 0;
   supervisor_actor supervisor;
   messages::monitor_actor monitor;
 };
@@ -28,7 +29,9 @@ using self_ptr = messages::janitor_actor::stateful_pointer<janitor_state>;
 cleanup_reply flush(self_ptr self, const cleanup_request& req, const messages::freed_report& freed) {
   cleanup_reply r;
   r.rss_before_bytes = model::read_memory_figures().rss_bytes;
-  auto after = model::flush_allocator_caches();
+  // After a request a small cache is left alone (cheap, still bounded); on demand, all goes.
+  auto slack = req.reason == "after_request" ? self->state.flush_slack_bytes : 0;
+  auto after = model::flush_allocator_caches(slack);
   r.status = "success";
   r.gpu_available = after.gpu_available;
   r.message = after.gpu_available ? "Memory cleaned up" : "Memory cleaned up (CPU only)";
@@ -61,6 +64,7 @@ messages::janitor_actor::behavior_type janitor_behavior(
   supervisor_actor supervisor, messages::monitor_actor monitor) {
   self->state.policy = config.policy;
   self->state.idle_unload_after_s = config.idle_unload_after_s;
+  self->state.flush_slack_bytes = config.flush_slack_bytes;
   self->state.supervisor = std::move(supervisor);
   self->state.monitor = std::move(monitor);
   // One pending tick at a time: the timer costs the same however long the server runs.

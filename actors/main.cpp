@@ -48,6 +48,7 @@ public:
   uint32_t max_models = 1;
   uint32_t idle_unload_after_s = 0;
   uint64_t fault_activation_limit_kb = 0;
+  uint64_t flush_slack_mb = 8;
   uint32_t request_timeout_s = 600;
   std::string log_level = "info";
 
@@ -69,6 +70,7 @@ public:
       .add(cpu_budget_mb, "cpu-budget-mb", "the same for CPU models, and the host tier of GPU adapters (0: none)")
       .add(kv_reserve_tokens, "kv-reserve-tokens", "KV cache reserved for one sequence; caps prompt + output")
       .add(max_models, "max-models", "base models resident at once")
+      .add(flush_slack_mb, "flush-slack-mb", "after-request flushes leave allocator caches under this alone")
       .add(idle_unload_after_s, "idle-unload-after", "unload a model unused for this many seconds (0: never)")
       .add(fault_activation_limit_kb, "fault-activation-limit-kb",
            "tests only: fail forward passes above this activation size, as if out of memory")
@@ -96,6 +98,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.cpu_budget_bytes = c.cpu_budget_mb << 20;
   s.kv_reserve_tokens = c.kv_reserve_tokens;
   s.max_models = c.max_models;
+  s.flush_slack_bytes = c.flush_slack_mb << 20;
   s.idle_unload_after_s = c.idle_unload_after_s;
   s.fault_activation_limit_bytes = c.fault_activation_limit_kb << 10;
   s.request_timeout_s = c.request_timeout_s;

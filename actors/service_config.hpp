@@ -20,6 +20,7 @@ struct service_config {
   std::string dtype = "auto";             // auto | float32 | bfloat16 | float16
   int threads = 0;                        // libtorch intra-op threads; 0: its default
   cleanup_policy policy = cleanup_policy::flush;
+  uint64_t flush_slack_bytes = 8 << 20;   // after-request flushes leave caches below this alone
   bool preload = true;                    // load the default model at start-up
   uint64_t gpu_budget_bytes = 0;          // 0: unlimited
   uint64_t cpu_budget_bytes = 0;          // 0: unlimited (CPU models, and the host adapter tier)

@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/http_client.hpp"
+#include "bench/stats.hpp"
+
+using adapterd::bench::median;
 
 using nlohmann::json;
 
@@ -32,13 +35,6 @@ int usage(const std::string& problem) {
   std::cerr << "usage: adapterd-smoke [--host H] [--port P] [--requests N] [--max-new-tokens T]\n"
                "                      [--prompt TEXT] [--adapter PATH] [--out FILE] [--no-cleanup]\n";
   return problem.empty() ? 0 : 2;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty())
-    return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 double rss_mb(adapterd::bench::http_client& client) {

@@ -25,6 +25,17 @@ void gpu_read(double& allocated_mb, double& reserved_mb) {
   }
 }
 
+uint64_t gpu_cached_free_bytes() {
+  try {
+    auto stats = cca::getDeviceStats(0);
+    auto reserved = stats.reserved_bytes[aggregate].current;
+    auto allocated = stats.allocated_bytes[aggregate].current;
+    return reserved > allocated ? static_cast<uint64_t>(reserved - allocated) : 0;
+  } catch (const c10::Error&) {
+    return 0;
+  }
+}
+
 void gpu_empty_cache() {
   try {
     c10::cuda::device_synchronize();

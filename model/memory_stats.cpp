@@ -27,10 +27,17 @@ memory_figures read_memory_figures() {
   return f;
 }
 
-memory_figures flush_allocator_caches() {
-  if (gpu_present())
+uint64_t cached_free_bytes() {
+  auto info = mallinfo2();
+  return static_cast<uint64_t>(info.fordblks) + (gpu_present() ? gpu_cached_free_bytes() : 0);
+}
+
+memory_figures flush_allocator_caches(uint64_t slack_bytes) {
+  bool gpu = gpu_present();
+  if (gpu && gpu_cached_free_bytes() >= slack_bytes)
     gpu_empty_cache();
-  malloc_trim(0);
+  if (slack_bytes == 0 || mallinfo2().fordblks >= slack_bytes)
+    malloc_trim(0);
   return read_memory_figures();
 }
 
