@@ -79,15 +79,18 @@ caf::expected<generate_reply> run(self_ptr self, const generate_request& req, co
   return r;
 }
 
-// Post-request cleanup; the next request waits for it, as the seed's `finally` did.
-// Requests between node-local actors that always answer carry no timeout: CAF 0.17 keeps
-// a timeout entry per request until it expires, which made memory grow with traffic.
-void cleanup_after(self_ptr self, const std::string& id) {
+// Post-request cleanup, then the answer: as with the seed's `finally`, a client gets its
+// answer once memory is cleaned up, failed requests included, and the next request waits
+// for both. Requests between node-local actors that always answer carry no timeout: CAF
+// 0.17 keeps a timeout entry per request until it expires, which made memory grow.
+template <class Answer>
+void cleanup_then(self_ptr self, const std::string& id, Answer answer) {
   self->request(self->state.janitor, caf::infinite, messages::cleanup_atom_v,
-                messages::cleanup_request{id, "after_request"})
-    .await([](const messages::cleanup_reply&) {},
-           [id](const caf::error& e) {
+                messages::cleanup_request{id, "after_request", "flush"})
+    .await([answer](const messages::cleanup_reply&) mutable { answer(); },
+           [id, answer](const caf::error& e) mutable {
              spdlog::warn("gpu-owner {} post-request cleanup failed: {}", id, caf::to_string(e));
+             answer();
            });
 }
 
@@ -126,19 +129,21 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
                            reply->tokens_generated, reply->generate_ms);
               report(self, messages::request_event::finished, req.request_id,
                      lease.model->kv_cache_bytes(reply->prompt_tokens + reply->tokens_generated));
-              rp.deliver(std::move(*reply));
             } else {
               spdlog::warn("gpu-owner {} failed: {}", req.request_id, to_failure(reply.error()).message);
               report(self, messages::request_event::failed, req.request_id);
-              rp.deliver(reply.error());
             }
-            cleanup_after(self, req.request_id);
+            cleanup_then(self, req.request_id, [rp, reply]() mutable {
+              if (reply)
+                rp.deliver(std::move(*reply));
+              else
+                rp.deliver(reply.error());
+            });
           },
           [=](const caf::error& e) mutable {
             spdlog::warn("gpu-owner {} no model: {}", req.request_id, to_failure(e).message);
             report(self, messages::request_event::failed, req.request_id);
-            rp.deliver(e);
-            cleanup_after(self, req.request_id);
+            cleanup_then(self, req.request_id, [rp, e]() mutable { rp.deliver(e); });
           });
       return rp;
     },
