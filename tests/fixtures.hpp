@@ -16,6 +16,12 @@ inline std::string fixtures_dir() {
   return ADAPTERD_FIXTURES_DIR;
 }
 
+/// The device model tests run on: cpu, or $ADAPTERD_TEST_DEVICE (cuda on a GPU machine).
+inline std::string test_device() {
+  const char* env = std::getenv("ADAPTERD_TEST_DEVICE");
+  return env != nullptr && *env != '\0' ? env : "cpu";
+}
+
 inline bool have_fixtures() {
   return std::filesystem::exists(fixtures_dir() + "/README.md");
 }

@@ -64,7 +64,7 @@ TEST_CASE("bfloat16 compute keeps the golden stable prefix", "[model][dtype]") {
   for (const char* preset : {"llama", "qwen2"}) {
     auto root = fixtures_dir() + "/" + preset;
     auto golden = read_json(root + "/golden.json");
-    auto model = base_model::load(root + "/model", load_options{"cpu", 0, "bfloat16"});
+    auto model = base_model::load(root + "/model", load_options{adapterd::test::test_device(), 0, "bfloat16"});
     REQUIRE(model);
     CHECK((*model)->dtype() == "bfloat16");
     // bf16 rounds every activation: a logit may be off by up to ~0.2 here, so greedy may
@@ -93,6 +93,13 @@ TEST_CASE("bfloat16 compute keeps the golden stable prefix", "[model][dtype]") {
     }
   }
   auto fp16_on_cpu = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0, "float16"});
+  if (adapterd::test::test_device() != "cpu") {
+    auto fp16 = base_model::load(fixtures_dir() + "/llama/model",
+                                 load_options{adapterd::test::test_device(), 0, "float16"});
+    REQUIRE(fp16);
+    auto out = (*fp16)->generate_ids({507, 39, 68}, greedy(4), nullptr);
+    REQUIRE(out);
+  }
   REQUIRE_FALSE(fp16_on_cpu);
   CHECK(fp16_on_cpu.err().message.find("CUDA") != std::string::npos);
 }

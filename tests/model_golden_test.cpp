@@ -18,7 +18,7 @@ using adapterd::test::read_json;
 namespace {
 
 std::shared_ptr<const base_model> load_or_fail(const std::string& dir) {
-  auto m = base_model::load(dir, load_options{"cpu", 0});
+  auto m = base_model::load(dir, load_options{adapterd::test::test_device(), 0, "float32"});
   if (!m)
     FAIL("load " << dir << ": " << m.err().message);
   return *m;

@@ -11,6 +11,10 @@ import time
 
 BIN = os.environ.get("ADAPTERD_BIN", "build/adapterd")
 MAKE_TINY = os.environ.get("ADAPTERD_MAKE_TINY", "build/adapterd-make-tiny-model")
+# On a GPU machine scripts/device-check sets ADAPTERD_E2E_DEVICE=cuda: same tests, on CUDA.
+DEVICE = os.environ.get("ADAPTERD_E2E_DEVICE", "cpu")
+DEVICE_ARGS = [f"--device={DEVICE}"] if DEVICE != "cpu" else []
+DTYPE_BYTES = 2 if DEVICE == "cuda" else 4  # auto: bfloat16 on CUDA, float32 on the CPU
 
 
 def make_models(root, adapters=1):
@@ -48,7 +52,8 @@ class Server:
     def __init__(self, model, roots, *extra):
         self.log = tempfile.NamedTemporaryFile(prefix="adapterd-e2e-", suffix=".log", delete=False)
         args = [BIN, "--port=0", "--host=127.0.0.1", f"--model={model}",
-                f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1", *extra]
+                f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1",
+                *DEVICE_ARGS, *extra]
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.port = self._wait_for_port()
 
