@@ -93,6 +93,21 @@ result<torch::ScalarType> pick_dtype(const std::string& name, torch::Device devi
   return make_error(errc::invalid_argument, "dtype must be auto, float32, bfloat16 or float16, not '" + name + "'");
 }
 
+struct placement {
+  torch::Device device;
+  torch::ScalarType dtype;
+};
+
+result<placement> pick_placement(const load_options& options) {
+  auto device = pick_device(options.device);
+  if (!device)
+    return device.err();
+  auto dtype = pick_dtype(options.dtype, *device);
+  if (!dtype)
+    return dtype.err();
+  return placement{*device, *dtype};
+}
+
 std::vector<float> to_host(const torch::Tensor& t) {
   auto host = t.to(torch::kCPU, torch::kFloat32).contiguous();
   std::vector<float> out(static_cast<size_t>(host.numel()));
@@ -142,12 +157,11 @@ size_t base_model::weight_bytes() const { return impl_->weight_bytes; }
 result<std::shared_ptr<const base_model>> base_model::load(const std::string& dir,
                                                            const load_options& options) {
   return guarded("loading model", [&]() -> result<std::shared_ptr<const base_model>> {
-    auto device = pick_device(options.device);
-    if (!device)
-      return device.err();
-    auto dtype = pick_dtype(options.dtype, *device);
-    if (!dtype)
-      return dtype.err();
+    auto where = pick_placement(options);
+    if (!where)
+      return where.err();
+    const auto* device = &where->device;
+    const auto* dtype = &where->dtype;
     if (options.threads > 0)
       torch::set_num_threads(options.threads);
     auto config = load_model_config(dir);
@@ -196,12 +210,11 @@ result<std::shared_ptr<const lora_adapter>> base_model::load_adapter(const std::
 
 result<size_t> estimate_weight_bytes(const std::string& dir, const load_options& options) {
   return guarded("estimating model size", [&]() -> result<size_t> {
-    auto device = pick_device(options.device);
-    if (!device)
-      return device.err();
-    auto dtype = pick_dtype(options.dtype, *device);
-    if (!dtype)
-      return dtype.err();
+    auto where = pick_placement(options);
+    if (!where)
+      return where.err();
+    const auto* device = &where->device;
+    const auto* dtype = &where->dtype;
     auto index = open_tensors(dir, "model.safetensors");
     if (!index)
       return index.err();
@@ -214,12 +227,10 @@ result<size_t> estimate_weight_bytes(const std::string& dir, const load_options&
 
 result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& options,
                                  int64_t tokens) {
-  auto device = pick_device(options.device);
-  if (!device)
-    return device.err();
-  auto dtype = pick_dtype(options.dtype, *device);
-  if (!dtype)
-    return dtype.err();
+  auto where = pick_placement(options);
+  if (!where)
+    return where.err();
+  const auto* dtype = &where->dtype;
   auto c = load_model_config(dir);
   if (!c)
     return c.err();

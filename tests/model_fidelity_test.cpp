@@ -13,11 +13,14 @@
 #include "model/base_model.hpp"
 #include "model/safetensors.hpp"
 #include "tests/fixtures.hpp"
+#include "tests/model_helpers.hpp"
 
 using namespace adapterd::model;
 using adapterd::test::fixtures_dir;
 using adapterd::test::have_fixtures;
 using adapterd::test::read_json;
+using adapterd::test::greedy;
+using adapterd::test::max_abs_diff;
 namespace fs = std::filesystem;
 
 namespace {
@@ -40,19 +43,6 @@ struct temp_model {
     std::ofstream(dir / "config.json") << config.dump(2);
   }
 };
-
-generation_params greedy(uint32_t n) {
-  generation_params p;
-  p.max_new_tokens = n;
-  return p;
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, size_t from = 0) {
-  float worst = 0;
-  for (size_t i = from; i < a.size(); ++i)
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-  return worst;
-}
 
 }  // namespace
 

@@ -9,11 +9,14 @@
 #include "model/base_model.hpp"
 #include "model/safetensors.hpp"
 #include "tests/fixtures.hpp"
+#include "tests/model_helpers.hpp"
 
 using namespace adapterd::model;
 using adapterd::test::fixtures_dir;
 using adapterd::test::have_fixtures;
 using adapterd::test::read_json;
+using adapterd::test::greedy;
+using adapterd::test::max_abs_diff;
 
 namespace {
 
@@ -22,19 +25,6 @@ std::shared_ptr<const base_model> load_or_fail(const std::string& dir) {
   if (!m)
     FAIL("load " << dir << ": " << m.err().message);
   return *m;
-}
-
-float max_abs_diff(const std::vector<float>& a, const float* b, size_t n) {
-  float worst = 0;
-  for (size_t i = 0; i < n; ++i)
-    worst = std::max(worst, std::fabs(a[i] - b[i]));
-  return worst;
-}
-
-generation_params greedy(uint32_t n) {
-  generation_params p;
-  p.max_new_tokens = n;
-  return p;
 }
 
 }  // namespace
@@ -90,7 +80,7 @@ TEST_CASE("golden greedy tokens and logits for every preset and storage", "[mode
         std::memcpy(expected.data(), rows->data, rows->nbytes);
         std::vector<float> mine(logits->begin() + static_cast<std::ptrdiff_t>(first * vocab),
                                 logits->begin() + static_cast<std::ptrdiff_t>(first * vocab + expected.size()));
-        CHECK(max_abs_diff(mine, expected.data(), expected.size()) < 2e-3f);
+        CHECK(max_abs_diff(mine, expected) < 2e-3f);
         // The first generated step, against the reference's own top-5, to 1e-4.
         auto step_row = (prompt.size() - 1) * vocab;
         for (const auto& pair : c["first_step_top5"]) {
@@ -119,7 +109,7 @@ TEST_CASE("KV-cached decoding equals full recomputation", "[model]") {
     REQUIRE(full);
     REQUIRE(step);
     REQUIRE(full->size() == step->size());
-    CHECK(max_abs_diff(*full, step->data(), full->size()) < 1e-4f);
+    CHECK(max_abs_diff(*full, *step) < 1e-4f);
   }
 }
 
@@ -143,8 +133,8 @@ TEST_CASE("unmerged LoRA equals merged weights", "[model][lora]") {
     REQUIRE(unmerged_logits);
     REQUIRE(merged_logits);
     INFO(preset << "/" << name);
-    CHECK(max_abs_diff(*unmerged_logits, merged_logits->data(), merged_logits->size()) < 1e-3f);
-    CHECK(max_abs_diff(*unmerged_logits, base_logits->data(), base_logits->size()) > 1e-2f);
+    CHECK(max_abs_diff(*unmerged_logits, *merged_logits) < 1e-3f);
+    CHECK(max_abs_diff(*unmerged_logits, *base_logits) > 1e-2f);
     auto a = model->generate_ids(ids, greedy(12), adapter->get());
     auto b = (*merged)->generate_ids(ids, greedy(12), nullptr);
     REQUIRE(a);
