@@ -160,8 +160,6 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     auto where = pick_placement(options);
     if (!where)
       return where.err();
-    const auto* device = &where->device;
-    const auto* dtype = &where->dtype;
     if (options.threads > 0)
       torch::set_num_threads(options.threads);
     auto config = load_model_config(dir);
@@ -170,7 +168,7 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     auto tok = tokenizer::load(dir);
     if (!tok)
       return tok.err();
-    auto weights = load_llama_weights(dir, *config, *device, *dtype);
+    auto weights = load_llama_weights(dir, *config, where->device, where->dtype);
     if (!weights)
       return weights.err();
     size_t bytes = 0;
@@ -192,7 +190,7 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     }
     auto p = std::make_unique<impl>(impl{
       dir, *tok,
-      llama_model(*config, std::move(*weights), *device, *dtype, options.activation_limit_bytes),
+      llama_model(*config, std::move(*weights), where->device, where->dtype, options.activation_limit_bytes),
       bytes});
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });
@@ -213,14 +211,12 @@ result<size_t> estimate_weight_bytes(const std::string& dir, const load_options&
     auto where = pick_placement(options);
     if (!where)
       return where.err();
-    const auto* device = &where->device;
-    const auto* dtype = &where->dtype;
     auto index = open_tensors(dir, "model.safetensors");
     if (!index)
       return index.err();
     size_t bytes = 0;
     for (const auto& [name, view] : index->by_name)
-      bytes += static_cast<size_t>(view->numel()) * c10::elementSize(*dtype);
+      bytes += static_cast<size_t>(view->numel()) * c10::elementSize(where->dtype);
     return bytes;
   });
 }
@@ -230,13 +226,12 @@ result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& opt
   auto where = pick_placement(options);
   if (!where)
     return where.err();
-  const auto* dtype = &where->dtype;
   auto c = load_model_config(dir);
   if (!c)
     return c.err();
   tokens = std::min(tokens, c->max_position_embeddings);
   return static_cast<size_t>(2 * c->num_layers * c->num_kv_heads * c->head_dim * tokens)
-         * c10::elementSize(*dtype);
+         * c10::elementSize(where->dtype);
 }
 
 result<size_t> base_model::estimate_adapter_bytes(const std::string& dir) const {
