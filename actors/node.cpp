@@ -63,19 +63,27 @@ std::variant<uint16_t, std::string> node::start() {
 
 void node::stop() {
   auto& p = *parts_;
+  // 1. No more network I/O. 2. The actors end (a late answer only queues a handler on the
+  // stopped io_context). 3. Only then the server's io_context and sessions go away.
   if (p.server)
     p.server->stop();
-  p.server.reset();
+  bool any = false;
   for (auto a : {caf::actor_cast<caf::actor>(p.http), caf::actor_cast<caf::actor>(p.gpu_owner),
                  caf::actor_cast<caf::actor>(p.janitor), caf::actor_cast<caf::actor>(p.supervisor),
                  caf::actor_cast<caf::actor>(p.monitor)})
-    if (a)
+    if (a) {
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      any = true;
+    }
   p.http = nullptr;
   p.gpu_owner = nullptr;
   p.janitor = nullptr;
   p.supervisor = nullptr;
   p.monitor = nullptr;
+  if (any)
+    p.sys.await_all_actors_done();
+  p.server.reset();
+  p.backend.reset();
 }
 
 }  // namespace adapterd::actors

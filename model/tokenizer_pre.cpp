@@ -75,7 +75,7 @@ class regex_split final : public pre_tokenizer {
 public:
   regex_split(std::shared_ptr<const regex> re, split_behavior how, bool invert)
     : re_(std::move(re)), how_(how), invert_(invert) {}
-  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
+  std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override {
     std::vector<std::string> out;
     for (const auto& p : pieces)
       for (auto& q : split_with(*re_, p, how_, invert_))
@@ -93,7 +93,7 @@ class byte_level final : public pre_tokenizer {
 public:
   byte_level(bool add_prefix_space, std::shared_ptr<const regex> re)
     : add_prefix_space_(add_prefix_space), re_(std::move(re)) {}
-  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
+  std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override {
     std::vector<std::string> out;
     for (auto& p : pieces) {
       if (add_prefix_space_ && (p.empty() || p[0] != ' '))
@@ -166,7 +166,7 @@ private:
 
 class identity final : public pre_tokenizer {
 public:
-  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override { return pieces; }
+  std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override { return pieces; }
 };
 
 result<std::shared_ptr<const pre_tokenizer>> make_split(const json& node) {

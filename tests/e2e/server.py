@@ -95,6 +95,8 @@ class Server:
         return body
 
     def stop(self):
+        if self.log.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -211,6 +211,27 @@ class PolicyTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertEqual(server.generate(prompt="short", max_new_tokens=2)[0], 200)
 
+    def test_sigterm_during_a_request_exits_cleanly(self):
+        server = self.models.server("--max-new-tokens-limit=1000")
+        results = []
+        worker = threading.Thread(target=lambda: results.append(
+            self._quiet(server.generate, prompt="long", max_new_tokens=1000)))
+        worker.start()
+        deadline = time.time() + 10
+        while not server.health()["running"] and time.time() < deadline:
+            time.sleep(0.01)
+        # stop() (run again by tearDown) sends SIGTERM and returns the exit code
+        self.assertEqual(server.stop(), 0)
+        worker.join(timeout=30)
+        self.assertFalse(worker.is_alive())
+
+    @staticmethod
+    def _quiet(call, **kwargs):
+        try:
+            return call(**kwargs)
+        except OSError as e:  # the connection may close without an answer
+            return e
+
     def test_bad_command_line_is_refused(self):
         import subprocess
         from server import BIN
