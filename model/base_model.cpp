@@ -298,10 +298,45 @@ result<generation_output> base_model::generate(const std::string& prompt,
   return out;
 }
 
-result<generation_output> base_model::generate_ids(const std::vector<int32_t>& prompt_ids,
-                                                   const generation_params& params,
-                                                   const lora_adapter* adapter,
-                                                   const std::function<bool(int32_t)>& on_token) const {
+struct generation::impl {
+  generation_params params;
+  const lora_weights* lora = nullptr;
+  std::function<bool(int32_t)> on_token;
+  kv_cache cache;
+  sampler pick;
+  std::vector<int32_t> history;
+  std::vector<float> logits;  // for the next token
+  int64_t budget = 0;
+  generation_output out;
+  bool finished = false;
+  clock_type::time_point decode_start;
+
+  // Samples the next token from `logits` and decides whether the sequence is done.
+  void take_token(const model_config& c) {
+    auto next = pick.next(logits, history);
+    out.output_ids.push_back(next);
+    history.push_back(next);
+    if (std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
+      out.finish_reason = "eos";
+    else if (on_token && !on_token(next))
+      out.finish_reason = "stop";
+    else if (static_cast<int64_t>(out.output_ids.size()) >= budget)
+      out.finish_reason = "length";
+    finished = !out.finish_reason.empty();
+    if (finished)
+      out.decode_ms = ms_since(decode_start);
+  }
+};
+
+generation::generation(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+generation::~generation() = default;
+bool generation::finished() const { return impl_->finished; }
+const generation_output& generation::output() const { return impl_->out; }
+
+result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>& prompt_ids,
+                                                      const generation_params& params,
+                                                      const lora_adapter* adapter,
+                                                      std::function<bool(int32_t)> on_token) const {
   const auto& c = config();
   if (prompt_ids.empty())
     return make_error(errc::invalid_argument, "the prompt encodes to no tokens");
@@ -319,15 +354,15 @@ result<generation_output> base_model::generate_ids(const std::vector<int32_t>& p
     return make_error(errc::context_overflow, "the prompt has " + std::to_string(prompt_len)
                                                 + " tokens; the model's context is "
                                                 + std::to_string(context));
-  const int64_t budget = std::min<int64_t>(params.max_new_tokens, context - prompt_len);
-  return guarded("generation", [&]() -> result<generation_output> {
+  return guarded("generation", [&]() -> result<std::unique_ptr<generation>> {
     torch::InferenceMode guard;
     const auto& model = impl_->model;
-    const auto* lora = adapter ? &adapter->get().weights : nullptr;
-    generation_output out;
-    out.prompt_ids = prompt_ids;
-    out.finish_reason = "length";
-    auto cache = model.make_cache(prompt_len + budget);
+    auto g = std::make_unique<generation::impl>(generation::impl{
+      params, adapter ? &adapter->get().weights : nullptr, std::move(on_token), {},
+      sampler(params.sampling), prompt_ids, {}, std::min<int64_t>(params.max_new_tokens, context - prompt_len),
+      {}, false, {}});
+    g->out.prompt_ids = prompt_ids;
+    g->cache = model.make_cache(prompt_len + g->budget);
     auto start = clock_type::now();
     // Prefill in one pass, or chunk by chunk (less activation memory, same result).
     const int64_t chunk = params.prefill_chunk > 0 ? params.prefill_chunk : prompt_len;
@@ -335,33 +370,58 @@ result<generation_output> base_model::generate_ids(const std::vector<int32_t>& p
     for (int64_t at = 0; at < prompt_len; at += chunk) {
       auto n = std::min(chunk, prompt_len - at);
       std::vector<int32_t> part(prompt_ids.begin() + at, prompt_ids.begin() + at + n);
-      hidden = model.forward(ids_tensor(part, model.device()), cache, lora);
+      hidden = model.forward(ids_tensor(part, model.device()), g->cache, g->lora);
     }
-    auto logits = to_host(model.logits(hidden.narrow(0, hidden.size(0) - 1, 1)));
-    out.prefill_ms = ms_since(start);
-    start = clock_type::now();
-    sampler pick(params.sampling);
-    std::vector<int32_t> history = prompt_ids;
-    for (int64_t step = 0; step < budget; ++step) {
-      auto next = pick.next(logits, history);
-      out.output_ids.push_back(next);
-      history.push_back(next);
-      if (std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end()) {
-        out.finish_reason = "eos";
-        break;
-      }
-      if (on_token && !on_token(next)) {
-        out.finish_reason = "stop";
-        break;
-      }
-      if (step + 1 == budget)
-        break;
-      hidden = model.forward(ids_tensor({next}, model.device()), cache, lora);
-      logits = to_host(model.logits(hidden));
-    }
-    out.decode_ms = ms_since(start);
-    return out;
+    g->logits = to_host(model.logits(hidden.narrow(0, hidden.size(0) - 1, 1)));
+    g->out.prefill_ms = ms_since(start);
+    g->decode_start = clock_type::now();
+    g->take_token(c);
+    return std::make_unique<generation>(std::move(g));
   });
+}
+
+std::optional<error> base_model::step(const std::vector<generation*>& batch) const {
+  std::vector<generation::impl*> live;
+  for (auto* g : batch)
+    if (!g->finished())
+      live.push_back(&g->get());
+  if (live.empty())
+    return std::nullopt;
+  auto done = guarded("decode step", [&]() -> result<bool> {
+    torch::InferenceMode guard;
+    std::vector<int64_t> ids;
+    std::vector<kv_cache*> caches;
+    std::vector<const lora_weights*> loras;
+    for (auto* g : live) {
+      ids.push_back(g->out.output_ids.back());
+      caches.push_back(&g->cache);
+      loras.push_back(g->lora);
+    }
+    auto logits = impl_->model.decode_batch(ids, caches, loras).to(torch::kCPU, torch::kFloat32).contiguous();
+    const auto vocab = static_cast<size_t>(logits.size(1));
+    for (size_t r = 0; r < live.size(); ++r) {
+      const float* row = logits.data_ptr<float>() + r * vocab;
+      live[r]->logits.assign(row, row + vocab);
+      live[r]->take_token(config());
+    }
+    return true;
+  });
+  if (!done)
+    return done.err();
+  return std::nullopt;
+}
+
+result<generation_output> base_model::generate_ids(const std::vector<int32_t>& prompt_ids,
+                                                   const generation_params& params,
+                                                   const lora_adapter* adapter,
+                                                   const std::function<bool(int32_t)>& on_token) const {
+  auto g = begin(prompt_ids, params, adapter, on_token);
+  if (!g)
+    return g.err();
+  while (!(*g)->finished())
+    if (auto failed = step({g->get()}))
+      return *failed;
+  return (*g)->output();
 }
 
 result<std::vector<float>> base_model::logits(const std::vector<int32_t>& ids,

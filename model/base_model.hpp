@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,22 @@ struct generation_output {
   double decode_ms = 0;
 };
 
+/// One sequence in generation. base_model::begin prefills it and picks its first token;
+/// base_model::step advances several at once, each with its own adapter and position.
+class generation {
+public:
+  struct impl;
+  explicit generation(std::unique_ptr<impl> p);
+  ~generation();
+  bool finished() const;
+  /// The tokens so far; finish_reason is set once finished.
+  const generation_output& output() const;
+  impl& get() { return *impl_; }
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
 class base_model {
 public:
   struct impl;
@@ -100,6 +117,16 @@ public:
                                          const generation_params& params,
                                          const lora_adapter* adapter,
                                          const std::function<bool(int32_t)>& on_token = {}) const;
+
+  /// Validates, prefills and picks the first token. `adapter` (and the model) must outlive
+  /// the generation; `on_token` as for generate_ids.
+  result<std::unique_ptr<generation>> begin(const std::vector<int32_t>& prompt_ids,
+                                            const generation_params& params,
+                                            const lora_adapter* adapter,
+                                            std::function<bool(int32_t)> on_token = {}) const;
+  /// One more token for every unfinished generation in `batch`, in one batched pass; a
+  /// row's tokens do not depend on what else is in the batch.
+  std::optional<error> step(const std::vector<generation*>& batch) const;
 
   /// Logits after every position of `ids`, row-major [ids.size(), vocab]: in one pass, or
   /// one token at a time through the KV cache (verification and tests).

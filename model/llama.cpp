@@ -158,4 +158,79 @@ torch::Tensor llama_model::logits(const torch::Tensor& hidden) const {
   return torch::linear(hidden, weights_.lm_head);
 }
 
+// Base weight once for every row; then, per distinct adapter, its rows' LoRA term.
+torch::Tensor llama_model::project_rows(const torch::Tensor& x, size_t layer, proj p,
+                                        const std::vector<const lora_weights*>& loras) const {
+  const auto& w = weights_.layers[layer].linear[static_cast<size_t>(p)];
+  auto y = torch::linear(x, w.weight, w.bias);
+  std::vector<const lora_pair*> done;
+  for (size_t row = 0; row < loras.size(); ++row) {
+    const auto* pair = lora_for(loras[row], layer, p);
+    if (pair == nullptr || std::find(done.begin(), done.end(), pair) != done.end())
+      continue;
+    done.push_back(pair);
+    std::vector<int64_t> rows;
+    for (size_t r = row; r < loras.size(); ++r)
+      if (lora_for(loras[r], layer, p) == pair)
+        rows.push_back(static_cast<int64_t>(r));
+    auto index = torch::tensor(rows, torch::kInt64).to(device_);
+    auto delta = torch::linear(torch::linear(x.index_select(0, index), pair->a), pair->b);
+    y.index_add_(0, index, delta.mul_(pair->scale));
+  }
+  return y;
+}
+
+torch::Tensor llama_model::decode_batch(const std::vector<int64_t>& ids,
+                                        const std::vector<kv_cache*>& caches,
+                                        const std::vector<const lora_weights*>& loras) const {
+  const auto rows = static_cast<int64_t>(ids.size());
+  const int64_t heads = config_.num_heads, kv = config_.num_kv_heads, d = config_.head_dim;
+  const double eps = config_.rms_norm_eps;
+  if (activation_limit_bytes_ > 0
+      && static_cast<size_t>(rows * config_.intermediate_size * 3) * c10::elementSize(dtype_)
+           > activation_limit_bytes_)
+    throw std::bad_alloc();  // injected: behaves like a failed allocation
+  std::vector<int64_t> positions;
+  for (auto* c : caches)
+    positions.push_back(c->length);
+  auto index = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+  auto pos = torch::tensor(positions, torch::kInt64).to(device_);
+  auto cos = cos_.index_select(0, pos).unsqueeze(1);  // [rows, 1, d]
+  auto sin = sin_.index_select(0, pos).unsqueeze(1);
+  auto x = weights_.embed.index_select(0, torch::tensor(ids, torch::kInt64).to(device_));
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const auto& w = weights_.layers[l];
+    auto h = rms_norm(x, w.input_norm, eps);
+    auto q = apply_rope(project_rows(h, l, proj::q, loras).view({rows, heads, d}).to(torch::kFloat32), cos, sin);
+    auto k = apply_rope(project_rows(h, l, proj::k, loras).view({rows, kv, d}).to(torch::kFloat32), cos, sin);
+    auto v = project_rows(h, l, proj::v, loras).view({rows, kv, d});
+    std::vector<torch::Tensor> outs;
+    for (int64_t r = 0; r < rows; ++r) {
+      auto& cache = *caches[static_cast<size_t>(r)];
+      const int64_t at = cache.length, total = at + 1;
+      cache.k[l].narrow(1, at, 1).copy_(k[r].unsqueeze(1));
+      cache.v[l].narrow(1, at, 1).copy_(v[r].unsqueeze(1));
+      auto keys = cache.k[l].narrow(1, 0, total).to(torch::kFloat32);
+      auto values = cache.v[l].narrow(1, 0, total).to(torch::kFloat32);
+      auto scores = torch::bmm(q[r].view({kv, heads / kv, d}), keys.transpose(1, 2))
+                      .mul_(1.0 / std::sqrt(static_cast<double>(d)));
+      const int64_t window = config_.sliding_window;
+      if (window > 0 && total > window) {
+        auto cols = torch::arange(0, total, index);
+        scores.masked_fill_(cols <= at - window, -std::numeric_limits<float>::infinity());
+      }
+      outs.push_back(torch::bmm(torch::softmax(scores, -1), values).reshape({heads * d}));
+    }
+    auto attn = torch::stack(outs).to(dtype_);
+    x = x + project_rows(attn, l, proj::o, loras);
+    auto post = rms_norm(x, w.post_attention_norm, eps);
+    auto gate = project_rows(post, l, proj::gate, loras);
+    auto up = project_rows(post, l, proj::up, loras);
+    x = x + project_rows(torch::silu(gate) * up, l, proj::down, loras);
+  }
+  for (auto* c : caches)
+    ++c->length;
+  return logits(rms_norm(x, weights_.final_norm, eps));
+}
+
 }  // namespace adapterd::model

@@ -69,7 +69,16 @@ public:
   /// Vocabulary logits of hidden states.
   torch::Tensor logits(const torch::Tensor& hidden) const;
 
+  /// One decode step for several sequences: row i feeds ids[i] at position
+  /// caches[i]->length through its own adapter loras[i] (or none). The linear layers run
+  /// once for all rows (each adapter's rows add their LoRA term); attention runs per row
+  /// over that row's cache. Returns the logits [rows, vocab]; every cache grows by one.
+  torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                             const std::vector<const lora_weights*>& loras) const;
+
 private:
+  torch::Tensor project_rows(const torch::Tensor& x, size_t layer, proj p,
+                             const std::vector<const lora_weights*>& loras) const;
   torch::Tensor attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
                           const lora_weights* lora, const torch::Tensor& cos,
                           const torch::Tensor& sin) const;

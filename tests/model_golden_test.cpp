@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include <catch2/catch.hpp>
 
@@ -160,4 +161,48 @@ TEST_CASE("model load errors name what is wrong", "[model]") {
   auto overflow = model->generate_ids(long_prompt, greedy(4), nullptr);
   REQUIRE_FALSE(overflow);
   CHECK(overflow.err().code == errc::context_overflow);
+}
+
+TEST_CASE("a batch mixing adapters gives every row its golden tokens", "[model][batch]") {
+  if (!have_fixtures()) {
+    WARN("fixtures absent: skipped");
+    return;
+  }
+  for (const char* preset : {"llama", "qwen2"}) {
+    auto root = fixtures_dir() + "/" + preset;
+    auto golden = read_json(root + "/golden.json");
+    auto model = load_or_fail(root + "/model");
+    std::map<std::string, std::shared_ptr<const lora_adapter>> adapters;
+    std::vector<std::unique_ptr<generation>> rows;
+    std::vector<std::vector<int32_t>> expected;
+    std::vector<std::string> names;
+    for (const auto& c : golden["cases"]) {
+      if (c["adapter"].is_array())
+        continue;
+      const lora_adapter* adapter = nullptr;
+      if (c["adapter"].is_string()) {
+        auto name = c["adapter"].get<std::string>();
+        if (!adapters.count(name))
+          adapters[name] = *model->load_adapter(root + "/" + golden["adapters"][name]["dir"].get<std::string>());
+        adapter = adapters[name].get();
+      }
+      auto g = model->begin(c["prompt_ids"].get<std::vector<int32_t>>(), greedy(c["max_new_tokens"]), adapter);
+      REQUIRE(g);
+      rows.push_back(std::move(*g));
+      expected.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
+      names.push_back(c["id"].get<std::string>());
+    }
+    // Every case in one batch: base rows and rows of three adapters side by side.
+    REQUIRE(adapters.size() >= 2);
+    std::vector<generation*> batch;
+    for (auto& r : rows)
+      batch.push_back(r.get());
+    for (int steps = 0; steps < 64; ++steps)
+      REQUIRE_FALSE(model->step(batch));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      INFO(preset << " case " << names[i]);
+      CHECK(rows[i]->finished());
+      CHECK(rows[i]->output().output_ids == expected[i]);
+    }
+  }
 }
