@@ -1,5 +1,7 @@
-// adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS]: writes OUT_DIR/tiny-llama and
-// OUT_DIR/tiny-llama-lora (and tiny-llama-lora-1 ... when ADAPTERS > 1).
+// adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [SIZE]: writes OUT_DIR/tiny-llama and
+// OUT_DIR/tiny-llama-lora (and tiny-llama-lora-1 ... when ADAPTERS > 1). SIZE "bench" makes
+// a 12-layer, 768-wide model (~78 M parameters, 300 MB fp32) whose decode is bound by
+// weight reads, for benchmarks.
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -8,7 +10,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || argv[1][0] == '-') {
-    std::cerr << "usage: adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS]\n"
+    std::cerr << "usage: adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [tiny|bench]\n"
                  "writes OUT_DIR/tiny-llama (model) and OUT_DIR/tiny-llama-lora (adapter),\n"
                  "plus OUT_DIR/tiny-llama-lora-1 ... when ADAPTERS > 1\n";
     return argc < 2 || argv[1][0] == '-' ? 2 : 0;
@@ -21,6 +23,18 @@ int main(int argc, char** argv) {
       spec.adapters = std::stoi(argv[3]);
   } catch (const std::exception&) {
     std::cerr << "adapterd-make-tiny-model: SEED and ADAPTERS must be non-negative integers\n";
+    return 2;
+  }
+  std::string size = argc > 4 ? argv[4] : "tiny";
+  if (size == "bench") {
+    spec.hidden = 768;
+    spec.intermediate = 2048;
+    spec.layers = 12;
+    spec.heads = 12;
+    spec.kv_heads = 4;
+    spec.lora_rank = 16;
+  } else if (size != "tiny") {
+    std::cerr << "adapterd-make-tiny-model: SIZE must be tiny or bench\n";
     return 2;
   }
   if (spec.adapters < 1 || spec.adapters > 64) {
