@@ -38,3 +38,12 @@ inline nlohmann::json read_json(const std::string& path) {
 }
 
 }  // namespace adapterd::test
+
+/// Fixture-based tests warn and return where ../shared/fixtures is absent.
+#define ADAPTERD_SKIP_WITHOUT_FIXTURES()        \
+  do {                                          \
+    if (!adapterd::test::have_fixtures()) {     \
+      WARN("fixtures absent: skipped");         \
+      return;                                   \
+    }                                           \
+  } while (false)

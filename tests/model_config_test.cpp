@@ -90,10 +90,7 @@ TEST_CASE("unsupported configs are refused by name", "[config]") {
 }
 
 TEST_CASE("LoRA scales follow PEFT, patterns included", "[config][lora]") {
-  if (!adapterd::test::have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* preset : {"llama", "qwen2"}) {
     auto root = adapterd::test::fixtures_dir() + "/" + preset;
     auto golden = adapterd::test::read_json(root + "/golden.json");

@@ -17,7 +17,6 @@
 
 using namespace adapterd::model;
 using adapterd::test::fixtures_dir;
-using adapterd::test::have_fixtures;
 using adapterd::test::read_json;
 using adapterd::test::greedy;
 using adapterd::test::max_abs_diff;
@@ -47,10 +46,7 @@ struct temp_model {
 }  // namespace
 
 TEST_CASE("bfloat16 compute keeps the golden stable prefix", "[model][dtype]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* preset : {"llama", "qwen2"}) {
     auto root = fixtures_dir() + "/" + preset;
     auto golden = read_json(root + "/golden.json");
@@ -95,10 +91,7 @@ TEST_CASE("bfloat16 compute keeps the golden stable prefix", "[model][dtype]") {
 }
 
 TEST_CASE("Mistral's sliding window limits attention, cached or not", "[model][mistral]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   auto llama = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0});
   REQUIRE(llama);
   auto ids = (*llama)->tok().encode("A sliding window forgets what lies too far behind it.", true);
@@ -136,10 +129,7 @@ TEST_CASE("Mistral's sliding window limits attention, cached or not", "[model][m
 }
 
 TEST_CASE("stop strings end generation before them", "[model][stop]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   auto model = base_model::load(fixtures_dir() + "/qwen2/model", load_options{"cpu", 0});
   REQUIRE(model);
   auto free_run = (*model)->generate("The quick brown fox", greedy(24), nullptr);
@@ -156,10 +146,7 @@ TEST_CASE("stop strings end generation before them", "[model][stop]") {
 }
 
 TEST_CASE("missing and mis-shaped tensors are named", "[model][errors]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   temp_model shaped(fixtures_dir() + "/llama/model");
   shaped.edit_config([](nlohmann::json& c) { c["intermediate_size"] = 300; });
   auto r = base_model::load(shaped.dir.string(), load_options{"cpu", 0});
@@ -181,10 +168,7 @@ TEST_CASE("missing and mis-shaped tensors are named", "[model][errors]") {
 }
 
 TEST_CASE("chunked prefill gives the same tokens", "[model][memory]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   auto model = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0});
   REQUIRE(model);
   auto ids = (*model)->tok().encode("Prefill in chunks of three tokens should not change a thing.", true);
@@ -198,10 +182,7 @@ TEST_CASE("chunked prefill gives the same tokens", "[model][memory]") {
 }
 
 TEST_CASE("an allocation failure is an out_of_memory error, and chunking gets round it", "[model][memory]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   load_options opts{"cpu", 0};
   opts.activation_limit_bytes = 8 * 256 * 3 * 4;  // an 8-token forward pass at most
   auto model = base_model::load(fixtures_dir() + "/llama/model", opts);
@@ -218,10 +199,7 @@ TEST_CASE("an allocation failure is an out_of_memory error, and chunking gets ro
 }
 
 TEST_CASE("size estimates match what loading takes", "[model][memory]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* dir : {"/llama/model", "/llama/model_bf16_sharded", "/qwen2/model"}) {
     auto path = fixtures_dir() + dir;
     auto estimate = estimate_weight_bytes(path, load_options{"cpu", 0});
@@ -244,10 +222,7 @@ TEST_CASE("size estimates match what loading takes", "[model][memory]") {
 }
 
 TEST_CASE("an adapter moved to host memory and back gives the same output", "[model][memory]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   auto model = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0});
   REQUIRE(model);
   auto adapter = (*model)->load_adapter(fixtures_dir() + "/llama/adapters/lora_qv");

@@ -28,13 +28,36 @@ std::shared_ptr<const base_model> load_or_fail(const std::string& dir) {
   return *m;
 }
 
+// The adapters a preset's cases name, each loaded once.
+class case_adapters {
+public:
+  case_adapters(const base_model& model, std::string root, const nlohmann::json& golden)
+    : model_(model), root_(std::move(root)), golden_(golden) {}
+  const lora_adapter* get(const nlohmann::json& test_case) {
+    if (!test_case["adapter"].is_string())
+      return nullptr;
+    auto name = test_case["adapter"].get<std::string>();
+    if (!loaded_.count(name)) {
+      auto a = model_.load_adapter(root_ + "/" + golden_["adapters"][name]["dir"].get<std::string>());
+      if (!a)
+        FAIL(a.err().message);
+      loaded_[name] = *a;
+    }
+    return loaded_[name].get();
+  }
+  size_t size() const { return loaded_.size(); }
+
+private:
+  const base_model& model_;
+  std::string root_;
+  const nlohmann::json& golden_;
+  std::map<std::string, std::shared_ptr<const lora_adapter>> loaded_;
+};
+
 }  // namespace
 
 TEST_CASE("golden greedy tokens and logits for every preset and storage", "[model][golden]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* preset : {"llama", "qwen2"}) {
     auto root = fixtures_dir() + "/" + preset;
     auto golden = read_json(root + "/golden.json");
@@ -42,22 +65,12 @@ TEST_CASE("golden greedy tokens and logits for every preset and storage", "[mode
     REQUIRE(logits_file);
     for (const auto& dir : golden["model_dirs"]) {
       auto model = load_or_fail(root + "/" + dir.get<std::string>());
-      std::map<std::string, std::shared_ptr<const lora_adapter>> adapters;
+      case_adapters adapters(*model, root, golden);
       size_t checked = 0;
       for (const auto& c : golden["cases"]) {
         if (c["adapter"].is_array())
           continue;  // several adapters active at once: not offered
-        const lora_adapter* adapter = nullptr;
-        if (c["adapter"].is_string()) {
-          auto name = c["adapter"].get<std::string>();
-          if (!adapters.count(name)) {
-            auto a = model->load_adapter(root + "/" + golden["adapters"][name]["dir"].get<std::string>());
-            if (!a)
-              FAIL(a.err().message);
-            adapters[name] = *a;
-          }
-          adapter = adapters[name].get();
-        }
+        const lora_adapter* adapter = adapters.get(c);
         INFO(preset << "/" << dir.get<std::string>() << " case " << c["id"].get<std::string>());
         auto prompt = c["prompt_ids"].get<std::vector<int32_t>>();
         auto out = model->generate_ids(prompt, greedy(c["max_new_tokens"]), adapter);
@@ -95,10 +108,7 @@ TEST_CASE("golden greedy tokens and logits for every preset and storage", "[mode
 }
 
 TEST_CASE("KV-cached decoding equals full recomputation", "[model]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   auto root = fixtures_dir() + "/llama";
   auto model = load_or_fail(root + "/model");
   auto adapter = model->load_adapter(root + "/adapters/lora_qv");
@@ -115,10 +125,7 @@ TEST_CASE("KV-cached decoding equals full recomputation", "[model]") {
 }
 
 TEST_CASE("unmerged LoRA equals merged weights", "[model][lora]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (auto [preset, name] : {std::pair{"llama", "lora_pattern"}, std::pair{"llama", "lora_all_rs"},
                               std::pair{"qwen2", "lora_mlp_rs"}}) {
     auto root = fixtures_dir() + "/" + preset;
@@ -164,29 +171,20 @@ TEST_CASE("model load errors name what is wrong", "[model]") {
 }
 
 TEST_CASE("a batch mixing adapters gives every row its golden tokens", "[model][batch]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* preset : {"llama", "qwen2"}) {
     auto root = fixtures_dir() + "/" + preset;
     auto golden = read_json(root + "/golden.json");
     auto model = load_or_fail(root + "/model");
-    std::map<std::string, std::shared_ptr<const lora_adapter>> adapters;
+    case_adapters adapters(*model, root, golden);
     std::vector<std::unique_ptr<generation>> rows;
     std::vector<std::vector<int32_t>> expected;
     std::vector<std::string> names;
     for (const auto& c : golden["cases"]) {
       if (c["adapter"].is_array())
         continue;
-      const lora_adapter* adapter = nullptr;
-      if (c["adapter"].is_string()) {
-        auto name = c["adapter"].get<std::string>();
-        if (!adapters.count(name))
-          adapters[name] = *model->load_adapter(root + "/" + golden["adapters"][name]["dir"].get<std::string>());
-        adapter = adapters[name].get();
-      }
-      auto g = model->begin(c["prompt_ids"].get<std::vector<int32_t>>(), greedy(c["max_new_tokens"]), adapter);
+      auto g = model->begin(c["prompt_ids"].get<std::vector<int32_t>>(), greedy(c["max_new_tokens"]),
+                            adapters.get(c));
       REQUIRE(g);
       rows.push_back(std::move(*g));
       expected.push_back(c["greedy_ids"].get<std::vector<int32_t>>());

@@ -9,7 +9,6 @@
 
 using namespace adapterd::model;
 using adapterd::test::fixtures_dir;
-using adapterd::test::have_fixtures;
 using adapterd::test::read_json;
 using adapterd::test::read_text;
 
@@ -25,8 +24,7 @@ std::shared_ptr<const tokenizer> load_tokenizer(const std::string& dir) {
 }  // namespace
 
 TEST_CASE("golden fixture tokenizers encode and decode like Hugging Face", "[tokenizer]") {
-  if (!have_fixtures())
-    { WARN("fixtures absent: skipped"); return; }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* preset : {"llama", "qwen2"}) {
     auto golden = read_json(fixtures_dir() + "/" + preset + "/golden.json");
     auto tok = load_tokenizer(fixtures_dir() + "/" + preset + "/model");
@@ -47,8 +45,7 @@ TEST_CASE("golden fixture tokenizers encode and decode like Hugging Face", "[tok
 }
 
 TEST_CASE("real byte-level vocabularies give Hugging Face's ids", "[tokenizer]") {
-  if (!have_fixtures())
-    { WARN("fixtures absent: skipped"); return; }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* name : {"gpt-2", "llama-bpe", "qwen2", "deepseek-llm", "falcon", "mpt", "llama-spm", "phi-3"}) {
     auto dir = fixtures_dir() + "/tokenizers/" + name;
     auto tok = tokenizer::load(dir);
@@ -71,8 +68,7 @@ TEST_CASE("real byte-level vocabularies give Hugging Face's ids", "[tokenizer]")
 }
 
 TEST_CASE("encode then decode gives back arbitrary UTF-8", "[tokenizer]") {
-  if (!have_fixtures())
-    { WARN("fixtures absent: skipped"); return; }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   auto tok = load_tokenizer(fixtures_dir() + "/llama/model");
   std::mt19937 rng(7);
   const char32_t ranges[][2] = {{0x20, 0x7e}, {0xa0, 0x2ff}, {0x400, 0x4ff}, {0x3040, 0x30ff},
@@ -99,10 +95,7 @@ TEST_CASE("lossy UTF-8 and incomplete tails", "[tokenizer]") {
 }
 
 TEST_CASE("streaming decode never emits a broken character and adds up", "[tokenizer][stream]") {
-  if (!have_fixtures()) {
-    WARN("fixtures absent: skipped");
-    return;
-  }
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
   for (const char* dir : {"/llama/model", "/qwen2/model", "/tokenizers/llama-spm"}) {
     auto tok = load_tokenizer(fixtures_dir() + dir);
     std::mt19937 rng(11);
