@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -280,9 +281,22 @@ caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
   return *loaded;
 }
 
+// What the monitor shows of the cache; a warm request changes none of it.
+auto cache_signature(const supervisor_state& st) {
+  return std::make_tuple(st.model_loads, st.adapter_loads, st.evictions, st.host_reloads,
+                         st.models.size(), st.device_adapters.size(), st.host_adapters.size(),
+                         st.last_model_key);
+}
+
 caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
   auto& st = self->state;
   auto start = clock_type::now();
+  const auto before = cache_signature(st);
+  // Reports the cache to the monitor only when this acquisition changed it.
+  auto report_changes = [&] {
+    if (cache_signature(st) != before)
+      report(self);
+  };
   auto dir = resolve_model(st.config, req.base_model);
   if (!dir)
     return dir.error();
@@ -299,7 +313,7 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
   }
   auto entry = ensure_model(self, req, *dir, *device);
   if (!entry) {
-    report(self);
+    report_changes();
     return entry.error();
   }
   auto key = *dir + "@" + *device;
@@ -313,13 +327,13 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
   if (!adapter_path.empty()) {
     auto adapter = ensure_adapter(self, req, key, **entry, adapter_path);
     if (!adapter) {
-      report(self);
+      report_changes();
       return adapter.error();
     }
     lease.adapter = *adapter;
     lease.adapter_name = req.adapter_path;
   }
-  report(self);
+  report_changes();
   lease.load_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
   return lease;
 }

@@ -1,10 +1,9 @@
 // Loading base-model and adapter weights into libtorch tensors.
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "model/llama.hpp"
 #include "model/lora_config.hpp"
+#include "model/text_file.hpp"
 #include "model/weights.hpp"
 
 namespace adapterd::model {
@@ -122,12 +121,10 @@ result<llama_weights> load_llama_weights(const std::string& dir, const model_con
 }
 
 result<lora_weights> load_lora_weights(const std::string& dir, const llama_model& model) {
-  std::ifstream in(dir + "/adapter_config.json");
-  if (!in)
+  auto text = read_text_file(dir + "/adapter_config.json");
+  if (!text)
     return make_error(errc::invalid_adapter, "no adapter_config.json in " + dir);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto config = parse_lora_config(ss.str());
+  auto config = parse_lora_config(*text);
   if (!config)
     return config.err();
   auto index = open_tensors(dir, "adapter_model.safetensors");

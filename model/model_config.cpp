@@ -1,10 +1,10 @@
 #include "model/model_config.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "model/text_file.hpp"
 
 namespace adapterd::model {
 
@@ -26,15 +26,6 @@ void add_ids(const json& node, std::vector<int32_t>& out) {
       add(v);
   else
     add(node);
-}
-
-std::string read_optional(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return {};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 result<rope_config> parse_rope(const json& root) {
@@ -137,10 +128,10 @@ result<model_config> parse_model_config(const std::string& config_json,
 }
 
 result<model_config> load_model_config(const std::string& dir) {
-  auto text = read_optional(dir + "/config.json");
-  if (text.empty())
+  auto text = read_text_file(dir + "/config.json");
+  if (!text)
     return make_error(errc::invalid_model, "no config.json in " + dir);
-  return parse_model_config(text, read_optional(dir + "/generation_config.json"));
+  return parse_model_config(*text, read_text_file(dir + "/generation_config.json").value_or(""));
 }
 
 }  // namespace adapterd::model

@@ -34,9 +34,8 @@ int32_t sampler::next(std::vector<float>& logits, const std::vector<int32_t>& hi
                 : static_cast<float>(l / params_.repetition_penalty);
     }
   }
-  auto argmax = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   if (params_.temperature == 0.0)
-    return argmax;
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
   for (auto& l : logits)
     l = static_cast<float>(l / params_.temperature);

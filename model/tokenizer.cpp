@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "model/text_file.hpp"
 #include "model/tokenizer_parts.hpp"
 #include "model/utf8.hpp"
 
@@ -15,16 +14,6 @@ namespace adapterd::model {
 namespace {
 
 using json = nlohmann::json;
-
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -74,11 +63,10 @@ bool supported_post_processor(const json& node) {
 }  // namespace
 
 result<std::shared_ptr<const tokenizer>> tokenizer::load(const std::string& dir) {
-  std::string text, config;
-  if (!read_file(dir + "/tokenizer.json", text))
+  auto text = read_text_file(dir + "/tokenizer.json");
+  if (!text)
     return make_error(errc::invalid_model, "no tokenizer.json in " + dir);
-  read_file(dir + "/tokenizer_config.json", config);  // optional
-  return from_json(text, config);
+  return from_json(*text, read_text_file(dir + "/tokenizer_config.json").value_or(""));
 }
 
 result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string& tokenizer_json,

@@ -1,11 +1,11 @@
 #include "model/weights.hpp"
 
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "model/text_file.hpp"
 
 namespace adapterd::model {
 
@@ -16,10 +16,7 @@ result<tensor_index> open_tensors(const std::string& dir, const std::string& sin
   if (fs::exists(dir + "/" + single_file)) {
     paths.push_back(dir + "/" + single_file);
   } else if (fs::exists(index_path)) {
-    std::ifstream in(index_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    auto index = nlohmann::json::parse(ss.str(), nullptr, false);
+    auto index = nlohmann::json::parse(read_text_file(index_path).value_or(""), nullptr, false);
     if (index.is_discarded() || !index.contains("weight_map") || !index["weight_map"].is_object())
       return make_error(errc::invalid_model, index_path + ": no weight_map");
     std::set<std::string> shards;
