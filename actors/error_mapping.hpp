@@ -10,6 +10,7 @@ namespace adapterd::actors {
 
 caf::error make_failure(messages::errc code, const std::string& message);
 caf::error from_model_error(const model::error& e);
+messages::failure to_failure(const model::error& e);
 messages::failure to_failure(const caf::error& e);
 
 }  // namespace adapterd::actors

@@ -1,9 +1,12 @@
 #include "actors/gpu_owner_actor.hpp"
 
-#include <chrono>
+#include <tuple>
+
+#include "caf/send.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include "actors/batch_scheduler.hpp"
 #include "actors/error_mapping.hpp"
 #include "model/memory_stats.hpp"
 
@@ -19,144 +22,159 @@ struct gpu_owner_state {
   supervisor_actor supervisor;
   messages::janitor_actor janitor;
   messages::monitor_actor monitor;
-  uint64_t service_seq = 0;
+  std::unique_ptr<batch_scheduler> scheduler;
+  bool step_queued = false;
+  messages::batch_state reported;
 };
 
 namespace {
 
 using self_ptr = messages::gpu_owner_actor::stateful_pointer<gpu_owner_state>;
 
-template <class Clock>
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
-    .count();
+void kick(self_ptr self);
+
+// What /health shows changed (or a while passed): tell the monitor.
+void report_batch(self_ptr self) {
+  auto now = self->state.scheduler->state();
+  auto& old = self->state.reported;
+  auto visible = [](const messages::batch_state& s) {
+    return std::make_tuple(s.waiting, s.running, s.last_batch_size, s.kv_pool_used, s.rejected,
+                           s.cancelled, s.timed_out);
+  };
+  if (visible(now) == visible(old) && now.steps < old.steps + 32)
+    return;
+  old = now;
+  self->send(self->state.monitor, messages::report_atom_v, now);
 }
 
-void report(self_ptr self, uint8_t kind, const std::string& id, uint64_t kv_bytes = 0) {
-  self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id, kv_bytes});
+void deliver_now(std::vector<finished_job>& done) {
+  for (auto& f : done)
+    f.j.done(std::move(f.outcome));
+  done.clear();
 }
 
-constexpr int64_t retry_prefill_chunk = 16;
-
-// Generates; on an allocation failure flushes the caches and retries once with a chunked
-// prefill (less activation memory), else fails this request alone.
-caf::expected<generate_reply> run(self_ptr self, const generate_request& req, const model_lease& lease) {
-  model::generation_params params;
-  params.max_new_tokens = req.max_new_tokens;
-  params.sampling.temperature = req.temperature;
-  params.sampling.top_p = req.top_p;
-  params.sampling.top_k = req.top_k;
-  params.sampling.repetition_penalty = req.repetition_penalty;
-  if (req.has_seed)
-    params.sampling.seed = req.seed;
-  params.stop = req.stop;
-  params.max_context_tokens = lease.kv_reserve_tokens;
-  auto out = lease.model->generate(req.prompt, params, lease.adapter.get());
-  if (!out && out.err().code == model::errc::out_of_memory) {
-    spdlog::warn("gpu-owner {} out of memory ({}); flushing and retrying with chunked prefill",
-                 req.request_id, out.err().message);
-    model::flush_allocator_caches();
-    params.prefill_chunk = retry_prefill_chunk;
-    out = lease.model->generate(req.prompt, params, lease.adapter.get());
-    report(self, out ? messages::request_event::oom_recovered : messages::request_event::oom_failed,
-           req.request_id);
-    if (!out)
-      return make_failure(messages::errc::out_of_memory,
-                          "out of memory even after flushing and a chunked prefill: " + out.err().message);
-  }
-  if (!out)
-    return from_model_error(out.err());
-  generate_reply r;
-  r.request_id = req.request_id;
-  r.generated_text = out->text;
-  r.tokens_generated = static_cast<uint32_t>(out->output_ids.size());
-  r.prompt_tokens = static_cast<uint32_t>(out->prompt_ids.size());
-  r.finish_reason = out->finish_reason;
-  r.model = lease.model_name;
-  r.adapter = lease.adapter_name;
-  r.device = lease.model->device();
-  r.generate_ms = out->prefill_ms + out->decode_ms;
-  return r;
-}
-
-// Post-request cleanup, then the answer: as with the seed's `finally`, a client gets its
-// answer once memory is cleaned up, failed requests included, and the next request waits
-// for both. Requests between node-local actors that always answer carry no timeout: CAF
-// 0.17 keeps a timeout entry per request until it expires, which made memory grow.
-template <class Answer>
-void cleanup_then(self_ptr self, const std::string& id, Answer answer) {
+// Answers: when the batch has emptied, after the post-request cleanup (as the seed's
+// `finally` did: a client gets its answer once memory is cleaned up, and the next
+// request waits for both); mid-batch at once, since a flush then would free nothing.
+// Requests between node-local actors that always answer carry no timeout: CAF 0.17
+// keeps a timeout entry per request until it expires, which made memory grow.
+void deliver(self_ptr self, std::vector<finished_job> done) {
+  if (done.empty())
+    return;
+  if (!self->state.scheduler->idle())
+    return deliver_now(done);
+  auto id = done.front().j.req.request_id;
+  auto shared = std::make_shared<std::vector<finished_job>>(std::move(done));
   self->request(self->state.janitor, caf::infinite, messages::cleanup_atom_v,
                 messages::cleanup_request{id, "after_request", "flush"})
-    .await([answer](const messages::cleanup_reply&) mutable { answer(); },
-           [id, answer](const caf::error& e) mutable {
+    .await([shared](const messages::cleanup_reply&) { deliver_now(*shared); },
+           [shared, id](const caf::error& e) {
              spdlog::warn("gpu-owner {} post-request cleanup failed: {}", id, caf::to_string(e));
-             answer();
+             deliver_now(*shared);
            });
 }
 
-messages::gpu_owner_actor::behavior_type gpu_owner_behavior(
-  messages::gpu_owner_actor::stateful_pointer<gpu_owner_state> self, supervisor_actor supervisor,
-  messages::janitor_actor janitor, messages::monitor_actor monitor) {
-  self->state.supervisor = std::move(supervisor);
-  self->state.janitor = std::move(janitor);
-  self->state.monitor = std::move(monitor);
+// Asks the supervisor for the model (and adapter) of the next request that can join.
+void lease_next(self_ptr self) {
+  const auto* req = self->state.scheduler->start_lease();
+  if (req == nullptr)
+    return;
+  acquire_request acq{req->request_id, req->base_model, req->adapter_path, req->prefer_cpu};
+  auto id = req->request_id;
+  self->request(self->state.supervisor, caf::infinite, messages::acquire_atom_v, std::move(acq))
+    .then(
+      [=](model_lease& lease) {
+        self->state.scheduler->leased(id, std::move(lease));
+        kick(self);
+      },
+      [=](const caf::error& e) {
+        auto why = to_failure(e);
+        spdlog::warn("gpu-owner {} no model: {}", id, why.message);
+        std::vector<finished_job> done;
+        self->state.scheduler->lease_failed(id, why, done);
+        report_batch(self);
+        deliver(self, std::move(done));
+        kick(self);
+      });
+}
+
+// One step message in the mailbox at a time: requests that arrive meanwhile queue behind
+// it and join at the next step.
+void kick(self_ptr self) {
+  lease_next(self);
+  if (self->state.step_queued || !self->state.scheduler->has_work())
+    return;
+  self->state.step_queued = true;
+  self->send(self, messages::step_atom_v);
+}
+
+void run_step(self_ptr self) {
+  self->state.step_queued = false;
+  std::vector<finished_job> done;
+  try {
+    done = self->state.scheduler->step();
+  } catch (const std::exception& e) {  // never let the device owner die of one step
+    spdlog::error("gpu-owner step failed: {}", e.what());
+  }
+  report_batch(self);
+  deliver(self, std::move(done));
+  kick(self);
+}
+
+messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_owner_config config) {
+  self->state.supervisor = std::move(config.supervisor);
+  self->state.janitor = std::move(config.janitor);
+  self->state.monitor = std::move(config.monitor);
+  auto events = [self](uint8_t kind, const std::string& id, uint64_t kv_bytes) {
+    self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id, kv_bytes});
+  };
+  auto flush = [] { model::flush_allocator_caches(); };
+  self->state.scheduler = std::make_unique<batch_scheduler>(config.limits, events, flush);
+  self->state.reported = self->state.scheduler->state();
+  self->send(self->state.monitor, messages::report_atom_v, self->state.reported);
   return {
     [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
       auto rp = self->make_response_promise<generate_reply>();
-      auto seq = ++self->state.service_seq;
-      auto started_us = now_us<std::chrono::steady_clock>();
-      auto started_wall_us = now_us<std::chrono::system_clock>();
-      report(self, messages::request_event::started, req.request_id);
-      acquire_request acq{req.request_id, req.base_model, req.adapter_path, req.prefer_cpu};
-      // await: no other request starts until this one has been answered and cleaned up.
-      self->request(self->state.supervisor, caf::infinite, messages::acquire_atom_v, acq)
-        .await(
-          [=](const model_lease& lease) mutable {
-            caf::expected<generate_reply> reply = make_failure(messages::errc::internal, "not run");
-            try {
-              reply = run(self, req, lease);
-            } catch (const std::exception& e) {  // never let the device owner die of one request
-              reply = make_failure(messages::errc::internal, e.what());
-            }
-            if (reply) {
-              reply->queue_ms = static_cast<double>(started_us - req.received_at_us) / 1000.0;
-              reply->load_ms = lease.load_ms;
-              reply->arrival_seq = req.arrival_seq;
-              reply->service_seq = seq;
-              reply->started_at_us = started_wall_us;
-              reply->finished_at_us = now_us<std::chrono::system_clock>();
-              spdlog::info("gpu-owner {} generated {} tokens in {:.1f} ms", req.request_id,
-                           reply->tokens_generated, reply->generate_ms);
-              report(self, messages::request_event::finished, req.request_id,
-                     lease.model->kv_cache_bytes(reply->prompt_tokens + reply->tokens_generated));
-            } else {
-              spdlog::warn("gpu-owner {} failed: {}", req.request_id, to_failure(reply.error()).message);
-              report(self, messages::request_event::failed, req.request_id);
-            }
-            cleanup_then(self, req.request_id, [rp, reply]() mutable {
-              if (reply)
-                rp.deliver(std::move(*reply));
-              else
-                rp.deliver(reply.error());
-            });
-          },
-          [=](const caf::error& e) mutable {
-            spdlog::warn("gpu-owner {} no model: {}", req.request_id, to_failure(e).message);
-            report(self, messages::request_event::failed, req.request_id);
-            cleanup_then(self, req.request_id, [rp, e]() mutable { rp.deliver(e); });
-          });
+      job j;
+      if (req.stream) {
+        auto requester = caf::actor_cast<caf::actor>(self->current_sender());
+        // The requester is whoever asked (the http actor here, a router elsewhere), so
+        // its handle is dynamically typed; the text goes to it as a one-way message.
+        j.on_chunk = [requester](messages::stream_chunk c) {
+          caf::anon_send(requester, messages::chunk_atom_v, std::move(c));
+        };
+      }
+      j.done = [rp](generate_outcome outcome) mutable {
+        if (auto* reply = std::get_if<generate_reply>(&outcome))
+          rp.deliver(std::move(*reply));
+        else
+          rp.deliver(make_failure(std::get<messages::failure>(outcome).code,
+                                  std::get<messages::failure>(outcome).message));
+      };
+      j.req = std::move(req);
+      if (auto rejected = self->state.scheduler->enqueue(std::move(j))) {
+        spdlog::warn("gpu-owner {} refused: {}", rejected->j.req.request_id,
+                     std::get<messages::failure>(rejected->outcome).message);
+        rejected->j.done(std::move(rejected->outcome));
+      }
+      report_batch(self);
+      kick(self);
       return rp;
     },
+    [=](messages::cancel_atom, const std::string& id) {
+      std::vector<finished_job> done;
+      self->state.scheduler->cancel(id, done);
+      deliver_now(done);  // nobody waits for these answers
+      kick(self);
+    },
+    [=](messages::step_atom) { run_step(self); },
   };
 }
 
 }  // namespace
 
-messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, supervisor_actor supervisor,
-                                          messages::janitor_actor janitor,
-                                          messages::monitor_actor monitor) {
-  return sys.spawn<caf::detached>(gpu_owner_behavior, std::move(supervisor), std::move(janitor),
-                                  std::move(monitor));
+messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, gpu_owner_config config) {
+  return sys.spawn<caf::detached>(gpu_owner_behavior, std::move(config));
 }
 
 }  // namespace adapterd::actors

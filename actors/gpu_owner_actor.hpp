@@ -1,19 +1,26 @@
 #pragma once
-// gpu-owner: the only code that runs the model on the device. Spawn it detached: it
-// blocks while generating, and its mailbox is the queue, so requests run one at a time in
-// arrival order. For each request it acquires a lease from the supervisor, generates,
-// answers, then waits for the janitor's post-request cleanup — on failure too — before
-// it takes the next request. Model errors are answered as errors; it keeps running.
+// gpu-owner: the only code that runs the model on the device. Spawned detached: it blocks
+// while it computes. Requests queue in arrival order (its mailbox, then the scheduler's
+// queue); a self-sent step message runs one continuous-batching step (batch_scheduler):
+// admit, prefill, one decode step for every running sequence. Each request's lease comes
+// from the supervisor; when the batch empties, the janitor's post-request cleanup runs
+// before the answers go out. With max_batch_size 1 this is the seed's one-at-a-time
+// service. Model errors are answered as errors; it keeps running.
 #include "caf/typed_event_based_actor.hpp"
 
+#include "actors/batch_scheduler.hpp"
 #include "actors/model_lease.hpp"
 #include "messages/interfaces.hpp"
 
 namespace adapterd::actors {
 
-/// Spawned detached: it owns the device and blocks while generating.
-messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, supervisor_actor supervisor,
-                                          messages::janitor_actor janitor,
-                                          messages::monitor_actor monitor);
+struct gpu_owner_config {
+  supervisor_actor supervisor;
+  messages::janitor_actor janitor;
+  messages::monitor_actor monitor;
+  scheduler_limits limits;
+};
+
+messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, gpu_owner_config config);
 
 }  // namespace adapterd::actors

@@ -1,6 +1,7 @@
 #include "actors/http_actor.hpp"
 
 #include <chrono>
+#include <unordered_map>
 
 #include "caf/send.hpp"
 
@@ -14,6 +15,7 @@ struct http_state {
 
   http_targets targets;
   uint64_t arrivals = 0;
+  std::unordered_map<std::string, chunk_fn> streams;  // request id -> its connection
 };
 
 namespace {
@@ -39,8 +41,11 @@ void forward(http_actor::stateful_pointer<http_state> self, const Target& target
 class actor_backend final : public http::backend {
 public:
   explicit actor_backend(http_actor actor) : actor_(std::move(actor)) {}
-  void generate(messages::generate_request req, generate_done done) override {
-    caf::anon_send(actor_, messages::generate_atom_v, std::move(req), std::move(done));
+  void generate(messages::generate_request req, chunk_fn on_chunk, generate_done done) override {
+    caf::anon_send(actor_, messages::generate_atom_v, std::move(req), std::move(on_chunk), std::move(done));
+  }
+  void cancel(std::string request_id) override {
+    caf::anon_send(actor_, messages::cancel_atom_v, std::move(request_id));
   }
   void cleanup(messages::cleanup_request req, cleanup_done done) override {
     caf::anon_send(actor_, messages::cleanup_atom_v, std::move(req), std::move(done));
@@ -57,13 +62,32 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
                                         http_targets targets) {
   self->state.targets = std::move(targets);
   return {
-    [=](messages::generate_atom, messages::generate_request& req, generate_done& done) {
+    [=](messages::generate_atom, messages::generate_request& req, chunk_fn& on_chunk,
+        generate_done& done) {
       req.arrival_seq = ++self->state.arrivals;
       req.received_at_us = now_us();
-      self->send(self->state.targets.monitor, messages::report_atom_v,
-                 messages::request_event{messages::request_event::queued, req.request_id});
-      forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(done),
+      if (!req.stream) {
+        forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(done),
+                                          messages::generate_atom_v, std::move(req));
+        return;
+      }
+      // The gpu-owner sends the text to this actor (the requester) before its reply.
+      auto id = req.request_id;
+      self->state.streams[id] = std::move(on_chunk);
+      generate_done finished = [self, id, done = std::move(done)](http::outcome<messages::generate_reply> r) {
+        self->state.streams.erase(id);
+        done(std::move(r));
+      };
+      forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(finished),
                                         messages::generate_atom_v, std::move(req));
+    },
+    [=](messages::chunk_atom, messages::stream_chunk& c) {
+      auto it = self->state.streams.find(c.request_id);
+      if (it != self->state.streams.end())
+        it->second(std::move(c));
+    },
+    [=](messages::cancel_atom, std::string& id) {
+      self->send(self->state.targets.gpu_owner, messages::cancel_atom_v, std::move(id));
     },
     [=](messages::cleanup_atom, messages::cleanup_request& req, cleanup_done& done) {
       forward<messages::cleanup_reply>(self, self->state.targets.janitor, std::move(done),

@@ -1,8 +1,9 @@
 #pragma once
 // http actor: the Beast server (http::server, on its own io threads) turns each HTTP call
-// into a message to this actor through make_actor_backend(). Calls arrive in its mailbox in arrival order; it stamps them, forwards
-// generation to the gpu-owner, cleanup to the janitor and health to the monitor, and
-// hands every answer (or a timeout/unavailable error) back to the waiting connection.
+// into a message to this actor through make_actor_backend(). Calls arrive in its mailbox
+// in arrival order; it stamps them, forwards generation (and cancellation) to the
+// gpu-owner, cleanup to the janitor and health to the monitor, passes streamed text on,
+// and hands every answer (or a timeout/unavailable error) back to the waiting connection.
 #include <functional>
 
 #include "caf/allowed_unsafe_message_type.hpp"
@@ -15,11 +16,14 @@
 namespace adapterd::actors {
 
 using generate_done = std::function<void(http::outcome<messages::generate_reply>)>;
+using chunk_fn = std::function<void(messages::stream_chunk)>;
 using cleanup_done = std::function<void(http::outcome<messages::cleanup_reply>)>;
 using health_done = std::function<void(http::outcome<messages::health_report>)>;
 
 using http_actor = caf::typed_actor<
-  caf::reacts_to<messages::generate_atom, messages::generate_request, generate_done>,
+  caf::reacts_to<messages::generate_atom, messages::generate_request, chunk_fn, generate_done>,
+  caf::reacts_to<messages::chunk_atom, messages::stream_chunk>,
+  caf::reacts_to<messages::cancel_atom, std::string>,
   caf::reacts_to<messages::cleanup_atom, messages::cleanup_request, cleanup_done>,
   caf::reacts_to<messages::health_atom, health_done>>;
 
@@ -37,5 +41,6 @@ std::unique_ptr<http::backend> make_actor_backend(http_actor actor);
 }  // namespace adapterd::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::generate_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::chunk_fn)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::cleanup_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::health_done)

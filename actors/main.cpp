@@ -50,6 +50,9 @@ public:
   uint64_t fault_activation_limit_kb = 0;
   uint64_t flush_slack_mb = 8;
   uint32_t request_timeout_s = 600;
+  uint32_t max_batch_size = 16;
+  uint32_t max_queue = 256;
+  int64_t max_prefill_tokens = 2048;
   std::string log_level = "info";
 
   adapterd_config() {
@@ -75,6 +78,9 @@ public:
       .add(fault_activation_limit_kb, "fault-activation-limit-kb",
            "tests only: fail forward passes above this activation size, as if out of memory")
       .add(request_timeout_s, "request-timeout", "seconds a request may wait and run")
+      .add(max_batch_size, "max-batch-size", "sequences decoded together (1: one request at a time, as the seed)")
+      .add(max_queue, "max-queue", "requests that may wait for the batch; more get 429")
+      .add(max_prefill_tokens, "max-prefill-tokens", "prompt tokens admitted into the batch per step")
       .add(log_level, "log-level", "trace | debug | info | warn | error");
     add_message_types<caf::id_block::adapterd>();
   }
@@ -102,6 +108,9 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.idle_unload_after_s = c.idle_unload_after_s;
   s.fault_activation_limit_bytes = c.fault_activation_limit_kb << 10;
   s.request_timeout_s = c.request_timeout_s;
+  s.max_batch_size = c.max_batch_size;
+  s.max_queue = c.max_queue;
+  s.max_prefill_tokens = c.max_prefill_tokens;
   if (c.policy == "flush")
     s.policy = cleanup_policy::flush;
   else if (c.policy == "unload")
@@ -118,6 +127,10 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "limits must be positive";
   if (c.kv_reserve_tokens < 1 || c.max_models < 1)
     problem = "--kv-reserve-tokens and --max-models must be at least 1";
+  if (c.max_batch_size < 1 || c.max_batch_size > 256)
+    problem = "--max-batch-size must be 1 to 256";
+  if (c.max_prefill_tokens < 1)
+    problem = "--max-prefill-tokens must be at least 1";
   if (c.threads < 0)
     problem = "--threads must not be negative";
   if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")

@@ -13,7 +13,8 @@ struct monitor_state {
 
   cleanup_policy policy = cleanup_policy::flush;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  uint64_t queued = 0, started_count = 0, served = 0, failed = 0, flushes = 0;
+  uint64_t served = 0, failed = 0, flushes = 0;
+  messages::batch_state batch;
   uint64_t oom_recoveries = 0, oom_failures = 0, kv_cache_bytes_last = 0;
   messages::model_state model;
 };
@@ -37,8 +38,6 @@ messages::monitor_actor::behavior_type monitor_behavior(
     [=](messages::report_atom, const messages::request_event& e) {
       auto& st = self->state;
       switch (e.kind) {
-        case messages::request_event::queued: ++st.queued; break;
-        case messages::request_event::started: ++st.started_count; break;
         case messages::request_event::finished:
           ++st.served;
           st.kv_cache_bytes_last = e.kv_cache_bytes;
@@ -51,16 +50,17 @@ messages::monitor_actor::behavior_type monitor_behavior(
     },
     [=](messages::report_atom, const messages::model_state& m) { self->state.model = m; },
     [=](messages::report_atom, const messages::flush_event&) { ++self->state.flushes; },
+    [=](messages::report_atom, const messages::batch_state& b) { self->state.batch = b; },
     [=](messages::health_atom) {
       const auto& st = self->state;
       auto mem = model::read_memory_figures();
       messages::health_report r;
       r.status = "healthy";
       r.timestamp = iso_timestamp();
-      auto done = st.served + st.failed;
-      r.running = static_cast<uint32_t>(st.started_count > done ? st.started_count - done : 0);
-      r.queue_depth = static_cast<uint32_t>(st.queued > st.started_count ? st.queued - st.started_count : 0);
+      r.running = st.batch.running;
+      r.queue_depth = st.batch.waiting;
       r.active_jobs = r.running;
+      r.batch = st.batch;
       r.gpu_available = mem.gpu_available;
       r.gpu_allocated_mb = mem.gpu_allocated_mb;
       r.gpu_reserved_mb = mem.gpu_reserved_mb;

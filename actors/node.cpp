@@ -37,7 +37,8 @@ std::variant<uint16_t, std::string> node::start() {
   p.monitor = spawn_monitor(p.sys, p.config.policy);
   p.supervisor = spawn_supervisor(p.sys, p.config, p.monitor);
   p.janitor = spawn_janitor(p.sys, p.config, p.supervisor, p.monitor);
-  p.gpu_owner = spawn_gpu_owner(p.sys, p.supervisor, p.janitor, p.monitor);
+  scheduler_limits limits{p.config.max_batch_size, p.config.max_queue, p.config.max_prefill_tokens};
+  p.gpu_owner = spawn_gpu_owner(p.sys, gpu_owner_config{p.supervisor, p.janitor, p.monitor, limits});
   p.http = spawn_http_actor(p.sys, http_targets{p.gpu_owner, p.janitor, p.monitor});
   if (p.config.preload) {
     caf::scoped_actor self{p.sys};

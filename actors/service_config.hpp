@@ -24,7 +24,7 @@ struct service_config {
   bool preload = true;                    // load the default model at start-up
   uint64_t gpu_budget_bytes = 0;          // 0: unlimited
   uint64_t cpu_budget_bytes = 0;          // 0: unlimited (CPU models, and the host adapter tier)
-  int64_t kv_reserve_tokens = 4096;       // KV cache kept free for one sequence; caps its length
+  int64_t kv_reserve_tokens = 4096;       // the KV pool's tokens (shared by the batch); caps a sequence
   uint32_t max_models = 1;                // base models resident at once
   uint32_t idle_unload_after_s = 0;       // 0: keep the model however long it idles
   uint64_t fault_activation_limit_bytes = 0;  // tests only: injected allocation failures
@@ -32,6 +32,9 @@ struct service_config {
   size_t max_body_bytes = 1 << 20;
   unsigned request_timeout_s = 600;
   unsigned io_threads = 2;
+  uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time
+  uint32_t max_queue = 256;               // requests waiting beyond the batch; more get 429
+  int64_t max_prefill_tokens = 2048;      // prompt tokens admitted per step
 };
 
 }  // namespace adapterd::actors

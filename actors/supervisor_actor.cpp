@@ -71,7 +71,7 @@ void report(self_ptr self) {
     s.device = m.device();
     s.dtype = m.dtype();
     s.weight_bytes = m.weight_bytes();
-    s.kv_reserve_bytes = m.kv_cache_bytes(kv_tokens(st.config, m));
+    s.kv_reserve_bytes = m.kv_pool_bytes();
     s.device_budget_bytes = device_budget(st.config, m.device());
   }
   for (const auto& [key, e] : st.models)
@@ -205,11 +205,11 @@ caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& r
   if (it != st.models.end())
     return &it->second;
   model::load_options options{device, st.config.threads, st.config.dtype,
-                              st.config.fault_activation_limit_bytes};
+                              st.config.fault_activation_limit_bytes, st.config.kv_reserve_tokens};
   auto estimate = model::estimate_weight_bytes(dir, options);
   if (!estimate)
     return from_model_error(estimate.err());
-  // Room for the weights and the KV cache of one sequence.
+  // Room for the weights and the KV pool the batch shares.
   auto kv = model::estimate_kv_bytes(dir, options, st.config.kv_reserve_tokens);
   if (!kv)
     return from_model_error(kv.err());
@@ -253,8 +253,8 @@ caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
   }
   const auto& model = *m.model;
   std::set<std::string> keep{model_key};
-  // The KV reserve of one sequence stays free next to whatever is resident.
-  const uint64_t kv_reserve = model.kv_cache_bytes(kv_tokens(st.config, model));
+  // The KV pool, allocated with the model, counts next to whatever is resident.
+  const uint64_t kv_reserve = model.kv_pool_bytes();
   if (auto host = st.host_adapters.find(key); host != st.host_adapters.end()) {
     if (!make_room(self, model.device(), host->second.adapter->bytes() + kv_reserve, keep))
       return make_failure(errc::insufficient_memory, "adapter " + path + " does not fit the budget");

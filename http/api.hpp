@@ -18,7 +18,7 @@ template <class T>
 using outcome = std::variant<T, messages::failure>;
 
 struct response {
-  unsigned status = 200;
+  unsigned status = 200;  // see messages::errc for the statuses of errors
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
@@ -26,12 +26,29 @@ struct response {
 
 using respond_fn = std::function<void(response)>;
 
-/// Implemented by the http actor. Callbacks may run on any thread, exactly once.
+/// How a request is answered: once with a whole response, or as a stream of Server-Sent
+/// Events (open, write..., close). Callable from any thread; calls after the request was
+/// answered (the client went away, or its deadline passed) are ignored.
+class responder {
+public:
+  virtual ~responder() = default;
+  virtual void respond(response r) = 0;
+  /// 200 with Content-Type text/event-stream, chunked; `headers` are added.
+  virtual void stream_open(std::vector<std::pair<std::string, std::string>> headers) = 0;
+  virtual void stream_write(std::string data) = 0;
+  virtual void stream_close() = 0;
+};
+
+/// Implemented by the http actor. Callbacks may run on any thread; `done` exactly once,
+/// after every `on_chunk` (set only for streaming requests).
 class backend {
 public:
   virtual ~backend() = default;
   virtual void generate(messages::generate_request req,
+                        std::function<void(messages::stream_chunk)> on_chunk,
                         std::function<void(outcome<messages::generate_reply>)> done) = 0;
+  /// The client of `request_id` went away or gave up: stop working on it.
+  virtual void cancel(std::string request_id) = 0;
   virtual void cleanup(messages::cleanup_request req,
                        std::function<void(outcome<messages::cleanup_reply>)> done) = 0;
   virtual void health(std::function<void(outcome<messages::health_report>)> done) = 0;

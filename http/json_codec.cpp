@@ -129,6 +129,18 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
          return std::nullopt;
        })))
     return *err;
+  if ((err = field(body, "stream", is_bool, "a boolean", [&](const json& v) -> std::optional<api_error> {
+         req.stream = v.get<bool>();
+         return std::nullopt;
+       })))
+    return *err;
+  if ((err = field(body, "timeout_s", is_num, "a number", [&](const json& v) -> std::optional<api_error> {
+         req.timeout_s = v.get<double>();
+         if (!(req.timeout_s > 0 && req.timeout_s <= 86400))
+           return range("timeout_s", "must be in (0, 86400] seconds");
+         return std::nullopt;
+       })))
+    return *err;
   return req;
 }
 
@@ -163,8 +175,22 @@ std::string to_json(const messages::generate_reply& r) {
                  {"started_at_ms", static_cast<double>(r.started_at_us) / 1000.0},
                  {"finished_at_ms", static_cast<double>(r.finished_at_us) / 1000.0}}},
     {"order", {{"arrived", r.arrival_seq}, {"served", r.service_seq}}},
+    {"batch_size_max", r.batch_size_max},
   };
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string to_json(const messages::stream_chunk& c) {
+  json out = {{"text", c.text}, {"tokens", c.tokens}, {"request_id", c.request_id}};
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string sse_event(const std::string& name, const std::string& data) {
+  std::string out;
+  if (!name.empty())
+    out += "event: " + name + "\n";
+  out += "data: " + data + "\n\n";  // compact JSON holds no raw newline
+  return out;
 }
 
 std::string to_json(const messages::cleanup_reply& r) {
@@ -226,6 +252,17 @@ std::string to_json(const messages::health_report& r) {
                   {"requests_failed", r.requests_failed},
                   {"flushes", r.flushes}}},
     {"cleanup_policy", r.cleanup_policy},
+    {"batch", {{"max_batch_size", r.batch.max_batch_size},
+               {"max_queue", r.batch.max_queue},
+               {"last_batch_size", r.batch.last_batch_size},
+               {"mean_batch_size", r.batch.steps == 0 ? 0.0
+                                     : round2(static_cast<double>(r.batch.step_rows) / static_cast<double>(r.batch.steps))},
+               {"steps", r.batch.steps},
+               {"kv_pool_tokens", r.batch.kv_pool_tokens},
+               {"kv_pool_used_tokens", r.batch.kv_pool_used},
+               {"rejected", r.batch.rejected},
+               {"cancelled", r.batch.cancelled},
+               {"timed_out", r.batch.timed_out}}},
   };
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -244,6 +281,8 @@ api_error to_api_error(const messages::failure& f) {
     case errc::insufficient_memory: status = 507; break;
     case errc::timeout: status = 504; break;
     case errc::unavailable: status = 503; break;
+    case errc::overloaded: status = 429; break;
+    case errc::cancelled: status = 499; break;  // nobody reads it: the client is gone
     case errc::model_load_failed:
     case errc::internal: status = 500; break;
   }
@@ -253,6 +292,8 @@ api_error to_api_error(const messages::failure& f) {
 response error_response(const api_error& e) {
   response r;
   r.status = e.status;
+  if (e.status == 429)
+    r.headers.emplace_back("Retry-After", "1");
   r.body = json{{"error", {{"code", e.code}, {"message", e.message}}}}.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }

@@ -21,6 +21,10 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
 std::variant<std::string, api_error> parse_cleanup_level(const std::string& body);
 
 std::string to_json(const messages::generate_reply& r);
+/// One streamed piece of text: {"text", "tokens", "request_id"}.
+std::string to_json(const messages::stream_chunk& c);
+/// A Server-Sent Event: "event: NAME\n" (when named), "data: JSON\n\n".
+std::string sse_event(const std::string& name, const std::string& data);
 std::string to_json(const messages::cleanup_reply& r);
 std::string to_json(const messages::health_report& r);
 

@@ -11,16 +11,46 @@ std::string path_of(const std::string& target) {
 }
 
 template <class T>
-std::function<void(outcome<T>)> reply_with(respond_fn respond) {
-  return [respond = std::move(respond)](outcome<T> result) {
+std::function<void(outcome<T>)> reply_with(std::shared_ptr<responder> out) {
+  return [out = std::move(out)](outcome<T> result) {
     if (auto* value = std::get_if<T>(&result)) {
       response r;
       r.body = to_json(*value);
-      respond(std::move(r));
+      out->respond(std::move(r));
     } else {
-      respond(error_response(to_api_error(std::get<messages::failure>(result))));
+      out->respond(error_response(to_api_error(std::get<messages::failure>(result))));
     }
   };
+}
+
+// "stream": true. The event stream opens with the first text, so that a request that
+// fails before it (a bad adapter, a full queue) still gets its plain JSON error.
+void generate_streaming(messages::generate_request gen, backend& svc, std::shared_ptr<responder> out) {
+  auto opened = std::make_shared<bool>(false);  // touched by the backend's calls, in order
+  auto open = [out, opened] {
+    if (!*opened) {
+      *opened = true;
+      out->stream_open({});
+    }
+  };
+  svc.generate(
+    std::move(gen),
+    [out, open](messages::stream_chunk c) {
+      open();
+      out->stream_write(sse_event("", to_json(c)));
+    },
+    [out, open, opened](outcome<messages::generate_reply> result) {
+      if (auto* reply = std::get_if<messages::generate_reply>(&result)) {
+        open();
+        out->stream_write(sse_event("done", to_json(*reply)));
+        return out->stream_close();
+      }
+      auto err = to_api_error(std::get<messages::failure>(result));
+      if (!*opened)
+        return out->respond(error_response(err));
+      out->stream_write(sse_event("error", error_response(err).body));
+      out->stream_close();
+    });
 }
 
 response method_not_allowed(const std::string& allowed, const std::string& method,
@@ -33,7 +63,8 @@ response method_not_allowed(const std::string& allowed, const std::string& metho
 
 }  // namespace
 
-void route(const request_view& req, backend& svc, const limits& lim, respond_fn respond) {
+void route(const request_view& req, backend& svc, const limits& lim, std::shared_ptr<responder> out) {
+  auto respond = [&out](response r) { out->respond(std::move(r)); };
   auto path = path_of(req.target);
   if (path == "/generate-lite") {
     if (req.method != "POST")
@@ -43,7 +74,9 @@ void route(const request_view& req, backend& svc, const limits& lim, respond_fn 
       return respond(error_response(*e));
     auto gen = std::get<messages::generate_request>(std::move(parsed));
     gen.request_id = req.request_id;
-    return svc.generate(std::move(gen), reply_with<messages::generate_reply>(std::move(respond)));
+    if (gen.stream)
+      return generate_streaming(std::move(gen), svc, std::move(out));
+    return svc.generate(std::move(gen), {}, reply_with<messages::generate_reply>(std::move(out)));
   }
   if (path == "/cleanup-memory") {
     if (req.method != "POST")
@@ -52,12 +85,12 @@ void route(const request_view& req, backend& svc, const limits& lim, respond_fn 
     if (auto* e = std::get_if<api_error>(&level))
       return respond(error_response(*e));
     return svc.cleanup(messages::cleanup_request{req.request_id, "manual", std::get<std::string>(level)},
-                       reply_with<messages::cleanup_reply>(std::move(respond)));
+                       reply_with<messages::cleanup_reply>(std::move(out)));
   }
   if (path == "/health") {
     if (req.method != "GET" && req.method != "HEAD")
       return respond(method_not_allowed("GET", req.method, path));
-    return svc.health(reply_with<messages::health_report>(std::move(respond)));
+    return svc.health(reply_with<messages::health_report>(std::move(out)));
   }
   respond(error_response({404, "not_found", "no route for " + req.method + " " + path}));
 }

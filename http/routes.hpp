@@ -1,5 +1,6 @@
 #pragma once
 // The route table of the seed's contract: which method and path reach which backend call.
+#include <memory>
 #include <string>
 
 #include "http/api.hpp"
@@ -13,8 +14,8 @@ struct request_view {
   std::string request_id;
 };
 
-/// Answers through `respond` exactly once: immediately for 404/405/400, or when the
-/// backend has answered.
-void route(const request_view& req, backend& svc, const limits& lim, respond_fn respond);
+/// Answers through `out` exactly once: immediately for 404/405/400, or when the backend
+/// has answered (as a whole, or as an event stream for "stream": true).
+void route(const request_view& req, backend& svc, const limits& lim, std::shared_ptr<responder> out);
 
 }  // namespace adapterd::http

@@ -1,11 +1,14 @@
 #include "http/server.hpp"
 
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <chrono>
 #include <optional>
 #include <random>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -35,18 +38,99 @@ std::string new_request_id() {
   return buf;
 }
 
+class session;
+
+// The responder of one request: hands each call to its session's strand.
+class session_responder final : public responder {
+public:
+  session_responder(std::shared_ptr<session> s, uint64_t generation)
+    : session_(std::move(s)), generation_(generation) {}
+  void respond(response r) override;
+  void stream_open(std::vector<std::pair<std::string, std::string>> headers) override;
+  void stream_write(std::string data) override;
+  void stream_close() override;
+
+private:
+  std::shared_ptr<session> session_;
+  uint64_t generation_;
+};
+
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, backend& svc, const server_options& opts)
     : stream_(std::move(socket)), deadline_(stream_.get_executor()), svc_(svc), opts_(opts) {}
 
   void run() {
+    // Streamed tokens go out at once, not when Nagle's algorithm sees fit.
+    beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);
     net::dispatch(stream_.get_executor(),
                   beast::bind_front_handler(&session::read, shared_from_this()));
   }
 
+  // The responder's calls, posted onto this session's strand.
+  template <class F>
+  void on_strand(uint64_t generation, F f) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), generation, f = std::move(f)]() mutable {
+      if (self->answered_ || generation != self->generation_)
+        return;  // answered already (deadline, disconnect) or a later request
+      f(*self);
+    });
+  }
+
+  void respond(response r) {
+    finish_request();
+    send(std::move(r), keep_alive_);
+  }
+
+  void stream_open(std::vector<std::pair<std::string, std::string>> headers) {
+    if (streaming_)
+      return;
+    streaming_ = true;
+    auto head = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::ok, 11);
+    head->set(bhttp::field::server, "adapterd");
+    head->set(bhttp::field::content_type, "text/event-stream");
+    head->set(bhttp::field::cache_control, "no-cache");
+    head->set("X-Request-Id", request_id_);
+    for (const auto& [k, v] : headers)
+      head->set(k, v);
+    head->keep_alive(keep_alive_);
+    head->chunked(true);
+    log_line(200);
+    auto serializer = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*head);
+    enqueue([head, serializer](session& s, std::function<void(beast::error_code)> next) {
+      bhttp::async_write_header(s.stream_, *serializer,
+                                [head, serializer, next](beast::error_code ec, size_t) { next(ec); });
+    });
+  }
+
+  void stream_write(std::string data) {
+    if (!streaming_)
+      return;
+    auto text = std::make_shared<std::string>(std::move(data));
+    enqueue([text](session& s, std::function<void(beast::error_code)> next) {
+      net::async_write(s.stream_, bhttp::make_chunk(net::buffer(*text)),
+                       [text, next](beast::error_code ec, size_t) { next(ec); });
+    });
+  }
+
+  void stream_close() {
+    if (!streaming_)
+      return;
+    finish_request();
+    enqueue([](session& s, std::function<void(beast::error_code)> next) {
+      net::async_write(s.stream_, bhttp::make_chunk_last(),
+                       [next](beast::error_code ec, size_t) { next(ec); });
+    });
+    stream_done_ = true;
+  }
+
 private:
+  using write_step = std::function<void(session&, std::function<void(beast::error_code)>)>;
+
   void read() {
+    streaming_ = false;
+    stream_done_ = false;
     parser_.emplace();
     parser_->body_limit(opts_.lim.max_body_bytes);
     parser_->header_limit(16 * 1024);
@@ -59,27 +143,28 @@ private:
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout
         || ec == net::error::connection_reset || ec == net::error::eof)
       return close();
+    request_id_ = new_request_id();
+    started_ = std::chrono::steady_clock::now();
+    method_ = "-";
+    target_ = "-";
     if (ec == bhttp::error::body_limit)
       return send(error_response({413, "payload_too_large",
                                   "the request body exceeds "
                                     + std::to_string(opts_.lim.max_body_bytes) + " bytes"}),
-                  false, "-", "-", new_request_id());
+                  false);
     if (ec)
-      return send(error_response({400, "bad_http", "malformed HTTP request: " + ec.message()}),
-                  false, "-", "-", new_request_id());
+      return send(error_response({400, "bad_http", "malformed HTTP request: " + ec.message()}), false);
     auto req = parser_->release();
     request_view view;
-    view.method = std::string(req.method_string());
-    view.target = std::string(req.target());
+    view.method = method_ = std::string(req.method_string());
+    view.target = target_ = std::string(req.target());
     view.body = std::move(req.body());
     auto id_header = req.find("X-Request-Id");
-    view.request_id = id_header != req.end() && !id_header->value().empty()
-                        && id_header->value().size() <= 128
-                        ? std::string(id_header->value())
-                        : new_request_id();
+    if (id_header != req.end() && !id_header->value().empty() && id_header->value().size() <= 128)
+      request_id_ = std::string(id_header->value());
+    view.request_id = request_id_;
     keep_alive_ = req.keep_alive();
     stream_.expires_never();
-    started_ = std::chrono::steady_clock::now();
     // One answer per request: the backend's, or a 504 when it takes too long. A timer
     // here (not an actor-side request timeout) is cancelled on the answer, so nothing
     // per request outlives it.
@@ -87,47 +172,130 @@ private:
     answered_ = false;
     auto self = shared_from_this();
     deadline_.expires_after(std::chrono::seconds(opts_.lim.request_timeout_s));
-    deadline_.async_wait([self, generation, method = view.method, target = view.target,
-                          id = view.request_id](beast::error_code ec) {
+    deadline_.async_wait([self, generation](beast::error_code ec) {
       if (ec || self->answered_ || generation != self->generation_)
         return;
-      self->answered_ = true;
-      self->send(error_response({504, "timeout", "no answer within "
-                                                   + std::to_string(self->opts_.lim.request_timeout_s)
-                                                   + " s"}),
-                 false, method, target, id);
+      self->svc_.cancel(self->request_id_);
+      auto err = error_response({504, "timeout", "no answer within "
+                                                   + std::to_string(self->opts_.lim.request_timeout_s) + " s"});
+      if (self->streaming_) {  // headers are out: the error becomes the stream's last event
+        self->stream_write(sse_event("error", err.body));
+        self->stream_close();
+        return;
+      }
+      self->finish_request();
+      self->send(std::move(err), false);
     });
-    route(view, svc_, opts_.lim,
-          [self, generation, method = view.method, target = view.target, id = view.request_id](response r) {
-            net::post(self->stream_.get_executor(), [self, generation, r = std::move(r), method, target, id]() mutable {
-              if (self->answered_ || generation != self->generation_)
-                return;  // the deadline answered already
-              self->answered_ = true;
-              self->deadline_.cancel();
-              self->send(std::move(r), self->keep_alive_, method, target, id);
-            });
-          });
+    watch_for_disconnect();
+    route(view, svc_, opts_.lim, std::make_shared<session_responder>(self, generation));
   }
 
-  void send(response r, bool keep_alive, const std::string& method, const std::string& target,
-            const std::string& request_id) {
+  // While the backend works, a read on the socket notices a client that goes away (EOF or
+  // reset), so that its request is cancelled instead of running on for nobody. Bytes that
+  // arrive meanwhile (a pipelined request) are kept for the next parse.
+  void watch_for_disconnect() {
+    if (watching_ || buffer_.size() > 64 * 1024)
+      return;
+    watching_ = true;
+    stream_.socket().async_read_some(
+      net::buffer(watch_bytes_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+        self->watching_ = false;
+        if (n > 0)
+          self->buffer_.commit(net::buffer_copy(self->buffer_.prepare(n), net::buffer(self->watch_bytes_, n)));
+        if (ec && ec != net::error::operation_aborted) {
+          if (!self->answered_) {
+            spdlog::info("http {} client went away; cancelling", self->request_id_);
+            self->answered_ = true;
+            self->deadline_.cancel();
+            self->svc_.cancel(self->request_id_);
+          }
+          self->gone_ = true;
+          return self->close();
+        }
+        if (!self->answered_)
+          return self->watch_for_disconnect();
+        if (self->read_after_watch_) {
+          self->read_after_watch_ = false;
+          self->read();
+        }
+      });
+  }
+
+  // The next request is read only when no watch read is pending on the socket.
+  void read_next() {
+    if (gone_)
+      return;
+    if (watching_) {
+      read_after_watch_ = true;
+      beast::error_code ec;
+      stream_.socket().cancel(ec);  // ends the watch; its handler then reads
+      return;
+    }
+    read();
+  }
+
+  void finish_request() {
+    answered_ = true;
+    deadline_.cancel();
+  }
+
+  void log_line(unsigned status) {
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
-    spdlog::info("http {} {} {} -> {} ({:.1f} ms)", request_id, method, target, r.status, ms);
+    spdlog::info("http {} {} {} -> {} ({:.1f} ms)", request_id_, method_, target_, status, ms);
+  }
+
+  void send(response r, bool keep_alive) {
+    log_line(r.status);
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
       static_cast<bhttp::status>(r.status), 11);
     res->set(bhttp::field::server, "adapterd");
     res->set(bhttp::field::content_type, r.content_type);
-    res->set("X-Request-Id", request_id);
+    res->set("X-Request-Id", request_id_);
     for (const auto& [k, v] : r.headers)
       res->set(k, v);
     res->keep_alive(keep_alive);
     res->body() = std::move(r.body);
     res->prepare_payload();
-    stream_.expires_after(std::chrono::seconds(opts_.read_timeout_s));
-    bhttp::async_write(stream_, *res, [self = shared_from_this(), res](beast::error_code ec, size_t) {
-      if (ec || !res->keep_alive())
+    stream_done_ = true;
+    enqueue([res](session& s, std::function<void(beast::error_code)> next) {
+      bhttp::async_write(s.stream_, *res, [res, next](beast::error_code ec, size_t) { next(ec); });
+    });
+  }
+
+  // Writes run one after another; after the one that ends a response, the next request is
+  // read (or the connection closes).
+  void enqueue(write_step step) {
+    writes_.push_back(std::move(step));
+    if (!writing_)
+      write_next();
+  }
+
+  void write_next() {
+    if (writes_.empty()) {
+      writing_ = false;
+      if (stream_done_ && !gone_) {
+        if (!keep_alive_ || !answered_)
+          return close();
+        read_next();
+      }
+      return;
+    }
+    writing_ = true;
+    auto step = std::move(writes_.front());
+    writes_.pop_front();
+    step(*this, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        if (!self->answered_) {  // a streamed write failed: nobody is listening
+          self->answered_ = true;
+          self->deadline_.cancel();
+          self->svc_.cancel(self->request_id_);
+        }
+        self->writes_.clear();
+        self->writing_ = false;
+        self->gone_ = true;
         return self->close();
-      self->read();
+      }
+      self->write_next();
     });
   }
 
@@ -141,13 +309,38 @@ private:
   net::steady_timer deadline_;
   uint64_t generation_ = 0;  // which request of this connection an answer belongs to
   bool answered_ = false;
+  bool streaming_ = false;    // the event stream's headers are queued
+  bool stream_done_ = false;  // the current response's last write is queued
+  bool watching_ = false;
+  bool read_after_watch_ = false;
+  bool gone_ = false;         // the connection is closed
+  bool writing_ = false;
+  std::deque<write_step> writes_;
+  char watch_bytes_[512];
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   backend& svc_;
   const server_options& opts_;
   bool keep_alive_ = false;
+  std::string request_id_, method_ = "-", target_ = "-";
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
+
+void session_responder::respond(response r) {
+  session_->on_strand(generation_, [r = std::move(r)](session& s) mutable { s.respond(std::move(r)); });
+}
+
+void session_responder::stream_open(std::vector<std::pair<std::string, std::string>> headers) {
+  session_->on_strand(generation_, [h = std::move(headers)](session& s) mutable { s.stream_open(std::move(h)); });
+}
+
+void session_responder::stream_write(std::string data) {
+  session_->on_strand(generation_, [d = std::move(data)](session& s) mutable { s.stream_write(std::move(d)); });
+}
+
+void session_responder::stream_close() {
+  session_->on_strand(generation_, [](session& s) { s.stream_close(); });
+}
 
 }  // namespace
 

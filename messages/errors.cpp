@@ -16,6 +16,8 @@ const char* to_string(errc code) {
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";
     case errc::internal: return "internal";
+    case errc::overloaded: return "overloaded";
+    case errc::cancelled: return "cancelled";
   }
   return "internal";
 }

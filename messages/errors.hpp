@@ -19,6 +19,8 @@ enum class errc : uint8_t {
   timeout,              // no answer within the request timeout
   unavailable,          // an actor the request needs is gone
   internal,             // a bug
+  overloaded,           // the queue is full; try again later
+  cancelled,            // the client went away
 };
 
 const char* to_string(errc code);

@@ -24,6 +24,8 @@ struct generate_request {
   std::vector<std::string> stop;  // generation ends before any of these texts
   uint64_t arrival_seq = 0;     // stamped by the http actor, in arrival order
   int64_t received_at_us = 0;   // steady-clock microseconds, stamped on arrival
+  bool stream = false;          // send stream_chunk messages to the requester as text appears
+  double timeout_s = 0;         // give up (errc::timeout) this long after arrival; 0: never
 };
 
 template <class Inspector>
@@ -31,7 +33,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
            x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq,
-           x.received_at_us);
+           x.received_at_us, x.stream, x.timeout_s);
 }
 
 struct generate_reply {
@@ -39,7 +41,7 @@ struct generate_reply {
   std::string generated_text;
   uint32_t tokens_generated = 0;
   uint32_t prompt_tokens = 0;
-  std::string finish_reason;  // eos | length
+  std::string finish_reason;  // eos | length | stop
   std::string model;
   std::string adapter;
   std::string device;
@@ -50,6 +52,7 @@ struct generate_reply {
   uint64_t service_seq = 0;  // the order in which the gpu-owner started requests
   int64_t started_at_us = 0;   // wall clock (Unix epoch) when the gpu-owner took it up
   int64_t finished_at_us = 0;  // wall clock when its answer was ready
+  uint32_t batch_size_max = 0; // the most sequences that ran in one step with this one
 };
 
 template <class Inspector>
@@ -57,7 +60,19 @@ typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
   return f(caf::meta::type_name("adapterd::generate_reply"), x.request_id, x.generated_text,
            x.tokens_generated, x.prompt_tokens, x.finish_reason, x.model, x.adapter, x.device,
            x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq, x.started_at_us,
-           x.finished_at_us);
+           x.finished_at_us, x.batch_size_max);
+}
+
+/// Text of a streamed generation as it appears, sent to whoever asked for the stream.
+struct stream_chunk {
+  std::string request_id;
+  std::string text;
+  uint32_t tokens = 0;  // tokens generated so far
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stream_chunk& x) {
+  return f(caf::meta::type_name("adapterd::stream_chunk"), x.request_id, x.text, x.tokens);
 }
 
 }  // namespace adapterd::messages

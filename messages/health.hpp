@@ -7,6 +7,8 @@
 
 #include "caf/meta/type_name.hpp"
 
+#include "messages/batch.hpp"
+
 namespace adapterd::messages {
 
 /// A request's progress through the service, reported to the monitor.
@@ -91,6 +93,7 @@ struct health_report {
   uint64_t oom_failures = 0;
   uint64_t kv_cache_bytes_last = 0;
   std::string cleanup_policy;
+  batch_state batch;
 };
 
 template <class Inspector>
@@ -98,7 +101,7 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
   return f(caf::meta::type_name("adapterd::health_report"), x.status, x.timestamp, x.active_jobs,
            x.gpu_available, x.gpu_allocated_mb, x.gpu_reserved_mb, x.queue_depth, x.running,
            x.rss_bytes, x.uptime_s, x.model, x.requests_served, x.requests_failed, x.flushes,
-           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy);
+           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy, x.batch);
 }
 
 }  // namespace adapterd::messages

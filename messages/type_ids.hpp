@@ -4,6 +4,7 @@
 #include "caf/error.hpp"
 #include "caf/type_id.hpp"
 
+#include "messages/batch.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
@@ -22,6 +23,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::health_report))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::freed_report))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::resident_item))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::stream_chunk))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::batch_state))
   CAF_ADD_ATOM(adapterd, adapterd::messages, generate_atom, "generate")
   CAF_ADD_ATOM(adapterd, adapterd::messages, cleanup_atom, "cleanup")
   CAF_ADD_ATOM(adapterd, adapterd::messages, health_atom, "health")
@@ -29,4 +32,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_ATOM(adapterd, adapterd::messages, acquire_atom, "acquire")
   CAF_ADD_ATOM(adapterd, adapterd::messages, evict_atom, "evict")
   CAF_ADD_ATOM(adapterd, adapterd::messages, idle_atom, "idlecheck")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, chunk_atom, "chunk")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, cancel_atom, "cancel")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, step_atom, "step")
 CAF_END_TYPE_ID_BLOCK(adapterd)

@@ -2,9 +2,10 @@
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
 
 #include "model/llama.hpp"
-#include "model/stream_decoder.hpp"
+#include "model/text_generation.hpp"
 #include "model/weights.hpp"
 
 namespace adapterd::model {
@@ -14,6 +15,8 @@ struct base_model::impl {
   std::shared_ptr<const tokenizer> tok;
   llama_model model;
   size_t weight_bytes = 0;
+  std::unique_ptr<kv_pool> pool;  // null: every generation allocates its own cache
+  mutable std::mutex pool_mutex;
 };
 
 struct lora_adapter::impl {
@@ -188,10 +191,12 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
         count(lin.bias);
       }
     }
-    auto p = std::make_unique<impl>(impl{
+    std::unique_ptr<impl> p(new impl{
       dir, *tok,
       llama_model(*config, std::move(*weights), where->device, where->dtype, options.activation_limit_bytes),
-      bytes});
+      bytes, nullptr, {}});
+    if (options.kv_pool_tokens > 0)
+      p->pool = std::make_unique<kv_pool>(p->model, options.kv_pool_tokens);
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });
 }
@@ -229,7 +234,6 @@ result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& opt
   auto c = load_model_config(dir);
   if (!c)
     return c.err();
-  tokens = std::min(tokens, c->max_position_embeddings);
   return static_cast<size_t>(2 * c->num_layers * c->num_kv_heads * c->head_dim * tokens)
          * c10::elementSize(where->dtype);
 }
@@ -261,6 +265,29 @@ result<std::shared_ptr<const lora_adapter>> base_model::move_adapter(const lora_
   });
 }
 
+int64_t base_model::kv_tokens_needed(size_t prompt_tokens, const generation_params& params) const {
+  const auto& c = config();
+  const auto context = params.max_context_tokens > 0
+                         ? std::min(params.max_context_tokens, c.max_position_embeddings)
+                         : c.max_position_embeddings;
+  const auto prompt = static_cast<int64_t>(prompt_tokens);
+  return prompt + std::max<int64_t>(0, std::min<int64_t>(params.max_new_tokens, context - prompt));
+}
+
+int64_t base_model::kv_pool_tokens() const { return impl_->pool ? impl_->pool->tokens() : 0; }
+
+int64_t base_model::kv_pool_tokens_used() const {
+  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+  return impl_->pool ? impl_->pool->tokens_used() : 0;
+}
+
+size_t base_model::kv_pool_bytes() const { return impl_->pool ? impl_->pool->bytes() : 0; }
+
+bool base_model::kv_pool_fits(int64_t tokens) const {
+  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+  return impl_->pool && impl_->pool->fits(tokens);
+}
+
 size_t base_model::kv_cache_bytes(int64_t tokens) const {
   const auto& c = config();
   return static_cast<size_t>(2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens)
@@ -271,36 +298,27 @@ result<generation_output> base_model::generate(const std::string& prompt,
                                                const generation_params& params,
                                                const lora_adapter* adapter) const {
   auto ids = impl_->tok->encode(prompt, true);
-  if (params.stop.empty()) {
-    auto out = generate_ids(ids, params, adapter);
-    if (out)
-      out->text = impl_->tok->decode(out->output_ids, true);
-    return out;
-  }
-  // Watch the text as it grows; cut at the first stop string (which is not returned).
-  stream_decoder stream(*impl_->tok, true);
-  std::string text;
-  std::optional<size_t> cut;
-  auto watch = [&](int32_t id) {
-    auto before = text.size();
-    text += stream.push(id);
-    for (const auto& stop : params.stop) {
-      auto from = before >= stop.size() ? before - stop.size() + 1 : 0;
-      auto at = text.find(stop, from);
-      if (at != std::string::npos && (!cut || at < *cut))
-        cut = at;
-    }
-    return !cut;
-  };
-  auto out = generate_ids(ids, params, adapter, watch);
-  if (out)
-    out->text = cut ? text.substr(0, *cut) : impl_->tok->decode(out->output_ids, true);
-  return out;
+  auto g = text_generation::start(*this, ids, params, adapter);
+  if (!g)
+    return g.err();
+  while (!(*g)->finished())
+    if (auto failed = step({&(*g)->tokens()}))
+      return *failed;
+  return (*g)->output();
 }
 
 struct generation::impl {
+  ~impl() {
+    if (pool != nullptr) {
+      std::lock_guard<std::mutex> lock(*pool_mutex);
+      pool->give_back(cache);
+    }
+  }
+
   generation_params params;
   const lora_weights* lora = nullptr;
+  kv_pool* pool = nullptr;  // where `cache` came from, if from a pool
+  std::mutex* pool_mutex = nullptr;
   std::function<bool(int32_t)> on_token;
   kv_cache cache;
   sampler pick;
@@ -357,12 +375,23 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
   return guarded("generation", [&]() -> result<std::unique_ptr<generation>> {
     torch::InferenceMode guard;
     const auto& model = impl_->model;
-    auto g = std::make_unique<generation::impl>(generation::impl{
-      params, adapter ? &adapter->get().weights : nullptr, std::move(on_token), {},
+    std::unique_ptr<generation::impl> g(new generation::impl{
+      params, adapter ? &adapter->get().weights : nullptr, nullptr, nullptr, std::move(on_token), {},
       sampler(params.sampling), prompt_ids, {}, std::min<int64_t>(params.max_new_tokens, context - prompt_len),
       {}, false, {}});
     g->out.prompt_ids = prompt_ids;
-    g->cache = model.make_cache(prompt_len + g->budget);
+    if (params.pooled_kv && impl_->pool) {
+      std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+      auto cache = impl_->pool->take(prompt_len + g->budget);
+      if (!cache)
+        return make_error(errc::out_of_memory, "the KV pool has no free range of "
+                                                 + std::to_string(prompt_len + g->budget) + " tokens");
+      g->cache = std::move(*cache);
+      g->pool = impl_->pool.get();
+      g->pool_mutex = &impl_->pool_mutex;
+    } else {
+      g->cache = model.make_cache(prompt_len + g->budget);
+    }
     auto start = clock_type::now();
     // Prefill in one pass, or chunk by chunk (less activation memory, same result).
     const int64_t chunk = params.prefill_chunk > 0 ? params.prefill_chunk : prompt_len;
@@ -455,10 +484,10 @@ result<std::shared_ptr<const base_model>> base_model::merged_with(const lora_ada
           auto& w = weights.layers[l].linear[p].weight;
           w = w + pair->scale * torch::matmul(pair->b, pair->a);
         }
-    auto p = std::make_unique<impl>(
-      impl{impl_->path, impl_->tok,
-           llama_model(config(), std::move(weights), impl_->model.device(), impl_->model.dtype()),
-           impl_->weight_bytes});
+    std::unique_ptr<impl> p(
+      new impl{impl_->path, impl_->tok,
+               llama_model(config(), std::move(weights), impl_->model.device(), impl_->model.dtype()),
+               impl_->weight_bytes, nullptr, {}});
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });
 }

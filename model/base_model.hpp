@@ -23,13 +23,16 @@ struct load_options {
   /// Fault injection for tests of out-of-memory recovery: a forward pass whose MLP
   /// activations would exceed this many bytes fails as an allocation failure. 0: off.
   size_t activation_limit_bytes = 0;
+  /// Tokens of the KV pool allocated with the model, shared by the sequences that run at
+  /// once (generation_params::pooled_kv). 0: no pool.
+  int64_t kv_pool_tokens = 0;
 };
 
 /// Bytes the weights of `dir` will take once loaded with `options` (from the safetensors
 /// headers only; nothing is read).
 result<size_t> estimate_weight_bytes(const std::string& dir, const load_options& options);
 
-/// Bytes of the KV cache for one sequence of `tokens` tokens (capped at the context).
+/// Bytes of the KV cache (or pool) of `tokens` tokens.
 result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& options,
                                  int64_t tokens);
 
@@ -56,6 +59,7 @@ struct generation_params {
   std::vector<std::string> stop;  // text that ends generation; not part of the output
   int64_t max_context_tokens = 0;  // prompt + output cap below the model's context; 0: none
   int64_t prefill_chunk = 0;       // prefill this many tokens per pass; 0: all at once
+  bool pooled_kv = false;          // the KV cache comes from the model's pool, not a new allocation
 };
 
 struct generation_output {
@@ -107,6 +111,15 @@ public:
                                                            bool to_host) const;
   /// Bytes of the KV cache for one sequence of `tokens` tokens.
   size_t kv_cache_bytes(int64_t tokens) const;
+  /// The KV tokens a generation of `prompt_tokens` with `params` takes (prompt + output,
+  /// within the context).
+  int64_t kv_tokens_needed(size_t prompt_tokens, const generation_params& params) const;
+  /// The KV pool: its size, what running generations hold, and whether `tokens` more fit
+  /// in one free range now.
+  int64_t kv_pool_tokens() const;
+  int64_t kv_pool_tokens_used() const;
+  size_t kv_pool_bytes() const;
+  bool kv_pool_fits(int64_t tokens) const;
 
   /// Tokenizes `prompt` (with BOS where the tokenizer adds one) and generates.
   result<generation_output> generate(const std::string& prompt, const generation_params& params,

@@ -92,6 +92,38 @@ kv_cache llama_model::make_cache(int64_t capacity) const {
   return cache;
 }
 
+kv_pool::kv_pool(const llama_model& model, int64_t tokens) : ranges_(tokens) {
+  const auto& c = model.config();
+  auto options = torch::TensorOptions().dtype(model.dtype()).device(model.device());
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    k_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
+    v_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
+  }
+  bytes_ = static_cast<size_t>(2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens)
+           * c10::elementSize(model.dtype());
+}
+
+std::optional<kv_cache> kv_pool::take(int64_t tokens) {
+  auto start = ranges_.take(tokens);
+  if (!start)
+    return std::nullopt;
+  kv_cache cache;
+  cache.capacity = tokens;
+  cache.pool_start = *start;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    cache.k.push_back(k_[l].narrow(1, *start, tokens));
+    cache.v.push_back(v_[l].narrow(1, *start, tokens));
+  }
+  return cache;
+}
+
+void kv_pool::give_back(const kv_cache& cache) {
+  if (cache.pool_start >= 0)
+    ranges_.give_back(cache.pool_start);
+}
+
+bool kv_pool::fits(int64_t tokens) const { return ranges_.fits(tokens); }
+
 torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
                                      const lora_weights* lora, const torch::Tensor& cos,
                                      const torch::Tensor& sin) const {

@@ -11,6 +11,7 @@
 
 #include "model/model_config.hpp"
 #include "model/result.hpp"
+#include "model/token_ranges.hpp"
 
 namespace adapterd::model {
 
@@ -50,6 +51,7 @@ struct kv_cache {
   std::vector<torch::Tensor> k, v;  // [kv_heads, capacity, head_dim]
   int64_t capacity = 0;
   int64_t length = 0;
+  int64_t pool_start = -1;  // where in a kv_pool this cache lies; -1: its own tensors
 };
 
 class llama_model {
@@ -89,6 +91,26 @@ private:
   torch::ScalarType dtype_;
   size_t activation_limit_bytes_;  // fault injection, see load_options
   torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
+};
+
+/// One KV arena for all the sequences of a model, allocated once: per layer
+/// [kv_heads, tokens, head_dim]. A sequence's cache is a contiguous slice of it, so
+/// serving allocates no KV memory per request and the pool's size bounds it.
+class kv_pool {
+public:
+  kv_pool(const llama_model& model, int64_t tokens);
+  /// A cache of `tokens` tokens from the pool; nullopt when no free range is that long.
+  std::optional<kv_cache> take(int64_t tokens);
+  void give_back(const kv_cache& cache);
+  bool fits(int64_t tokens) const;
+  int64_t tokens() const { return ranges_.capacity(); }
+  int64_t tokens_used() const { return ranges_.used(); }
+  size_t bytes() const { return bytes_; }
+
+private:
+  std::vector<torch::Tensor> k_, v_;
+  token_ranges ranges_;
+  size_t bytes_ = 0;
 };
 
 /// The rotary inverse frequencies, computed in fp32 exactly as transformers does,

@@ -1,0 +1,105 @@
+#pragma once
+// The gpu-owner's continuous-batching loop, free of CAF so that it can be tested alone.
+// Requests wait in arrival order; the head one gets a model lease (the actor asks the
+// supervisor); each step admits leased requests while the batch, the KV pool and the
+// prefill budget allow, prefills them, then runs one decode step for every running
+// sequence — mixed adapters in one pass — and hands back the ones that finished.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "actors/model_lease.hpp"
+#include "messages/batch.hpp"
+#include "messages/errors.hpp"
+#include "messages/generation.hpp"
+#include "messages/health.hpp"
+
+namespace adapterd::model {
+class text_generation;
+}
+
+namespace adapterd::actors {
+
+struct scheduler_limits {
+  uint32_t max_batch_size = 16;      // sequences decoded together; 1: one at a time
+  uint32_t max_queue = 256;          // requests waiting beyond the batch; more get `overloaded`
+  int64_t max_prefill_tokens = 2048; // prompt tokens admitted per step (at least one request)
+};
+
+using generate_outcome = std::variant<messages::generate_reply, messages::failure>;
+
+/// One request as the scheduler holds it.
+struct job {
+  messages::generate_request req;
+  std::function<void(messages::stream_chunk)> on_chunk;  // set for streaming requests
+  std::function<void(generate_outcome)> done;             // called exactly once
+};
+
+/// A request that left the scheduler, with its answer, for the caller to deliver.
+struct finished_job {
+  job j;
+  generate_outcome outcome;
+};
+
+class batch_scheduler {
+public:
+  using clock = std::chrono::steady_clock;
+  /// Request events for the monitor (messages::request_event kinds).
+  using event_fn = std::function<void(uint8_t kind, const std::string& id, uint64_t kv_bytes)>;
+  /// Returns the allocator's caches after an allocation failure, before the retry.
+  using flush_fn = std::function<void()>;
+
+  batch_scheduler(scheduler_limits limits, event_fn events, flush_fn flush);
+  ~batch_scheduler();
+
+  /// Queues a request; a full queue answers `overloaded` at once (returned, not queued).
+  std::optional<finished_job> enqueue(job j);
+  /// Ends a request whose client went away: a waiting one now (returned), a running one at
+  /// the next step. False when the id is unknown (already answered).
+  bool cancel(const std::string& request_id, std::vector<finished_job>& out);
+
+  /// The waiting request that needs a lease next, when the batch could take it now; the
+  /// caller acquires one and calls leased() or lease_failed(). One at a time: null while
+  /// a lease is on its way.
+  const messages::generate_request* start_lease();
+  void leased(const std::string& request_id, model_lease lease);
+  void lease_failed(const std::string& request_id, messages::failure why,
+                    std::vector<finished_job>& out);
+
+  /// One step: expire timeouts, drop cancelled sequences, admit and prefill, decode one
+  /// token for every running sequence, stream new text. Returns who finished.
+  std::vector<finished_job> step();
+
+  /// Whether step() has anything to do now.
+  bool has_work() const;
+  /// Nothing runs, nothing is leased or being leased: the time for a post-request cleanup.
+  bool idle() const;
+  messages::batch_state state() const;
+
+private:
+  struct waiting_job;
+  struct running_job;
+
+  void admit(std::vector<finished_job>& out);
+  void decode(std::vector<finished_job>& out);
+  void expire(std::vector<finished_job>& out);
+  void finish(running_job& r, std::vector<finished_job>& out);
+  void fail(job j, messages::errc code, std::string message, std::vector<finished_job>& out);
+
+  scheduler_limits limits_;
+  event_fn events_;
+  flush_fn flush_;
+  std::deque<std::unique_ptr<waiting_job>> waiting_;
+  std::vector<std::unique_ptr<running_job>> running_;
+  bool leasing_ = false;
+  uint64_t admitted_ = 0;
+  messages::batch_state stats_;
+};
+
+}  // namespace adapterd::actors

@@ -1,0 +1,46 @@
+#pragma once
+// A generation seen as text: the ids of model::generation, decoded incrementally (never a
+// broken UTF-8 character), with stop strings applied, so that a server can stream it.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/base_model.hpp"
+#include "model/stop_filter.hpp"
+#include "model/stream_decoder.hpp"
+
+namespace adapterd::model {
+
+class text_generation {
+public:
+  /// Prefills `prompt_ids` and picks the first token (see base_model::begin). `model` and
+  /// `adapter` must outlive the text_generation.
+  static result<std::unique_ptr<text_generation>> start(const base_model& model,
+                                                        const std::vector<int32_t>& prompt_ids,
+                                                        const generation_params& params,
+                                                        const lora_adapter* adapter);
+
+  /// The token-level generation, for base_model::step.
+  generation& tokens() { return *tokens_; }
+  bool finished() const { return tokens_->finished(); }
+  size_t tokens_generated() const { return tokens_->output().output_ids.size(); }
+  /// The text released since the last call; once finished, everything that is left.
+  std::string take_text();
+  /// The final output: the text ends before a stop string, else it is the whole decode.
+  generation_output output() const;
+
+private:
+  text_generation(const base_model& model, std::vector<std::string> stops);
+  bool on_token(int32_t id);
+
+  const base_model& model_;
+  stream_decoder decoder_;
+  stop_filter stops_;
+  std::string pending_;   // released, not yet taken
+  std::string released_;  // everything released so far
+  bool flushed_ = false;
+  std::unique_ptr<generation> tokens_;
+};
+
+}  // namespace adapterd::model
