@@ -336,24 +336,29 @@ void batch_scheduler::finish(running_job& r, std::vector<finished_job>& out) {
   out.push_back({std::move(r.j), std::move(reply)});
 }
 
+void batch_scheduler::stream_text() {
+  for (auto& r : running_)
+    if (r->j.on_chunk && !r->gen->finished()) {
+      auto text = r->gen->take_text();
+      if (!text.empty())
+        r->j.on_chunk({r->j.req.request_id, std::move(text), static_cast<uint32_t>(r->gen->tokens_generated())});
+    }
+}
+
 std::vector<finished_job> batch_scheduler::step() {
   std::vector<finished_job> out;
   expire(out);
   admit(out);
+  stream_text();  // the first token, from the prefill, goes out before the decode step
   decode(out);
+  stream_text();
   for (auto it = running_.begin(); it != running_.end();) {
-    auto& r = **it;
-    if (r.gen->finished()) {
-      finish(r, out);
+    if ((*it)->gen->finished()) {
+      finish(**it, out);
       it = running_.erase(it);
-      continue;
+    } else {
+      ++it;
     }
-    if (r.j.on_chunk) {
-      auto text = r.gen->take_text();
-      if (!text.empty())
-        r.j.on_chunk({r.j.req.request_id, std::move(text), static_cast<uint32_t>(r.gen->tokens_generated())});
-    }
-    ++it;
   }
   return out;
 }

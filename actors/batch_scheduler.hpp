@@ -90,6 +90,7 @@ private:
   void decode(std::vector<finished_job>& out);
   void expire(std::vector<finished_job>& out);
   void finish(running_job& r, std::vector<finished_job>& out);
+  void stream_text();
   void fail(job j, messages::errc code, std::string message, std::vector<finished_job>& out);
 
   scheduler_limits limits_;

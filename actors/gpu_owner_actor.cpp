@@ -134,10 +134,11 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
   self->send(self->state.monitor, messages::report_atom_v, self->state.reported);
   return {
     [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
+      // Read the sender first: making the response promise takes it from the message.
+      auto requester = caf::actor_cast<caf::actor>(self->current_sender());
       auto rp = self->make_response_promise<generate_reply>();
       job j;
-      if (req.stream) {
-        auto requester = caf::actor_cast<caf::actor>(self->current_sender());
+      if (req.stream && requester) {
         // The requester is whoever asked (the http actor here, a router elsewhere), so
         // its handle is dynamically typed; the text goes to it as a one-way message.
         j.on_chunk = [requester](messages::stream_chunk c) {
