@@ -1,0 +1,237 @@
+// The continuous-batching scheduler on a real tiny model: arrival order, admission bounds,
+// the KV pool, cancellation, and tokens that do not depend on the batch.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+
+#include "actors/batch_scheduler.hpp"
+#include "model/text_generation.hpp"
+#include "model/tiny_model.hpp"
+
+using namespace adapterd;
+using actors::batch_scheduler;
+using actors::finished_job;
+using actors::job;
+
+namespace {
+
+struct tiny_world {
+  std::string dir;
+  std::shared_ptr<const model::base_model> model;
+  std::vector<std::shared_ptr<const model::lora_adapter>> adapters{nullptr};
+
+  explicit tiny_world(int64_t pool_tokens) {
+    dir = (std::filesystem::temp_directory_path() / "adapterd-sched-test").string();
+    model::tiny_model_spec spec;
+    spec.adapters = 2;
+    REQUIRE(model::write_tiny_model(spec, dir + "/m", dir + "/a"));
+    model::load_options options;
+    options.device = "cpu";
+    options.kv_pool_tokens = pool_tokens;
+    auto m = model::base_model::load(dir + "/m", options);
+    REQUIRE(m);
+    model = *m;
+    for (auto path : {dir + "/a", dir + "/a-1"}) {
+      auto a = model->load_adapter(path);
+      REQUIRE(a);
+      adapters.push_back(*a);
+    }
+  }
+
+  actors::model_lease lease(size_t adapter) const {
+    actors::model_lease l;
+    l.model = model;
+    l.adapter = adapters[adapter];
+    l.model_name = "m";
+    l.kv_reserve_tokens = 256;
+    return l;
+  }
+};
+
+messages::generate_request greedy_request(const std::string& id, const std::string& prompt, uint32_t n) {
+  messages::generate_request r;
+  r.request_id = id;
+  r.prompt = prompt;
+  r.max_new_tokens = n;
+  r.temperature = 0;
+  return r;
+}
+
+struct collector {
+  std::map<std::string, actors::generate_outcome> answers;
+  std::map<std::string, std::string> streamed;
+  std::vector<std::string> order;
+
+  job make(messages::generate_request req, bool stream = false) {
+    job j;
+    j.req = std::move(req);
+    if (stream)
+      j.on_chunk = [this](messages::stream_chunk c) { streamed[c.request_id] += c.text; };
+    return j;
+  }
+  void take(std::vector<finished_job>& done) {
+    for (auto& f : done) {
+      order.push_back(f.j.req.request_id);
+      answers[f.j.req.request_id] = f.outcome;
+    }
+    done.clear();
+  }
+  const messages::generate_reply& reply(const std::string& id) {
+    REQUIRE(answers.count(id));
+    REQUIRE(std::holds_alternative<messages::generate_reply>(answers[id]));
+    return std::get<messages::generate_reply>(answers[id]);
+  }
+};
+
+batch_scheduler make_scheduler(uint32_t max_batch, uint32_t max_queue = 64) {
+  return batch_scheduler({max_batch, max_queue, 2048}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+}
+
+// Leases every request the scheduler asks for, then steps until nothing is left.
+void run_all(batch_scheduler& s, const tiny_world& w, collector& c,
+             const std::map<std::string, size_t>& adapter_of, int max_steps = 10000) {
+  for (int i = 0; i < max_steps && s.has_work(); ++i) {
+    while (const auto* req = s.start_lease())
+      s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+    auto done = s.step();
+    c.take(done);
+  }
+  REQUIRE_FALSE(s.has_work());
+}
+
+}  // namespace
+
+TEST_CASE("scheduler: greedy tokens are the same alone and in a mixed-adapter batch", "[scheduler]") {
+  tiny_world w(4096);
+  std::map<std::string, size_t> adapter_of;
+  std::vector<messages::generate_request> reqs;
+  for (int i = 0; i < 6; ++i) {
+    auto id = "r" + std::to_string(i);
+    reqs.push_back(greedy_request(id, "prompt " + std::to_string(i) + std::string(static_cast<size_t>(i), '!'),
+                                  static_cast<uint32_t>(5 + i)));
+    adapter_of[id] = static_cast<size_t>(i % 3);
+  }
+  collector alone;
+  for (const auto& r : reqs) {
+    auto s = make_scheduler(1);
+    REQUIRE_FALSE(s.enqueue(alone.make(r)));
+    run_all(s, w, alone, adapter_of);
+  }
+  collector together;
+  auto s = make_scheduler(8);
+  for (const auto& r : reqs)
+    REQUIRE_FALSE(s.enqueue(together.make(r, true)));
+  run_all(s, w, together, adapter_of);
+  uint32_t widest = 0;
+  for (const auto& r : reqs) {
+    const auto& a = alone.reply(r.request_id);
+    const auto& b = together.reply(r.request_id);
+    CHECK(a.generated_text == b.generated_text);
+    CHECK(a.tokens_generated == b.tokens_generated);
+    CHECK(together.streamed[r.request_id] == b.generated_text);
+    widest = std::max(widest, b.batch_size_max);
+  }
+  CHECK(widest == 6);
+  CHECK(s.state().steps > 0);
+}
+
+TEST_CASE("scheduler: one at a time serves in arrival order", "[scheduler]") {
+  tiny_world w(4096);
+  collector c;
+  auto s = make_scheduler(1);
+  std::map<std::string, size_t> adapter_of;
+  for (int i = 0; i < 4; ++i) {
+    auto id = "q" + std::to_string(i);
+    adapter_of[id] = 0;
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, "x", 3))));
+  }
+  run_all(s, w, c, adapter_of);
+  CHECK(c.order == std::vector<std::string>{"q0", "q1", "q2", "q3"});
+  for (int i = 0; i < 4; ++i) {
+    CHECK(c.reply("q" + std::to_string(i)).service_seq == static_cast<uint64_t>(i + 1));
+    CHECK(c.reply("q" + std::to_string(i)).batch_size_max == 1);
+  }
+}
+
+TEST_CASE("scheduler: a full queue refuses at once", "[scheduler]") {
+  auto s = make_scheduler(1, 2);
+  collector c;
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("a", "x", 2))));
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("b", "x", 2))));
+  auto refused = s.enqueue(c.make(greedy_request("c", "x", 2)));
+  REQUIRE(refused);
+  REQUIRE(std::holds_alternative<messages::failure>(refused->outcome));
+  CHECK(std::get<messages::failure>(refused->outcome).code == messages::errc::overloaded);
+  CHECK(s.state().rejected == 1);
+  CHECK(s.state().waiting == 2);
+}
+
+TEST_CASE("scheduler: requests wait for KV pool room and are admitted when it frees", "[scheduler][kv_pool]") {
+  tiny_world w(64);  // room for one sequence of 8-token prompt + 40 new tokens at a time
+  collector c;
+  auto s = make_scheduler(8);
+  std::map<std::string, size_t> adapter_of{{"big1", 0}, {"big2", 1}};
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("big1", "hello", 40))));
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("big2", "hello", 40))));
+  uint32_t most_running = 0;
+  for (int i = 0; i < 1000 && s.has_work(); ++i) {
+    while (const auto* req = s.start_lease())
+      s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+    auto done = s.step();
+    c.take(done);
+    most_running = std::max(most_running, s.state().running);
+    CHECK(w.model->kv_pool_tokens_used() <= 64);
+  }
+  CHECK(most_running == 1);
+  CHECK(c.reply("big1").tokens_generated == 40);
+  CHECK(c.reply("big2").tokens_generated == 40);
+  CHECK(w.model->kv_pool_tokens_used() == 0);
+}
+
+TEST_CASE("scheduler: cancelling frees the sequence; waiting ones answer at once", "[scheduler]") {
+  tiny_world w(4096);
+  collector c;
+  auto s = make_scheduler(1);
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("run", "x", 200))));
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("wait", "y", 5))));
+  const auto* req = s.start_lease();
+  REQUIRE(req);
+  s.leased(req->request_id, w.lease(0));
+  auto done = s.step();
+  c.take(done);
+  REQUIRE(s.state().running == 1);
+  CHECK(w.model->kv_pool_tokens_used() > 0);
+  std::vector<finished_job> out;
+  CHECK(s.cancel("wait", out));
+  REQUIRE(out.size() == 1);
+  CHECK(std::get<messages::failure>(out[0].outcome).code == messages::errc::cancelled);
+  CHECK(s.cancel("run", out));
+  CHECK_FALSE(s.cancel("nobody", out));
+  done = s.step();
+  c.take(done);
+  CHECK(std::get<messages::failure>(c.answers["run"]).code == messages::errc::cancelled);
+  CHECK(s.state().running == 0);
+  CHECK(s.state().cancelled == 2);
+  CHECK(w.model->kv_pool_tokens_used() == 0);
+  CHECK(s.idle());
+}
+
+TEST_CASE("text generation: streamed pieces add up to the final text", "[stream]") {
+  tiny_world w(0);
+  model::generation_params p;
+  p.max_new_tokens = 30;
+  auto ids = w.model->tok().encode("Once upon a time", true);
+  auto g = model::text_generation::start(*w.model, ids, p, nullptr);
+  REQUIRE(g);
+  std::string streamed = (*g)->take_text();
+  while (!(*g)->finished()) {
+    REQUIRE_FALSE(w.model->step({&(*g)->tokens()}));
+    streamed += (*g)->take_text();
+  }
+  streamed += (*g)->take_text();
+  auto whole = w.model->generate("Once upon a time", p, nullptr);
+  REQUIRE(whole);
+  CHECK(streamed == (*g)->output().text);
+  CHECK(whole->text == (*g)->output().text);
+}
