@@ -83,6 +83,9 @@ public:
       .add(max_prefill_tokens, "max-prefill-tokens", "prompt tokens admitted into the batch per step")
       .add(log_level, "log-level", "trace | debug | info | warn | error");
     add_message_types<caf::id_block::adapterd>();
+    // The work-stealing default polls for work on every core; on a small machine that
+    // polling takes CPU from the model. Actors here block on real work, so share a queue.
+    set("scheduler.policy", caf::atom("sharing"));
   }
 };
 
