@@ -1,7 +1,8 @@
 // adapterd-batch-decode MODEL_DIR [ADAPTER_DIR...]: decode tokens/s of the model layer at
-// batch sizes 1, 4 and 16 (rows cycling through the adapters and the base model), measured
+// batch sizes 1, 4 and 16 (or $BATCHES, e.g. BATCHES=1 for a profile of batch 1) (rows cycling through the adapters and the base model), measured
 // in one run. Model compute only: no HTTP, no actors.
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -35,7 +36,21 @@ int main(int argc, char** argv) {
   generation_params params;
   params.max_new_tokens = steps + 1;
   double batch1 = 0;
-  for (int rows : {1, 4, 16}) {
+  std::vector<int> batches{1, 4, 16};
+  if (const char* env = std::getenv("BATCHES")) {
+    batches.clear();
+    for (const char* p = env; *p;) {
+      char* end = nullptr;
+      long v = std::strtol(p, &end, 10);
+      if (end == p || v < 1 || v > 256) {
+        std::cerr << "adapterd-batch-decode: BATCHES must be a list of 1 to 256, like 1,4,16\n";
+        return 2;
+      }
+      batches.push_back(static_cast<int>(v));
+      p = *end == ',' ? end + 1 : end;
+    }
+  }
+  for (int rows : batches) {
     std::vector<std::unique_ptr<generation>> gens;
     std::vector<generation*> batch;
     for (int r = 0; r < rows; ++r) {

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "model/llama.hpp"
 #include "model/text_generation.hpp"
@@ -163,8 +164,12 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     auto where = pick_placement(options);
     if (!where)
       return where.err();
-    if (options.threads > 0)
-      torch::set_num_threads(options.threads);
+    // 0: one per CPU. libtorch's own default counts physical cores through cpuinfo, which
+    // finds one on some virtual machines that have two, and then decodes on one thread.
+    const int threads = options.threads > 0 ? options.threads
+                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (torch::get_num_threads() != threads)
+      torch::set_num_threads(threads);
     auto config = load_model_config(dir);
     if (!config)
       return config.err();

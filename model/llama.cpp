@@ -28,14 +28,14 @@ torch::Tensor project(const torch::Tensor& x, const linear_weights& w, const lor
   return y;
 }
 
+}  // namespace
+
 const lora_pair* lora_for(const lora_weights* lora, size_t layer, proj p) {
   if (lora == nullptr || layer >= lora->layers.size())
     return nullptr;
   const auto& slot = lora->layers[layer][static_cast<size_t>(p)];
   return slot ? &*slot : nullptr;
 }
-
-}  // namespace
 
 const char* proj_module(proj p) {
   static const char* names[proj_count] = {"self_attn.q_proj", "self_attn.k_proj",
@@ -79,6 +79,7 @@ llama_model::llama_model(model_config config, llama_weights weights, torch::Devi
   auto emb = torch::cat({freqs, freqs}, -1);
   cos_ = emb.cos().to(device_);
   sin_ = emb.sin().to(device_);
+  pack_for_cpu();
 }
 
 kv_cache llama_model::make_cache(int64_t capacity) const {
@@ -222,6 +223,8 @@ torch::Tensor llama_model::decode_batch(const std::vector<int64_t>& ids,
       && static_cast<size_t>(rows * config_.intermediate_size * 3) * c10::elementSize(dtype_)
            > activation_limit_bytes_)
     throw std::bad_alloc();  // injected: behaves like a failed allocation
+  if (cpu_decode_ready(loras))
+    return decode_batch_cpu(ids, caches, loras);
   std::vector<int64_t> positions;
   for (auto* c : caches)
     positions.push_back(c->length);

@@ -79,6 +79,21 @@ public:
                              const std::vector<const lora_weights*>& loras) const;
 
 private:
+  // The CPU fp32 decode path (llama_decode_cpu.cpp).
+  struct cpu_scratch {
+    std::vector<float> x, norm, qkv, attn, proj, gate_up, lora_in, lora_mid, lora_out;
+  };
+  struct packed_layer {
+    torch::Tensor qkv_bias, gate_up_bias;  // fused; undefined when the model has none
+  };
+  void pack_for_cpu();
+  bool cpu_decode_ready(const std::vector<const lora_weights*>& loras) const;
+  torch::Tensor decode_batch_cpu(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                                 const std::vector<const lora_weights*>& loras) const;
+  void add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t layer, proj p,
+                    const std::vector<const lora_weights*>& loras, float* y, size_t ldy,
+                    cpu_scratch& s) const;
+
   torch::Tensor project_rows(const torch::Tensor& x, size_t layer, proj p,
                              const std::vector<const lora_weights*>& loras) const;
   torch::Tensor attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
@@ -91,7 +106,12 @@ private:
   torch::ScalarType dtype_;
   size_t activation_limit_bytes_;  // fault injection, see load_options
   torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
+  std::shared_ptr<float> arena_;       // CPU fp32: every linear weight, in huge pages
+  std::vector<packed_layer> packed_;   // empty: decode runs through libtorch
 };
+
+/// The LoRA pair of `lora` for one module, or null.
+const lora_pair* lora_for(const lora_weights* lora, size_t layer, proj p);
 
 /// One KV arena for all the sequences of a model, allocated once: per layer
 /// [kv_heads, tokens, head_dim]. A sequence's cache is a contiguous slice of it, so

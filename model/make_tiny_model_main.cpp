@@ -10,7 +10,7 @@
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || argv[1][0] == '-') {
-    std::cerr << "usage: adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [tiny|bench]\n"
+    std::cerr << "usage: adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [tiny|bench|base]\n"
                  "writes OUT_DIR/tiny-llama (model) and OUT_DIR/tiny-llama-lora (adapter),\n"
                  "plus OUT_DIR/tiny-llama-lora-1 ... when ADAPTERS > 1\n";
     return argc < 2 || argv[1][0] == '-' ? 2 : 0;
@@ -33,8 +33,15 @@ int main(int argc, char** argv) {
     spec.heads = 12;
     spec.kv_heads = 4;
     spec.lora_rank = 16;
+  } else if (size == "base") {  // 102 M parameters (408 MB fp32): the roofline's model
+    spec.hidden = 1024;
+    spec.intermediate = 2816;
+    spec.layers = 9;
+    spec.heads = 16;
+    spec.kv_heads = 4;
+    spec.lora_rank = 16;
   } else if (size != "tiny") {
-    std::cerr << "adapterd-make-tiny-model: SIZE must be tiny or bench\n";
+    std::cerr << "adapterd-make-tiny-model: SIZE must be tiny, bench or base\n";
     return 2;
   }
   if (spec.adapters < 1 || spec.adapters > 64) {

@@ -1,0 +1,35 @@
+#pragma once
+// Hand-written CPU kernels for decode, where a step multiplies a few activation rows by
+// every weight once and is bound by reading the weights: libtorch's per-op overhead and
+// BLAS GEMV at one row stream far below the machine's bandwidth. AVX2+FMA, chosen at run
+// time; callers fall back to libtorch where kernels_available() is false.
+//
+// Every output element is summed in one fixed order (8-lane partial sums over k, the same
+// horizontal reduction, then the scalar tail), whatever the number of rows and however
+// the rows are tiled: a row's result never depends on what else is in the batch.
+#include <cstddef>
+#include <memory>
+
+namespace adapterd::model::cpu {
+
+bool kernels_available();
+
+/// y[r * ldy + j] = bias[j] + sum_k w[j * k_dim + k] * x[r * ldx + k], for r < rows and
+/// j in [j_begin, j_end). bias may be null. Single-threaded: split j across threads.
+void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
+                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end);
+
+/// out = x * rsqrt(mean(x^2) + eps) * weight, over n floats.
+void rms_norm_row(const float* x, const float* weight, size_t n, double eps, float* out);
+
+/// gate[i] = silu(gate[i]) * up[i], in place.
+void silu_mul(float* gate, const float* up, size_t n);
+
+/// The sum of n floats, read once (the bandwidth probe of the roofline report).
+float sum_floats(const float* p, size_t n);
+
+/// Memory for weights: 2 MiB aligned and advised into transparent huge pages, which halve
+/// the TLB misses of streaming hundreds of megabytes per token.
+std::shared_ptr<float> allocate_huge(size_t floats);
+
+}  // namespace adapterd::model::cpu

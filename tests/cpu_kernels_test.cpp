@@ -1,0 +1,108 @@
+// The decode kernels: right against a double-precision loop, and each row's result the
+// same bit for bit whatever the number of rows beside it (batch invariance).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "model/base_model.hpp"
+#include "model/cpu_kernels.hpp"
+#include "model/tiny_model.hpp"
+
+using namespace adapterd::model;
+
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::vector<float> v(n);
+  for (auto& x : v)
+    x = u(rng);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("dense_rows matches a double-precision product, odd sizes included", "[kernels]") {
+  if (!cpu::kernels_available())
+    return;  // libtorch serves such a CPU
+  for (size_t k : {1u, 7u, 8u, 61u, 256u}) {
+    const size_t n = 13, rows = 5;
+    auto w = random_floats(n * k, 1), x = random_floats(rows * k, 2), bias = random_floats(n, 3);
+    std::vector<float> y(rows * n);
+    cpu::dense_rows(x.data(), rows, k, w.data(), k, bias.data(), y.data(), n, 0, n);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t j = 0; j < n; ++j) {
+        double ref = bias[j];
+        for (size_t i = 0; i < k; ++i)
+          ref += static_cast<double>(w[j * k + i]) * x[r * k + i];
+        CHECK(std::fabs(y[r * n + j] - ref) < 1e-4 * (1 + std::sqrt(static_cast<double>(k))));
+      }
+  }
+}
+
+TEST_CASE("dense_rows gives a row the same bits alone, in any batch and any split", "[kernels]") {
+  if (!cpu::kernels_available())
+    return;
+  const size_t k = 300, n = 37, rows = 16;
+  auto w = random_floats(n * k, 4), x = random_floats(rows * k, 5);
+  std::vector<float> all(rows * n);
+  cpu::dense_rows(x.data(), rows, k, w.data(), k, nullptr, all.data(), n, 0, n);
+  for (size_t r = 0; r < rows; ++r) {
+    std::vector<float> alone(n);
+    cpu::dense_rows(x.data() + r * k, 1, k, w.data(), k, nullptr, alone.data(), n, 0, 5);
+    cpu::dense_rows(x.data() + r * k, 1, k, w.data(), k, nullptr, alone.data(), n, 5, n);  // another split
+    CHECK(std::memcmp(alone.data(), all.data() + r * n, n * sizeof(float)) == 0);
+  }
+  for (size_t first = 0; first + 3 <= rows; first += 3) {  // a batch of 3 from the middle
+    std::vector<float> three(3 * n);
+    cpu::dense_rows(x.data() + first * k, 3, k, w.data(), k, nullptr, three.data(), n, 0, n);
+    CHECK(std::memcmp(three.data(), all.data() + first * n, 3 * n * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("rms_norm_row and silu_mul", "[kernels]") {
+  std::vector<float> x{1, -2, 3, -4}, weight{1, 1, 2, 0.5f}, out(4);
+  cpu::rms_norm_row(x.data(), weight.data(), 4, 1e-6, out.data());
+  const double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-6);
+  CHECK(out[2] == Approx(2 * 3 / rms));
+  CHECK(out[3] == Approx(0.5 * -4 / rms));
+  std::vector<float> gate{0, 1, -1}, up{2, 2, 2};
+  cpu::silu_mul(gate.data(), up.data(), 3);
+  CHECK(gate[0] == Approx(0));
+  CHECK(gate[1] == Approx(2 / (1 + std::exp(-1.0))));
+  CHECK(gate[2] == Approx(-2 / (1 + std::exp(1.0))));
+}
+
+TEST_CASE("kernel decode picks the tokens full recomputation picks, with an adapter", "[kernels]") {
+  auto dir = (std::filesystem::temp_directory_path() / "adapterd-kernel-test").string();
+  REQUIRE(write_tiny_model(tiny_model_spec{}, dir + "/m", dir + "/a"));
+  load_options options;
+  options.device = "cpu";
+  auto m = base_model::load(dir + "/m", options);
+  REQUIRE(m);
+  auto adapter = (*m)->load_adapter(dir + "/a");
+  REQUIRE(adapter);
+  for (const lora_adapter* a : {static_cast<const lora_adapter*>(nullptr), adapter->get()}) {
+    generation_params p;
+    p.max_new_tokens = 12;
+    auto ids = (*m)->tok().encode("kernels and libtorch agree", true);
+    auto fast = (*m)->generate_ids(ids, p, a);  // prefill in libtorch, decode in the kernels
+    REQUIRE(fast);
+    auto seq = ids;
+    const auto vocab = static_cast<size_t>((*m)->config().vocab_size);
+    for (size_t i = 0; i < fast->output_ids.size(); ++i) {
+      auto logits = (*m)->logits(seq, a);  // the whole sequence through libtorch
+      REQUIRE(logits);
+      const float* last = logits->data() + (seq.size() - 1) * vocab;
+      auto best = static_cast<int32_t>(std::max_element(last, last + vocab) - last);
+      CHECK(best == fast->output_ids[i]);
+      seq.push_back(fast->output_ids[i]);
+    }
+  }
+}
