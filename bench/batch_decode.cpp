@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "model " << argv[1] << ": " << ((*model)->weight_bytes() >> 20) << " MiB on "
             << (*model)->device() << ", " << adapters.size() - 1 << " adapters\n";
-  const int steps = 32;
+  const int steps = std::getenv("STEPS") ? std::atoi(std::getenv("STEPS")) : 32;
   auto prompt = (*model)->tok().encode("The quick brown fox jumps over the lazy dog.", true);
   generation_params params;
   params.max_new_tokens = steps + 1;

@@ -2,7 +2,8 @@
 // Hand-written CPU kernels for decode, where a step multiplies a few activation rows by
 // every weight once and is bound by reading the weights: libtorch's per-op overhead and
 // BLAS GEMV at one row stream far below the machine's bandwidth. AVX2+FMA, chosen at run
-// time; callers fall back to libtorch where kernels_available() is false.
+// time (AVX-512 tiles where the CPU has them); callers fall back to libtorch where
+// kernels_available() is false.
 //
 // Every output element is summed in one fixed order (8-lane partial sums over k, the same
 // horizontal reduction, then the scalar tail), whatever the number of rows and however
@@ -21,6 +22,11 @@ void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t 
 
 /// out = x * rsqrt(mean(x^2) + eps) * weight, over n floats.
 void rms_norm_row(const float* x, const float* weight, size_t n, double eps, float* out);
+
+/// The dot product of n floats (vectorised; the same order for the same n).
+float dot(const float* a, const float* b, size_t n);
+/// out[i] += weight * v[i].
+void axpy(float weight, const float* v, float* out, size_t n);
 
 /// gate[i] = silu(gate[i]) * up[i], in place.
 void silu_mul(float* gate, const float* up, size_t n);

@@ -3,27 +3,35 @@
 // linear layers through cpu::dense_rows, and RMSNorm, RoPE, one-token attention and
 // SwiGLU as plain loops over reused buffers. Same arithmetic as the libtorch path up to
 // summation order; each row is computed alone, so a batch never changes a row's result.
-#include <ATen/Parallel.h>
-
 #include <cmath>
 #include <cstring>
 #include <limits>
 
 #include "model/cpu_kernels.hpp"
 #include "model/llama.hpp"
+#include "model/spin_pool.hpp"
 
 namespace adapterd::model {
 
 namespace {
 
+// Runs body(begin, end) over [0, n) split evenly across the pool's threads.
+template <class Body>
+void parallel(size_t n, size_t min_per_part, const Body& body) {
+  auto& pool = spin_pool::instance();
+  const size_t parts = std::min(pool.parts(), std::max<size_t>(1, n / std::max<size_t>(1, min_per_part)));
+  if (parts <= 1)
+    return body(0, n);
+  pool.run([&](size_t p) {
+    if (p < parts)
+      body(n * p / parts, n * (p + 1) / parts);
+  });
+}
+
 // Parallel over output columns; the per-element order does not depend on the split.
 void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, const float* bias, float* y,
            size_t ldy, size_t n) {
-  const int64_t pairs = static_cast<int64_t>((n + 1) / 2);
-  at::parallel_for(0, pairs, 16, [&](int64_t begin, int64_t end) {
-    cpu::dense_rows(x, rows, ldx, w, k, bias, y, ldy, static_cast<size_t>(begin) * 2,
-                    std::min(n, static_cast<size_t>(end) * 2));
-  });
+  parallel(n, 32, [&](size_t begin, size_t end) { cpu::dense_rows(x, rows, ldx, w, k, bias, y, ldy, begin, end); });
 }
 
 const float* ptr(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
@@ -59,6 +67,21 @@ void llama_model::pack_for_cpu() {
   move_in(weights_.lm_head);
   if (tied)
     weights_.embed = weights_.lm_head;
+  // The rest leaves the memory-mapped file too, so that the mapping (and the page cache
+  // the copy touched, which counts as resident) goes away.
+  auto own = [](torch::Tensor& t) {
+    if (t.defined())
+      t = t.clone();
+  };
+  if (!tied)
+    own(weights_.embed);
+  own(weights_.final_norm);
+  for (auto& layer : weights_.layers) {
+    own(layer.input_norm);
+    own(layer.post_attention_norm);
+    for (auto& lin : layer.linear)
+      own(lin.bias);
+  }
   auto fuse_bias = [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
     std::vector<torch::Tensor> parts{a, b};
     if (c.defined())
@@ -184,10 +207,10 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       }
     }
     // One-token attention for every (row, head): scores, softmax, weighted values.
-    at::parallel_for(0, static_cast<int64_t>(rows * heads), 1, [&](int64_t begin, int64_t end) {
+    parallel(rows * heads, 1, [&](size_t begin, size_t end) {
       std::vector<float> p;
-      for (int64_t item = begin; item < end; ++item) {
-        const size_t r = static_cast<size_t>(item) / heads, head = static_cast<size_t>(item) % heads;
+      for (size_t item = begin; item < end; ++item) {
+        const size_t r = item / heads, head = item % heads;
         const auto& cache = *caches[r];
         const int64_t total = cache.length + 1, at = cache.length;
         const auto& kt = cache.k[l];
@@ -200,11 +223,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         p.assign(static_cast<size_t>(total - first), 0);
         float top = -std::numeric_limits<float>::infinity();
         for (int64_t t = first; t < total; ++t) {
-          const float* key = kp + t * kt.stride(1);
-          float dot = 0;
-          for (size_t i = 0; i < d; ++i)
-            dot += q[i] * key[i];
-          dot *= scale;
+          const float dot = cpu::dot(q, kp + t * kt.stride(1), d) * scale;
           p[static_cast<size_t>(t - first)] = dot;
           top = std::max(top, dot);
         }
@@ -216,10 +235,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         float* out = &s.attn[r * q_out + head * d];
         std::fill(out, out + d, 0.0f);
         for (int64_t t = first; t < total; ++t) {
-          const float weight = p[static_cast<size_t>(t - first)] / sum;
-          const float* value = vp + t * vt.stride(1);
-          for (size_t i = 0; i < d; ++i)
-            out[i] += weight * value[i];
+          cpu::axpy(p[static_cast<size_t>(t - first)] / sum, vp + t * vt.stride(1), out, d);
         }
       }
     });

@@ -1,0 +1,44 @@
+#pragma once
+// A small fork-join pool for the decode kernels: one part runs on the calling thread, the
+// others on helpers that spin briefly between parts before they sleep. A token's decode
+// is ~60 short parallel regions; libgomp, once a process has more OpenMP threads than
+// CPUs, puts its workers to sleep after each one, and the wake-ups cost milliseconds per
+// token. One caller at a time (the device owner).
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace adapterd::model {
+
+class spin_pool {
+public:
+  /// The process-wide pool: one part per CPU.
+  static spin_pool& instance();
+
+  explicit spin_pool(size_t parts);
+  ~spin_pool();
+  spin_pool(const spin_pool&) = delete;
+  spin_pool& operator=(const spin_pool&) = delete;
+
+  size_t parts() const { return helpers_.size() + 1; }
+  /// Calls part(i) for every i < parts(), in parallel; returns when all have returned.
+  void run(const std::function<void(size_t)>& part);
+
+private:
+  void helper_loop(size_t index);
+
+  std::vector<std::thread> helpers_;
+  std::mutex mutex_;  // serialises callers; with cv_, the helpers' sleep
+  std::mutex sleep_mutex_;
+  std::condition_variable cv_;
+  const std::function<void(size_t)>* job_ = nullptr;
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<size_t> pending_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace adapterd::model
