@@ -3,6 +3,7 @@
 #include <immintrin.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -93,7 +94,12 @@ ADAPTERD_AVX512 void tile512(const float* x, size_t ldx, const float* w, size_t 
       acc[o][r] = _mm512_setzero_ps();
   const size_t kv = k_dim & ~size_t(15);
   const float* wr = w + j * k_dim;
+  const float* next = wr + OUT * k_dim;  // the following weight rows: fetch them meanwhile
   for (size_t k = 0; k < kv; k += 16) {
+    if (ROWS > 1)
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        _mm_prefetch(reinterpret_cast<const char*>(next + o * k_dim + k), _MM_HINT_T1);
     __m512 wv[OUT];
 #pragma GCC unroll 8
     for (int o = 0; o < OUT; ++o)
@@ -145,6 +151,23 @@ bool kernels_available() {
 void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
                 const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   size_t j = j_begin;
+  if (has_avx512() && rows > 4) {
+    // Many rows: sweep a block of weight rows that stays in L2 once per tile of 4 input
+    // rows, so each tile's inputs stay in L1. The tiles are the same, so are the sums.
+    const size_t block = std::max<size_t>(4, ((size_t(384) << 10) / (k_dim * sizeof(float))) & ~size_t(3));
+    for (size_t j0 = j_begin; j0 < j_end; j0 += block) {
+      const size_t j1 = std::min(j_end, j0 + block);
+      for (size_t r = 0; r < rows; r += 4) {
+        const size_t n = std::min<size_t>(4, rows - r);
+        size_t jj = j0;
+        for (; jj + 4 <= j1; jj += 4)
+          tile512_rows<4>(x + r * ldx, n, ldx, w, k_dim, bias, y + r * ldy, ldy, jj);
+        for (; jj < j1; ++jj)
+          tile512_rows<1>(x + r * ldx, n, ldx, w, k_dim, bias, y + r * ldy, ldy, jj);
+      }
+    }
+    return;
+  }
   if (has_avx512()) {
     for (; j + 4 <= j_end; j += 4)
       tile512_rows<4>(x, rows, ldx, w, k_dim, bias, y, ldy, j);

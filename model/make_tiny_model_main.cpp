@@ -1,7 +1,8 @@
 // adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [SIZE]: writes OUT_DIR/tiny-llama and
 // OUT_DIR/tiny-llama-lora (and tiny-llama-lora-1 ... when ADAPTERS > 1). SIZE "bench" makes
-// a 12-layer, 768-wide model (~78 M parameters, 300 MB fp32) whose decode is bound by
-// weight reads, for benchmarks.
+// a 12-layer, 768-wide model (~78 M parameters, 290 MiB fp32) whose decode is bound by
+// weight reads, for benchmarks; "base" a 9-layer, 1024-wide one (102 M, 408.8 MB fp32) for
+// the roofline report.
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -25,22 +26,24 @@ int main(int argc, char** argv) {
     std::cerr << "adapterd-make-tiny-model: SEED and ADAPTERS must be non-negative integers\n";
     return 2;
   }
+  struct shape {
+    const char* name;
+    int64_t hidden, intermediate, layers, heads, kv_heads;
+  };
+  const shape sizes[] = {{"bench", 768, 2048, 12, 12, 4}, {"base", 1024, 2816, 9, 16, 4}};
   std::string size = argc > 4 ? argv[4] : "tiny";
-  if (size == "bench") {
-    spec.hidden = 768;
-    spec.intermediate = 2048;
-    spec.layers = 12;
-    spec.heads = 12;
-    spec.kv_heads = 4;
-    spec.lora_rank = 16;
-  } else if (size == "base") {  // 102 M parameters (408 MB fp32): the roofline's model
-    spec.hidden = 1024;
-    spec.intermediate = 2816;
-    spec.layers = 9;
-    spec.heads = 16;
-    spec.kv_heads = 4;
-    spec.lora_rank = 16;
-  } else if (size != "tiny") {
+  bool known = size == "tiny";
+  for (const auto& s : sizes)
+    if (size == s.name) {
+      spec.hidden = s.hidden;
+      spec.intermediate = s.intermediate;
+      spec.layers = s.layers;
+      spec.heads = s.heads;
+      spec.kv_heads = s.kv_heads;
+      spec.lora_rank = 16;
+      known = true;
+    }
+  if (!known) {
     std::cerr << "adapterd-make-tiny-model: SIZE must be tiny, bench or base\n";
     return 2;
   }
