@@ -138,7 +138,7 @@ inline std::string csv(const std::vector<level_report>& levels) {
 // Two panels: tokens/s against p50 end-to-end latency, one line per server; RSS over time.
 inline std::string svg(const std::vector<level_report>& levels,
                        const std::map<std::string, std::vector<health_sample>>& memory) {
-  const double w = 900, h = 360, pad = 60;
+  const double w = 900, h = 360, pad = 75;
   std::ostringstream out;
   out << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << 2 * h
       << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
@@ -161,9 +161,9 @@ inline std::string svg(const std::vector<level_report>& levels,
     for (int i = 0; i <= 4; ++i) {
       double fx = pad + (w - 1.5 * pad) * i / 4, fy = top + h - pad - (h - pad - 30) * i / 4;
       char label[32];
-      std::snprintf(label, sizeof label, "%.4g", xmax * i / 4);
+      std::snprintf(label, sizeof label, xmax >= 100 ? "%.0f" : "%.3g", xmax * i / 4);
       out << "<text x='" << fx << "' y='" << top + h - pad + 15 << "' text-anchor='middle'>" << label << "</text>\n";
-      std::snprintf(label, sizeof label, "%.4g", ymax * i / 4);
+      std::snprintf(label, sizeof label, ymax >= 100 ? "%.0f" : "%.3g", ymax * i / 4);
       out << "<text x='" << pad - 5 << "' y='" << fy + 4 << "' text-anchor='end'>" << label << "</text>\n";
     }
     const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd"};

@@ -99,7 +99,7 @@ ADAPTERD_AVX512 void tile512(const float* x, size_t ldx, const float* w, size_t 
     if (ROWS > 1)
 #pragma GCC unroll 8
       for (int o = 0; o < OUT; ++o)
-        _mm_prefetch(reinterpret_cast<const char*>(next + o * k_dim + k), _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(next + o * k_dim + k), _MM_HINT_T0);
     __m512 wv[OUT];
 #pragma GCC unroll 8
     for (int o = 0; o < OUT; ++o)

@@ -139,7 +139,15 @@ class BatchingTest(unittest.TestCase):
         self.assertEqual(self.server.generate(prompt="still here", max_new_tokens=2)[0], 200)
 
     def test_per_request_timeout(self):
-        status, body, _ = self.server.generate(prompt="slow", max_new_tokens=1000, timeout_s=0.05)
+        # The timeout is a quarter of how long this prompt's greedy generation takes here,
+        # so the test holds however fast the machine decodes.
+        runs = [self.server.generate(prompt=f"slow {i}", max_new_tokens=1000, temperature=0) for i in range(8)]
+        longest = max(runs, key=lambda r: r[1]["timings"]["generate_ms"])[1]
+        self.assertGreater(longest["tokens_generated"], 40, longest)
+        prompt = f"slow {[r[1]['request_id'] for r in runs].index(longest['request_id'])}"
+        timeout_s = longest["timings"]["generate_ms"] / 4 / 1000
+        status, body, _ = self.server.generate(prompt=prompt, max_new_tokens=1000, temperature=0,
+                                               timeout_s=timeout_s)
         self.assertEqual(status, 504, body)
         self.assertEqual(body["error"]["code"], "timeout")
         self.assertIn("timeout_s", body["error"]["message"])
@@ -162,21 +170,25 @@ class QueueTest(unittest.TestCase):
         results[i] = self.server.generate(prompt=f"long {i}", max_new_tokens=1000, temperature=0)
 
     def test_client_that_disconnects_while_queued_is_never_run(self):
+        # Two long requests ahead of it (one running, one queued) leave it queued for a while.
         results = {}
-        first = threading.Thread(target=self.long_request, args=(results, 0))
-        first.start()
+        ahead = [threading.Thread(target=self.long_request, args=(results, i)) for i in range(2)]
+        ahead[0].start()
         self.assertTrue(wait_for(lambda: self.server.health()["running"] == 1))
+        ahead[1].start()
+        self.assertTrue(wait_for(lambda: self.server.health()["queue_depth"] >= 1))
         raw = socket.create_connection(("127.0.0.1", self.server.port))
         body = json.dumps({"prompt": "never mind", "max_new_tokens": 5}).encode()
         raw.sendall(b"POST /generate-lite HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        self.assertTrue(wait_for(lambda: self.server.health()["queue_depth"] == 1))
+        time.sleep(0.1)  # read and queued (behind a 0.2 s+ request, whichever runs now)
         raw.close()
         self.assertTrue(wait_for(lambda: self.server.health()["batch"]["cancelled"] == 1))
-        first.join(timeout=120)
-        self.assertEqual(results[0][0], 200)
+        for t in ahead:
+            t.join(timeout=120)
+        self.assertEqual([results[i][0] for i in range(2)], [200, 200])
         h = self.server.health()
-        self.assertEqual(h["counters"]["requests_served"], 1, "the cancelled request never ran")
+        self.assertEqual(h["counters"]["requests_served"], 2, "the cancelled request never ran")
         self.assertEqual(h["queue_depth"], 0)
 
     def test_queued_request_times_out_with_its_own_timeout(self):
