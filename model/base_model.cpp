@@ -400,13 +400,18 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     auto start = clock_type::now();
     // Prefill in one pass, or chunk by chunk (less activation memory, same result).
     const int64_t chunk = params.prefill_chunk > 0 ? params.prefill_chunk : prompt_len;
-    torch::Tensor hidden;
+    torch::Tensor hidden, last;
     for (int64_t at = 0; at < prompt_len; at += chunk) {
       auto n = std::min(chunk, prompt_len - at);
-      std::vector<int32_t> part(prompt_ids.begin() + at, prompt_ids.begin() + at + n);
-      hidden = model.forward(ids_tensor(part, model.device()), g->cache, g->lora);
+      std::vector<int64_t> part(prompt_ids.begin() + at, prompt_ids.begin() + at + n);
+      if (auto fast = model.prefill_cpu(part, g->cache, g->lora)) {  // CPU fp32: the decode kernels
+        last = *fast;
+        continue;
+      }
+      hidden = model.forward(torch::tensor(part, torch::kInt64).to(model.device()), g->cache, g->lora);
+      last = model.logits(hidden.narrow(0, hidden.size(0) - 1, 1));
     }
-    g->logits = to_host(model.logits(hidden.narrow(0, hidden.size(0) - 1, 1)));
+    g->logits = to_host(last);
     g->out.prefill_ms = ms_since(start);
     g->decode_start = clock_type::now();
     g->take_token(c);

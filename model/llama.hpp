@@ -78,6 +78,12 @@ public:
   torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
                              const std::vector<const lora_weights*>& loras) const;
 
+  /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
+  /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
+  /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
+  std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
+                                           const lora_weights* lora) const;
+
 private:
   // The CPU fp32 decode path (llama_decode_cpu.cpp).
   struct cpu_scratch {
@@ -88,8 +94,12 @@ private:
   };
   void pack_for_cpu();
   bool cpu_decode_ready(const std::vector<const lora_weights*>& loras) const;
+  /// Row i feeds ids[i] through loras[i] at the next free position of caches[i]; rows
+  /// that share a cache are consecutive positions of one sequence, each attending to
+  /// those before it. Logits for the rows in `logit_rows` (all when empty).
   torch::Tensor decode_batch_cpu(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
-                                 const std::vector<const lora_weights*>& loras) const;
+                                 const std::vector<const lora_weights*>& loras,
+                                 const std::vector<size_t>& logit_rows = {}) const;
   void add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t layer, proj p,
                     const std::vector<const lora_weights*>& loras, float* y, size_t ldy,
                     cpu_scratch& s) const;

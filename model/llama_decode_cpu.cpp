@@ -147,9 +147,30 @@ void llama_model::add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t l
   }
 }
 
+std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
+                                                      const lora_weights* lora) const {
+  std::vector<const lora_weights*> loras(ids.size(), lora);
+  if (ids.empty() || !cpu_decode_ready(loras))
+    return std::nullopt;
+  if (activation_limit_bytes_ > 0
+      && ids.size() * static_cast<size_t>(config_.intermediate_size) * 3 * sizeof(float) > activation_limit_bytes_)
+    throw std::bad_alloc();  // injected, as in forward()
+  std::vector<kv_cache*> caches(ids.size(), &cache);
+  return decode_batch_cpu(ids, caches, loras, {ids.size() - 1});
+}
+
 torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
-                                            const std::vector<const lora_weights*>& loras) const {
+                                            const std::vector<const lora_weights*>& loras,
+                                            const std::vector<size_t>& logit_rows) const {
   const size_t rows = ids.size();
+  // Each row's position: after what its cache holds and the earlier rows of the same cache.
+  std::vector<int64_t> position(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    position[r] = caches[r]->length;
+    for (size_t e = 0; e < r; ++e)
+      if (caches[e] == caches[r])
+        ++position[r];
+  }
   const size_t h = static_cast<size_t>(config_.hidden_size), d = static_cast<size_t>(config_.head_dim);
   const size_t heads = static_cast<size_t>(config_.num_heads), kvh = static_cast<size_t>(config_.num_kv_heads);
   const size_t q_out = heads * d, kv_out = kvh * d, qkv_n = q_out + 2 * kv_out;
@@ -184,8 +205,9 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
     // RoPE (transformers' rotate_half) on q and k, then k and v into the row's cache.
     for (size_t r = 0; r < rows; ++r) {
       auto& cache = *caches[r];
-      const float* c = cos_all + static_cast<size_t>(cache.length) * d;
-      const float* sn = sin_all + static_cast<size_t>(cache.length) * d;
+      const int64_t pos = position[r];
+      const float* c = cos_all + static_cast<size_t>(pos) * d;
+      const float* sn = sin_all + static_cast<size_t>(pos) * d;
       float* row = &s.qkv[r * qkv_n];
       for (size_t hd = 0; hd < heads + kvh; ++hd) {
         float* v = row + hd * d;
@@ -201,8 +223,8 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       float* kp = kt.data_ptr<float>();
       float* vp = vt.data_ptr<float>();
       for (size_t g = 0; g < kvh; ++g) {
-        std::memcpy(kp + static_cast<int64_t>(g) * ks0 + cache.length * ks1, row + q_out + g * d, d * sizeof(float));
-        std::memcpy(vp + static_cast<int64_t>(g) * vs0 + cache.length * vs1, row + q_out + kv_out + g * d,
+        std::memcpy(kp + static_cast<int64_t>(g) * ks0 + pos * ks1, row + q_out + g * d, d * sizeof(float));
+        std::memcpy(vp + static_cast<int64_t>(g) * vs0 + pos * vs1, row + q_out + kv_out + g * d,
                     d * sizeof(float));
       }
     }
@@ -212,7 +234,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       for (size_t item = begin; item < end; ++item) {
         const size_t r = item / heads, head = item % heads;
         const auto& cache = *caches[r];
-        const int64_t total = cache.length + 1, at = cache.length;
+        const int64_t at = position[r], total = at + 1;
         const auto& kt = cache.k[l];
         const auto& vt = cache.v[l];
         const size_t g = head / group;
@@ -259,11 +281,16 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
   }
   for (auto* c : caches)
     ++c->length;
-  for (size_t r = 0; r < rows; ++r)
-    cpu::rms_norm_row(&s.x[r * h], ptr(weights_.final_norm), h, eps, &s.norm[r * h]);
+  std::vector<size_t> out_rows = logit_rows;
+  if (out_rows.empty())
+    for (size_t r = 0; r < rows; ++r)
+      out_rows.push_back(r);
+  for (size_t i = 0; i < out_rows.size(); ++i)
+    cpu::rms_norm_row(&s.x[out_rows[i] * h], ptr(weights_.final_norm), h, eps, &s.norm[i * h]);
   const auto vocab = static_cast<size_t>(weights_.lm_head.size(0));
-  auto logits = torch::empty({static_cast<int64_t>(rows), static_cast<int64_t>(vocab)}, torch::kFloat32);
-  dense(s.norm.data(), rows, h, ptr(weights_.lm_head), h, nullptr, logits.data_ptr<float>(), vocab, vocab);
+  auto logits = torch::empty({static_cast<int64_t>(out_rows.size()), static_cast<int64_t>(vocab)}, torch::kFloat32);
+  dense(s.norm.data(), out_rows.size(), h, ptr(weights_.lm_head), h, nullptr, logits.data_ptr<float>(), vocab,
+        vocab);
   return logits;
 }
 
