@@ -3,6 +3,7 @@
 // linear layers through cpu::dense_rows, and RMSNorm, RoPE, one-token attention and
 // SwiGLU as plain loops over reused buffers. Same arithmetic as the libtorch path up to
 // summation order; each row is computed alone, so a batch never changes a row's result.
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -15,16 +16,19 @@ namespace adapterd::model {
 
 namespace {
 
-// Runs body(begin, end) over [0, n) split evenly across the pool's threads.
+// Runs body(begin, end) over [0, n) on the pool's threads, in chunks that each thread
+// claims as it gets to them, so that a thread that is held up does not hold up the rest.
 template <class Body>
 void parallel(size_t n, size_t min_per_part, const Body& body) {
   auto& pool = spin_pool::instance();
   const size_t parts = std::min(pool.parts(), std::max<size_t>(1, n / std::max<size_t>(1, min_per_part)));
   if (parts <= 1)
     return body(0, n);
-  pool.run([&](size_t p) {
-    if (p < parts)
-      body(n * p / parts, n * (p + 1) / parts);
+  const size_t chunks = std::min(n, parts * 4);
+  std::atomic<size_t> next{0};
+  pool.run([&](size_t) {
+    for (size_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1))
+      body(n * c / chunks, n * (c + 1) / chunks);
   });
 }
 
@@ -196,8 +200,10 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const auto& w = weights_.layers[l];
     const auto& pk = packed_[l];
-    for (size_t r = 0; r < rows; ++r)
-      cpu::rms_norm_row(&s.x[r * h], ptr(w.input_norm), h, eps, &s.norm[r * h]);
+    parallel(rows, 4, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r)
+        cpu::rms_norm_row(&s.x[r * h], ptr(w.input_norm), h, eps, &s.norm[r * h]);
+    });
     dense(s.norm.data(), rows, h, ptr(w.linear[0].weight), h, ptr(pk.qkv_bias), s.qkv.data(), qkv_n, qkv_n);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::q, loras, s.qkv.data(), qkv_n, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::k, loras, s.qkv.data() + q_out, qkv_n, s);
@@ -265,14 +271,18 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
     add_lora_cpu(s.attn.data(), q_out, rows, l, proj::o, loras, s.proj.data(), h, s);
     for (size_t i = 0; i < rows * h; ++i)
       s.x[i] += s.proj[i];
-    for (size_t r = 0; r < rows; ++r)
-      cpu::rms_norm_row(&s.x[r * h], ptr(w.post_attention_norm), h, eps, &s.norm[r * h]);
+    parallel(rows, 4, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r)
+        cpu::rms_norm_row(&s.x[r * h], ptr(w.post_attention_norm), h, eps, &s.norm[r * h]);
+    });
     dense(s.norm.data(), rows, h, ptr(w.linear[4].weight), h, ptr(pk.gate_up_bias), s.gate_up.data(), 2 * inter,
           2 * inter);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::gate, loras, s.gate_up.data(), 2 * inter, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::up, loras, s.gate_up.data() + inter, 2 * inter, s);
-    for (size_t r = 0; r < rows; ++r)
-      cpu::silu_mul(&s.gate_up[r * 2 * inter], &s.gate_up[r * 2 * inter + inter], inter);
+    parallel(rows, 2, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r)
+        cpu::silu_mul(&s.gate_up[r * 2 * inter], &s.gate_up[r * 2 * inter + inter], inter);
+    });
     dense(s.gate_up.data(), rows, 2 * inter, ptr(w.linear[6].weight), inter, ptr(w.linear[6].bias), s.proj.data(),
           h, h);
     add_lora_cpu(s.gate_up.data(), 2 * inter, rows, l, proj::down, loras, s.proj.data(), h, s);
