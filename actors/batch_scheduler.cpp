@@ -309,7 +309,8 @@ void batch_scheduler::decode(std::vector<finished_job>& out) {
 void batch_scheduler::finish(running_job& r, std::vector<finished_job>& out) {
   auto text = r.gen->take_text();
   if (r.j.on_chunk && !text.empty())
-    r.j.on_chunk({r.j.req.request_id, std::move(text), static_cast<uint32_t>(r.gen->tokens_generated())});
+    r.j.on_chunk({r.j.req.request_id, std::move(text), static_cast<uint32_t>(r.gen->tokens_generated()),
+                  r.j.req.arrival_seq});
   auto output = r.gen->output();
   auto now = clock::now();
   messages::generate_reply reply;
@@ -341,7 +342,8 @@ void batch_scheduler::stream_text() {
     if (r->j.on_chunk && !r->gen->finished()) {
       auto text = r->gen->take_text();
       if (!text.empty())
-        r->j.on_chunk({r->j.req.request_id, std::move(text), static_cast<uint32_t>(r->gen->tokens_generated())});
+        r->j.on_chunk({r->j.req.request_id, std::move(text), static_cast<uint32_t>(r->gen->tokens_generated()),
+                       r->j.req.arrival_seq});
     }
 }
 

@@ -15,7 +15,9 @@ struct http_state {
 
   http_targets targets;
   uint64_t arrivals = 0;
-  std::unordered_map<std::string, chunk_fn> streams;  // request id -> its connection
+  // arrival_seq -> its connection. Not the request id: two clients may send the same
+  // X-Request-Id, and neither may see the other's text.
+  std::unordered_map<uint64_t, chunk_fn> streams;
 };
 
 namespace {
@@ -72,17 +74,17 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
         return;
       }
       // The gpu-owner sends the text to this actor (the requester) before its reply.
-      auto id = req.request_id;
-      self->state.streams[id] = std::move(on_chunk);
-      generate_done finished = [self, id, done = std::move(done)](http::outcome<messages::generate_reply> r) {
-        self->state.streams.erase(id);
+      auto seq = req.arrival_seq;
+      self->state.streams[seq] = std::move(on_chunk);
+      generate_done finished = [self, seq, done = std::move(done)](http::outcome<messages::generate_reply> r) {
+        self->state.streams.erase(seq);
         done(std::move(r));
       };
       forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(finished),
                                         messages::generate_atom_v, std::move(req));
     },
     [=](messages::chunk_atom, messages::stream_chunk& c) {
-      auto it = self->state.streams.find(c.request_id);
+      auto it = self->state.streams.find(c.arrival_seq);
       if (it != self->state.streams.end())
         it->second(std::move(c));
     },

@@ -67,12 +67,13 @@ typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
 struct stream_chunk {
   std::string request_id;
   std::string text;
-  uint32_t tokens = 0;  // tokens generated so far
+  uint32_t tokens = 0;       // tokens generated so far
+  uint64_t arrival_seq = 0;  // the request's, which (unlike a client's X-Request-Id) is unique
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_chunk& x) {
-  return f(caf::meta::type_name("adapterd::stream_chunk"), x.request_id, x.text, x.tokens);
+  return f(caf::meta::type_name("adapterd::stream_chunk"), x.request_id, x.text, x.tokens, x.arrival_seq);
 }
 
 }  // namespace adapterd::messages

@@ -118,6 +118,27 @@ class BatchingTest(unittest.TestCase):
         self.assertNotIn(stop, streamed)
         self.assertEqual(events[-1][0], "done")
 
+    def test_streams_with_the_same_request_id_keep_their_own_text(self):
+        fields = [dict(prompt=f"twin {i} " * (i + 1), max_new_tokens=30, temperature=0) for i in range(2)]
+        expected = [self.server.generate(**f)[1]["generated_text"] for f in fields]
+        self.assertNotEqual(expected[0], expected[1])
+        streamed = [None, None]
+
+        def stream(i):
+            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+            conn.request("POST", "/generate-lite", body=json.dumps({**fields[i], "stream": True}),
+                         headers={"Content-Type": "application/json", "X-Request-Id": "same-id"})
+            events = list(sse_events(conn.getresponse()))
+            conn.close()
+            streamed[i] = "".join(d["text"] for e, d in events if e == "message")
+
+        threads = [threading.Thread(target=stream, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        self.assertEqual(streamed, expected)
+
     def test_streaming_error_before_text_is_plain_json(self):
         conn, resp = open_stream(self.server, prompt="x", adapter_path="/etc")
         body = json.loads(resp.read())
