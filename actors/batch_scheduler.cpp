@@ -248,6 +248,7 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     }
     prefill_tokens += prompt;
     ++admitted_now;
+    stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
     auto r = std::make_unique<running_job>();
     r->j = std::move(item->j);
     r->lease = std::move(*item->lease);
@@ -387,10 +388,7 @@ messages::batch_state batch_scheduler::state() const {
   auto s = stats_;
   s.waiting = static_cast<uint32_t>(waiting_.size());
   s.running = static_cast<uint32_t>(running_.size());
-  if (!running_.empty()) {
-    s.kv_pool_tokens = running_.front()->lease.model->kv_pool_tokens();
-    s.kv_pool_used = running_.front()->lease.model->kv_pool_tokens_used();
-  }
+  s.kv_pool_used = running_.empty() ? 0 : running_.front()->lease.model->kv_pool_tokens_used();
   return s;
 }
 

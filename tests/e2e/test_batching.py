@@ -154,9 +154,11 @@ class BatchingTest(unittest.TestCase):
         conn.sock.shutdown(socket.SHUT_RDWR)
         conn.close()
         self.assertTrue(wait_for(lambda: self.server.health()["batch"]["cancelled"] == before + 1))
-        h = self.server.health()
         self.assertTrue(wait_for(lambda: self.server.health()["running"] == 0))
+        h = self.server.health()
         self.assertEqual(h["status"], "healthy")
+        self.assertEqual(h["batch"]["kv_pool_tokens"], 4096)  # --kv-reserve-tokens' default
+        self.assertEqual(h["batch"]["kv_pool_used_tokens"], 0, "its KV range was given back")
         self.assertEqual(self.server.generate(prompt="still here", max_new_tokens=2)[0], 200)
 
     def test_per_request_timeout(self):
