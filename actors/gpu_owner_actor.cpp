@@ -166,6 +166,7 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
       std::vector<finished_job> done;
       self->state.scheduler->cancel(id, done);
       deliver_now(done);  // nobody waits for these answers
+      report_batch(self);  // a queued request gone: /health must not show it waiting
       kick(self);
     },
     [=](messages::step_atom) { run_step(self); },
