@@ -103,15 +103,22 @@ std::optional<finished_job> batch_scheduler::enqueue(job j) {
   return std::nullopt;
 }
 
-bool batch_scheduler::cancel(const std::string& id, std::vector<finished_job>& out) {
+std::optional<job> batch_scheduler::take_waiting(const std::string& id) {
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
     if ((*it)->j.req.request_id == id) {
       auto j = std::move((*it)->j);
       waiting_.erase(it);
-      ++stats_.cancelled;
-      fail(std::move(j), errc::cancelled, "the client went away", out);
-      return true;
+      return j;
     }
+  return std::nullopt;
+}
+
+bool batch_scheduler::cancel(const std::string& id, std::vector<finished_job>& out) {
+  if (auto j = take_waiting(id)) {
+    ++stats_.cancelled;
+    fail(std::move(*j), errc::cancelled, "the client went away", out);
+    return true;
+  }
   for (auto& r : running_)
     if (r->j.req.request_id == id && !r->cancelled) {
       r->cancelled = true;
@@ -158,13 +165,8 @@ void batch_scheduler::leased(const std::string& id, model_lease lease) {
 void batch_scheduler::lease_failed(const std::string& id, messages::failure why,
                                    std::vector<finished_job>& out) {
   leasing_ = false;
-  for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
-    if ((*it)->j.req.request_id == id) {
-      auto j = std::move((*it)->j);
-      waiting_.erase(it);
-      fail(std::move(j), why.code, std::move(why.message), out);
-      return;
-    }
+  if (auto j = take_waiting(id))
+    fail(std::move(*j), why.code, std::move(why.message), out);
 }
 
 void batch_scheduler::expire(std::vector<finished_job>& out) {
@@ -211,8 +213,7 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
     const auto prompt = static_cast<int64_t>(ids.size());
     const auto needed = model.kv_tokens_needed(ids.size(), params);
-    const bool overflows = prompt >= std::min(w.lease->kv_reserve_tokens, model.config().max_position_embeddings);
-    if (!overflows && model.kv_pool_tokens() > 0 && !model.kv_pool_fits(needed)) {
+    if (needed > 0 && model.kv_pool_tokens() > 0 && !model.kv_pool_fits(needed)) {
       if (running_.empty()) {  // cannot happen with a pool of kv_reserve_tokens; never spin on it
         auto j = std::move(w.j);
         waiting_.pop_front();

@@ -92,6 +92,7 @@ private:
   void finish(running_job& r, std::vector<finished_job>& out);
   void stream_text();
   void fail(job j, messages::errc code, std::string message, std::vector<finished_job>& out);
+  std::optional<job> take_waiting(const std::string& request_id);
 
   scheduler_limits limits_;
   event_fn events_;

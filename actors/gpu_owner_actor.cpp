@@ -92,15 +92,15 @@ void lease_next(self_ptr self) {
         spdlog::warn("gpu-owner {} no model: {}", id, why.message);
         std::vector<finished_job> done;
         self->state.scheduler->lease_failed(id, why, done);
-        report_batch(self);
         deliver(self, std::move(done));
         kick(self);
       });
 }
 
-// One step message in the mailbox at a time: requests that arrive meanwhile queue behind
-// it and join at the next step.
+// Every handler ends here. One step message in the mailbox at a time: requests that arrive
+// meanwhile queue behind it and join at the next step.
 void kick(self_ptr self) {
+  report_batch(self);
   lease_next(self);
   if (self->state.step_queued || !self->state.scheduler->has_work())
     return;
@@ -116,7 +116,6 @@ void run_step(self_ptr self) {
   } catch (const std::exception& e) {  // never let the device owner die of one step
     spdlog::error("gpu-owner step failed: {}", e.what());
   }
-  report_batch(self);
   deliver(self, std::move(done));
   kick(self);
 }
@@ -158,7 +157,6 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
                      std::get<messages::failure>(rejected->outcome).message);
         rejected->j.done(std::move(rejected->outcome));
       }
-      report_batch(self);
       kick(self);
       return rp;
     },
@@ -166,7 +164,6 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
       std::vector<finished_job> done;
       self->state.scheduler->cancel(id, done);
       deliver_now(done);  // nobody waits for these answers
-      report_batch(self);  // a queued request gone: /health must not show it waiting
       kick(self);
     },
     [=](messages::step_atom) { run_step(self); },

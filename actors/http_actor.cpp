@@ -1,6 +1,5 @@
 #include "actors/http_actor.hpp"
 
-#include <chrono>
 #include <unordered_map>
 
 #include "caf/send.hpp"
@@ -21,12 +20,6 @@ struct http_state {
 };
 
 namespace {
-
-int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
-}
 
 // Forwards `args` to `target` and completes `done` with the answer or the failure. No
 // timeout here: CAF 0.17 keeps a request's timeout entry until it expires, so long
@@ -67,7 +60,6 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
     [=](messages::generate_atom, messages::generate_request& req, chunk_fn& on_chunk,
         generate_done& done) {
       req.arrival_seq = ++self->state.arrivals;
-      req.received_at_us = now_us();
       if (!req.stream) {
         forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(done),
                                           messages::generate_atom_v, std::move(req));

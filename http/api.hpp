@@ -33,8 +33,8 @@ class responder {
 public:
   virtual ~responder() = default;
   virtual void respond(response r) = 0;
-  /// 200 with Content-Type text/event-stream, chunked; `headers` are added.
-  virtual void stream_open(std::vector<std::pair<std::string, std::string>> headers) = 0;
+  /// 200 with Content-Type text/event-stream, chunked.
+  virtual void stream_open() = 0;
   virtual void stream_write(std::string data) = 0;
   virtual void stream_close() = 0;
 };

@@ -30,7 +30,7 @@ void generate_streaming(messages::generate_request gen, backend& svc, std::share
   auto open = [out, opened] {
     if (!*opened) {
       *opened = true;
-      out->stream_open({});
+      out->stream_open();
     }
   };
   svc.generate(

@@ -46,7 +46,7 @@ public:
   session_responder(std::shared_ptr<session> s, uint64_t generation)
     : session_(std::move(s)), generation_(generation) {}
   void respond(response r) override;
-  void stream_open(std::vector<std::pair<std::string, std::string>> headers) override;
+  void stream_open() override;
   void stream_write(std::string data) override;
   void stream_close() override;
 
@@ -83,7 +83,7 @@ public:
     send(std::move(r), keep_alive_);
   }
 
-  void stream_open(std::vector<std::pair<std::string, std::string>> headers) {
+  void stream_open() {
     if (streaming_)
       return;
     streaming_ = true;
@@ -92,8 +92,6 @@ public:
     head->set(bhttp::field::content_type, "text/event-stream");
     head->set(bhttp::field::cache_control, "no-cache");
     head->set("X-Request-Id", request_id_);
-    for (const auto& [k, v] : headers)
-      head->set(k, v);
     head->keep_alive(keep_alive_);
     head->chunked(true);
     log_line(200);
@@ -330,8 +328,8 @@ void session_responder::respond(response r) {
   session_->on_strand(generation_, [r = std::move(r)](session& s) mutable { s.respond(std::move(r)); });
 }
 
-void session_responder::stream_open(std::vector<std::pair<std::string, std::string>> headers) {
-  session_->on_strand(generation_, [h = std::move(headers)](session& s) mutable { s.stream_open(std::move(h)); });
+void session_responder::stream_open() {
+  session_->on_strand(generation_, [](session& s) { s.stream_open(); });
 }
 
 void session_responder::stream_write(std::string data) {

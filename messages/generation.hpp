@@ -23,7 +23,6 @@ struct generate_request {
   bool prefer_cpu = false;
   std::vector<std::string> stop;  // generation ends before any of these texts
   uint64_t arrival_seq = 0;     // stamped by the http actor, in arrival order
-  int64_t received_at_us = 0;   // steady-clock microseconds, stamped on arrival
   bool stream = false;          // send stream_chunk messages to the requester as text appears
   double timeout_s = 0;         // give up (errc::timeout) this long after arrival; 0: never
 };
@@ -33,7 +32,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
            x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq,
-           x.received_at_us, x.stream, x.timeout_s);
+           x.stream, x.timeout_s);
 }
 
 struct generate_reply {

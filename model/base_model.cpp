@@ -112,6 +112,12 @@ result<placement> pick_placement(const load_options& options) {
   return placement{*device, *dtype};
 }
 
+// The longest prompt + output a generation with `params` may reach.
+int64_t context_tokens(const model_config& c, const generation_params& params) {
+  return params.max_context_tokens > 0 ? std::min(params.max_context_tokens, c.max_position_embeddings)
+                                       : c.max_position_embeddings;
+}
+
 std::vector<float> to_host(const torch::Tensor& t) {
   auto host = t.to(torch::kCPU, torch::kFloat32).contiguous();
   std::vector<float> out(static_cast<size_t>(host.numel()));
@@ -271,12 +277,11 @@ result<std::shared_ptr<const lora_adapter>> base_model::move_adapter(const lora_
 }
 
 int64_t base_model::kv_tokens_needed(size_t prompt_tokens, const generation_params& params) const {
-  const auto& c = config();
-  const auto context = params.max_context_tokens > 0
-                         ? std::min(params.max_context_tokens, c.max_position_embeddings)
-                         : c.max_position_embeddings;
+  const auto context = context_tokens(config(), params);
   const auto prompt = static_cast<int64_t>(prompt_tokens);
-  return prompt + std::max<int64_t>(0, std::min<int64_t>(params.max_new_tokens, context - prompt));
+  if (prompt == 0 || prompt >= context)
+    return 0;  // begin() refuses it
+  return prompt + std::min<int64_t>(params.max_new_tokens, context - prompt);
 }
 
 int64_t base_model::kv_pool_tokens() const { return impl_->pool ? impl_->pool->tokens() : 0; }
@@ -286,7 +291,7 @@ int64_t base_model::kv_pool_tokens_used() const {
   return impl_->pool ? impl_->pool->tokens_used() : 0;
 }
 
-size_t base_model::kv_pool_bytes() const { return impl_->pool ? impl_->pool->bytes() : 0; }
+size_t base_model::kv_pool_bytes() const { return kv_cache_bytes(kv_pool_tokens()); }
 
 bool base_model::kv_pool_fits(int64_t tokens) const {
   std::lock_guard<std::mutex> lock(impl_->pool_mutex);
@@ -369,9 +374,7 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     return *bad;
   if (auto bad = check_ids(prompt_ids, c))
     return *bad;
-  const auto context = params.max_context_tokens > 0
-                         ? std::min(params.max_context_tokens, c.max_position_embeddings)
-                         : c.max_position_embeddings;
+  const auto context = context_tokens(c, params);
   const auto prompt_len = static_cast<int64_t>(prompt_ids.size());
   if (prompt_len >= context)
     return make_error(errc::context_overflow, "the prompt has " + std::to_string(prompt_len)

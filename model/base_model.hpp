@@ -112,7 +112,7 @@ public:
   /// Bytes of the KV cache for one sequence of `tokens` tokens.
   size_t kv_cache_bytes(int64_t tokens) const;
   /// The KV tokens a generation of `prompt_tokens` with `params` takes (prompt + output,
-  /// within the context).
+  /// within the context); 0 for a prompt that begin() refuses (empty, or past the context).
   int64_t kv_tokens_needed(size_t prompt_tokens, const generation_params& params) const;
   /// The KV pool: its size, what running generations hold, and whether `tokens` more fit
   /// in one free range now.

@@ -100,8 +100,6 @@ kv_pool::kv_pool(const llama_model& model, int64_t tokens) : ranges_(tokens) {
     k_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
     v_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
   }
-  bytes_ = static_cast<size_t>(2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens)
-           * c10::elementSize(model.dtype());
 }
 
 std::optional<kv_cache> kv_pool::take(int64_t tokens) {

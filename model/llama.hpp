@@ -88,6 +88,10 @@ private:
   // The CPU fp32 decode path (llama_decode_cpu.cpp).
   struct cpu_scratch {
     std::vector<float> x, norm, qkv, attn, proj, gate_up, lora_in, lora_mid, lora_out;
+    std::vector<int64_t> position;
+    std::vector<std::pair<kv_cache*, int64_t>> next_position;
+    std::vector<const lora_pair*> lora_done;
+    std::vector<size_t> lora_rows;
   };
   struct packed_layer {
     torch::Tensor qkv_bias, gate_up_bias;  // fused; undefined when the model has none
@@ -135,12 +139,10 @@ public:
   bool fits(int64_t tokens) const;
   int64_t tokens() const { return ranges_.capacity(); }
   int64_t tokens_used() const { return ranges_.used(); }
-  size_t bytes() const { return bytes_; }
 
 private:
   std::vector<torch::Tensor> k_, v_;
   token_ranges ranges_;
-  size_t bytes_ = 0;
 };
 
 /// The rotary inverse frequencies, computed in fp32 exactly as transformers does,

@@ -122,7 +122,8 @@ bool llama_model::cpu_decode_ready(const std::vector<const lora_weights*>& loras
 void llama_model::add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t layer, proj p,
                                const std::vector<const lora_weights*>& loras, float* y, size_t ldy,
                                cpu_scratch& s) const {
-  std::vector<const lora_pair*> done;
+  auto& done = s.lora_done;
+  done.clear();
   for (size_t row = 0; row < rows; ++row) {
     const auto* pair = lora_for(loras[row], layer, p);
     if (pair == nullptr || std::find(done.begin(), done.end(), pair) != done.end())
@@ -130,7 +131,8 @@ void llama_model::add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t l
     done.push_back(pair);
     const size_t in = static_cast<size_t>(pair->a.size(1)), r = static_cast<size_t>(pair->a.size(0));
     const size_t out = static_cast<size_t>(pair->b.size(0));
-    std::vector<size_t> members;
+    auto& members = s.lora_rows;
+    members.clear();
     for (size_t i = row; i < rows; ++i)
       if (lora_for(loras[i], layer, p) == pair)
         members.push_back(i);
@@ -167,13 +169,21 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
                                             const std::vector<const lora_weights*>& loras,
                                             const std::vector<size_t>& logit_rows) const {
   const size_t rows = ids.size();
-  // Each row's position: after what its cache holds and the earlier rows of the same cache.
-  std::vector<int64_t> position(rows);
+  // Reused: no allocation per token once warm. The reference matters: inside the parallel
+  // lambdas a thread_local name would mean each worker thread's own (empty) copy.
+  thread_local cpu_scratch scratch;
+  cpu_scratch& s = scratch;
+  // Each row's position: after what its cache holds and the earlier rows of the same cache
+  // (a prefill's rows share one cache; a decode step's rows have one each).
+  auto& position = s.position;
+  position.resize(rows);
+  s.next_position.clear();
   for (size_t r = 0; r < rows; ++r) {
-    position[r] = caches[r]->length;
-    for (size_t e = 0; e < r; ++e)
-      if (caches[e] == caches[r])
-        ++position[r];
+    auto it = std::find_if(s.next_position.begin(), s.next_position.end(),
+                           [&](const auto& e) { return e.first == caches[r]; });
+    if (it == s.next_position.end())
+      it = s.next_position.insert(it, {caches[r], caches[r]->length});
+    position[r] = it->second++;
   }
   const size_t h = static_cast<size_t>(config_.hidden_size), d = static_cast<size_t>(config_.head_dim);
   const size_t heads = static_cast<size_t>(config_.num_heads), kvh = static_cast<size_t>(config_.num_kv_heads);
@@ -182,11 +192,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
   const double eps = config_.rms_norm_eps;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t window = config_.sliding_window;
-  // Reused: no allocation per token once warm. The reference matters: inside the parallel
-  // lambdas a thread_local name would mean each worker thread's own (empty) copy.
-  thread_local cpu_scratch scratch;
-  cpu_scratch& s = scratch;
-  s.x.assign(rows * h, 0);
+  s.x.resize(rows * h);
   s.norm.resize(rows * h);
   s.qkv.resize(rows * qkv_n);
   s.attn.resize(rows * q_out);
@@ -236,7 +242,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
     }
     // One-token attention for every (row, head): scores, softmax, weighted values.
     parallel(rows * heads, 1, [&](size_t begin, size_t end) {
-      std::vector<float> p;
+      thread_local std::vector<float> p;  // this worker's scores, reused
       for (size_t item = begin; item < end; ++item) {
         const size_t r = item / heads, head = item % heads;
         const auto& cache = *caches[r];
