@@ -66,7 +66,7 @@ void deliver(self_ptr self, std::vector<finished_job> done) {
   auto id = done.front().j.req.request_id;
   auto shared = std::make_shared<std::vector<finished_job>>(std::move(done));
   self->request(self->state.janitor, caf::infinite, messages::cleanup_atom_v,
-                messages::cleanup_request{id, "after_request", "flush"})
+                messages::cleanup_request{id, "after_request", "flush", ""})
     .await([shared](const messages::cleanup_reply&) { deliver_now(*shared); },
            [shared, id](const caf::error& e) {
              spdlog::warn("gpu-owner {} post-request cleanup failed: {}", id, caf::to_string(e));
@@ -134,14 +134,15 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
   return {
     [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
       // Read the sender first: making the response promise takes it from the message.
-      auto requester = caf::actor_cast<caf::actor>(self->current_sender());
+      auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
       auto rp = self->make_response_promise<generate_reply>();
       job j;
       if (req.stream && requester) {
-        // The requester is whoever asked (the http actor here, a router elsewhere), so
-        // its handle is dynamically typed; the text goes to it as a one-way message.
-        j.on_chunk = [requester](messages::stream_chunk c) {
-          caf::anon_send(requester, messages::chunk_atom_v, std::move(c));
+        // The requester is whoever asked (the http actor here, a router elsewhere); the
+        // text goes to it as one-way messages, sent (not anonymously) so that a router can
+        // tell they came from a worker it trusts.
+        j.on_chunk = [self, requester](messages::stream_chunk c) {
+          self->send(requester, messages::chunk_atom_v, std::move(c));
         };
       }
       j.done = [rp](generate_outcome outcome) mutable {

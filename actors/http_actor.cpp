@@ -61,18 +61,18 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
         generate_done& done) {
       req.arrival_seq = ++self->state.arrivals;
       if (!req.stream) {
-        forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(done),
+        forward<messages::generate_reply>(self, self->state.targets.generation, std::move(done),
                                           messages::generate_atom_v, std::move(req));
         return;
       }
-      // The gpu-owner sends the text to this actor (the requester) before its reply.
+      // The gpu-owner (or router) sends the text to this actor (the requester) before its reply.
       auto seq = req.arrival_seq;
       self->state.streams[seq] = std::move(on_chunk);
       generate_done finished = [self, seq, done = std::move(done)](http::outcome<messages::generate_reply> r) {
         self->state.streams.erase(seq);
         done(std::move(r));
       };
-      forward<messages::generate_reply>(self, self->state.targets.gpu_owner, std::move(finished),
+      forward<messages::generate_reply>(self, self->state.targets.generation, std::move(finished),
                                         messages::generate_atom_v, std::move(req));
     },
     [=](messages::chunk_atom, messages::stream_chunk& c) {
@@ -81,14 +81,14 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
         it->second(std::move(c));
     },
     [=](messages::cancel_atom, std::string& id) {
-      self->send(self->state.targets.gpu_owner, messages::cancel_atom_v, std::move(id));
+      self->send(self->state.targets.generation, messages::cancel_atom_v, std::move(id));
     },
     [=](messages::cleanup_atom, messages::cleanup_request& req, cleanup_done& done) {
-      forward<messages::cleanup_reply>(self, self->state.targets.janitor, std::move(done),
+      forward<messages::cleanup_reply>(self, self->state.targets.cleanup, std::move(done),
                                        messages::cleanup_atom_v, std::move(req));
     },
     [=](messages::health_atom, health_done& done) {
-      forward<messages::health_report>(self, self->state.targets.monitor, std::move(done),
+      forward<messages::health_report>(self, self->state.targets.health, std::move(done),
                                        messages::health_atom_v);
     },
   };

@@ -2,7 +2,7 @@
 // http actor: the Beast server (http::server, on its own io threads) turns each HTTP call
 // into a message to this actor through make_actor_backend(). Calls arrive in its mailbox
 // in arrival order; it stamps them, forwards generation (and cancellation) to the
-// gpu-owner, cleanup to the janitor and health to the monitor, passes streamed text on,
+// gpu-owner (or router), cleanup to the janitor and health to the monitor, passes streamed text on,
 // and hands every answer (or a timeout/unavailable error) back to the waiting connection.
 #include <functional>
 
@@ -27,10 +27,11 @@ using http_actor = caf::typed_actor<
   caf::reacts_to<messages::cleanup_atom, messages::cleanup_request, cleanup_done>,
   caf::reacts_to<messages::health_atom, health_done>>;
 
+/// Where calls go: a standalone node's gpu-owner, janitor and monitor, or a router.
 struct http_targets {
-  messages::gpu_owner_actor gpu_owner;
-  messages::janitor_actor janitor;
-  messages::monitor_actor monitor;
+  messages::generation_service generation;
+  messages::cleanup_service cleanup;
+  messages::health_service health;
 };
 
 http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets);

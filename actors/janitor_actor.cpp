@@ -94,7 +94,7 @@ messages::janitor_actor::behavior_type janitor_behavior(
           [=](const messages::freed_report& freed) {
             if (freed.models > 0) {
               spdlog::info("janitor unloaded {} idle model(s) after {} s", freed.models, idle);
-              flush(self, cleanup_request{"idle", "idle_unload", "all"}, freed);
+              flush(self, cleanup_request{"idle", "idle_unload", "all", ""}, freed);
             }
             self->delayed_send(self, tick_period(idle), caf::tick_atom_v);
           },

@@ -1,6 +1,10 @@
 // adapterd: serve a model with LoRA adapters over HTTP (the seed's contract).
 // Options: defaults < config file (config/adapterd.ini, or --config-file=) < command line.
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include <iostream>
 #include <optional>
@@ -10,19 +14,21 @@
 
 #include "caf/actor_system.hpp"
 #include "caf/actor_system_config.hpp"
+#include "caf/io/middleman.hpp"
 
 #include "actors/node.hpp"
+#include "actors/node_dial.hpp"
 #include "messages/type_ids.hpp"
 
 namespace {
 
 using adapterd::actors::cleanup_policy;
 
-std::vector<std::string> split_paths(const std::string& s) {
+std::vector<std::string> split(const std::string& s, char separator) {
   std::vector<std::string> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ':'))
+  while (std::getline(ss, item, separator))
     if (!item.empty())
       out.push_back(item);
   return out;
@@ -54,6 +60,15 @@ public:
   uint32_t max_queue = 256;
   int64_t max_prefill_tokens = 2048;
   std::string log_level = "info";
+  std::string role = "standalone";
+  std::string node_host = "127.0.0.1";
+  uint16_t node_port = 0;
+  std::string node_name;
+  std::string node_secret_file;
+  std::string workers;
+  std::string join;
+  std::string advertise;
+  uint32_t node_poll_ms = 500;
 
   adapterd_config() {
     opt_group{custom_options_, "global"}
@@ -81,7 +96,17 @@ public:
       .add(max_batch_size, "max-batch-size", "sequences decoded together (1: one request at a time, as the seed)")
       .add(max_queue, "max-queue", "requests that may wait for the batch; more get 429")
       .add(max_prefill_tokens, "max-prefill-tokens", "prompt tokens admitted into the batch per step")
-      .add(log_level, "log-level", "trace | debug | info | warn | error");
+      .add(log_level, "log-level", "trace | debug | info | warn | error")
+      .add(role, "role", "standalone | worker (a device for routers; HTTP /health only) | router (the API over workers)")
+      .add(node_host, "node-host", "address a worker publishes itself on, or a router takes joins on (default 127.0.0.1)")
+      .add(node_port, "node-port", "a worker's node port (0: any free one); a router's port for joining workers (0: none)")
+      .add(node_name, "node-name", "a worker's name in its router's /health (default host:node-port)")
+      .add(node_secret_file, "node-secret-file",
+           "file holding the cluster's shared secret (or set ADAPTERD_NODE_SECRET); needed by workers and routers")
+      .add(workers, "workers", "a router's workers, ','-separated host:port node addresses")
+      .add(join, "join", "a worker asks these routers (','-separated host:port) to dial it")
+      .add(advertise, "advertise", "the host:port a worker gives routers to dial (default node-host:node-port)")
+      .add(node_poll_ms, "node-poll-ms", "a router asks each worker for its status this often");
     add_message_types<caf::id_block::adapterd>();
     // The work-stealing default polls for work on every core; on a small machine that
     // polling takes CPU from the model. Actors here block on real work, so share a queue.
@@ -95,8 +120,8 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.host = c.host;
   s.port = c.port;
   s.default_model = c.model;
-  s.model_roots = split_paths(c.model_roots);
-  s.adapter_roots = split_paths(c.adapter_roots);
+  s.model_roots = split(c.model_roots, ':');
+  s.adapter_roots = split(c.adapter_roots, ':');
   s.device = c.device;
   s.dtype = c.dtype;
   s.threads = c.threads;
@@ -136,6 +161,52 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--max-prefill-tokens must be at least 1";
   if (c.threads < 0)
     problem = "--threads must not be negative";
+  if (c.role == "standalone")
+    s.role = adapterd::actors::node_role::standalone;
+  else if (c.role == "worker")
+    s.role = adapterd::actors::node_role::worker;
+  else if (c.role == "router")
+    s.role = adapterd::actors::node_role::router;
+  else
+    problem = "--role must be standalone, worker or router, not '" + c.role + "'";
+  s.node_host = c.node_host;
+  s.node_port = c.node_port;
+  s.workers = split(c.workers, ',');
+  s.join = split(c.join, ',');
+  s.node_poll_ms = c.node_poll_ms;
+  s.advertise = c.advertise;
+  if (s.advertise.empty() && c.node_port != 0)
+    s.advertise = c.node_host + ":" + std::to_string(c.node_port);
+  s.node_name = c.node_name;
+  if (s.node_name.empty())
+    s.node_name = !s.advertise.empty() ? s.advertise : "worker-" + std::to_string(getpid());
+  for (const auto& address : s.workers)
+    if (!adapterd::actors::parse_node_address(address))
+      problem = "--workers: '" + address + "' is not a host:port address";
+  for (const auto& address : s.join)
+    if (!adapterd::actors::parse_node_address(address))
+      problem = "--join: '" + address + "' is not a host:port address";
+  if (!s.join.empty() && s.advertise.empty())
+    problem = "a worker that joins routers needs --node-port (or --advertise) so they can dial it";
+  if (!s.advertise.empty() && !adapterd::actors::parse_node_address(s.advertise))
+    problem = "--advertise: '" + s.advertise + "' is not a host:port address";
+  if (s.role == adapterd::actors::node_role::router && s.workers.empty() && c.node_port == 0)
+    problem = "a router needs --workers, or a --node-port where workers can join";
+  if (c.node_poll_ms < 10)
+    problem = "--node-poll-ms must be at least 10";
+  if (s.role != adapterd::actors::node_role::standalone) {
+    if (!c.node_secret_file.empty()) {
+      std::ifstream in(c.node_secret_file);
+      if (!in)
+        problem = "cannot read --node-secret-file " + c.node_secret_file;
+      std::getline(in, s.node_secret);
+    } else if (const char* env = std::getenv("ADAPTERD_NODE_SECRET")) {
+      s.node_secret = env;
+    }
+    if (problem.empty() && s.node_secret.size() < 16)
+      problem = std::string("a ") + c.role + " needs the cluster's shared secret, at least 16 characters, "
+                "from --node-secret-file or ADAPTERD_NODE_SECRET";
+  }
   if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
     problem = "--log-level '" + c.log_level + "' is not a level";
   if (!problem.empty())
@@ -159,6 +230,10 @@ int main(int argc, char** argv) {
     std::cerr << "adapterd: " << problem << "\n";
     return 2;
   }
+  if (service->role != adapterd::actors::node_role::standalone) {
+    cfg.load<caf::io::middleman>();
+    cfg.set("middleman.app-identifier", "adapterd");  // CAF refuses nodes of other applications
+  }
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
@@ -178,8 +253,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The line tests and scripts wait for; they read the port from it.
-  spdlog::info("adapterd listening on http://{}:{} (model {}, cleanup {})", service->host,
-               std::get<uint16_t>(started), service->default_model, cfg.policy);
+  if (service->role == adapterd::actors::node_role::standalone)
+    spdlog::info("adapterd listening on http://{}:{} (model {}, cleanup {})", service->host,
+                 std::get<uint16_t>(started), service->default_model, cfg.policy);
+  else
+    spdlog::info("adapterd {} listening on http://{}:{} (node port {}, model {})", cfg.role,
+                 service->host, std::get<uint16_t>(started), node.node_port(),
+                 service->role == adapterd::actors::node_role::router ? "none" : service->default_model);
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("adapterd stopping on signal {}", sig);

@@ -1,8 +1,8 @@
 #include "actors/monitor_actor.hpp"
 
 #include <chrono>
-#include <ctime>
 
+#include "actors/timestamp.hpp"
 #include "model/memory_stats.hpp"
 
 namespace adapterd::actors {
@@ -12,6 +12,7 @@ struct monitor_state {
   monitor_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
 
   cleanup_policy policy = cleanup_policy::flush;
+  node_role role = node_role::standalone;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   uint64_t served = 0, failed = 0, flushes = 0;
   messages::batch_state batch;
@@ -21,19 +22,11 @@ struct monitor_state {
 
 namespace {
 
-std::string iso_timestamp() {
-  auto now = std::chrono::system_clock::now();
-  auto t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
-}
-
 messages::monitor_actor::behavior_type monitor_behavior(
-  messages::monitor_actor::stateful_pointer<monitor_state> self, cleanup_policy policy) {
+  messages::monitor_actor::stateful_pointer<monitor_state> self, cleanup_policy policy,
+  node_role role) {
   self->state.policy = policy;
+  self->state.role = role;
   return {
     [=](messages::report_atom, const messages::request_event& e) {
       auto& st = self->state;
@@ -56,7 +49,8 @@ messages::monitor_actor::behavior_type monitor_behavior(
       auto mem = model::read_memory_figures();
       messages::health_report r;
       r.status = "healthy";
-      r.timestamp = iso_timestamp();
+      r.timestamp = local_timestamp();
+      r.role = to_string(st.role);
       r.running = st.batch.running;
       r.queue_depth = st.batch.waiting;
       r.active_jobs = r.running;
@@ -81,8 +75,8 @@ messages::monitor_actor::behavior_type monitor_behavior(
 
 }  // namespace
 
-messages::monitor_actor spawn_monitor(caf::actor_system& sys, cleanup_policy policy) {
-  return sys.spawn(monitor_behavior, policy);
+messages::monitor_actor spawn_monitor(caf::actor_system& sys, cleanup_policy policy, node_role role) {
+  return sys.spawn(monitor_behavior, policy, role);
 }
 
 }  // namespace adapterd::actors

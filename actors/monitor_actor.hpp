@@ -9,6 +9,7 @@
 
 namespace adapterd::actors {
 
-messages::monitor_actor spawn_monitor(caf::actor_system& sys, cleanup_policy policy);
+messages::monitor_actor spawn_monitor(caf::actor_system& sys, cleanup_policy policy,
+                                      node_role role = node_role::standalone);
 
 }  // namespace adapterd::actors

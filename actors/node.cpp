@@ -1,7 +1,9 @@
 #include "actors/node.hpp"
 
 #include <chrono>
+#include <vector>
 
+#include "caf/io/middleman.hpp"
 #include "caf/scoped_actor.hpp"
 #include "caf/send.hpp"
 
@@ -10,7 +12,9 @@
 #include "actors/http_actor.hpp"
 #include "actors/janitor_actor.hpp"
 #include "actors/monitor_actor.hpp"
+#include "actors/router_actor.hpp"
 #include "actors/supervisor_actor.hpp"
+#include "actors/worker_actor.hpp"
 #include "http/server.hpp"
 
 namespace adapterd::actors {
@@ -18,45 +22,107 @@ namespace adapterd::actors {
 struct node::parts {
   caf::actor_system& sys;
   service_config config;
-  messages::monitor_actor monitor;
-  supervisor_actor supervisor;
-  messages::janitor_actor janitor;
-  messages::gpu_owner_actor gpu_owner;
+  std::vector<caf::actor> actors;  // stopped in this order: the front first
   http_actor http;
+  uint16_t node_port = 0;
   std::unique_ptr<http::backend> backend;
   std::unique_ptr<http::server> server;
 };
 
 node::node(caf::actor_system& sys, service_config config)
-  : parts_(new parts{sys, std::move(config), {}, {}, {}, {}, {}, {}, {}}) {}
+  : parts_(new parts{sys, std::move(config), {}, {}, 0, {}, {}}) {}
 
 node::~node() { stop(); }
 
-std::variant<uint16_t, std::string> node::start() {
-  auto& p = *parts_;
-  p.monitor = spawn_monitor(p.sys, p.config.policy);
-  p.supervisor = spawn_supervisor(p.sys, p.config, p.monitor);
-  p.janitor = spawn_janitor(p.sys, p.config, p.supervisor, p.monitor);
-  scheduler_limits limits{p.config.max_batch_size, p.config.max_queue, p.config.max_prefill_tokens};
-  p.gpu_owner = spawn_gpu_owner(p.sys, gpu_owner_config{p.supervisor, p.janitor, p.monitor, limits});
-  p.http = spawn_http_actor(p.sys, http_targets{p.gpu_owner, p.janitor, p.monitor});
-  if (p.config.preload) {
-    caf::scoped_actor self{p.sys};
+uint16_t node::node_port() const { return parts_->node_port; }
+
+namespace {
+
+template <class Handle>
+void keep(std::vector<caf::actor>& actors, const Handle& h) {
+  actors.push_back(caf::actor_cast<caf::actor>(h));
+}
+
+// The model-owning actors of a standalone or worker node, front first.
+struct model_actors {
+  messages::monitor_actor monitor;
+  supervisor_actor supervisor;
+  messages::janitor_actor janitor;
+  messages::gpu_owner_actor gpu_owner;
+};
+
+std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sys, const service_config& c) {
+  model_actors a;
+  a.monitor = spawn_monitor(sys, c.policy, c.role);
+  a.supervisor = spawn_supervisor(sys, c, a.monitor);
+  a.janitor = spawn_janitor(sys, c, a.supervisor, a.monitor);
+  scheduler_limits limits{c.max_batch_size, c.max_queue, c.max_prefill_tokens};
+  a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.janitor, a.monitor, limits});
+  if (c.preload) {
+    caf::scoped_actor self{sys};
     std::string failure;
-    self->request(p.supervisor, std::chrono::minutes(30), messages::acquire_atom_v,
+    self->request(a.supervisor, std::chrono::minutes(30), messages::acquire_atom_v,
                   acquire_request{"preload", "", "", false})
       .receive([](const model_lease&) {},
                [&](const caf::error& e) { failure = to_failure(e).message; });
     if (!failure.empty())
-      return "cannot load the default model " + p.config.default_model + ": " + failure;
+      return "cannot load the default model " + c.default_model + ": " + failure;
   }
+  return a;
+}
+
+}  // namespace
+
+std::variant<uint16_t, std::string> node::start() {
+  auto& p = *parts_;
+  const auto& c = p.config;
+  http_targets targets;
+  if (c.role == node_role::router) {
+    auto router = spawn_router(p.sys, router_config{c.node_secret, c.workers, c.node_poll_ms, c.request_timeout_s});
+    keep(p.actors, router);
+    targets = http_targets{router, router, router};
+    if (c.node_port != 0) {
+      auto port = p.sys.middleman().publish(router, c.node_port, c.node_host.c_str(), true);
+      if (!port)
+        return "cannot take joins on " + c.node_host + ":" + std::to_string(c.node_port) + ": "
+               + p.sys.render(port.error());
+      p.node_port = *port;
+    }
+  } else {
+    auto spawned = spawn_model_actors(p.sys, c);
+    // Kept before the check, so that stop() ends them when the preload failed.
+    if (auto* a = std::get_if<model_actors>(&spawned)) {
+      keep(p.actors, a->gpu_owner);
+      keep(p.actors, a->janitor);
+      keep(p.actors, a->supervisor);
+      keep(p.actors, a->monitor);
+      targets = http_targets{a->gpu_owner, a->janitor, a->monitor};
+    } else {
+      return std::get<std::string>(spawned);
+    }
+    if (c.role == node_role::worker) {
+      auto& a = std::get<model_actors>(spawned);
+      auto worker = spawn_worker(p.sys, worker_config{c.node_name, c.node_secret, c.advertise, c.join,
+                                                      c.max_batch_size, c.max_queue, a.gpu_owner,
+                                                      a.janitor, a.monitor});
+      p.actors.insert(p.actors.begin(), caf::actor_cast<caf::actor>(worker));
+      auto port = p.sys.middleman().publish(worker, c.node_port, c.node_host.c_str(), true);
+      if (!port)
+        return "cannot publish the worker on " + c.node_host + ":" + std::to_string(c.node_port)
+               + ": " + p.sys.render(port.error());
+      p.node_port = *port;
+    }
+  }
+  p.http = spawn_http_actor(p.sys, targets);
+  p.actors.insert(p.actors.begin(), caf::actor_cast<caf::actor>(p.http));
   http::server_options opts;
-  opts.host = p.config.host;
-  opts.port = p.config.port;
-  opts.io_threads = p.config.io_threads;
-  opts.lim.max_new_tokens = p.config.max_new_tokens_limit;
-  opts.lim.max_body_bytes = p.config.max_body_bytes;
-  opts.lim.request_timeout_s = p.config.request_timeout_s;
+  opts.host = c.host;
+  opts.port = c.port;
+  opts.io_threads = c.io_threads;
+  opts.lim.max_new_tokens = c.max_new_tokens_limit;
+  opts.lim.max_body_bytes = c.max_body_bytes;
+  opts.lim.request_timeout_s = c.request_timeout_s;
+  opts.lim.health_only = c.role == node_role::worker;
   p.backend = make_actor_backend(p.http);
   p.server = std::make_unique<http::server>(opts, *p.backend);
   return p.server->start();
@@ -68,19 +134,11 @@ void node::stop() {
   // stopped io_context). 3. Only then the server's io_context and sessions go away.
   if (p.server)
     p.server->stop();
-  bool any = false;
-  for (auto a : {caf::actor_cast<caf::actor>(p.http), caf::actor_cast<caf::actor>(p.gpu_owner),
-                 caf::actor_cast<caf::actor>(p.janitor), caf::actor_cast<caf::actor>(p.supervisor),
-                 caf::actor_cast<caf::actor>(p.monitor)})
-    if (a) {
-      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-      any = true;
-    }
+  for (auto& a : p.actors)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  bool any = !p.actors.empty();
+  p.actors.clear();
   p.http = nullptr;
-  p.gpu_owner = nullptr;
-  p.janitor = nullptr;
-  p.supervisor = nullptr;
-  p.monitor = nullptr;
   if (any)
     p.sys.await_all_actors_done();
   p.server.reset();

@@ -1,6 +1,9 @@
 #pragma once
-// A standalone node: monitor, supervisor, janitor, gpu-owner and http actor, wired
-// together, plus the HTTP server in front of them.
+// One adapterd process in its role (service_config::role):
+//  standalone: monitor, supervisor, janitor, gpu-owner and http actor, and the HTTP server;
+//  worker: the same actors, the worker actor published on the node port, HTTP /health only;
+//  router: the router actor (published on the node port when one is set, for joins), the
+//          http actor and the HTTP server; no model.
 #include <memory>
 #include <string>
 #include <variant>
@@ -15,8 +18,10 @@ class node {
 public:
   node(caf::actor_system& sys, service_config config);
   ~node();
-  /// Spawns the actors and starts listening; returns the bound port or an error text.
+  /// Spawns the actors and starts listening; returns the bound HTTP port or an error text.
   std::variant<uint16_t, std::string> start();
+  /// The bound node port (worker, or a router taking joins); 0 when none.
+  uint16_t node_port() const;
   /// Stops the HTTP server, then the actors.
   void stop();
 

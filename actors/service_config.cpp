@@ -12,3 +12,16 @@ const char* to_string(cleanup_policy p) {
 }
 
 }  // namespace adapterd::actors
+
+namespace adapterd::actors {
+
+const char* to_string(node_role r) {
+  switch (r) {
+    case node_role::standalone: return "standalone";
+    case node_role::worker: return "worker";
+    case node_role::router: return "router";
+  }
+  return "standalone";
+}
+
+}  // namespace adapterd::actors

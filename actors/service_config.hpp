@@ -8,6 +8,13 @@ namespace adapterd::actors {
 
 enum class cleanup_policy { flush, unload, off };
 
+/// standalone: HTTP API and model in one process. worker: owns a device, publishes itself
+/// on its node port for routers, serves only /health over HTTP. router: the HTTP API, no
+/// model, requests spread over workers.
+enum class node_role { standalone, worker, router };
+
+const char* to_string(node_role r);
+
 const char* to_string(cleanup_policy p);
 
 struct service_config {
@@ -35,6 +42,16 @@ struct service_config {
   uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time
   uint32_t max_queue = 256;               // requests waiting beyond the batch; more get 429
   int64_t max_prefill_tokens = 2048;      // prompt tokens admitted per step
+
+  node_role role = node_role::standalone;
+  std::string node_host = "127.0.0.1";    // where a worker publishes itself / a router takes joins
+  uint16_t node_port = 0;                 // 0: any free port (worker), no join port (router)
+  std::string node_name;                  // how a worker names itself; default host:port
+  std::string node_secret;                // the cluster's shared secret
+  std::vector<std::string> workers;       // a router dials these host:port addresses
+  std::vector<std::string> join;          // a worker asks these routers (host:port) to dial it
+  std::string advertise;                  // the address a worker gives routers; default node_host:node_port
+  unsigned node_poll_ms = 500;            // a router asks each worker for its status this often
 };
 
 }  // namespace adapterd::actors

@@ -58,6 +58,7 @@ struct limits {
   uint32_t max_new_tokens = 512;
   size_t max_body_bytes = 1 << 20;
   unsigned request_timeout_s = 600;  // longest a client waits for its answer
+  bool health_only = false;          // a worker node: its router serves the API
 };
 
 }  // namespace adapterd::http

@@ -1,5 +1,6 @@
 #include "http/json_codec.hpp"
 
+#include <limits>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -144,20 +145,27 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
   return req;
 }
 
-std::variant<std::string, api_error> parse_cleanup_level(const std::string& text) {
+std::variant<messages::cleanup_request, api_error> parse_cleanup(const std::string& text) {
+  messages::cleanup_request req;
+  req.reason = "manual";
   if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-    return std::string("flush");
+    return req;
   auto body = json::parse(text, nullptr, false);
   if (body.is_discarded() || !body.is_object())
     return bad("invalid_json", "the request body must be a JSON object or empty");
-  if (!body.contains("level") || body["level"].is_null())
-    return std::string("flush");
-  if (!body["level"].is_string())
-    return bad("invalid_type", "'level' must be a string");
-  auto level = body["level"].get<std::string>();
-  if (level != "flush" && level != "adapters" && level != "all")
-    return bad("out_of_range", "'level' must be flush, adapters or all");
-  return level;
+  if (body.contains("level") && !body["level"].is_null()) {
+    if (!body["level"].is_string())
+      return bad("invalid_type", "'level' must be a string");
+    req.level = body["level"].get<std::string>();
+    if (req.level != "flush" && req.level != "adapters" && req.level != "all")
+      return bad("out_of_range", "'level' must be flush, adapters or all");
+  }
+  if (body.contains("node") && !body["node"].is_null()) {
+    if (!body["node"].is_string() || body["node"].get<std::string>().empty())
+      return bad("invalid_type", "'node' must be a worker's name or address");
+    req.node = body["node"].get<std::string>();
+  }
+  return req;
 }
 
 std::string to_json(const messages::generate_reply& r) {
@@ -177,6 +185,8 @@ std::string to_json(const messages::generate_reply& r) {
     {"order", {{"arrived", r.arrival_seq}, {"served", r.service_seq}}},
     {"batch_size_max", r.batch_size_max},
   };
+  if (!r.node.empty())
+    out["node"] = r.node;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -193,8 +203,14 @@ std::string sse_event(const std::string& name, const std::string& data) {
   return out;
 }
 
-std::string to_json(const messages::cleanup_reply& r) {
+namespace {
+
+json cleanup_json(const messages::cleanup_reply& r) {
   json out = {{"status", r.status}, {"message", r.message}};
+  if (!r.node.empty())
+    out["node"] = r.node;
+  if (!r.error.empty())
+    out["error"] = r.error;
   if (r.gpu_available) {
     out["gpu_memory_allocated_mb"] = round2(r.gpu_allocated_mb);
     out["gpu_memory_reserved_mb"] = round2(r.gpu_reserved_mb);
@@ -208,7 +224,43 @@ std::string to_json(const messages::cleanup_reply& r) {
                   {"adapter_mb", round2(static_cast<double>(r.freed.adapter_bytes) / 1048576.0)},
                   {"models", r.freed.models},
                   {"model_mb", round2(static_cast<double>(r.freed.model_bytes) / 1048576.0)}};
-  return out.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (!r.nodes.empty()) {
+    out["nodes"] = json::array();
+    for (const auto& n : r.nodes)
+      out["nodes"].push_back(cleanup_json(n));
+  }
+  return out;
+}
+
+json node_json(const messages::node_status& n) {
+  auto mb = [](uint64_t bytes) { return round2(static_cast<double>(bytes) / 1048576.0); };
+  return {
+    {"address", n.address},
+    {"name", n.name},
+    {"state", n.state},
+    {"error", n.error.empty() ? json(nullptr) : json(n.error)},
+    {"queue_depth", n.queue_depth},
+    {"running", n.running},
+    {"max_batch_size", n.max_batch_size},
+    {"in_flight", n.in_flight},
+    {"routed", n.routed},
+    {"failed_over", n.failed_over},
+    {"reconnects", n.reconnects},
+    {"process_rss_mb", mb(n.rss_bytes)},
+    {"gpu_available", n.gpu_available},
+    {"gpu_memory", {{"allocated_mb", round2(n.gpu_allocated_mb)}, {"reserved_mb", round2(n.gpu_reserved_mb)}}},
+    {"model", n.model.empty() ? json(nullptr) : json(n.model)},
+    {"adapters", n.adapters},
+    {"budget_free_mb", n.budget_free_bytes == std::numeric_limits<uint64_t>::max() ? json(nullptr)
+                                                                                   : json(mb(n.budget_free_bytes))},
+    {"last_seen_ms_ago", n.last_seen_ms_ago < 0 ? json(nullptr) : json(round2(n.last_seen_ms_ago))},
+  };
+}
+
+}  // namespace
+
+std::string to_json(const messages::cleanup_reply& r) {
+  return cleanup_json(r).dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string to_json(const messages::health_report& r) {
@@ -263,7 +315,17 @@ std::string to_json(const messages::health_report& r) {
                {"rejected", r.batch.rejected},
                {"cancelled", r.batch.cancelled},
                {"timed_out", r.batch.timed_out}}},
+    {"role", r.role},
   };
+  if (r.role == "router") {
+    // A router holds no model: its workers' figures are under nodes.
+    for (const char* key : {"model", "memory", "batch", "cleanup_policy"})
+      out.erase(key);
+    out["counters"] = {{"requests_served", r.requests_served}, {"requests_failed", r.requests_failed}};
+    out["nodes"] = json::array();
+    for (const auto& n : r.nodes)
+      out["nodes"].push_back(node_json(n));
+  }
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -283,6 +345,8 @@ api_error to_api_error(const messages::failure& f) {
     case errc::unavailable: status = 503; break;
     case errc::overloaded: status = 429; break;
     case errc::cancelled: status = 499; break;  // nobody reads it: the client is gone
+    case errc::unauthorized: status = 403; break;
+    case errc::worker_lost: status = 502; break;
     case errc::model_load_failed:
     case errc::internal: status = 500; break;
   }

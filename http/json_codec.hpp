@@ -18,7 +18,7 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
                                                                    const limits& lim);
 
 /// The optional {"level": "flush" | "adapters" | "all"} of /cleanup-memory (empty: flush).
-std::variant<std::string, api_error> parse_cleanup_level(const std::string& body);
+std::variant<messages::cleanup_request, api_error> parse_cleanup(const std::string& body);
 
 std::string to_json(const messages::generate_reply& r);
 /// One streamed piece of text: {"text", "tokens", "request_id"}.

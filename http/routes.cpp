@@ -66,6 +66,9 @@ response method_not_allowed(const std::string& allowed, const std::string& metho
 void route(const request_view& req, backend& svc, const limits& lim, std::shared_ptr<responder> out) {
   auto respond = [&out](response r) { out->respond(std::move(r)); };
   auto path = path_of(req.target);
+  if (lim.health_only && path != "/health")
+    return respond(error_response({404, "not_found", "this node is a worker: " + path
+                                                       + " is served by its router"}));
   if (path == "/generate-lite") {
     if (req.method != "POST")
       return respond(method_not_allowed("POST", req.method, path));
@@ -81,11 +84,12 @@ void route(const request_view& req, backend& svc, const limits& lim, std::shared
   if (path == "/cleanup-memory") {
     if (req.method != "POST")
       return respond(method_not_allowed("POST", req.method, path));
-    auto level = parse_cleanup_level(req.body);
-    if (auto* e = std::get_if<api_error>(&level))
+    auto parsed = parse_cleanup(req.body);
+    if (auto* e = std::get_if<api_error>(&parsed))
       return respond(error_response(*e));
-    return svc.cleanup(messages::cleanup_request{req.request_id, "manual", std::get<std::string>(level)},
-                       reply_with<messages::cleanup_reply>(std::move(out)));
+    auto cleanup = std::get<messages::cleanup_request>(std::move(parsed));
+    cleanup.request_id = req.request_id;
+    return svc.cleanup(std::move(cleanup), reply_with<messages::cleanup_reply>(std::move(out)));
   }
   if (path == "/health") {
     if (req.method != "GET" && req.method != "HEAD")

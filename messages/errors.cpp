@@ -18,6 +18,8 @@ const char* to_string(errc code) {
     case errc::internal: return "internal";
     case errc::overloaded: return "overloaded";
     case errc::cancelled: return "cancelled";
+    case errc::unauthorized: return "unauthorized";
+    case errc::worker_lost: return "worker_lost";
   }
   return "internal";
 }

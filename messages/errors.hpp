@@ -21,6 +21,8 @@ enum class errc : uint8_t {
   internal,             // a bug
   overloaded,           // the queue is full; try again later
   cancelled,            // the client went away
+  unauthorized,         // a node without the cluster's shared secret
+  worker_lost,          // the worker serving the request went away after it had answered in part
 };
 
 const char* to_string(errc code);

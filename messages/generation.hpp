@@ -52,6 +52,7 @@ struct generate_reply {
   int64_t started_at_us = 0;   // wall clock (Unix epoch) when the gpu-owner took it up
   int64_t finished_at_us = 0;  // wall clock when its answer was ready
   uint32_t batch_size_max = 0; // the most sequences that ran in one step with this one
+  std::string node;            // the worker that served it, through a router
 };
 
 template <class Inspector>
@@ -59,7 +60,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
   return f(caf::meta::type_name("adapterd::generate_reply"), x.request_id, x.generated_text,
            x.tokens_generated, x.prompt_tokens, x.finish_reason, x.model, x.adapter, x.device,
            x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq, x.started_at_us,
-           x.finished_at_us, x.batch_size_max);
+           x.finished_at_us, x.batch_size_max, x.node);
 }
 
 /// Text of a streamed generation as it appears, sent to whoever asked for the stream.

@@ -8,6 +8,7 @@
 #include "caf/meta/type_name.hpp"
 
 #include "messages/batch.hpp"
+#include "messages/cluster.hpp"
 
 namespace adapterd::messages {
 
@@ -94,6 +95,8 @@ struct health_report {
   uint64_t kv_cache_bytes_last = 0;
   std::string cleanup_policy;
   batch_state batch;
+  std::string role = "standalone";  // standalone | worker | router
+  std::vector<node_status> nodes;   // a router's workers
 };
 
 template <class Inspector>
@@ -101,7 +104,7 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
   return f(caf::meta::type_name("adapterd::health_report"), x.status, x.timestamp, x.active_jobs,
            x.gpu_available, x.gpu_allocated_mb, x.gpu_reserved_mb, x.queue_depth, x.running,
            x.rss_bytes, x.uptime_s, x.model, x.requests_served, x.requests_failed, x.flushes,
-           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy, x.batch);
+           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy, x.batch, x.role, x.nodes);
 }
 
 }  // namespace adapterd::messages

@@ -8,6 +8,9 @@
 
 namespace adapterd::messages {
 
+/// Whoever asked for a streamed generation: the http actor, or a router.
+using chunk_sink = caf::typed_actor<caf::reacts_to<chunk_atom, stream_chunk>>;
+
 /// The single owner of the device; its mailbox is the request queue. It batches: a self-sent
 /// step message runs one decode step for every admitted sequence. A streaming request's
 /// text goes to its requester as (chunk_atom, stream_chunk) before the reply; cancel ends
@@ -28,5 +31,38 @@ using monitor_actor = caf::typed_actor<caf::reacts_to<report_atom, request_event
                                        caf::reacts_to<report_atom, flush_event>,
                                        caf::reacts_to<report_atom, batch_state>,
                                        caf::replies_to<health_atom>::with<health_report>>;
+
+/// What the http actor needs: a gpu-owner in a standalone node, the router in a router.
+using generation_service
+  = caf::typed_actor<caf::replies_to<generate_atom, generate_request>::with<generate_reply>,
+                     caf::reacts_to<cancel_atom, std::string>>;
+using cleanup_service
+  = caf::typed_actor<caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>>;
+using health_service = caf::typed_actor<caf::replies_to<health_atom>::with<health_report>>;
+
+/// A worker node as published on its node port. hello and auth are the handshake (see
+/// messages/cluster.hpp); every other message is refused unless its sender's node passed
+/// it. generate, cancel, cleanup and health go to the worker's own actors.
+using worker_actor
+  = caf::typed_actor<caf::replies_to<hello_atom, std::string>::with<node_hello>,
+                     caf::replies_to<auth_atom, std::string>::with<node_info>,
+                     caf::replies_to<generate_atom, generate_request>::with<generate_reply>,
+                     caf::reacts_to<cancel_atom, std::string>,
+                     caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
+                     caf::replies_to<health_atom>::with<health_report>,
+                     caf::reacts_to<join_atom>>;  // internal: (re)join the configured routers
+
+/// The router: the http actor's generation, cleanup and health service, spread over
+/// workers. Workers' streamed text arrives as chunk messages; join is how a worker asks
+/// to be dialled; dial and poll are internal (reconnects with backoff, status polling).
+using router_actor
+  = caf::typed_actor<caf::replies_to<generate_atom, generate_request>::with<generate_reply>,
+                     caf::reacts_to<cancel_atom, std::string>,
+                     caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
+                     caf::replies_to<health_atom>::with<health_report>,
+                     caf::reacts_to<chunk_atom, stream_chunk>,
+                     caf::replies_to<join_atom, join_request>::with<std::string>,
+                     caf::reacts_to<dial_atom, std::string>,
+                     caf::reacts_to<poll_atom>>;
 
 }  // namespace adapterd::messages

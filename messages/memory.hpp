@@ -2,6 +2,7 @@
 // The memory family: cleanup requests (after each request and on demand) and their answer.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "caf/meta/type_name.hpp"
 
@@ -11,11 +12,12 @@ struct cleanup_request {
   std::string request_id;
   std::string reason;          // "after_request" | "manual"
   std::string level = "flush";  // manual: flush | adapters | all
+  std::string node;             // a router: only this worker (name or address); empty: all
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cleanup_request& x) {
-  return f(caf::meta::type_name("adapterd::cleanup_request"), x.request_id, x.reason, x.level);
+  return f(caf::meta::type_name("adapterd::cleanup_request"), x.request_id, x.reason, x.level, x.node);
 }
 
 /// What an eviction gave up.
@@ -43,13 +45,16 @@ struct cleanup_reply {
   bool model_unloaded = false;
   std::string level;
   freed_report freed;
+  std::string node;                 // which worker answered (through a router)
+  std::string error;                // that worker's failure, when it failed
+  std::vector<cleanup_reply> nodes; // a router: each worker's answer; the totals above
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, cleanup_reply& x) {
   return f(caf::meta::type_name("adapterd::cleanup_reply"), x.status, x.message, x.gpu_available,
            x.gpu_allocated_mb, x.gpu_reserved_mb, x.rss_before_bytes, x.rss_after_bytes,
-           x.model_unloaded, x.level, x.freed);
+           x.model_unloaded, x.level, x.freed, x.node, x.error, x.nodes);
 }
 
 }  // namespace adapterd::messages

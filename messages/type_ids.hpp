@@ -5,6 +5,7 @@
 #include "caf/type_id.hpp"
 
 #include "messages/batch.hpp"
+#include "messages/cluster.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
@@ -25,6 +26,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::resident_item))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::stream_chunk))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::batch_state))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::node_hello))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::node_info))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::join_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::node_status))
   CAF_ADD_ATOM(adapterd, adapterd::messages, generate_atom, "generate")
   CAF_ADD_ATOM(adapterd, adapterd::messages, cleanup_atom, "cleanup")
   CAF_ADD_ATOM(adapterd, adapterd::messages, health_atom, "health")
@@ -35,4 +40,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_ATOM(adapterd, adapterd::messages, chunk_atom, "chunk")
   CAF_ADD_ATOM(adapterd, adapterd::messages, cancel_atom, "cancel")
   CAF_ADD_ATOM(adapterd, adapterd::messages, step_atom, "step")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, hello_atom, "nodehello")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, auth_atom, "nodeauth")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, join_atom, "nodejoin")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, dial_atom, "nodedial")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, poll_atom, "nodepoll")
 CAF_END_TYPE_ID_BLOCK(adapterd)

@@ -42,7 +42,7 @@ TEST_CASE("messages round-trip through the binary serializer", "[messages]") {
   reply.queue_ms = 1.5;
   reply.service_seq = 9;
   check_round_trip(reply);
-  check_round_trip(cleanup_request{"r-2", "manual"});
+  check_round_trip(cleanup_request{"r-2", "manual", "all", "worker-1"});
   cleanup_reply c;
   c.status = "success";
   c.rss_after_bytes = 1234;
@@ -58,4 +58,30 @@ TEST_CASE("messages round-trip through the binary serializer", "[messages]") {
   h.queue_depth = 4;
   h.model = m;
   check_round_trip(h);
+}
+
+TEST_CASE("cluster messages round-trip, nested node lists included", "[messages][cluster]") {
+  check_round_trip(node_hello{"nonce", "proof"});
+  check_round_trip(node_info{"w1", 16, 256});
+  check_round_trip(join_request{"127.0.0.1:9000", "proof"});
+  health_report h;
+  h.role = "router";
+  node_status n;
+  n.address = "127.0.0.1:9000";
+  n.state = "up";
+  n.adapters = {"models/a", "models/b"};
+  n.last_seen_ms_ago = 12.5;
+  h.nodes = {n, n};
+  check_round_trip(h);
+  cleanup_reply total;
+  total.status = "partial";
+  cleanup_reply one;
+  one.node = "w1";
+  one.error = "gone";
+  total.nodes = {one};
+  check_round_trip(total);
+  generate_reply r;
+  r.node = "w2";
+  check_round_trip(r);
+  CHECK(caf::deep_to_string(r).find("w2") != std::string::npos);
 }

@@ -9,8 +9,9 @@ import subprocess
 import tempfile
 import time
 
-BIN = os.environ.get("ADAPTERD_BIN", "build/adapterd")
-MAKE_TINY = os.environ.get("ADAPTERD_MAKE_TINY", "build/adapterd-make-tiny-model")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("ADAPTERD_BIN", os.path.join(REPO, "build", "adapterd"))
+MAKE_TINY = os.environ.get("ADAPTERD_MAKE_TINY", os.path.join(REPO, "build", "adapterd-make-tiny-model"))
 # On a GPU machine scripts/device-check sets ADAPTERD_E2E_DEVICE=cuda: same tests, on CUDA.
 DEVICE = os.environ.get("ADAPTERD_E2E_DEVICE", "cpu")
 DEVICE_ARGS = [f"--device={DEVICE}"] if DEVICE != "cpu" else []
@@ -61,8 +62,11 @@ class Server:
         deadline = time.time() + timeout_s
         while time.time() < deadline:
             with open(self.log.name, encoding="utf-8", errors="replace") as f:
-                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", f.read())
+                text = f.read()
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", text)
             if m:
+                node = re.search(r"listening on http://127\.0\.0\.1:\d+ \(node port (\d+)", text)
+                self.node_port = int(node.group(1)) if node else None
                 return int(m.group(1))
             if self.proc.poll() is not None:
                 raise RuntimeError(f"adapterd exited with {self.proc.returncode}: {self.output()}")
@@ -93,6 +97,11 @@ class Server:
         status, body, _ = self.request("GET", "/health")
         assert status == 200, body
         return body
+
+    def kill(self):
+        """kill -9: no goodbye to anyone."""
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self):
         if self.log.closed:

@@ -1,0 +1,228 @@
+// The cluster protocol over a real middleman on loopback, in one process: a worker refuses
+// strangers and nodes with the wrong secret; a router passes the handshake, routes a
+// streamed request to the worker and relays its text. The worker's model actors are
+// stand-ins here; tests/e2e/test_cluster.py runs real processes.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "caf/actor_system.hpp"
+#include "caf/actor_system_config.hpp"
+#include "caf/io/middleman.hpp"
+#include "caf/scoped_actor.hpp"
+
+#include "actors/error_mapping.hpp"
+#include "actors/node_auth.hpp"
+#include "actors/router_actor.hpp"
+#include "actors/worker_actor.hpp"
+#include "messages/type_ids.hpp"
+
+using namespace adapterd;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string secret = "a-secret-of-some-length";
+
+struct cluster_config : caf::actor_system_config {
+  cluster_config() {
+    add_message_types<caf::id_block::adapterd>();
+    load<caf::io::middleman>();
+    set("middleman.app-identifier", "adapterd");
+    set("scheduler.max-threads", 2);
+  }
+};
+
+messages::gpu_owner_actor::behavior_type echo_gpu_owner(messages::gpu_owner_actor::pointer self) {
+  return {
+    [=](messages::generate_atom, messages::generate_request& req) {
+      auto sink = caf::actor_cast<messages::chunk_sink>(self->current_sender());
+      if (req.stream)
+        for (const char* piece : {"ec", "ho"})
+          self->send(sink, messages::chunk_atom_v, messages::stream_chunk{req.request_id, piece, 1, req.arrival_seq});
+      messages::generate_reply r;
+      r.request_id = req.request_id;
+      r.generated_text = "echo";
+      return r;
+    },
+    [](messages::cancel_atom, const std::string&) {},
+    [](messages::step_atom) {},
+  };
+}
+
+messages::janitor_actor::behavior_type fake_janitor() {
+  return {
+    [](messages::cleanup_atom, const messages::cleanup_request&) {
+      messages::cleanup_reply r;
+      r.status = "success";
+      r.rss_after_bytes = 1 << 20;
+      return r;
+    },
+    [](caf::tick_atom) {},
+  };
+}
+
+messages::monitor_actor::behavior_type fake_monitor() {
+  return {
+    [](messages::report_atom, const messages::request_event&) {},
+    [](messages::report_atom, const messages::model_state&) {},
+    [](messages::report_atom, const messages::flush_event&) {},
+    [](messages::report_atom, const messages::batch_state&) {},
+    [](messages::health_atom) {
+      messages::health_report r;
+      r.role = "worker";
+      r.model.loaded = true;
+      r.model.path = "/models/base";
+      return r;
+    },
+  };
+}
+
+struct worker_node {
+  cluster_config cfg;
+  caf::actor_system sys{cfg};
+  messages::worker_actor worker;
+  uint16_t port = 0;
+
+  worker_node() {
+    actors::worker_config wc;
+    wc.name = "w1";
+    wc.secret = secret;
+    wc.max_batch_size = 4;
+    wc.gpu_owner = sys.spawn(echo_gpu_owner);
+    wc.janitor = sys.spawn(fake_janitor);
+    wc.monitor = sys.spawn(fake_monitor);
+    worker = actors::spawn_worker(sys, wc);
+    for (auto a : {caf::actor_cast<caf::actor>(wc.gpu_owner), caf::actor_cast<caf::actor>(wc.janitor),
+                   caf::actor_cast<caf::actor>(wc.monitor), caf::actor_cast<caf::actor>(worker)})
+      spawned.push_back(a);
+    auto p = sys.middleman().publish(worker, 0, "127.0.0.1");
+    REQUIRE(p);
+    port = *p;
+  }
+  ~worker_node() {
+    for (auto a : spawned)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+  std::vector<caf::actor> spawned;
+};
+
+messages::failure failure_of(const caf::error& e) { return actors::to_failure(e); }
+
+template <class Reply, class... Ts>
+bool refused(caf::scoped_actor& self, const messages::worker_actor& worker, Ts&&... xs) {
+  bool out = false;
+  self->request(worker, 5s, std::forward<Ts>(xs)...)
+    .receive([](const Reply&) {},
+             [&](const caf::error& e) { out = failure_of(e).code == messages::errc::unauthorized; });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a worker refuses nodes that did not prove the secret", "[cluster]") {
+  worker_node w;
+  cluster_config cfg;
+  caf::actor_system stranger{cfg};
+  auto remote = stranger.middleman().remote_actor<messages::worker_actor>("127.0.0.1", w.port);
+  REQUIRE(remote);
+  caf::scoped_actor self{stranger};
+  CHECK(refused<messages::generate_reply>(self, *remote, messages::generate_atom_v, messages::generate_request{}));
+  CHECK(refused<messages::health_report>(self, *remote, messages::health_atom_v));
+  CHECK(refused<messages::cleanup_reply>(self, *remote, messages::cleanup_atom_v, messages::cleanup_request{}));
+
+  // The wrong secret: the worker's proof does not check out, and ours is refused.
+  auto nonce = actors::make_nonce();
+  messages::node_hello hello;
+  self->request(*remote, 5s, messages::hello_atom_v, nonce)
+    .receive([&](const messages::node_hello& h) { hello = h; }, [](const caf::error&) { FAIL("no hello"); });
+  CHECK_FALSE(actors::check_proof("not-the-secret-at-all", "worker", nonce, hello.proof));
+  CHECK(actors::check_proof(secret, "worker", nonce, hello.proof));
+  CHECK(refused<messages::node_info>(self, *remote, messages::auth_atom_v,
+                                     actors::make_proof("not-the-secret-at-all", "router", hello.nonce)));
+  CHECK(refused<messages::generate_reply>(self, *remote, messages::generate_atom_v, messages::generate_request{}));
+
+  // The right secret, over a fresh nonce: now the worker serves this node.
+  self->request(*remote, 5s, messages::hello_atom_v, actors::make_nonce())
+    .receive([&](const messages::node_hello& h) { hello = h; }, [](const caf::error&) { FAIL("no hello"); });
+  self->request(*remote, 5s, messages::auth_atom_v, actors::make_proof(secret, "router", hello.nonce))
+    .receive([](const messages::node_info& info) { CHECK(info.name == "w1"); },
+             [&](const caf::error& e) { FAIL(failure_of(e).message); });
+  self->request(*remote, 5s, messages::generate_atom_v, messages::generate_request{})
+    .receive([](const messages::generate_reply& r) { CHECK(r.generated_text == "echo"); },
+             [&](const caf::error& e) { FAIL(failure_of(e).message); });
+}
+
+namespace {
+
+// Asks the router for its health until `pred` holds for its first node (5 s at most).
+template <class Pred>
+messages::node_status wait_for_node(caf::scoped_actor& self, const messages::router_actor& router, Pred pred) {
+  messages::node_status last;
+  for (int i = 0; i < 100; ++i) {
+    self->request(router, 5s, messages::health_atom_v)
+      .receive([&](const messages::health_report& h) { if (!h.nodes.empty()) last = h.nodes.front(); },
+               [](const caf::error&) {});
+    if (pred(last))
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("a router routes to a worker it authenticated and relays streamed text", "[cluster]") {
+  worker_node w;
+  cluster_config cfg;
+  caf::actor_system sys{cfg};
+  auto router = actors::spawn_router(sys, actors::router_config{secret, {w.address()}, 50, 30});
+  caf::scoped_actor self{sys};
+  auto node = wait_for_node(self, router, [](const auto& n) { return n.state == "up" && n.last_seen_ms_ago >= 0; });
+  REQUIRE(node.state == "up");
+  CHECK(node.name == "w1");
+  CHECK(node.model == "/models/base");
+
+  messages::generate_request req;
+  req.request_id = "r1";
+  req.stream = true;
+  req.arrival_seq = 7;
+  self->request(router, 5s, messages::generate_atom_v, req)
+    .receive([](const messages::generate_reply& r) {
+               CHECK(r.generated_text == "echo");
+               CHECK(r.node == "w1");
+             },
+             [&](const caf::error& e) { FAIL(failure_of(e).message); });
+  std::string streamed;
+  for (int i = 0; i < 2; ++i)
+    self->receive([&](messages::chunk_atom, const messages::stream_chunk& c) { streamed += c.text; },
+                  caf::after(5s) >> [] { FAIL("no streamed text"); });
+  CHECK(streamed == "echo");
+
+  self->request(router, 5s, messages::cleanup_atom_v, messages::cleanup_request{"c", "manual", "flush", ""})
+    .receive([](const messages::cleanup_reply& r) {
+               CHECK(r.status == "success");
+               REQUIRE(r.nodes.size() == 1);
+               CHECK(r.nodes[0].node == "w1");
+             },
+             [&](const caf::error& e) { FAIL(failure_of(e).message); });
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a router with the wrong secret marks the worker refused and routes nothing there", "[cluster]") {
+  worker_node w;
+  cluster_config cfg;
+  caf::actor_system sys{cfg};
+  auto router = actors::spawn_router(sys, actors::router_config{"a-different-secret-entirely", {w.address()}, 50, 30});
+  caf::scoped_actor self{sys};
+  auto node = wait_for_node(self, router, [](const auto& n) { return n.state == "refused"; });
+  CHECK(node.state == "refused");
+  bool unavailable = false;
+  self->request(router, 5s, messages::generate_atom_v, messages::generate_request{})
+    .receive([](const messages::generate_reply&) {},
+             [&](const caf::error& e) { unavailable = failure_of(e).code == messages::errc::unavailable; });
+  CHECK(unavailable);
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+}

@@ -1,0 +1,272 @@
+"""End to end: a router and two workers as separate processes on loopback ports. Routing by
+affinity and load, failover when a worker is killed with SIGKILL under load, its rejoin,
+refusal of nodes with the wrong secret, /health and /cleanup-memory through the router."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+from server import BIN, Server, TempModels
+from test_batching import open_stream, sse_events, wait_for
+
+SECRET = "e2e-cluster-secret-0123456789"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """Workers and a router over one set of tiny models, sharing a secret file."""
+    def __init__(self, models):
+        self.models = models
+        self.secret_file = os.path.join(models.root, "secret")
+        with open(self.secret_file, "w") as f:
+            f.write(SECRET + "\n")
+
+    def worker(self, name, node_port=0, *extra, secret_file=None):
+        return self.models.server("--role=worker", f"--node-name={name}", f"--node-port={node_port}",
+                                  f"--node-secret-file={secret_file or self.secret_file}", *extra)
+
+    def router(self, workers, *extra):
+        addresses = ",".join(f"127.0.0.1:{w.node_port}" for w in workers)
+        return self.models.server("--role=router", f"--workers={addresses}", "--node-poll-ms=100",
+                                  f"--node-secret-file={self.secret_file}", *extra)
+
+
+def nodes_by_name(router):
+    return {n["name"]: n for n in router.health()["nodes"]}
+
+
+def all_up(router, count):
+    nodes = router.health()["nodes"]
+    return sum(1 for n in nodes if n["state"] == "up" and n["last_seen_ms_ago"] is not None) == count
+
+
+class ClusterTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.models = TempModels(adapters=2)
+        cls.cluster = Cluster(cls.models)
+        common = ("--max-batch-size=2", "--max-new-tokens-limit=1000")
+        cls.w1 = cls.cluster.worker("w1", free_port(), *common)
+        cls.w2 = cls.cluster.worker("w2", free_port(), *common)
+        cls.router = cls.cluster.router([cls.w1, cls.w2], "--max-new-tokens-limit=1000")
+        assert wait_for(lambda: all_up(cls.router, 2)), cls.router.output()
+
+    @classmethod
+    def tearDownClass(cls):
+        codes = cls.models.close()
+        # The killed worker's -9 is expected; every other process exits cleanly.
+        assert all(code in (0, -9) for code in codes), f"adapterd exited with {codes}"
+
+    def ensure_up(self):
+        self.assertTrue(wait_for(lambda: all_up(self.router, 2), 30), self.router.output()[-3000:])
+
+    def test_1_router_health_lists_nodes_and_workers_serve_only_health(self):
+        self.ensure_up()
+        h = self.router.health()
+        self.assertEqual(h["role"], "router")
+        self.assertEqual(h["status"], "healthy")
+        for key in ("timestamp", "active_jobs", "gpu_available", "gpu_memory"):  # the seed's shape
+            self.assertIn(key, h)
+        nodes = nodes_by_name(self.router)
+        self.assertEqual(set(nodes), {"w1", "w2"})
+        for n in nodes.values():
+            self.assertEqual(n["state"], "up")
+            self.assertGreater(n["process_rss_mb"], 0)
+            self.assertEqual(n["max_batch_size"], 2)
+            self.assertTrue(n["model"].endswith("tiny-llama"))
+            for key in ("queue_depth", "running", "in_flight", "adapters", "address"):
+                self.assertIn(key, n)
+        self.assertEqual(self.w1.health()["role"], "worker")
+        status, body, _ = self.w1.generate(prompt="hi")
+        self.assertEqual(status, 404)
+        self.assertIn("router", body["error"]["message"])
+
+    def test_2_affinity_then_load(self):
+        self.ensure_up()
+        a, b = self.models.adapter, self.models.adapter + "-1"
+        served = {}
+        for adapter in (a, b):
+            for _ in range(4):  # one at a time: no load, so only affinity decides
+                status, body, _ = self.router.request("POST", "/generate-lite", dict(
+                    prompt="affinity", max_new_tokens=2, temperature=0, adapter_path=adapter))
+                self.assertEqual(status, 200, body)
+                served.setdefault(adapter, []).append(body["node"])
+        for adapter, nodes in served.items():
+            self.assertEqual(len(set(nodes)), 1, f"{adapter} stayed where it was loaded: {nodes}")
+        # The router's view of who holds what comes from the workers' own reports.
+        holders = lambda: {name for name, n in nodes_by_name(self.router).items()
+                           for path in n["adapters"] if path.endswith(os.path.basename(a))}
+        self.assertTrue(wait_for(lambda: holders() == {served[a][0]}, 5), nodes_by_name(self.router))
+
+        # Eight at once with batches of two: affinity gives way to load and both serve.
+        def one(i):
+            return self.router.request("POST", "/generate-lite", dict(
+                prompt=f"load {i}", max_new_tokens=40, temperature=0, adapter_path=a))
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(one, range(8)))
+        self.assertTrue(all(s == 200 for s, _, _ in results), results)
+        self.assertEqual({body["node"] for _, body, _ in results}, {"w1", "w2"})
+        # The same greedy text wherever it ran.
+        texts = {body["node"]: body["generated_text"] for _, body, _ in results if body["generated_text"]}
+        self.assertTrue(texts)
+
+    def test_3_cleanup_fans_out(self):
+        self.ensure_up()
+        status, body, _ = self.router.request("POST", "/cleanup-memory", {"level": "flush"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["status"], "success")
+        self.assertEqual(sorted(n["node"] for n in body["nodes"]), ["w1", "w2"])
+        self.assertAlmostEqual(body["rss_after_mb"], sum(n["rss_after_mb"] for n in body["nodes"]), delta=0.05)
+        status, body, _ = self.router.request("POST", "/cleanup-memory", {"node": "w2"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual([n["node"] for n in body["nodes"]], ["w2"])
+        status, body, _ = self.router.request("POST", "/cleanup-memory", {"node": "nobody"})
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["code"], "bad_request")
+
+    def test_4_kill_a_worker_under_load(self):
+        self.ensure_up()
+        victim = self.w1
+        results = []
+        lock = threading.Lock()
+
+        def plain(i):
+            r = self.router.request("POST", "/generate-lite", dict(prompt=f"failover {i}", max_new_tokens=400,
+                                                                  temperature=0), timeout=120)
+            with lock:
+                results.append(("plain", r[0], r[1]))
+
+        def streamed(i):
+            conn, resp = open_stream(self.router, prompt=f"stream {i}", max_new_tokens=400, temperature=0)
+            status, last = resp.status, None
+            if status == 200:
+                for event, data in sse_events(resp):
+                    last = (event, data)
+            else:
+                last = ("json", json.loads(resp.read()))
+            conn.close()
+            with lock:
+                results.append(("stream", status, last))
+
+        threads = [threading.Thread(target=plain if i % 2 else streamed, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        self.assertTrue(wait_for(lambda: nodes_by_name(self.router)["w1"]["in_flight"] >= 4, 10))
+        time.sleep(0.2)  # streams have begun
+        in_flight_at_kill = nodes_by_name(self.router)["w1"]["in_flight"]
+        victim.kill()
+        for t in threads:
+            t.join(timeout=120)
+        self.assertFalse(any(t.is_alive() for t in threads), "every request was answered")
+        self.assertEqual(len(results), 16)
+        for kind, status, last in results:
+            if kind == "plain":
+                # Nothing was sent yet, so a request on the dead worker is run again elsewhere.
+                self.assertEqual(status, 200, last)
+            else:
+                self.assertEqual(status, 200, last)
+                event, data = last
+                # A stream that had begun ends with an error event saying so; the rest finish.
+                self.assertIn(event, ("done", "error"), last)
+                if event == "error":
+                    self.assertEqual(data["error"]["code"], "worker_lost")
+        w1 = nodes_by_name(self.router)["w1"]
+        self.assertNotEqual(w1["state"], "up")
+        lost_streams = sum(1 for kind, _, last in results if kind == "stream" and last[0] == "error")
+        self.assertGreater(w1["failed_over"] + lost_streams, 0, "the kill hit requests in flight")
+        print(f"\n  failover: 16 requests, kill -9 of w1 with {in_flight_at_kill} in flight there: "
+              f"{sum(1 for k, s, _ in results if k == 'plain' and s == 200)}/8 plain answered 200, "
+              f"{sum(1 for k, _, l in results if k == 'stream' and l[0] == 'done')}/8 streams done, "
+              f"{lost_streams} streams ended with worker_lost, {w1['failed_over']} moved to w2", file=sys.stderr)
+
+        # Later requests go to the survivor.
+        for i in range(4):
+            status, body, _ = self.router.generate(prompt=f"after {i}", max_new_tokens=3)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["node"], "w2")
+
+        # The worker comes back on its node port; the router dials it again and uses it.
+        self.models.servers.remove(victim)
+        ClusterTest.w1 = self.cluster.worker("w1", victim.node_port, "--max-batch-size=2", "--max-new-tokens-limit=1000")
+        started = time.time()
+        self.assertTrue(wait_for(lambda: nodes_by_name(self.router)["w1"]["state"] == "up", 30))
+        print(f"  rejoin: w1 up again {time.time() - started:.2f} s after its restart was listening", file=sys.stderr)
+        self.assertGreaterEqual(nodes_by_name(self.router)["w1"]["reconnects"], 1)
+        with ThreadPoolExecutor(6) as pool:
+            bodies = list(pool.map(lambda i: self.router.generate(prompt=f"back {i}", max_new_tokens=100), range(6)))
+        self.assertTrue(all(s == 200 for s, _, _ in bodies))
+        self.assertIn("w1", {b["node"] for _, b, _ in bodies})
+
+
+class ClusterAdmissionTest(unittest.TestCase):
+    """Who may join, and what a router says with no worker."""
+    @classmethod
+    def setUpClass(cls):
+        cls.models = TempModels(adapters=1)
+        cls.cluster = Cluster(cls.models)
+        cls.wrong = os.path.join(cls.models.root, "wrong-secret")
+        with open(cls.wrong, "w") as f:
+            f.write("not-the-cluster-secret-at-all\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        codes = cls.models.close()
+        assert all(code == 0 for code in codes), f"adapterd exited with {codes}"
+
+    def test_wrong_secret_is_refused_both_ways(self):
+        router_node_port = free_port()
+        router = self.models.server("--role=router", f"--node-port={router_node_port}", "--node-poll-ms=100",
+                                    f"--node-secret-file={self.cluster.secret_file}")
+        self.assertEqual(router.health()["status"], "degraded")
+        status, body, _ = router.generate(prompt="anyone?")
+        self.assertEqual(status, 503, body)
+        self.assertEqual(body["error"]["code"], "unavailable")
+
+        # A worker with the wrong secret asks to join: refused, never listed, never used.
+        intruder = self.cluster.worker("intruder", free_port(), f"--join=127.0.0.1:{router_node_port}",
+                                       secret_file=self.wrong)
+        self.assertTrue(wait_for(lambda: "refused this worker" in intruder.output(), 15), intruder.output())
+        self.assertEqual(router.health()["nodes"], [])
+
+        # A router dialling a worker with the wrong secret marks it refused.
+        stranger = self.cluster.worker("stranger", free_port(), secret_file=self.wrong)
+        router2 = self.cluster.router([stranger])
+        self.assertTrue(wait_for(lambda: router2.health()["nodes"][0]["state"] == "refused", 15))
+        status, body, _ = router2.generate(prompt="anyone?")
+        self.assertEqual(status, 503, body)
+
+        # The right secret joins at runtime and serves.
+        member = self.cluster.worker("member", free_port(), f"--join=127.0.0.1:{router_node_port}")
+        self.assertTrue(wait_for(lambda: all_up(router, 1), 15), router.output())
+        status, body, _ = router.generate(prompt="welcome", max_new_tokens=3)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["node"], "member")
+
+    def test_bad_cluster_options_exit_with_a_message(self):
+        cases = [
+            (["--role=router"], "needs --workers"),
+            (["--role=router", "--workers=127.0.0.1:1"], "shared secret"),
+            (["--role=worker", "--node-secret-file=/nonexistent/secret"], "cannot read"),
+            (["--role=router", "--workers=nohost", f"--node-secret-file={self.cluster.secret_file}"], "host:port"),
+            (["--role=boss"], "--role must be"),
+        ]
+        env = {k: v for k, v in os.environ.items() if k != "ADAPTERD_NODE_SECRET"}
+        for args, message in cases:
+            proc = subprocess.run([BIN, "--port=0", *args], capture_output=True, text=True, timeout=30, env=env)
+            self.assertEqual(proc.returncode, 2, (args, proc.stderr))
+            self.assertIn(message, proc.stderr, args)
+
+
+if __name__ == "__main__":
+    unittest.main()
