@@ -22,7 +22,9 @@ struct route_candidate {
 /// The index of the worker to use, or none when no worker can take the request.
 /// Eligible: up, not excluded, and holding the weights or with room in its budget for
 /// them. Among those: a worker with a free batch slot before a full one; then the most
-/// weights already held (affinity); then the least loaded; then the least used.
+/// weights already held (affinity), counted only for workers whose load is within a
+/// quarter batch (at least 1) of the least loaded; then the least loaded; then the least
+/// used.
 std::optional<size_t> pick_route(const std::vector<route_candidate>& nodes);
 
 }  // namespace adapterd::actors

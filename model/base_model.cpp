@@ -1,11 +1,14 @@
 #include "model/base_model.hpp"
 
+#include "model/spin_pool.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
 
 #include "model/llama.hpp"
+#include "model/spin_pool.hpp"
 #include "model/text_generation.hpp"
 #include "model/weights.hpp"
 
@@ -176,6 +179,7 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
                                             : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     if (torch::get_num_threads() != threads)
       torch::set_num_threads(threads);
+    spin_pool::size_instance(static_cast<size_t>(threads));
     auto config = load_model_config(dir);
     if (!config)
       return config.err();

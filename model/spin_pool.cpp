@@ -1,19 +1,31 @@
 #include "model/spin_pool.hpp"
 
+#include <pthread.h>
+
 #include <immintrin.h>
 
 #include <chrono>
 
 namespace adapterd::model {
 
+namespace {
+std::atomic<size_t> instance_parts{0};
+}
+
+void spin_pool::size_instance(size_t parts) { instance_parts = parts; }
+
 spin_pool& spin_pool::instance() {
-  static spin_pool pool(std::max(1u, std::thread::hardware_concurrency()));
+  static spin_pool pool(instance_parts > 0 ? instance_parts.load()
+                                           : std::max(1u, std::thread::hardware_concurrency()));
   return pool;
 }
 
 spin_pool::spin_pool(size_t parts) {
   for (size_t i = 1; i < parts; ++i)
-    helpers_.emplace_back([this, i] { helper_loop(i); });
+    helpers_.emplace_back([this, i] {
+      pthread_setname_np(pthread_self(), "adapterd-kernel");  // how tests and top tell them apart
+      helper_loop(i);
+    });
 }
 
 spin_pool::~spin_pool() {

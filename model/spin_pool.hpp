@@ -16,8 +16,11 @@ namespace adapterd::model {
 
 class spin_pool {
 public:
-  /// The process-wide pool: one part per CPU.
+  /// The process-wide pool: one part per CPU, or as many as size_instance() asked for
+  /// before its first use.
   static spin_pool& instance();
+  /// Sets the process-wide pool's parts (the --threads option); no effect once it exists.
+  static void size_instance(size_t parts);
 
   explicit spin_pool(size_t parts);
   ~spin_pool();

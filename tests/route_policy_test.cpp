@@ -34,13 +34,23 @@ TEST_CASE("routing skips workers that are down, excluded or without budget", "[r
 }
 
 TEST_CASE("routing prefers the worker holding the adapter while it has batch room", "[route]") {
-  // Worker 1 holds the adapter: it wins over an idle worker until its batch is full.
-  CHECK(pick_route({up(0), up(3, true, true)}) == 1u);
-  CHECK(pick_route({up(0), up(4, true, true)}) == 0u);
-  // Both full: affinity again, then load.
+  // Worker 1 holds the adapter: it wins over an idle worker while its load is within a
+  // quarter batch (here 1) of the idle one's, not beyond.
+  CHECK(pick_route({up(0), up(1, true, true)}) == 1u);
+  CHECK(pick_route({up(0), up(2, true, true)}) == 0u);
+  // A full batch loses to a free slot whatever it holds.
+  auto big = [](uint32_t load, bool adapter) {
+    auto c = up(load, true, adapter);
+    c.max_batch_size = 16;
+    return c;
+  };
+  CHECK(pick_route({big(5, false), big(8, true)}) == 1u);   // within 16/4 = 4
+  CHECK(pick_route({big(3, false), big(8, true)}) == 0u);   // 5 more: load wins
+  CHECK(pick_route({big(15, false), big(16, true)}) == 0u); // full
+  // Both full: affinity again (within the slack), then load.
   CHECK(pick_route({up(5), up(6, true, true)}) == 1u);
   // Holding the base model counts as well.
-  CHECK(pick_route({up(0, false), up(2, true)}) == 1u);
+  CHECK(pick_route({up(0, false), up(1, true)}) == 1u);
 }
 
 TEST_CASE("routing spreads equal workers by load, then by how often each was used", "[route]") {

@@ -253,6 +253,26 @@ class PolicyTest(unittest.TestCase):
             self.assertNotEqual(proc.returncode, 0, args)
             self.assertIn("adapterd:", proc.stderr)
 
+    def test_threads_option_sizes_the_decode_kernels_pool(self):
+        # --threads=1 (every e2e server's) must leave the kernels no helper threads; with
+        # --threads=2 they get one. Two workers on one machine with --threads=1 each had
+        # spun two threads each before this was fixed.
+        def kernel_helpers(server):
+            status, body, _ = server.generate(prompt="count", max_new_tokens=2)
+            self.assertEqual(status, 200, body)
+            tasks = f"/proc/{server.proc.pid}/task"
+            names = []
+            for t in os.listdir(tasks):
+                try:
+                    with open(f"{tasks}/{t}/comm") as f:
+                        names.append(f.read().strip())
+                except OSError:
+                    pass
+            return names.count("adapterd-kernel")
+        self.assertEqual(kernel_helpers(self.models.server()), 0)
+        two = self.models.server("--threads=2")
+        self.assertEqual(kernel_helpers(two), 1)
+
     def test_missing_default_model_fails_at_start(self):
         import subprocess
         from server import BIN
