@@ -4,6 +4,7 @@
 // stand-ins here; tests/e2e/test_cluster.py runs real processes.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -51,6 +52,17 @@ messages::gpu_owner_actor::behavior_type echo_gpu_owner(messages::gpu_owner_acto
   };
 }
 
+// A worker whose budget cannot take any request.
+messages::gpu_owner_actor::behavior_type full_gpu_owner() {
+  return {
+    [](messages::generate_atom, messages::generate_request&) -> caf::result<messages::generate_reply> {
+      return actors::make_failure(messages::errc::insufficient_memory, "the budget cannot take it");
+    },
+    [](messages::cancel_atom, const std::string&) {},
+    [](messages::step_atom) {},
+  };
+}
+
 messages::janitor_actor::behavior_type fake_janitor() {
   return {
     [](messages::cleanup_atom, const messages::cleanup_request&) {
@@ -85,12 +97,12 @@ struct worker_node {
   messages::worker_actor worker;
   uint16_t port = 0;
 
-  worker_node() {
+  explicit worker_node(std::string name = "w1", bool full = false) {
     actors::worker_config wc;
-    wc.name = "w1";
+    wc.name = std::move(name);
     wc.secret = secret;
     wc.max_batch_size = 4;
-    wc.gpu_owner = sys.spawn(echo_gpu_owner);
+    wc.gpu_owner = full ? sys.spawn(full_gpu_owner) : sys.spawn(echo_gpu_owner);
     wc.janitor = sys.spawn(fake_janitor);
     wc.monitor = sys.spawn(fake_monitor);
     worker = actors::spawn_worker(sys, wc);
@@ -157,19 +169,32 @@ TEST_CASE("a worker refuses nodes that did not prove the secret", "[cluster]") {
 
 namespace {
 
-// Asks the router for its health until `pred` holds for its first node (5 s at most).
+messages::health_report router_health(caf::scoped_actor& self, const messages::router_actor& router) {
+  messages::health_report out;
+  self->request(router, 5s, messages::health_atom_v)
+    .receive([&](messages::health_report& h) { out = std::move(h); }, [](const caf::error&) {});
+  return out;
+}
+
+// Asks the router for its health until `pred` holds for its nodes (5 s at most).
 template <class Pred>
-messages::node_status wait_for_node(caf::scoped_actor& self, const messages::router_actor& router, Pred pred) {
-  messages::node_status last;
+std::vector<messages::node_status> wait_for_nodes(caf::scoped_actor& self, const messages::router_actor& router,
+                                                  Pred pred) {
+  std::vector<messages::node_status> nodes;
   for (int i = 0; i < 100; ++i) {
-    self->request(router, 5s, messages::health_atom_v)
-      .receive([&](const messages::health_report& h) { if (!h.nodes.empty()) last = h.nodes.front(); },
-               [](const caf::error&) {});
-    if (pred(last))
+    nodes = router_health(self, router).nodes;
+    if (pred(nodes))
       break;
     std::this_thread::sleep_for(50ms);
   }
-  return last;
+  return nodes;
+}
+
+// The first node, once `pred` holds for it.
+template <class Pred>
+messages::node_status wait_for_node(caf::scoped_actor& self, const messages::router_actor& router, Pred pred) {
+  auto nodes = wait_for_nodes(self, router, [&](const auto& ns) { return !ns.empty() && pred(ns.front()); });
+  return nodes.empty() ? messages::node_status{} : nodes.front();
 }
 
 }  // namespace
@@ -224,5 +249,29 @@ TEST_CASE("a router with the wrong secret marks the worker refused and routes no
     .receive([](const messages::generate_reply&) {},
              [&](const caf::error& e) { unavailable = failure_of(e).code == messages::errc::unavailable; });
   CHECK(unavailable);
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a request a worker's memory cannot take moves to another worker", "[cluster]") {
+  worker_node full("full", true), roomy("roomy");
+  cluster_config cfg;
+  caf::actor_system sys{cfg};
+  auto router = actors::spawn_router(sys, actors::router_config{secret, {full.address(), roomy.address()}, 50, 30});
+  caf::scoped_actor self{sys};
+  wait_for_nodes(self, router, [](const auto& nodes) {
+    return std::count_if(nodes.begin(), nodes.end(), [](const auto& n) { return n.state == "up"; }) == 2;
+  });
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    messages::generate_request req;
+    req.arrival_seq = seq;
+    self->request(router, 5s, messages::generate_atom_v, req)
+      .receive([](const messages::generate_reply& r) { CHECK(r.node == "roomy"); },
+               [&](const caf::error& e) { FAIL(failure_of(e).message); });
+  }
+  uint64_t tried_full = 0;
+  for (const auto& n : router_health(self, router).nodes)
+    if (n.name == "full")
+      tried_full = n.routed;
+  CHECK(tried_full >= 1);  // it was asked, said no, and the request went on
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
 }

@@ -135,6 +135,18 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(status, 400, body)
         self.assertEqual(body["error"]["code"], "bad_request")
 
+    def test_3b_a_client_that_goes_away_is_cancelled_on_its_worker(self):
+        self.ensure_up()
+        cancelled = lambda: sum(w.health()["batch"]["cancelled"] for w in (self.w1, self.w2))
+        before = cancelled()
+        conn, resp = open_stream(self.router, prompt="walk away", max_new_tokens=1000, temperature=0)
+        event, data = next(sse_events(resp))
+        self.assertEqual(event, "message")
+        conn.sock.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        self.assertTrue(wait_for(lambda: cancelled() == before + 1, 15))
+        self.assertTrue(wait_for(lambda: all(n["in_flight"] == 0 for n in self.router.health()["nodes"]), 15))
+
     def test_4_kill_a_worker_under_load(self):
         self.ensure_up()
         victim = self.w1
