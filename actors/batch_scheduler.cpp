@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/error_mapping.hpp"
+#include "model/prompt.hpp"
 #include "model/text_generation.hpp"
 
 namespace adapterd::actors {
@@ -28,6 +29,7 @@ struct batch_scheduler::running_job {
   uint64_t service_seq = 0;
   uint32_t batch_size_max = 0;
   bool cancelled = false;
+  clock::time_point last_token_at;  // for the inter-token histogram
 };
 
 namespace {
@@ -209,7 +211,17 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     const auto& model = *w.lease->model;
     if (!running_.empty() && running_.front()->lease.model != w.lease->model)
       break;  // another model: after this batch drains
-    auto ids = model.tok().encode(w.j.req.prompt, true);
+    std::vector<model::chat_message> chat;
+    for (const auto& turn : w.j.req.chat)
+      chat.push_back({turn.role, turn.content});
+    auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat);
+    if (!encoded) {
+      auto j = std::move(w.j);
+      waiting_.pop_front();
+      fail(std::move(j), errc::bad_request, encoded.err().message, out);
+      continue;
+    }
+    const auto& ids = *encoded;
     auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
     const auto prompt = static_cast<int64_t>(ids.size());
     const auto needed = model.kv_tokens_needed(ids.size(), params);
@@ -249,6 +261,10 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     }
     prefill_tokens += prompt;
     ++admitted_now;
+    auto first_token_at = clock::now();  // prefill picked the first token
+    stats_.prompt_tokens += static_cast<uint64_t>(prompt);
+    ++stats_.generated_tokens;
+    stats_.ttft_s.observe(std::chrono::duration<double>(first_token_at - item->arrived).count());
     stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
     auto r = std::make_unique<running_job>();
     r->j = std::move(item->j);
@@ -258,15 +274,19 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     r->admitted = start;
     r->admitted_wall_us = wall_us();
     r->service_seq = ++admitted_;
+    r->last_token_at = first_token_at;
     running_.push_back(std::move(r));
   }
 }
 
 void batch_scheduler::decode(std::vector<finished_job>& out) {
   std::vector<model::generation*> batch;
+  std::vector<running_job*> stepped;
   for (auto& r : running_)
-    if (!r->gen->finished())
+    if (!r->gen->finished()) {
       batch.push_back(&r->gen->tokens());
+      stepped.push_back(r.get());
+    }
   if (batch.empty())
     return;
   const auto rows = static_cast<uint32_t>(batch.size());
@@ -275,10 +295,18 @@ void batch_scheduler::decode(std::vector<finished_job>& out) {
   stats_.last_batch_size = rows;
   for (auto& r : running_)
     r->batch_size_max = std::max(r->batch_size_max, rows);
+  stats_.batch_sizes.observe(rows);
   const auto& model = *running_.front()->lease.model;
   auto failed = model.step(batch);
-  if (!failed)
+  if (!failed) {
+    auto now = clock::now();
+    for (auto* r : stepped) {
+      stats_.itl_s.observe(std::chrono::duration<double>(now - r->last_token_at).count());
+      r->last_token_at = now;
+    }
+    stats_.generated_tokens += rows;
     return;
+  }
   if (failed->code != model::errc::out_of_memory) {
     spdlog::error("gpu-owner decode step of {} rows failed: {}", rows, failed->message);
     auto why = to_failure(*failed);

@@ -48,6 +48,15 @@ public:
   void health(health_done done) override {
     caf::anon_send(actor_, messages::health_atom_v, std::move(done));
   }
+  void tokenize(messages::tokenize_request req, tokenize_done done) override {
+    caf::anon_send(actor_, messages::tokenize_atom_v, std::move(req), std::move(done));
+  }
+  void detokenize(messages::detokenize_request req, detokenize_done done) override {
+    caf::anon_send(actor_, messages::detokenize_atom_v, std::move(req), std::move(done));
+  }
+  void adapters(messages::adapter_request req, adapters_done done) override {
+    caf::anon_send(actor_, messages::adapters_atom_v, std::move(req), std::move(done));
+  }
 
 private:
   http_actor actor_;
@@ -90,6 +99,18 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
     [=](messages::health_atom, health_done& done) {
       forward<messages::health_report>(self, self->state.targets.health, std::move(done),
                                        messages::health_atom_v);
+    },
+    [=](messages::tokenize_atom, messages::tokenize_request& req, tokenize_done& done) {
+      forward<messages::tokenize_reply>(self, self->state.targets.catalog, std::move(done),
+                                        messages::tokenize_atom_v, std::move(req));
+    },
+    [=](messages::detokenize_atom, messages::detokenize_request& req, detokenize_done& done) {
+      forward<messages::detokenize_reply>(self, self->state.targets.catalog, std::move(done),
+                                          messages::detokenize_atom_v, std::move(req));
+    },
+    [=](messages::adapters_atom, messages::adapter_request& req, adapters_done& done) {
+      forward<messages::adapter_reply>(self, self->state.targets.catalog, std::move(done),
+                                       messages::adapters_atom_v, std::move(req));
     },
   };
 }

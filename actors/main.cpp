@@ -69,6 +69,9 @@ public:
   std::string join;
   std::string advertise;
   uint32_t node_poll_ms = 500;
+  std::string api_keys_file;
+  std::string admin_keys_file;
+  std::string adapters;
 
   adapterd_config() {
     opt_group{custom_options_, "global"}
@@ -106,7 +109,11 @@ public:
       .add(workers, "workers", "a router's workers, ','-separated host:port node addresses")
       .add(join, "join", "a worker asks these routers (','-separated host:port) to dial it")
       .add(advertise, "advertise", "the host:port a worker gives routers to dial (default node-host:node-port)")
-      .add(node_poll_ms, "node-poll-ms", "a router asks each worker for its status this often");
+      .add(node_poll_ms, "node-poll-ms", "a router asks each worker for its status this often")
+      .add(api_keys_file, "api-keys-file", "file of API keys, one per line (or ADAPTERD_API_KEYS, ','-separated); none: open")
+      .add(admin_keys_file, "admin-keys-file",
+           "file of admin keys for cleanup and adapter load/unload (or ADAPTERD_ADMIN_KEYS)")
+      .add(adapters, "adapters", "adapters to load at start, ','-separated id=path");
     add_message_types<caf::id_block::adapterd>();
     // The work-stealing default polls for work on every core; on a small machine that
     // polling takes CPU from the model. Actors here block on real work, so share a queue.
@@ -206,6 +213,30 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     if (problem.empty() && s.node_secret.size() < 16)
       problem = std::string("a ") + c.role + " needs the cluster's shared secret, at least 16 characters, "
                 "from --node-secret-file or ADAPTERD_NODE_SECRET";
+  }
+  auto keys = [&](const std::string& file, const char* env, std::vector<std::string>& out) {
+    if (!file.empty()) {
+      std::ifstream in(file);
+      if (!in)
+        problem = "cannot read " + file;
+      for (std::string line; std::getline(in, line);)
+        if (!line.empty() && line[0] != '#')
+          out.push_back(line);
+    } else if (const char* v = std::getenv(env)) {
+      out = split(v, ',');
+    }
+    for (const auto& k : out)
+      if (k.size() < 8)
+        problem = std::string("API and admin keys need at least 8 characters (") + env + ")";
+  };
+  keys(c.api_keys_file, "ADAPTERD_API_KEYS", s.api_keys);
+  keys(c.admin_keys_file, "ADAPTERD_ADMIN_KEYS", s.admin_keys);
+  for (const auto& item : split(c.adapters, ',')) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      problem = "--adapters: '" + item + "' is not id=path";
+    else
+      s.preload_adapters.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
   if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
     problem = "--log-level '" + c.log_level + "' is not a level";

@@ -34,7 +34,10 @@ struct model_lease {
 using supervisor_actor = caf::typed_actor<
   caf::replies_to<messages::acquire_atom, acquire_request>::with<model_lease>,
   caf::replies_to<messages::evict_atom, std::string>::with<messages::freed_report>,
-  caf::replies_to<messages::idle_atom, uint32_t>::with<messages::freed_report>>;
+  caf::replies_to<messages::idle_atom, uint32_t>::with<messages::freed_report>,
+  caf::replies_to<messages::tokenize_atom, messages::tokenize_request>::with<messages::tokenize_reply>,
+  caf::replies_to<messages::detokenize_atom, messages::detokenize_request>::with<messages::detokenize_reply>,
+  caf::replies_to<messages::adapters_atom, messages::adapter_request>::with<messages::adapter_reply>>;
 
 }  // namespace adapterd::actors
 

@@ -68,6 +68,16 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
     if (!failure.empty())
       return "cannot load the default model " + c.default_model + ": " + failure;
   }
+  for (const auto& [id, path] : c.preload_adapters) {
+    caf::scoped_actor self{sys};
+    std::string failure;
+    self->request(a.supervisor, std::chrono::minutes(30), messages::adapters_atom_v,
+                  messages::adapter_request{"preload", "load", id, path})
+      .receive([](const messages::adapter_reply&) {},
+               [&](const caf::error& e) { failure = to_failure(e).message; });
+    if (!failure.empty())
+      return "cannot preload adapter " + id + " (" + path + "): " + failure;
+  }
   return a;
 }
 
@@ -80,7 +90,7 @@ std::variant<uint16_t, std::string> node::start() {
   if (c.role == node_role::router) {
     auto router = spawn_router(p.sys, router_config{c.node_secret, c.workers, c.node_poll_ms, c.request_timeout_s});
     keep(p.actors, router);
-    targets = http_targets{router, router, router};
+    targets = http_targets{router, router, router, router};
     if (c.node_port != 0) {
       auto port = p.sys.middleman().publish(router, c.node_port, c.node_host.c_str(), true);
       if (!port)
@@ -96,7 +106,7 @@ std::variant<uint16_t, std::string> node::start() {
       keep(p.actors, a->janitor);
       keep(p.actors, a->supervisor);
       keep(p.actors, a->monitor);
-      targets = http_targets{a->gpu_owner, a->janitor, a->monitor};
+      targets = http_targets{a->gpu_owner, a->janitor, a->monitor, a->supervisor};
     } else {
       return std::get<std::string>(spawned);
     }
@@ -104,7 +114,7 @@ std::variant<uint16_t, std::string> node::start() {
       auto& a = std::get<model_actors>(spawned);
       auto worker = spawn_worker(p.sys, worker_config{c.node_name, c.node_secret, c.advertise, c.join,
                                                       c.max_batch_size, c.max_queue, a.gpu_owner,
-                                                      a.janitor, a.monitor});
+                                                      a.janitor, a.monitor, a.supervisor});
       p.actors.insert(p.actors.begin(), caf::actor_cast<caf::actor>(worker));
       auto port = p.sys.middleman().publish(worker, c.node_port, c.node_host.c_str(), true);
       if (!port)
@@ -123,6 +133,8 @@ std::variant<uint16_t, std::string> node::start() {
   opts.lim.max_body_bytes = c.max_body_bytes;
   opts.lim.request_timeout_s = c.request_timeout_s;
   opts.lim.health_only = c.role == node_role::worker;
+  opts.lim.api_keys = c.api_keys;
+  opts.lim.admin_keys = c.admin_keys;
   p.backend = make_actor_backend(p.http);
   p.server = std::make_unique<http::server>(opts, *p.backend);
   return p.server->start();

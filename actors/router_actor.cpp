@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <unordered_map>
 
@@ -464,6 +465,66 @@ caf::result<messages::cleanup_reply> fan_out_cleanup(self_ptr self, const messag
   return g->rp;
 }
 
+// The up worker with the least load, for questions any worker can answer.
+worker_link* any_worker(self_ptr self) {
+  worker_link* best = nullptr;
+  for (auto& [address, link] : self->state.links)
+    if (link.state == "up" && (!best || load_of(link) < load_of(*best)))
+      best = &link;
+  return best;
+}
+
+// Adapters live on workers: a list gathers every worker's, a load or unload goes to all of
+// them. The answer lists each adapter with the worker that holds it.
+caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messages::adapter_request& req) {
+  std::vector<worker_link*> targets;
+  for (auto& [address, link] : self->state.links)
+    if (link.state == "up")
+      targets.push_back(&link);
+  if (targets.empty())
+    return make_failure(errc::unavailable, "no worker is up");
+  struct gathering {
+    caf::typed_response_promise<messages::adapter_reply> rp;
+    messages::adapter_reply total;
+    std::optional<messages::failure> failure;
+    size_t waiting = 0, answered = 0;
+  };
+  auto g = std::make_shared<gathering>();
+  g->rp = self->make_response_promise<messages::adapter_reply>();
+  g->waiting = targets.size();
+  auto finish_one = [g] {
+    if (--g->waiting > 0)
+      return;
+    if (g->answered == 0 && g->failure)
+      g->rp.deliver(make_failure(g->failure->code, g->failure->message));
+    else
+      g->rp.deliver(std::move(g->total));
+  };
+  for (auto* link : targets) {
+    auto name = link->info.name.empty() ? link->address : link->info.name;
+    self->request(link->handle, std::chrono::seconds(120), messages::adapters_atom_v, req)
+      .then(
+        [g, name, finish_one](messages::adapter_reply& one) {
+          ++g->answered;
+          if (g->total.default_model.empty())
+            g->total.default_model = one.default_model;
+          for (auto& m : one.models)
+            if (std::find(g->total.models.begin(), g->total.models.end(), m) == g->total.models.end())
+              g->total.models.push_back(m);
+          for (auto& a : one.adapters) {
+            a.node = name;
+            g->total.adapters.push_back(std::move(a));
+          }
+          finish_one();
+        },
+        [g, finish_one](const caf::error& e) {
+          g->failure = to_failure(e);
+          finish_one();
+        });
+  }
+  return g->rp;
+}
+
 messages::router_actor::behavior_type router_behavior(self_ptr self, router_config config) {
   self->state.config = std::move(config);
   self->set_down_handler([self](const caf::down_msg& down) {
@@ -509,6 +570,27 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
       if (!from_this_node(self))
         return not_local();
       return health_of(self);
+    },
+    [=](messages::tokenize_atom, messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
+      if (!from_this_node(self))
+        return not_local();
+      auto* w = any_worker(self);
+      if (!w)
+        return make_failure(errc::unavailable, "no worker is up");
+      return self->delegate(w->handle, messages::tokenize_atom_v, std::move(req));
+    },
+    [=](messages::detokenize_atom, messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
+      if (!from_this_node(self))
+        return not_local();
+      auto* w = any_worker(self);
+      if (!w)
+        return make_failure(errc::unavailable, "no worker is up");
+      return self->delegate(w->handle, messages::detokenize_atom_v, std::move(req));
+    },
+    [=](messages::adapters_atom, const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
+      if (!from_this_node(self))
+        return not_local();
+      return fan_out_adapters(self, req);
     },
     [=](messages::chunk_atom, messages::stream_chunk& c) {
       auto it = self->state.requests.find(c.arrival_seq);

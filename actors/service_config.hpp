@@ -52,6 +52,10 @@ struct service_config {
   std::vector<std::string> join;          // a worker asks these routers (host:port) to dial it
   std::string advertise;                  // the address a worker gives routers; default node_host:node_port
   unsigned node_poll_ms = 500;            // a router asks each worker for its status this often
+
+  std::vector<std::string> api_keys;      // none: the API is open
+  std::vector<std::string> admin_keys;    // cleanup and adapter load/unload need one of these
+  std::vector<std::pair<std::string, std::string>> preload_adapters;  // id, path: registered at start
 };
 
 }  // namespace adapterd::actors

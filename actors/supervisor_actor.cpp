@@ -9,6 +9,7 @@
 
 #include "actors/error_mapping.hpp"
 #include "actors/eviction_plan.hpp"
+#include "actors/model_names.hpp"
 #include "actors/path_policy.hpp"
 #include "model/memory_stats.hpp"
 
@@ -40,6 +41,7 @@ struct supervisor_state {
   std::map<std::string, adapter_entry> device_adapters;  // key: model key | adapter dir
   std::map<std::string, adapter_entry> host_adapters;    // same keys, in host memory
   std::string last_model_key;
+  std::map<std::string, std::string> adapter_ids;  // POST /adapters: id -> path as given
   uint64_t tick = 0;
   uint64_t model_loads = 0, adapter_loads = 0, evictions = 0, host_reloads = 0;
 };
@@ -288,8 +290,15 @@ auto cache_signature(const supervisor_state& st) {
                          st.last_model_key);
 }
 
-caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
+std::string default_name(const supervisor_state& st) {
+  return fs::path(st.config.default_model).filename().string();
+}
+
+caf::expected<model_lease> acquire(self_ptr self, acquire_request req) {
   auto& st = self->state;
+  auto names = resolve_names(req.base_model, req.adapter_path, default_name(st), st.adapter_ids);
+  req.base_model = names.base_model;
+  req.adapter_path = names.adapter;
   auto start = clock_type::now();
   const auto before = cache_signature(st);
   // Reports the cache to the monitor only when this acquisition changed it.
@@ -332,10 +341,85 @@ caf::result<model_lease> acquire(self_ptr self, const acquire_request& req) {
     }
     lease.adapter = *adapter;
     lease.adapter_name = req.adapter_path;
+    for (const auto& [id, path] : st.adapter_ids)
+      if (path == req.adapter_path)
+        lease.adapter_name = id;
   }
   report_changes();
   lease.load_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
   return lease;
+}
+
+messages::adapter_reply list_adapters(const supervisor_state& st) {
+  messages::adapter_reply r;
+  r.default_model = default_name(st);
+  for (const auto& [key, e] : st.models)
+    r.models.push_back(fs::path(e.model->path()).filename().string());
+  std::set<std::string> listed;
+  auto id_of = [&](const std::string& resolved) {
+    for (const auto& [id, path] : st.adapter_ids) {
+      auto mine = resolve_adapter(st.config, path);
+      if (mine && *mine == resolved)
+        return id;
+    }
+    return std::string();
+  };
+  for (const auto* tier : {&st.device_adapters, &st.host_adapters})
+    for (const auto& [key, e] : *tier) {
+      auto id = id_of(e.adapter->path());
+      listed.insert(id);
+      r.adapters.push_back({id, e.adapter->path(), tier == &st.device_adapters ? "device" : "host",
+                            e.adapter->device(), e.adapter->bytes(), ""});
+    }
+  for (const auto& [id, path] : st.adapter_ids)
+    if (!listed.count(id))
+      r.adapters.push_back({id, path, "", "", 0, ""});
+  return r;
+}
+
+caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messages::adapter_request& req) {
+  auto& st = self->state;
+  if (req.action == "list")
+    return list_adapters(st);
+  if (req.action == "load") {
+    if (req.path.empty())
+      return make_failure(errc::bad_request, "'path' is required");
+    auto id = req.id.empty() ? fs::path(req.path).lexically_normal().filename().string() : req.id;
+    if (auto problem = adapter_id_problem(id))
+      return make_failure(errc::bad_request, *problem + ": '" + id + "'");
+    if (auto it = st.adapter_ids.find(id); it != st.adapter_ids.end() && it->second != req.path)
+      return make_failure(errc::bad_request, "adapter id '" + id + "' already names " + it->second);
+    auto lease = acquire(self, acquire_request{req.request_id, "", req.path, false});
+    if (!lease)
+      return lease.error();
+    st.adapter_ids[id] = req.path;
+    spdlog::info("supervisor {} registered adapter {} = {}", req.request_id, id, req.path);
+    return list_adapters(st);
+  }
+  if (req.action == "unload") {
+    auto it = st.adapter_ids.find(req.id);
+    auto path = it != st.adapter_ids.end() ? it->second : req.id;
+    auto resolved = resolve_adapter(st.config, path);
+    bool dropped = false;
+    for (auto* tier : {&st.device_adapters, &st.host_adapters}) {
+      for (auto e = tier->begin(); resolved && e != tier->end();) {
+        if (e->second.adapter->path() == *resolved) {
+          e = tier->erase(e);
+          dropped = true;
+        } else {
+          ++e;
+        }
+      }
+    }
+    if (it == st.adapter_ids.end() && !dropped)
+      return make_failure(errc::adapter_not_found, "no adapter is registered or loaded as '" + req.id + "'");
+    if (it != st.adapter_ids.end())
+      st.adapter_ids.erase(it);
+    spdlog::info("supervisor {} unloaded adapter {}", req.request_id, req.id);
+    report(self);
+    return list_adapters(st);
+  }
+  return make_failure(errc::bad_request, "unknown adapter action '" + req.action + "'");
 }
 
 messages::freed_report evict(self_ptr self, const std::string& level) {
@@ -379,7 +463,36 @@ supervisor_actor::behavior_type supervisor_behavior(
   report(self);
   return {
     [=](messages::acquire_atom, const acquire_request& req) -> caf::result<model_lease> {
-      return acquire(self, req);
+      auto lease = acquire(self, req);
+      if (!lease)
+        return lease.error();
+      return std::move(*lease);
+    },
+    [=](messages::tokenize_atom, const messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
+      auto lease = acquire(self, acquire_request{req.request_id, req.model, "", false});
+      if (!lease)
+        return lease.error();
+      const auto& tok = lease->model->tok();
+      messages::tokenize_reply r;
+      r.model = lease->model_name;
+      r.ids = tok.encode(req.text, req.add_special_tokens);
+      for (auto id : r.ids)
+        r.pieces.push_back(tok.token_text(id));
+      return r;
+    },
+    [=](messages::detokenize_atom, const messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
+      auto lease = acquire(self, acquire_request{req.request_id, req.model, "", false});
+      if (!lease)
+        return lease.error();
+      const auto& tok = lease->model->tok();
+      for (auto id : req.ids)
+        if (id < 0 || static_cast<size_t>(id) >= tok.vocab_size())
+          return make_failure(errc::bad_request, "id " + std::to_string(id) + " is not in the vocabulary (0 to "
+                                                   + std::to_string(tok.vocab_size() - 1) + ")");
+      return messages::detokenize_reply{lease->model_name, tok.decode(req.ids, req.skip_special_tokens)};
+    },
+    [=](messages::adapters_atom, const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
+      return manage_adapters(self, req);
     },
     [=](messages::evict_atom, const std::string& level) { return evict(self, level); },
     [=](messages::idle_atom, uint32_t seconds) { return unload_idle(self, seconds); },

@@ -147,6 +147,21 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
         return refusal();
       return self->delegate(self->state.config.monitor, messages::health_atom_v);
     },
+    [=](messages::tokenize_atom, messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
+      if (!trusted(self))
+        return refusal();
+      return self->delegate(self->state.config.catalog, messages::tokenize_atom_v, std::move(req));
+    },
+    [=](messages::detokenize_atom, messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
+      if (!trusted(self))
+        return refusal();
+      return self->delegate(self->state.config.catalog, messages::detokenize_atom_v, std::move(req));
+    },
+    [=](messages::adapters_atom, messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
+      if (!trusted(self))
+        return refusal();
+      return self->delegate(self->state.config.catalog, messages::adapters_atom_v, std::move(req));
+    },
     [=](messages::join_atom) { join_routers(self); },
   };
 }

@@ -24,6 +24,7 @@ struct worker_config {
   messages::gpu_owner_actor gpu_owner;
   messages::janitor_actor janitor;
   messages::monitor_actor monitor;
+  messages::catalog_service catalog;  // the node's supervisor
 };
 
 messages::worker_actor spawn_worker(caf::actor_system& sys, worker_config config);

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "messages/catalog.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
@@ -52,6 +53,13 @@ public:
   virtual void cleanup(messages::cleanup_request req,
                        std::function<void(outcome<messages::cleanup_reply>)> done) = 0;
   virtual void health(std::function<void(outcome<messages::health_report>)> done) = 0;
+  virtual void tokenize(messages::tokenize_request req,
+                        std::function<void(outcome<messages::tokenize_reply>)> done) = 0;
+  virtual void detokenize(messages::detokenize_request req,
+                          std::function<void(outcome<messages::detokenize_reply>)> done) = 0;
+  /// List, load or unload adapters.
+  virtual void adapters(messages::adapter_request req,
+                        std::function<void(outcome<messages::adapter_reply>)> done) = 0;
 };
 
 struct limits {
@@ -59,6 +67,10 @@ struct limits {
   size_t max_body_bytes = 1 << 20;
   unsigned request_timeout_s = 600;  // longest a client waits for its answer
   bool health_only = false;          // a worker node: its router serves the API
+  // API keys ("Authorization: Bearer KEY"). None: open. Admin routes (cleanup, adapter
+  // load/unload) need an admin key; an admin key is also an API key.
+  std::vector<std::string> api_keys;
+  std::vector<std::string> admin_keys;
 };
 
 }  // namespace adapterd::http

@@ -12,6 +12,7 @@ struct request_view {
   std::string target;  // path and query
   std::string body;
   std::string request_id;
+  std::string authorization;  // the Authorization header, if any
 };
 
 /// Answers through `out` exactly once: immediately for 404/405/400, or when the backend

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "http/json_codec.hpp"
+#include "http/metrics_text.hpp"
 #include "http/routes.hpp"
 
 namespace adapterd::http {
@@ -161,6 +162,8 @@ private:
     if (id_header != req.end() && !id_header->value().empty() && id_header->value().size() <= 128)
       request_id_ = std::string(id_header->value());
     view.request_id = request_id_;
+    if (auto auth = req.find(boost::beast::http::field::authorization); auth != req.end())
+      view.authorization = std::string(auth->value());
     keep_alive_ = req.keep_alive();
     stream_.expires_never();
     // One answer per request: the backend's, or a 504 when it takes too long. A timer
@@ -240,6 +243,7 @@ private:
   void log_line(unsigned status) {
     auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
     spdlog::info("http {} {} {} -> {} ({:.1f} ms)", request_id_, method_, target_, status, ms);
+    count_request(method_, target_, status);
   }
 
   void send(response r, bool keep_alive) {

@@ -1,10 +1,36 @@
 #pragma once
 // The batch family: what the gpu-owner's step loop reports to the monitor for /health.
 #include <cstdint>
+#include <vector>
 
 #include "caf/meta/type_name.hpp"
 
 namespace adapterd::messages {
+
+/// A cumulative histogram, as Prometheus keeps one: counts[i] observations <= bounds[i]
+/// (the last count is everything above the last bound).
+struct histogram {
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts;
+  double sum = 0;
+  uint64_t count = 0;
+
+  histogram() = default;
+  explicit histogram(std::vector<double> b) : bounds(std::move(b)), counts(bounds.size() + 1, 0) {}
+  void observe(double x) {
+    size_t i = 0;
+    while (i < bounds.size() && x > bounds[i])
+      ++i;
+    ++counts[i];
+    sum += x;
+    ++count;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, histogram& x) {
+  return f(caf::meta::type_name("adapterd::histogram"), x.bounds, x.counts, x.sum, x.count);
+}
 
 struct batch_state {
   uint32_t waiting = 0;         // requests queued, not yet admitted
@@ -19,13 +45,19 @@ struct batch_state {
   uint64_t rejected = 0;        // 429s
   uint64_t cancelled = 0;       // clients that went away
   uint64_t timed_out = 0;       // requests past their timeout_s
+  uint64_t prompt_tokens = 0;    // prompt tokens prefilled
+  uint64_t generated_tokens = 0; // tokens decoded
+  histogram batch_sizes{{1, 2, 4, 8, 16, 32, 64, 128, 256}};                       // rows per decode step
+  histogram ttft_s{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};  // arrival to first token
+  histogram itl_s{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};  // between tokens
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_state& x) {
   return f(caf::meta::type_name("adapterd::batch_state"), x.waiting, x.running, x.max_batch_size,
            x.max_queue, x.last_batch_size, x.steps, x.step_rows, x.kv_pool_tokens, x.kv_pool_used,
-           x.rejected, x.cancelled, x.timed_out);
+           x.rejected, x.cancelled, x.timed_out, x.prompt_tokens, x.generated_tokens, x.batch_sizes,
+           x.ttft_s, x.itl_s);
 }
 
 }  // namespace adapterd::messages

@@ -8,6 +8,17 @@
 
 namespace adapterd::messages {
 
+/// One turn of a chat (OpenAI's messages), rendered with the model's chat template.
+struct chat_turn {
+  std::string role;
+  std::string content;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, chat_turn& x) {
+  return f(caf::meta::type_name("adapterd::chat_turn"), x.role, x.content);
+}
+
 struct generate_request {
   std::string request_id;
   std::string prompt;
@@ -25,6 +36,7 @@ struct generate_request {
   uint64_t arrival_seq = 0;     // stamped by the http actor, in arrival order
   bool stream = false;          // send stream_chunk messages to the requester as text appears
   double timeout_s = 0;         // give up (errc::timeout) this long after arrival; 0: never
+  std::vector<chat_turn> chat;  // non-empty: the prompt is this chat in the model's template
 };
 
 template <class Inspector>
@@ -32,7 +44,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
            x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq,
-           x.stream, x.timeout_s);
+           x.stream, x.timeout_s, x.chat);
 }
 
 struct generate_reply {

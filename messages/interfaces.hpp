@@ -39,6 +39,11 @@ using generation_service
 using cleanup_service
   = caf::typed_actor<caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>>;
 using health_service = caf::typed_actor<caf::replies_to<health_atom>::with<health_report>>;
+/// Tokenizers and adapters: a node's supervisor, or the router.
+using catalog_service
+  = caf::typed_actor<caf::replies_to<tokenize_atom, tokenize_request>::with<tokenize_reply>,
+                     caf::replies_to<detokenize_atom, detokenize_request>::with<detokenize_reply>,
+                     caf::replies_to<adapters_atom, adapter_request>::with<adapter_reply>>;
 
 /// A worker node as published on its node port. hello and auth are the handshake (see
 /// messages/cluster.hpp); every other message is refused unless its sender's node passed
@@ -50,6 +55,9 @@ using worker_actor
                      caf::reacts_to<cancel_atom, std::string>,
                      caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
                      caf::replies_to<health_atom>::with<health_report>,
+                     caf::replies_to<tokenize_atom, tokenize_request>::with<tokenize_reply>,
+                     caf::replies_to<detokenize_atom, detokenize_request>::with<detokenize_reply>,
+                     caf::replies_to<adapters_atom, adapter_request>::with<adapter_reply>,
                      caf::reacts_to<join_atom>>;  // internal: (re)join the configured routers
 
 /// The router: the http actor's generation, cleanup and health service, spread over
@@ -60,6 +68,9 @@ using router_actor
                      caf::reacts_to<cancel_atom, std::string>,
                      caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
                      caf::replies_to<health_atom>::with<health_report>,
+                     caf::replies_to<tokenize_atom, tokenize_request>::with<tokenize_reply>,
+                     caf::replies_to<detokenize_atom, detokenize_request>::with<detokenize_reply>,
+                     caf::replies_to<adapters_atom, adapter_request>::with<adapter_reply>,
                      caf::reacts_to<chunk_atom, stream_chunk>,
                      caf::replies_to<join_atom, join_request>::with<std::string>,
                      caf::reacts_to<dial_atom, std::string>,

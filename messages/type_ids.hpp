@@ -5,6 +5,7 @@
 #include "caf/type_id.hpp"
 
 #include "messages/batch.hpp"
+#include "messages/catalog.hpp"
 #include "messages/cluster.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
@@ -30,6 +31,15 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::node_info))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::join_request))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::node_status))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::chat_turn))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::histogram))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::tokenize_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::tokenize_reply))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::detokenize_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::detokenize_reply))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::adapter_info))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::adapter_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::adapter_reply))
   CAF_ADD_ATOM(adapterd, adapterd::messages, generate_atom, "generate")
   CAF_ADD_ATOM(adapterd, adapterd::messages, cleanup_atom, "cleanup")
   CAF_ADD_ATOM(adapterd, adapterd::messages, health_atom, "health")
@@ -45,4 +55,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_ATOM(adapterd, adapterd::messages, join_atom, "nodejoin")
   CAF_ADD_ATOM(adapterd, adapterd::messages, dial_atom, "nodedial")
   CAF_ADD_ATOM(adapterd, adapterd::messages, poll_atom, "nodepoll")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, tokenize_atom, "tokenize")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, detokenize_atom, "detokenize")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, adapters_atom, "adapters")
 CAF_END_TYPE_ID_BLOCK(adapterd)

@@ -146,7 +146,11 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
   json tokenizer_config = {{"add_bos_token", true}, {"add_eos_token", false},
                            {"bos_token", "<|begin_of_text|>"}, {"eos_token", "<|end_of_text|>"},
                            {"clean_up_tokenization_spaces", false}, {"model_max_length", s.max_positions},
-                           {"tokenizer_class", "PreTrainedTokenizerFast"}};
+                           {"tokenizer_class", "PreTrainedTokenizerFast"},
+                           // Plain-text turns: the vocabulary has no chat markup tokens.
+                           {"chat_template", "{{ bos_token }}{% for message in messages %}{{ message['role'] + ': ' "
+                                             "+ message['content'] | trim + '\n' }}{% endfor %}"
+                                             "{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}"}};
   const int64_t head_dim = s.hidden / s.heads;
   json config = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
                  {"hidden_size", s.hidden}, {"intermediate_size", s.intermediate},

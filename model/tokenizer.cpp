@@ -143,6 +143,17 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
     }
     if (auto eos = config_token(config, "eos_token"))
       t->eos_id_ = t->token_id(*eos);
+    t->bos_token_ = config_token(config, "bos_token").value_or("");
+    t->eos_token_ = config_token(config, "eos_token").value_or("");
+    if (config.contains("chat_template")) {
+      const auto& ct = config["chat_template"];
+      if (ct.is_string())
+        t->chat_template_ = ct.get<std::string>();
+      else if (ct.is_array())  // [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+        for (const auto& named : ct)
+          if (named.value("name", "") == "default")
+            t->chat_template_ = named.value("template", "");
+    }
     return std::shared_ptr<const tokenizer>(t);
   } catch (const json::exception& e) {
     return make_error(errc::invalid_model, std::string("tokenizer.json: ") + e.what());
@@ -155,6 +166,14 @@ std::optional<int32_t> tokenizer::token_id(const std::string& token) const {
       return a.id;
   auto id = model_->token_to_id(token);
   return id >= 0 ? std::optional<int32_t>(id) : std::nullopt;
+}
+
+std::string tokenizer::token_text(int32_t id) const {
+  auto added = added_by_id_.find(id);
+  if (added != added_by_id_.end())
+    return added_[added->second].content;
+  const auto* text = model_->id_to_token(id);
+  return text ? *text : std::string();
 }
 
 bool tokenizer::is_special(int32_t id) const {

@@ -44,7 +44,14 @@ public:
   size_t vocab_size() const { return vocab_size_; }
   bool is_special(int32_t id) const;
   std::optional<int32_t> token_id(const std::string& token) const;
+  /// The vocabulary's text of `id` (byte-level form, e.g. "Ġhello"); empty when unknown.
+  std::string token_text(int32_t id) const;
   std::optional<int32_t> eos_id() const { return eos_id_; }
+  /// tokenizer_config.json's chat_template (its "default" one when it names several),
+  /// bos_token and eos_token; empty when absent.
+  const std::string& chat_template() const { return chat_template_; }
+  const std::string& bos_token() const { return bos_token_; }
+  const std::string& eos_token() const { return eos_token_; }
 
 private:
   struct segment {
@@ -61,6 +68,7 @@ private:
   std::unordered_map<int32_t, size_t> added_by_id_;  // id -> index into added_
   std::vector<int32_t> prefix_ids_, suffix_ids_;    // what add_special_tokens puts around
   std::optional<int32_t> eos_id_;
+  std::string chat_template_, bos_token_, eos_token_;
   size_t vocab_size_ = 0;
 };
 

@@ -1,0 +1,14 @@
+#pragma once
+// API keys: who may call which route.
+#include <optional>
+#include <string>
+
+#include "http/json_codec.hpp"
+
+namespace adapterd::http {
+
+/// None when `authorization` ("Bearer KEY") may call the route; else 401 (no key, or an
+/// unknown one) or 403 (an API key on an admin route). Keys compare in constant time.
+std::optional<api_error> check_access(const limits& lim, const std::string& authorization, bool admin_route);
+
+}  // namespace adapterd::http

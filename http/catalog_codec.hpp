@@ -1,0 +1,23 @@
+#pragma once
+// JSON in and out of /tokenize, /detokenize and /adapters.
+#include <string>
+#include <variant>
+
+#include "http/json_codec.hpp"
+
+namespace adapterd::http {
+
+/// {"model"?, "text", "add_special_tokens"? (true)}
+std::variant<messages::tokenize_request, api_error> parse_tokenize(const std::string& body);
+/// {"model"?, "ids", "skip_special_tokens"? (true)}
+std::variant<messages::detokenize_request, api_error> parse_detokenize(const std::string& body);
+/// GET /adapters (list), POST /adapters {"path", "id"?} (load), DELETE /adapters/{id} (unload).
+std::variant<messages::adapter_request, api_error> parse_adapter_request(const std::string& method,
+                                                                         const std::string& path,
+                                                                         const std::string& body);
+
+std::string to_json(const messages::tokenize_reply& r);
+std::string to_json(const messages::detokenize_reply& r);
+std::string to_json(const messages::adapter_reply& r);
+
+}  // namespace adapterd::http

@@ -1,0 +1,126 @@
+#include "http/metrics_text.hpp"
+
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+namespace adapterd::http {
+
+namespace {
+
+struct request_counts {
+  std::mutex mutex;
+  std::map<std::tuple<std::string, std::string, unsigned>, uint64_t> counts;  // route, method, status
+};
+
+request_counts& counts() {
+  static request_counts c;
+  return c;
+}
+
+std::string route_label(const std::string& path) {
+  for (const char* known : {"/generate-lite", "/health", "/cleanup-memory", "/metrics", "/tokenize", "/detokenize",
+                            "/adapters", "/v1/completions", "/v1/chat/completions", "/v1/models"})
+    if (path == known)
+      return path;
+  if (path.rfind("/adapters/", 0) == 0)
+    return "/adapters/{id}";
+  return "other";
+}
+
+std::string number(double x) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  return buf;
+}
+
+class writer {
+public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void sample(const std::string& name, double value, const std::string& labels = "") {
+    out_ += name + (labels.empty() ? "" : "{" + labels + "}") + " " + number(value) + "\n";
+  }
+  void gauge(const char* name, const char* help, double value) {
+    family(name, "gauge", help);
+    sample(name, value);
+  }
+  void counter(const char* name, const char* help, double value) {
+    family(name, "counter", help);
+    sample(name, value);
+  }
+  void histogram(const char* name, const char* help, const messages::histogram& h) {
+    family(name, "histogram", help);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < h.bounds.size() && i < h.counts.size(); ++i) {
+      cumulative += h.counts[i];
+      sample(std::string(name) + "_bucket", static_cast<double>(cumulative), "le=\"" + number(h.bounds[i]) + "\"");
+    }
+    sample(std::string(name) + "_bucket", static_cast<double>(h.count), "le=\"+Inf\"");
+    sample(std::string(name) + "_sum", h.sum);
+    sample(std::string(name) + "_count", static_cast<double>(h.count));
+  }
+  std::string take() { return std::move(out_); }
+
+private:
+  std::string out_;
+};
+
+}  // namespace
+
+void count_request(const std::string& method, const std::string& path, unsigned status) {
+  auto& c = counts();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  ++c.counts[{route_label(path.substr(0, path.find('?'))), method, status}];
+}
+
+std::string prometheus_text(const messages::health_report& h) {
+  writer w;
+  w.family("adapterd_http_requests_total", "counter", "HTTP requests answered, by route, method and status.");
+  {
+    auto& c = counts();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    for (const auto& [key, n] : c.counts) {
+      const auto& [route, method, status] = key;
+      w.sample("adapterd_http_requests_total", static_cast<double>(n),
+               "route=\"" + route + "\",method=\"" + method + "\",status=\"" + std::to_string(status) + "\"");
+    }
+  }
+  const auto& b = h.batch;
+  const auto& m = h.model;
+  w.gauge("adapterd_queue_depth", "Requests waiting for the batch.", h.queue_depth);
+  w.gauge("adapterd_running_sequences", "Sequences in the batch.", h.running);
+  w.histogram("adapterd_batch_size", "Sequences per decode step.", b.batch_sizes);
+  w.histogram("adapterd_time_to_first_token_seconds", "From arrival to the first generated token.", b.ttft_s);
+  w.histogram("adapterd_inter_token_latency_seconds", "Between consecutive tokens of a sequence.", b.itl_s);
+  w.counter("adapterd_prompt_tokens_total", "Prompt tokens prefilled.", static_cast<double>(b.prompt_tokens));
+  w.counter("adapterd_generated_tokens_total", "Tokens generated.", static_cast<double>(b.generated_tokens));
+  w.counter("adapterd_requests_served_total", "Generations answered.", static_cast<double>(h.requests_served));
+  w.counter("adapterd_requests_failed_total", "Generations that failed.", static_cast<double>(h.requests_failed));
+  w.counter("adapterd_requests_rejected_total", "Requests refused with 429.", static_cast<double>(b.rejected));
+  w.counter("adapterd_requests_cancelled_total", "Requests whose client went away.", static_cast<double>(b.cancelled));
+  w.gauge("adapterd_process_resident_memory_bytes", "Resident set size of the process.", static_cast<double>(h.rss_bytes));
+  w.gauge("adapterd_device_memory_allocated_bytes", "GPU memory allocated (0 without a GPU).", h.gpu_allocated_mb * 1048576.0);
+  w.gauge("adapterd_device_memory_reserved_bytes", "GPU memory reserved by the caching allocator.", h.gpu_reserved_mb * 1048576.0);
+  w.gauge("adapterd_model_weight_bytes", "Weights of the default (or last used) model.", static_cast<double>(m.weight_bytes));
+  w.gauge("adapterd_kv_pool_tokens", "Tokens the KV pool holds.", static_cast<double>(b.kv_pool_tokens));
+  w.gauge("adapterd_kv_pool_used_tokens", "Tokens of the KV pool in use.", static_cast<double>(b.kv_pool_used));
+  w.family("adapterd_adapter_bytes", "gauge", "Adapter weights held, by tier.");
+  uint64_t device = 0, host = 0;
+  for (const auto& item : m.resident)
+    if (item.kind == "adapter")
+      (item.tier == "host" ? host : device) += item.bytes;
+  w.sample("adapterd_adapter_bytes", static_cast<double>(device), "tier=\"device\"");
+  w.sample("adapterd_adapter_bytes", static_cast<double>(host), "tier=\"host\"");
+  w.counter("adapterd_model_loads_total", "Base models loaded.", static_cast<double>(m.model_loads));
+  w.counter("adapterd_adapter_loads_total", "Adapters loaded from disk.", static_cast<double>(m.adapter_loads));
+  w.counter("adapterd_evictions_total", "Adapters and models evicted.", static_cast<double>(m.evictions));
+  w.counter("adapterd_flushes_total", "Allocator cache flushes.", static_cast<double>(h.flushes));
+  w.counter("adapterd_oom_recoveries_total", "Out-of-memory errors recovered from.", static_cast<double>(h.oom_recoveries));
+  w.gauge("adapterd_uptime_seconds", "Seconds since the node started.", h.uptime_s);
+  return w.take();
+}
+
+}  // namespace adapterd::http

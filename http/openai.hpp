@@ -1,0 +1,38 @@
+#pragma once
+// The OpenAI-compatible API: /v1/completions, /v1/chat/completions and /v1/models, in
+// and out of the service's own messages. The "model" field passes through as the
+// request's base_model; the supervisor resolves it (the default model's name, another
+// base model, "base:adapter", or an adapter id).
+#include <string>
+#include <variant>
+
+#include "http/json_codec.hpp"
+
+namespace adapterd::http::openai {
+
+enum class endpoint { completions, chat };
+
+struct request {
+  messages::generate_request gen;
+  std::string model;           // as the client named it; echoed in answers
+  bool include_usage = false;  // stream_options.include_usage
+};
+
+std::variant<request, api_error> parse(endpoint kind, const std::string& body, const limits& lim);
+
+/// The whole answer, with usage counts.
+std::string to_json(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created);
+/// One streamed chunk of text; the first chat chunk also carries the assistant role.
+std::string chunk_json(endpoint kind, const request& req, const std::string& text, bool first, int64_t created);
+/// The last chunk (finish_reason), and the usage chunk when asked for; then "[DONE]".
+std::string final_events(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created);
+
+/// GET /v1/models from what the node holds.
+std::string models_json(const messages::adapter_reply& r);
+
+/// OpenAI's error shape: {"error": {"message", "type", "param", "code"}}; an unknown model
+/// or adapter is a 404 here, as OpenAI answers it.
+response error_response(const api_error& e);
+api_error to_api_error(const messages::failure& f);
+
+}  // namespace adapterd::http::openai

@@ -1,0 +1,21 @@
+#pragma once
+// A request's prompt as token ids: plain text, or a chat in the model's own template.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/chat_template.hpp"
+#include "model/result.hpp"
+#include "model/tokenizer.hpp"
+
+namespace adapterd::model {
+
+/// Text: encoded with the tokenizer's special tokens (BOS where it adds one). Chat (when
+/// `chat` is not empty): rendered with the tokenizer's chat template and a generation
+/// prompt, then encoded without added special tokens, since the template writes its own,
+/// as transformers' apply_chat_template(tokenize=True) does. A model without a template,
+/// or a template that refuses the chat, is errc::invalid_argument.
+result<std::vector<int32_t>> encode_prompt(const tokenizer& tok, const std::string& text,
+                                           const std::vector<chat_message>& chat);
+
+}  // namespace adapterd::model

@@ -1,0 +1,66 @@
+// Chat templates rendered exactly as Jinja2 renders them for transformers'
+// apply_chat_template: the expected prompts in tests/data/chat_templates.json come from
+// Jinja2 itself (tests/data/make_chat_templates.py).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "model/chat_template.hpp"
+
+using namespace adapterd::model;
+
+namespace {
+
+nlohmann::json goldens() {
+  std::ifstream in(std::string(ADAPTERD_TESTS_DIR) + "/data/chat_templates.json");
+  REQUIRE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+}  // namespace
+
+TEST_CASE("chat templates render as Jinja2 renders them", "[chat]") {
+  auto data = goldens();
+  size_t checked = 0;
+  for (const auto& c : data["cases"]) {
+    chat_template_input input;
+    for (const auto& m : data["conversations"][c["conversation"].get<std::string>()])
+      input.messages.push_back({m["role"], m["content"]});
+    input.add_generation_prompt = c["add_generation_prompt"];
+    input.bos_token = data["tokens"]["bos_token"];
+    input.eos_token = data["tokens"]["eos_token"];
+    auto name = c["template"].get<std::string>() + " / " + c["conversation"].get<std::string>()
+                + (input.add_generation_prompt ? " + generation prompt" : "");
+    INFO(name);
+    auto out = render_chat_template(data["templates"][c["template"].get<std::string>()], input);
+    if (c.contains("error")) {
+      REQUIRE_FALSE(out);
+      CHECK(out.err().code == errc::invalid_argument);
+      CHECK(out.err().message.find(c["error"].get<std::string>()) != std::string::npos);
+    } else {
+      REQUIRE(out);
+      CHECK(*out == c["expected"].get<std::string>());
+    }
+    ++checked;
+  }
+  CHECK(checked == 80);
+}
+
+TEST_CASE("chat templates it cannot render are clear errors", "[chat]") {
+  chat_template_input input;
+  input.messages = {{"user", "hi"}};
+  for (const char* bad : {"{% macro m() %}x{% endmacro %}", "{{ messages | selectattr('role') }}",
+                          "{% if true %}unclosed", "{{ 'unterminated }}", "{{ foo( }}", "{% endfor %}",
+                          "{{ messages[0].content.nosuchmethod() }}", "{{ 1 / 0 }}", "{{ 'a' + 1 }}"}) {
+    INFO(bad);
+    auto out = render_chat_template(bad, input);
+    REQUIRE_FALSE(out);
+    CHECK(out.err().code == errc::invalid_argument);
+    CHECK(out.err().message.rfind("chat template: ", 0) == 0);
+  }
+}
