@@ -42,6 +42,7 @@ struct supervisor_state {
   std::map<std::string, adapter_entry> host_adapters;    // same keys, in host memory
   std::string last_model_key;
   std::map<std::string, std::string> adapter_ids;  // POST /adapters: id -> path as given
+  std::map<std::string, std::shared_ptr<const model::tokenizer>> tokenizers;  // dir -> its tokenizer alone
   uint64_t tick = 0;
   uint64_t model_loads = 0, adapter_loads = 0, evictions = 0, host_reloads = 0;
 };
@@ -350,6 +351,38 @@ caf::expected<model_lease> acquire(self_ptr self, acquire_request req) {
   return lease;
 }
 
+struct named_tokenizer {
+  std::string name;
+  std::shared_ptr<const model::tokenizer> tok;
+};
+
+// /tokenize and /detokenize need a model's tokenizer, not its weights: any model directory
+// under the roots with a tokenizer.json will do, and a resident model lends its own.
+caf::expected<named_tokenizer> tokenizer_for(self_ptr self, const std::string& model_field) {
+  auto& st = self->state;
+  auto names = resolve_names(model_field, "", default_name(st), st.adapter_ids);
+  std::string dir = st.config.default_model;
+  if (!names.base_model.empty()) {
+    auto path = resolve_under_roots(names.base_model, st.config.model_roots);
+    if (!path || !fs::exists(*path + "/tokenizer.json"))
+      return make_failure(errc::unknown_model, "model '" + names.base_model + "' has no tokenizer this server may read");
+    dir = *path;
+  }
+  auto name = fs::path(dir).filename().string();
+  for (const auto& [key, e] : st.models)
+    if (e.model->path() == dir)
+      return named_tokenizer{name, std::shared_ptr<const model::tokenizer>(e.model, &e.model->tok())};
+  if (auto it = st.tokenizers.find(dir); it != st.tokenizers.end())
+    return named_tokenizer{name, it->second};
+  auto loaded = model::tokenizer::load(dir);
+  if (!loaded)
+    return from_model_error(loaded.err());
+  if (st.tokenizers.size() >= 16)  // a bound, not a cache policy: tokenizers load in milliseconds
+    st.tokenizers.clear();
+  st.tokenizers[dir] = *loaded;
+  return named_tokenizer{name, *loaded};
+}
+
 messages::adapter_reply list_adapters(const supervisor_state& st) {
   messages::adapter_reply r;
   r.default_model = default_name(st);
@@ -469,27 +502,25 @@ supervisor_actor::behavior_type supervisor_behavior(
       return std::move(*lease);
     },
     [=](messages::tokenize_atom, const messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
-      auto lease = acquire(self, acquire_request{req.request_id, req.model, "", false});
-      if (!lease)
-        return lease.error();
-      const auto& tok = lease->model->tok();
+      auto t = tokenizer_for(self, req.model);
+      if (!t)
+        return t.error();
       messages::tokenize_reply r;
-      r.model = lease->model_name;
-      r.ids = tok.encode(req.text, req.add_special_tokens);
+      r.model = t->name;
+      r.ids = t->tok->encode(req.text, req.add_special_tokens);
       for (auto id : r.ids)
-        r.pieces.push_back(tok.token_text(id));
+        r.pieces.push_back(t->tok->token_text(id));
       return r;
     },
     [=](messages::detokenize_atom, const messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
-      auto lease = acquire(self, acquire_request{req.request_id, req.model, "", false});
-      if (!lease)
-        return lease.error();
-      const auto& tok = lease->model->tok();
+      auto t = tokenizer_for(self, req.model);
+      if (!t)
+        return t.error();
       for (auto id : req.ids)
-        if (id < 0 || static_cast<size_t>(id) >= tok.vocab_size())
+        if (id < 0 || static_cast<size_t>(id) >= t->tok->vocab_size())
           return make_failure(errc::bad_request, "id " + std::to_string(id) + " is not in the vocabulary (0 to "
-                                                   + std::to_string(tok.vocab_size() - 1) + ")");
-      return messages::detokenize_reply{lease->model_name, tok.decode(req.ids, req.skip_special_tokens)};
+                                                   + std::to_string(t->tok->vocab_size() - 1) + ")");
+      return messages::detokenize_reply{t->name, t->tok->decode(req.ids, req.skip_special_tokens)};
     },
     [=](messages::adapters_atom, const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
       return manage_adapters(self, req);

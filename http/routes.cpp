@@ -208,7 +208,16 @@ void route(const request_view& req, backend& svc, const limits& lim, std::shared
     }
     auto a = std::get<messages::adapter_request>(std::move(parsed));
     a.request_id = req.request_id;
-    return svc.adapters(std::move(a), reply_with<messages::adapter_reply>(std::move(out)));
+    // Here the adapter is the resource asked for: one that is not there is a 404.
+    auto to_error = [](const messages::failure& f) {
+      auto e = to_api_error(f);
+      if (f.code == messages::errc::adapter_not_found)
+        e.status = 404;
+      return e;
+    };
+    return svc.adapters(std::move(a), reply_with<messages::adapter_reply>(
+                                        std::move(out), [](const messages::adapter_reply& r) { return to_json(r); },
+                                        to_error));
   }
   if (path == "/metrics") {
     if (!is("/metrics", "GET"))
