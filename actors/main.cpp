@@ -1,8 +1,10 @@
 // adapterd: serve a model with LoRA adapters over HTTP (the seed's contract).
-// Options: defaults < config file (config/adapterd.ini, or --config-file=) < command line.
+// Options: defaults < config file (config/adapterd.ini, or --config-file=) < environment
+// (ADAPTERD_PORT=8111 for --port) < command line.
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 
@@ -72,6 +74,7 @@ public:
   std::string api_keys_file;
   std::string admin_keys_file;
   std::string adapters;
+  uint32_t shutdown_grace_s = 30;
 
   adapterd_config() {
     opt_group{custom_options_, "global"}
@@ -113,11 +116,30 @@ public:
       .add(api_keys_file, "api-keys-file", "file of API keys, one per line (or ADAPTERD_API_KEYS, ','-separated); none: open")
       .add(admin_keys_file, "admin-keys-file",
            "file of admin keys for cleanup and adapter load/unload (or ADAPTERD_ADMIN_KEYS)")
-      .add(adapters, "adapters", "adapters to load at start, ','-separated id=path");
+      .add(adapters, "adapters", "adapters to load at start, ','-separated id=path")
+      .add(shutdown_grace_s, "shutdown-grace", "on SIGTERM/SIGINT, seconds in-flight requests get to finish");
     add_message_types<caf::id_block::adapterd>();
     // The work-stealing default polls for work on every core; on a small machine that
     // polling takes CPU from the model. Actors here block on real work, so share a queue.
     set("scheduler.policy", caf::atom("sharing"));
+  }
+
+  /// --name=value for every option set in the environment as ADAPTERD_NAME (upper case,
+  /// '-' as '_'): placed before the command line's own arguments, they override the config
+  /// file and lose to the command line.
+  std::vector<std::string> environment_arguments() const {
+    std::vector<std::string> out;
+    for (const auto& opt : custom_options_) {
+      std::string name(opt.long_name().begin(), opt.long_name().end());
+      if (opt.category() != "global" || name == "help" || name == "long-help" || name == "dump-config")
+        continue;
+      std::string env = "ADAPTERD_";
+      for (char c : name)
+        env += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      if (const char* value = std::getenv(env.c_str()))
+        out.push_back("--" + name + "=" + value);
+    }
+    return out;
   }
 };
 
@@ -249,7 +271,14 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
 
 int main(int argc, char** argv) {
   adapterd_config cfg;
-  if (auto err = cfg.parse(argc, argv, "config/adapterd.ini")) {
+  std::vector<std::string> args{argv[0]};
+  for (auto& a : cfg.environment_arguments())
+    args.push_back(std::move(a));
+  args.insert(args.end(), argv + 1, argv + argc);
+  std::vector<char*> arg_ptrs;
+  for (auto& a : args)
+    arg_ptrs.push_back(a.data());
+  if (auto err = cfg.parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), "config/adapterd.ini")) {
     std::cerr << "adapterd: " << cfg.render(err) << "\n(see adapterd --help)\n";
     return 2;
   }
@@ -293,7 +322,11 @@ int main(int argc, char** argv) {
                  service->role == adapterd::actors::node_role::router ? "none" : service->default_model);
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("adapterd stopping on signal {}", sig);
+  spdlog::info("adapterd stopping on signal {}: new requests get 503, in-flight ones have {} s", sig,
+               cfg.shutdown_grace_s);
+  auto left = node.drain(std::chrono::seconds(cfg.shutdown_grace_s));
+  if (left > 0)
+    spdlog::warn("adapterd: {} requests still unanswered after the grace period", left);
   node.stop();
   return 0;
 }

@@ -140,6 +140,10 @@ std::variant<uint16_t, std::string> node::start() {
   return p.server->start();
 }
 
+int node::drain(std::chrono::milliseconds grace) {
+  return parts_->server ? parts_->server->drain(grace) : 0;
+}
+
 void node::stop() {
   auto& p = *parts_;
   // 1. No more network I/O. 2. The actors end (a late answer only queues a handler on the

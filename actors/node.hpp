@@ -4,6 +4,7 @@
 //  worker: the same actors, the worker actor published on the node port, HTTP /health only;
 //  router: the router actor (published on the node port when one is set, for joins), the
 //          http actor and the HTTP server; no model.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <variant>
@@ -22,6 +23,9 @@ public:
   std::variant<uint16_t, std::string> start();
   /// The bound node port (worker, or a router taking joins); 0 when none.
   uint16_t node_port() const;
+  /// Stops taking requests and waits up to `grace` for those taken; returns how many were
+  /// still unanswered.
+  int drain(std::chrono::milliseconds grace);
   /// Stops the HTTP server, then the actors.
   void stop();
 

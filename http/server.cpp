@@ -56,10 +56,21 @@ private:
   uint64_t generation_;
 };
 
+// What a graceful stop needs to know: whether new requests are still taken, and how many
+// taken ones are unanswered.
+struct drain_state {
+  std::atomic<bool> draining{false};
+  std::atomic<int> active{0};
+};
+
 class session : public std::enable_shared_from_this<session> {
 public:
-  session(tcp::socket&& socket, backend& svc, const server_options& opts)
-    : stream_(std::move(socket)), deadline_(stream_.get_executor()), svc_(svc), opts_(opts) {}
+  session(tcp::socket&& socket, backend& svc, const server_options& opts, std::shared_ptr<drain_state> drain)
+    : stream_(std::move(socket)), deadline_(stream_.get_executor()), svc_(svc), opts_(opts), drain_(std::move(drain)) {}
+  ~session() {
+    if (counted_)
+      --drain_->active;
+  }
 
   void run() {
     // Streamed tokens go out at once, not when Nagle's algorithm sees fit.
@@ -165,12 +176,16 @@ private:
     if (auto auth = req.find(boost::beast::http::field::authorization); auth != req.end())
       view.authorization = std::string(auth->value());
     keep_alive_ = req.keep_alive();
+    if (drain_->draining)
+      return send(error_response({503, "shutting_down", "the server is shutting down; try another instance"}), false);
     stream_.expires_never();
     // One answer per request: the backend's, or a 504 when it takes too long. A timer
     // here (not an actor-side request timeout) is cancelled on the answer, so nothing
     // per request outlives it.
     auto generation = ++generation_;
     answered_ = false;
+    counted_ = true;
+    ++drain_->active;
     auto self = shared_from_this();
     deadline_.expires_after(std::chrono::seconds(opts_.lim.request_timeout_s));
     deadline_.async_wait([self, generation](beast::error_code ec) {
@@ -206,8 +221,7 @@ private:
         if (ec && ec != net::error::operation_aborted) {
           if (!self->answered_) {
             spdlog::info("http {} client went away; cancelling", self->request_id_);
-            self->answered_ = true;
-            self->deadline_.cancel();
+            self->finish_request();
             self->svc_.cancel(self->request_id_);
           }
           self->gone_ = true;
@@ -238,6 +252,10 @@ private:
   void finish_request() {
     answered_ = true;
     deadline_.cancel();
+    if (counted_) {
+      counted_ = false;
+      --drain_->active;
+    }
   }
 
   void log_line(unsigned status) {
@@ -288,8 +306,7 @@ private:
     step(*this, [self = shared_from_this()](beast::error_code ec) {
       if (ec) {
         if (!self->answered_) {  // a streamed write failed: nobody is listening
-          self->answered_ = true;
-          self->deadline_.cancel();
+          self->finish_request();
           self->svc_.cancel(self->request_id_);
         }
         self->writes_.clear();
@@ -323,6 +340,8 @@ private:
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   backend& svc_;
   const server_options& opts_;
+  std::shared_ptr<drain_state> drain_;
+  bool counted_ = false;  // this request counts in drain_->active
   bool keep_alive_ = false;
   std::string request_id_, method_ = "-", target_ = "-";
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -353,6 +372,7 @@ struct server::state {
   tcp::acceptor acceptor{net::make_strand(ioc)};
   std::vector<std::thread> threads;
   bool running = false;
+  std::shared_ptr<drain_state> drain = std::make_shared<drain_state>();
 
   state(server_options o, backend& s) : opts(std::move(o)), svc(s), ioc(static_cast<int>(opts.io_threads)) {}
 
@@ -361,7 +381,7 @@ struct server::state {
       if (ec == net::error::operation_aborted || !acceptor.is_open())
         return;
       if (!ec)
-        std::make_shared<session>(std::move(socket), svc, opts)->run();
+        std::make_shared<session>(std::move(socket), svc, opts, drain)->run();
       accept();
     });
   }
@@ -394,6 +414,21 @@ std::variant<uint16_t, std::string> server::start() {
   for (unsigned i = 0; i < std::max(1u, s.opts.io_threads); ++i)
     s.threads.emplace_back([&s] { s.ioc.run(); });
   return port;
+}
+
+int server::drain(std::chrono::milliseconds grace) {
+  auto& s = *state_;
+  if (!s.running)
+    return 0;
+  s.drain->draining = true;
+  net::post(s.acceptor.get_executor(), [&s] {
+    beast::error_code ec;
+    s.acceptor.close(ec);
+  });
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (s.drain->active > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return s.drain->active;
 }
 
 void server::stop() {

@@ -2,6 +2,7 @@
 // The Beast HTTP/1.1 server: an accept loop and one session per connection on a pool of
 // io threads. Sessions parse with limits and deadlines, hand requests to route(), and
 // write the answer back on their strand.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,6 +30,10 @@ public:
 
   /// Binds and starts the io threads; returns the bound port, or an error text.
   std::variant<uint16_t, std::string> start();
+  /// Stops taking requests (new connections are refused, new requests on open ones get
+  /// 503 shutting_down) and waits up to `grace` for the taken ones to be answered; returns
+  /// how many were still unanswered.
+  int drain(std::chrono::milliseconds grace);
   /// Stops accepting and joins the io threads.
   void stop();
 

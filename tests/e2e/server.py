@@ -38,8 +38,8 @@ class TempModels:
         self.model, self.adapter = make_models(self.root, adapters)
         self.servers = []
 
-    def server(self, *extra):
-        s = Server(self.model, self.root, *extra)
+    def server(self, *extra, env=None):
+        s = Server(self.model, self.root, *extra, env=env)
         self.servers.append(s)
         return s
 
@@ -50,12 +50,13 @@ class TempModels:
 
 
 class Server:
-    def __init__(self, model, roots, *extra):
+    def __init__(self, model, roots, *extra, env=None):
         self.log = tempfile.NamedTemporaryFile(prefix="adapterd-e2e-", suffix=".log", delete=False)
         args = [BIN, "--port=0", "--host=127.0.0.1", f"--model={model}",
                 f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1",
                 *DEVICE_ARGS, *extra]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=None if env is None else {**os.environ, **env})
         self.port = self._wait_for_port()
 
     def _wait_for_port(self, timeout_s=60):

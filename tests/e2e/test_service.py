@@ -224,19 +224,61 @@ class PolicyTest(unittest.TestCase):
         self.assertEqual(server.health()["queue_depth"], 0, "timed-out requests left the queue")
         self.assertEqual(server.generate(prompt="short", max_new_tokens=2)[0], 200)
 
-    def test_sigterm_during_a_request_exits_cleanly(self):
-        server = self.models.server("--max-new-tokens-limit=1000")
+    def test_sigterm_finishes_in_flight_requests_and_refuses_new_ones(self):
+        import http.client
+        import signal
+        server = self.models.server("--max-new-tokens-limit=1000", "--max-batch-size=1", "--shutdown-grace=60")
         results = []
         worker = threading.Thread(target=lambda: results.append(
-            self._quiet(server.generate, prompt="long", max_new_tokens=1000)))
+            self._quiet(server.generate, prompt="long 0", max_new_tokens=1000, temperature=0)))
+        keep_alive = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        keep_alive.request("GET", "/health")
+        keep_alive.getresponse().read()
         worker.start()
         deadline = time.time() + 10
         while not server.health()["running"] and time.time() < deadline:
             time.sleep(0.01)
-        # stop() (run again by tearDown) sends SIGTERM and returns the exit code
-        self.assertEqual(server.stop(), 0)
-        worker.join(timeout=30)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # A new request on an open connection is refused; the one in flight finishes.
+        keep_alive.request("POST", "/generate-lite", body='{"prompt": "late"}', headers={"Content-Type": "application/json"})
+        late = keep_alive.getresponse()
+        self.assertEqual(late.status, 503)
+        self.assertIn("shutting_down", late.read().decode())
+        worker.join(timeout=60)
         self.assertFalse(worker.is_alive())
+        status, body, _ = results[0]
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["tokens_generated"], 1000)
+        self.assertEqual(server.proc.wait(timeout=30), 0)
+        self.assertIn("in-flight ones have 60 s", server.output())
+
+    def test_config_precedence_defaults_file_environment_command_line(self):
+        ini = os.path.join(self.models.root, "precedence.ini")
+        with open(ini, "w") as f:
+            f.write("[global]\nmax-batch-size=4\nmax-queue=40\n")
+        batch = lambda s: s.health()["batch"]
+        self.assertEqual(batch(self.models.server())["max_batch_size"], 16)  # the default
+        from_file = batch(self.models.server(f"--config-file={ini}"))
+        self.assertEqual((from_file["max_batch_size"], from_file["max_queue"]), (4, 40))
+        env = {"ADAPTERD_MAX_BATCH_SIZE": "3"}
+        from_env = batch(self.models.server(f"--config-file={ini}", env=env))
+        self.assertEqual((from_env["max_batch_size"], from_env["max_queue"]), (3, 40))
+        from_cli = batch(self.models.server(f"--config-file={ini}", "--max-batch-size=2", env=env))
+        self.assertEqual(from_cli["max_batch_size"], 2)
+
+    def test_help_lists_every_option(self):
+        import subprocess
+        from server import BIN
+        proc = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0)
+        for option in ("host", "port", "model", "model-roots", "adapter-roots", "device", "dtype", "threads",
+                       "cleanup-policy", "lazy-load", "max-new-tokens-limit", "max-body-bytes", "gpu-budget-mb",
+                       "cpu-budget-mb", "kv-reserve-tokens", "max-models", "flush-slack-mb", "idle-unload-after",
+                       "request-timeout", "max-batch-size", "max-queue", "max-prefill-tokens", "log-level", "role",
+                       "node-host", "node-port", "node-name", "node-secret-file", "workers", "join", "advertise",
+                       "node-poll-ms", "api-keys-file", "admin-keys-file", "adapters", "shutdown-grace"):
+            self.assertIn(f"--{option}", proc.stdout, option)
 
     @staticmethod
     def _quiet(call, **kwargs):
