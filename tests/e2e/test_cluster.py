@@ -135,6 +135,25 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(status, 400, body)
         self.assertEqual(body["error"]["code"], "bad_request")
 
+    def test_3a_the_new_api_works_through_the_router(self):
+        self.ensure_up()
+        status, body, _ = self.router.request("POST", "/adapters", {"path": self.models.adapter, "id": "pirate"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(sorted(a["node"] for a in body["adapters"] if a["id"] == "pirate"), ["w1", "w2"])
+        status, models, _ = self.router.request("GET", "/v1/models")
+        self.assertIn("pirate", [m["id"] for m in models["data"]])
+        status, chat, _ = self.router.request("POST", "/v1/chat/completions", {
+            "model": "pirate", "messages": [{"role": "user", "content": "ahoy"}], "max_tokens": 4, "temperature": 0})
+        self.assertEqual(status, 200, chat)
+        self.assertEqual(chat["usage"]["completion_tokens"], 4)
+        status, tok, _ = self.router.request("POST", "/tokenize", {"text": "hello world"})
+        self.assertEqual(status, 200, tok)
+        status, text, _ = self.router.request("POST", "/detokenize", {"ids": tok["ids"], "skip_special_tokens": True})
+        self.assertEqual((status, text["text"]), (200, "hello world"))
+        status, body, _ = self.router.request("DELETE", "/adapters/pirate")
+        self.assertEqual(status, 200, body)
+        self.assertNotIn("pirate", [a["id"] for a in body["adapters"]])
+
     def test_3b_a_client_that_goes_away_is_cancelled_on_its_worker(self):
         self.ensure_up()
         cancelled = lambda: sum(w.health()["batch"]["cancelled"] for w in (self.w1, self.w2))
