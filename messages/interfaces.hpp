@@ -47,33 +47,21 @@ using catalog_service
 
 /// A worker node as published on its node port. hello and auth are the handshake (see
 /// messages/cluster.hpp); every other message is refused unless its sender's node passed
-/// it. generate, cancel, cleanup and health go to the worker's own actors.
+/// it. generation, cleanup, health and catalog messages go to the worker's own actors.
 using worker_actor
   = caf::typed_actor<caf::replies_to<hello_atom, std::string>::with<node_hello>,
                      caf::replies_to<auth_atom, std::string>::with<node_info>,
-                     caf::replies_to<generate_atom, generate_request>::with<generate_reply>,
-                     caf::reacts_to<cancel_atom, std::string>,
-                     caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
-                     caf::replies_to<health_atom>::with<health_report>,
-                     caf::replies_to<tokenize_atom, tokenize_request>::with<tokenize_reply>,
-                     caf::replies_to<detokenize_atom, detokenize_request>::with<detokenize_reply>,
-                     caf::replies_to<adapters_atom, adapter_request>::with<adapter_reply>,
-                     caf::reacts_to<join_atom>>;  // internal: (re)join the configured routers
+                     caf::reacts_to<join_atom>>  // internal: (re)join the configured routers
+      ::extend_with<generation_service, cleanup_service, health_service, catalog_service>;
 
-/// The router: the http actor's generation, cleanup and health service, spread over
-/// workers. Workers' streamed text arrives as chunk messages; join is how a worker asks
-/// to be dialled; dial and poll are internal (reconnects with backoff, status polling).
+/// The router: the http actor's generation, cleanup, health and catalog service, spread
+/// over workers. Workers' streamed text arrives as chunk messages; join is how a worker
+/// asks to be dialled; dial and poll are internal (reconnects with backoff, status polling).
 using router_actor
-  = caf::typed_actor<caf::replies_to<generate_atom, generate_request>::with<generate_reply>,
-                     caf::reacts_to<cancel_atom, std::string>,
-                     caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>,
-                     caf::replies_to<health_atom>::with<health_report>,
-                     caf::replies_to<tokenize_atom, tokenize_request>::with<tokenize_reply>,
-                     caf::replies_to<detokenize_atom, detokenize_request>::with<detokenize_reply>,
-                     caf::replies_to<adapters_atom, adapter_request>::with<adapter_reply>,
-                     caf::reacts_to<chunk_atom, stream_chunk>,
+  = caf::typed_actor<caf::reacts_to<chunk_atom, stream_chunk>,
                      caf::replies_to<join_atom, join_request>::with<std::string>,
                      caf::reacts_to<dial_atom, std::string>,
-                     caf::reacts_to<poll_atom>>;
+                     caf::reacts_to<poll_atom>>
+      ::extend_with<generation_service, cleanup_service, health_service, catalog_service>;
 
 }  // namespace adapterd::messages
