@@ -4,8 +4,6 @@
 
 namespace adapterd::model {
 
-namespace {
-
 // In fp32 whatever the compute dtype, as transformers' LlamaRMSNorm does.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   auto xf = x.to(torch::kFloat32);
@@ -20,6 +18,8 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const
   auto x2 = x.narrow(-1, half, half);
   return x * cos + torch::cat({-x2, x1}, -1) * sin;
 }
+
+namespace {
 
 torch::Tensor project(const torch::Tensor& x, const linear_weights& w, const lora_pair* lora) {
   auto y = torch::linear(x, w.weight, w.bias);

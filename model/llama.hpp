@@ -148,6 +148,10 @@ private:
 /// The rotary inverse frequencies, computed in fp32 exactly as transformers does,
 /// including `linear` and `llama3` scaling.
 torch::Tensor rope_inv_freq(const model_config& config);
+/// RMSNorm in fp32 whatever the compute dtype, as transformers' LlamaRMSNorm.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+/// Rotary embedding, transformers' rotate_half convention.
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 /// Reads every weight of `dir` (single or sharded safetensors, F32/F16/BF16) onto
 /// `device` in `dtype`; weights already stored in `dtype` stay in the memory-mapped file
