@@ -1,5 +1,6 @@
 #include "actors/gpu_owner_actor.hpp"
 
+#include <chrono>
 #include <tuple>
 
 #include "caf/send.hpp"
@@ -25,6 +26,10 @@ struct gpu_owner_state {
   std::unique_ptr<batch_scheduler> scheduler;
   bool step_queued = false;
   messages::batch_state reported;
+  training_settings training;
+  training_jobs jobs;
+  bool train_queued = false;
+  double generate_s = 0, train_s = 0;  // device time since generation last went idle
 };
 
 namespace {
@@ -100,22 +105,59 @@ void lease_next(self_ptr self) {
 // Every handler ends here. One step message in the mailbox at a time: requests that arrive
 // meanwhile queue behind it and join at the next step.
 void kick(self_ptr self) {
+  auto& st = self->state;
   report_batch(self);
   lease_next(self);
-  if (self->state.step_queued || !self->state.scheduler->has_work())
+  bool generating = st.scheduler->has_work();
+  if (!generating)
+    st.generate_s = st.train_s = 0;
+  // Training gets the device when generation has none, else only its share of the time.
+  if (st.jobs.has_work() && !st.train_queued
+      && (!generating || st.train_s <= st.training.device_share * (st.generate_s + st.train_s))) {
+    st.train_queued = true;
+    self->send(self, messages::train_step_atom_v);
+  }
+  if (st.step_queued || !generating)
     return;
-  self->state.step_queued = true;
+  st.step_queued = true;
   self->send(self, messages::step_atom_v);
+}
+
+void report_jobs(self_ptr self) {
+  self->send(self->state.monitor, messages::report_atom_v, messages::job_list{self->state.jobs.list()});
+}
+
+void run_train_step(self_ptr self) {
+  auto& st = self->state;
+  st.train_queued = false;
+  auto started = std::chrono::steady_clock::now();
+  auto finished = st.jobs.step();
+  st.train_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (finished && finished->state == "succeeded") {
+    // Servable at once: the supervisor registers the adapter under its id.
+    auto id = finished->id;
+    self->request(st.supervisor, caf::infinite, messages::adapters_atom_v,
+                  messages::adapter_request{id, "load", finished->adapter_id, finished->adapter_path})
+      .then([self](const messages::adapter_reply&) { report_jobs(self); },
+            [self, id](const caf::error& e) {
+              self->state.jobs.registration_failed(id, to_failure(e).message);
+              report_jobs(self);
+            });
+  }
+  report_jobs(self);  // /health's active_jobs and each job's progress
+  kick(self);
 }
 
 void run_step(self_ptr self) {
   self->state.step_queued = false;
   std::vector<finished_job> done;
+  auto started = std::chrono::steady_clock::now();
   try {
     done = self->state.scheduler->step();
   } catch (const std::exception& e) {  // never let the device owner die of one step
     spdlog::error("gpu-owner step failed: {}", e.what());
   }
+  self->state.generate_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   deliver(self, std::move(done));
   kick(self);
 }
@@ -124,6 +166,7 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
   self->state.supervisor = std::move(config.supervisor);
   self->state.janitor = std::move(config.janitor);
   self->state.monitor = std::move(config.monitor);
+  self->state.training = std::move(config.training);
   auto events = [self](uint8_t kind, const std::string& id, uint64_t kv_bytes) {
     self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id, kv_bytes});
   };
@@ -168,6 +211,27 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
       kick(self);
     },
     [=](messages::step_atom) { run_step(self); },
+    [=](messages::train_atom, const messages::train_request& req) -> caf::result<messages::job_status> {
+      auto paths = resolve_training(req, self->state.training);
+      if (auto* f = std::get_if<messages::failure>(&paths))
+        return make_failure(f->code, f->message);
+      auto status = self->state.jobs.submit(req, std::get<training_paths>(paths));
+      report_jobs(self);
+      kick(self);
+      return status;
+    },
+    [=](messages::jobs_atom, const messages::job_request& req) -> caf::result<messages::job_list> {
+      auto& jobs = self->state.jobs;
+      if (req.action == "list")
+        return messages::job_list{jobs.list()};
+      auto status = req.action == "cancel" ? jobs.cancel(req.id) : jobs.get(req.id);
+      if (!status)
+        return make_failure(messages::errc::job_not_found, "no training job '" + req.id + "'");
+      if (req.action == "cancel")
+        report_jobs(self);
+      return messages::job_list{{*status}};
+    },
+    [=](messages::train_step_atom) { run_train_step(self); },
   };
 }
 

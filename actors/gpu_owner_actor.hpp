@@ -5,11 +5,14 @@
 // admit, prefill, one decode step for every running sequence. Each request's lease comes
 // from the supervisor; when the batch empties, the janitor's post-request cleanup runs
 // before the answers go out. With max_batch_size 1 this is the seed's one-at-a-time
-// service. Model errors are answered as errors; it keeps running.
+// service. Model errors are answered as errors; it keeps running. LoRA training jobs share
+// the device: one optimizer step per train_step message, taking at most
+// training.device_share of the device time while generation has work, all of it otherwise.
 #include "caf/typed_event_based_actor.hpp"
 
 #include "actors/batch_scheduler.hpp"
 #include "actors/model_lease.hpp"
+#include "actors/training_jobs.hpp"
 #include "messages/interfaces.hpp"
 
 namespace adapterd::actors {
@@ -19,6 +22,7 @@ struct gpu_owner_config {
   messages::janitor_actor janitor;
   messages::monitor_actor monitor;
   scheduler_limits limits;
+  training_settings training;
 };
 
 messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, gpu_owner_config config);

@@ -57,6 +57,12 @@ public:
   void adapters(messages::adapter_request req, adapters_done done) override {
     caf::anon_send(actor_, messages::adapters_atom_v, std::move(req), std::move(done));
   }
+  void train(messages::train_request req, train_done done) override {
+    caf::anon_send(actor_, messages::train_atom_v, std::move(req), std::move(done));
+  }
+  void jobs(messages::job_request req, jobs_done done) override {
+    caf::anon_send(actor_, messages::jobs_atom_v, std::move(req), std::move(done));
+  }
 
 private:
   http_actor actor_;
@@ -111,6 +117,14 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
     [=](messages::adapters_atom, messages::adapter_request& req, adapters_done& done) {
       forward<messages::adapter_reply>(self, self->state.targets.catalog, std::move(done),
                                        messages::adapters_atom_v, std::move(req));
+    },
+    [=](messages::train_atom, messages::train_request& req, train_done& done) {
+      forward<messages::job_status>(self, self->state.targets.training, std::move(done),
+                                    messages::train_atom_v, std::move(req));
+    },
+    [=](messages::jobs_atom, messages::job_request& req, jobs_done& done) {
+      forward<messages::job_list>(self, self->state.targets.training, std::move(done),
+                                  messages::jobs_atom_v, std::move(req));
     },
   };
 }

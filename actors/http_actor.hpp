@@ -22,6 +22,8 @@ using health_done = std::function<void(http::outcome<messages::health_report>)>;
 using tokenize_done = std::function<void(http::outcome<messages::tokenize_reply>)>;
 using detokenize_done = std::function<void(http::outcome<messages::detokenize_reply>)>;
 using adapters_done = std::function<void(http::outcome<messages::adapter_reply>)>;
+using train_done = std::function<void(http::outcome<messages::job_status>)>;
+using jobs_done = std::function<void(http::outcome<messages::job_list>)>;
 
 using http_actor = caf::typed_actor<
   caf::reacts_to<messages::generate_atom, messages::generate_request, chunk_fn, generate_done>,
@@ -31,7 +33,9 @@ using http_actor = caf::typed_actor<
   caf::reacts_to<messages::health_atom, health_done>,
   caf::reacts_to<messages::tokenize_atom, messages::tokenize_request, tokenize_done>,
   caf::reacts_to<messages::detokenize_atom, messages::detokenize_request, detokenize_done>,
-  caf::reacts_to<messages::adapters_atom, messages::adapter_request, adapters_done>>;
+  caf::reacts_to<messages::adapters_atom, messages::adapter_request, adapters_done>,
+  caf::reacts_to<messages::train_atom, messages::train_request, train_done>,
+  caf::reacts_to<messages::jobs_atom, messages::job_request, jobs_done>>;
 
 /// Where calls go: a standalone node's gpu-owner, janitor and monitor, or a router.
 struct http_targets {
@@ -39,6 +43,7 @@ struct http_targets {
   messages::cleanup_service cleanup;
   messages::health_service health;
   messages::catalog_service catalog;
+  messages::training_service training;
 };
 
 http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets);
@@ -55,3 +60,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::health_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::tokenize_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::detokenize_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::adapters_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::train_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::jobs_done)

@@ -75,6 +75,9 @@ public:
   std::string admin_keys_file;
   std::string adapters;
   uint32_t shutdown_grace_s = 30;
+  std::string data_roots = "data:models";
+  std::string trained_adapters_dir;
+  double train_share = 0.25;
 
   adapterd_config() {
     opt_group{custom_options_, "global"}
@@ -117,7 +120,11 @@ public:
       .add(admin_keys_file, "admin-keys-file",
            "file of admin keys for cleanup and adapter load/unload (or ADAPTERD_ADMIN_KEYS)")
       .add(adapters, "adapters", "adapters to load at start, ','-separated id=path")
-      .add(shutdown_grace_s, "shutdown-grace", "on SIGTERM/SIGINT, seconds in-flight requests get to finish");
+      .add(shutdown_grace_s, "shutdown-grace", "on SIGTERM/SIGINT, seconds in-flight requests get to finish")
+      .add(data_roots, "data-roots", "':'-separated directories training datasets must lie in")
+      .add(trained_adapters_dir, "trained-adapters-dir",
+           "where training jobs write adapters (default: the first adapter root's trained/)")
+      .add(train_share, "train-share", "share of device time a training job gets while generation is busy (0-1)");
     add_message_types<caf::id_block::adapterd>();
     // The work-stealing default polls for work on every core; on a small machine that
     // polling takes CPU from the model. Actors here block on real work, so share a queue.
@@ -253,6 +260,13 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   };
   keys(c.api_keys_file, "ADAPTERD_API_KEYS", s.api_keys);
   keys(c.admin_keys_file, "ADAPTERD_ADMIN_KEYS", s.admin_keys);
+  s.data_roots = split(c.data_roots, ':');
+  s.trained_adapters_dir = c.trained_adapters_dir;
+  if (s.trained_adapters_dir.empty() && !s.adapter_roots.empty())
+    s.trained_adapters_dir = s.adapter_roots.front() + "/trained";
+  s.train_share = c.train_share;
+  if (!(c.train_share > 0 && c.train_share <= 1))
+    problem = "--train-share must be in (0, 1]";
   for (const auto& item : split(c.adapters, ',')) {
     auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())

@@ -18,6 +18,7 @@ struct monitor_state {
   messages::batch_state batch;
   uint64_t oom_recoveries = 0, oom_failures = 0, kv_cache_bytes_last = 0;
   messages::model_state model;
+  uint32_t training_jobs = 0;
 };
 
 namespace {
@@ -44,6 +45,12 @@ messages::monitor_actor::behavior_type monitor_behavior(
     [=](messages::report_atom, const messages::model_state& m) { self->state.model = m; },
     [=](messages::report_atom, const messages::flush_event&) { ++self->state.flushes; },
     [=](messages::report_atom, const messages::batch_state& b) { self->state.batch = b; },
+    [=](messages::report_atom, const messages::job_list& jobs) {
+      uint32_t active = 0;
+      for (const auto& j : jobs.jobs)
+        active += j.state == "queued" || j.state == "running" ? 1 : 0;
+      self->state.training_jobs = active;
+    },
     [=](messages::health_atom) {
       const auto& st = self->state;
       auto mem = model::read_memory_figures();
@@ -53,7 +60,8 @@ messages::monitor_actor::behavior_type monitor_behavior(
       r.role = to_string(st.role);
       r.running = st.batch.running;
       r.queue_depth = st.batch.waiting;
-      r.active_jobs = r.running;
+      r.training_jobs = st.training_jobs;
+      r.active_jobs = r.running + st.training_jobs;  // the seed's count: generations, now also training
       r.batch = st.batch;
       r.gpu_available = mem.gpu_available;
       r.gpu_allocated_mb = mem.gpu_allocated_mb;

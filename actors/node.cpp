@@ -57,7 +57,8 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
   a.supervisor = spawn_supervisor(sys, c, a.monitor);
   a.janitor = spawn_janitor(sys, c, a.supervisor, a.monitor);
   scheduler_limits limits{c.max_batch_size, c.max_queue, c.max_prefill_tokens};
-  a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.janitor, a.monitor, limits});
+  training_settings training{c.default_model, c.model_roots, c.data_roots, c.trained_adapters_dir, c.train_share};
+  a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.janitor, a.monitor, limits, training});
   if (c.preload) {
     caf::scoped_actor self{sys};
     std::string failure;
@@ -90,7 +91,7 @@ std::variant<uint16_t, std::string> node::start() {
   if (c.role == node_role::router) {
     auto router = spawn_router(p.sys, router_config{c.node_secret, c.workers, c.node_poll_ms, c.request_timeout_s});
     keep(p.actors, router);
-    targets = http_targets{router, router, router, router};
+    targets = http_targets{router, router, router, router, router};
     if (c.node_port != 0) {
       auto port = p.sys.middleman().publish(router, c.node_port, c.node_host.c_str(), true);
       if (!port)
@@ -106,7 +107,7 @@ std::variant<uint16_t, std::string> node::start() {
       keep(p.actors, a->janitor);
       keep(p.actors, a->supervisor);
       keep(p.actors, a->monitor);
-      targets = http_targets{a->gpu_owner, a->janitor, a->monitor, a->supervisor};
+      targets = http_targets{a->gpu_owner, a->janitor, a->monitor, a->supervisor, a->gpu_owner};
     } else {
       return std::get<std::string>(spawned);
     }

@@ -525,6 +525,44 @@ caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messa
   return g->rp;
 }
 
+// Jobs live on workers: a list gathers every worker's; a get or cancel goes to all of
+// them and the worker that has the job answers.
+caf::result<messages::job_list> fan_out_jobs(self_ptr self, const messages::job_request& req) {
+  std::vector<worker_link*> targets;
+  for (auto& [address, link] : self->state.links)
+    if (link.state == "up")
+      targets.push_back(&link);
+  if (targets.empty())
+    return make_failure(errc::unavailable, "no worker is up");
+  struct gathering {
+    caf::typed_response_promise<messages::job_list> rp;
+    messages::job_list total;
+    size_t waiting = 0;
+    std::optional<messages::failure> failure;
+  };
+  auto g = std::make_shared<gathering>();
+  g->rp = self->make_response_promise<messages::job_list>();
+  g->waiting = targets.size();
+  auto finish_one = [g, req] {
+    if (--g->waiting > 0)
+      return;
+    if (req.action != "list" && g->total.jobs.empty())
+      g->rp.deliver(make_failure(errc::job_not_found, "no training job '" + req.id + "'"));
+    else
+      g->rp.deliver(std::move(g->total));
+  };
+  for (auto* link : targets)
+    self->request(link->handle, std::chrono::seconds(60), messages::jobs_atom_v, req)
+      .then(
+        [g, finish_one](messages::job_list& one) {
+          for (auto& j : one.jobs)
+            g->total.jobs.push_back(std::move(j));
+          finish_one();
+        },
+        [finish_one](const caf::error&) { finish_one(); });
+  return g->rp;
+}
+
 messages::router_actor::behavior_type router_behavior(self_ptr self, router_config config) {
   self->state.config = std::move(config);
   self->set_down_handler([self](const caf::down_msg& down) {
@@ -591,6 +629,19 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
       if (!from_this_node(self))
         return not_local();
       return fan_out_adapters(self, req);
+    },
+    [=](messages::train_atom, messages::train_request& req) -> caf::result<messages::job_status> {
+      if (!from_this_node(self))
+        return not_local();
+      auto* w = any_worker(self);
+      if (!w)
+        return make_failure(errc::unavailable, "no worker is up");
+      return self->delegate(w->handle, messages::train_atom_v, std::move(req));
+    },
+    [=](messages::jobs_atom, const messages::job_request& req) -> caf::result<messages::job_list> {
+      if (!from_this_node(self))
+        return not_local();
+      return fan_out_jobs(self, req);
     },
     [=](messages::chunk_atom, messages::stream_chunk& c) {
       auto it = self->state.requests.find(c.arrival_seq);

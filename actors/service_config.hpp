@@ -56,6 +56,10 @@ struct service_config {
   std::vector<std::string> api_keys;      // none: the API is open
   std::vector<std::string> admin_keys;    // cleanup and adapter load/unload need one of these
   std::vector<std::pair<std::string, std::string>> preload_adapters;  // id, path: registered at start
+
+  std::vector<std::string> data_roots;    // training datasets must lie below one of these
+  std::string trained_adapters_dir;       // trained adapters are written here (below an adapter root)
+  double train_share = 0.25;              // device time a training job gets while generation is busy
 };
 
 }  // namespace adapterd::actors

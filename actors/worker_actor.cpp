@@ -162,6 +162,16 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
         return refusal();
       return self->delegate(self->state.config.catalog, messages::adapters_atom_v, std::move(req));
     },
+    [=](messages::train_atom, messages::train_request& req) -> caf::result<messages::job_status> {
+      if (!trusted(self))
+        return refusal();
+      return self->delegate(self->state.config.gpu_owner, messages::train_atom_v, std::move(req));
+    },
+    [=](messages::jobs_atom, messages::job_request& req) -> caf::result<messages::job_list> {
+      if (!trusted(self))
+        return refusal();
+      return self->delegate(self->state.config.gpu_owner, messages::jobs_atom_v, std::move(req));
+    },
     [=](messages::join_atom) { join_routers(self); },
   };
 }

@@ -12,6 +12,7 @@
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
 #include "messages/memory.hpp"
+#include "messages/training.hpp"
 
 namespace adapterd::http {
 
@@ -60,6 +61,9 @@ public:
   /// List, load or unload adapters.
   virtual void adapters(messages::adapter_request req,
                         std::function<void(outcome<messages::adapter_reply>)> done) = 0;
+  /// Queue a LoRA training job; list, get or cancel jobs.
+  virtual void train(messages::train_request req, std::function<void(outcome<messages::job_status>)> done) = 0;
+  virtual void jobs(messages::job_request req, std::function<void(outcome<messages::job_list>)> done) = 0;
 };
 
 struct limits {

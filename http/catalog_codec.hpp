@@ -16,6 +16,14 @@ std::variant<messages::adapter_request, api_error> parse_adapter_request(const s
                                                                          const std::string& path,
                                                                          const std::string& body);
 
+/// POST /adapters/train: {"dataset", "base_model"?, "id"?, "r"?, "alpha"?, "target_modules"?,
+/// "learning_rate"?, "steps"?, "batch_size"?, "seq_len"?, "seed"?}
+std::variant<messages::train_request, api_error> parse_train(const std::string& body);
+/// GET /jobs (list), GET /jobs/{id} (get), DELETE /jobs/{id} (cancel).
+std::variant<messages::job_request, api_error> parse_job_request(const std::string& method, const std::string& path);
+
+std::string to_json(const messages::job_status& s);
+std::string to_json(const messages::job_list& l);
 std::string to_json(const messages::tokenize_reply& r);
 std::string to_json(const messages::detokenize_reply& r);
 std::string to_json(const messages::adapter_reply& r);

@@ -316,6 +316,7 @@ std::string to_json(const messages::health_report& r) {
                {"cancelled", r.batch.cancelled},
                {"timed_out", r.batch.timed_out}}},
     {"role", r.role},
+    {"training_jobs", r.training_jobs},
   };
   if (r.role == "router") {
     // A router holds no model: its workers' figures are under nodes.
@@ -347,6 +348,7 @@ api_error to_api_error(const messages::failure& f) {
     case errc::cancelled: status = 499; break;  // nobody reads it: the client is gone
     case errc::unauthorized: status = 403; break;
     case errc::worker_lost: status = 502; break;
+    case errc::job_not_found: status = 404; break;
     case errc::model_load_failed:
     case errc::internal: status = 500; break;
   }

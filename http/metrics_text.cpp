@@ -21,11 +21,13 @@ request_counts& counts() {
 
 std::string route_label(const std::string& path) {
   for (const char* known : {"/generate-lite", "/health", "/cleanup-memory", "/metrics", "/tokenize", "/detokenize",
-                            "/adapters", "/v1/completions", "/v1/chat/completions", "/v1/models"})
+                            "/adapters", "/adapters/train", "/jobs", "/v1/completions", "/v1/chat/completions", "/v1/models"})
     if (path == known)
       return path;
   if (path.rfind("/adapters/", 0) == 0)
     return "/adapters/{id}";
+  if (path.rfind("/jobs/", 0) == 0)
+    return "/jobs/{id}";
   return "other";
 }
 

@@ -129,7 +129,8 @@ response method_not_allowed(const std::string& allowed, const std::string& metho
 
 // The routes that change what a node holds or frees.
 bool admin_route(const std::string& method, const std::string& path) {
-  return path == "/cleanup-memory" || (path.rfind("/adapters", 0) == 0 && method != "GET" && method != "HEAD");
+  bool changes = method != "GET" && method != "HEAD";
+  return path == "/cleanup-memory" || (changes && (path.rfind("/adapters", 0) == 0 || path.rfind("/jobs", 0) == 0));
 }
 
 }  // namespace
@@ -197,6 +198,36 @@ void route(const request_view& req, backend& svc, const limits& lim, std::shared
     auto d = std::get<messages::detokenize_request>(std::move(parsed));
     d.request_id = req.request_id;
     return svc.detokenize(std::move(d), reply_with<messages::detokenize_reply>(std::move(out)));
+  }
+  if (path == "/adapters/train") {
+    if (!is("/adapters/train", "POST"))
+      return;
+    auto parsed = parse_train(req.body);
+    if (auto* e = std::get_if<api_error>(&parsed))
+      return respond(error_response(*e));
+    auto t = std::get<messages::train_request>(std::move(parsed));
+    t.request_id = req.request_id;
+    return svc.train(std::move(t), [out](outcome<messages::job_status> r) {
+      if (auto* status = std::get_if<messages::job_status>(&r)) {
+        response accepted;
+        accepted.status = 202;
+        accepted.body = to_json(*status);
+        accepted.headers.emplace_back("Location", "/jobs/" + status->id);
+        return out->respond(std::move(accepted));
+      }
+      out->respond(error_response(to_api_error(std::get<messages::failure>(r))));
+    });
+  }
+  if (path == "/jobs" || path.rfind("/jobs/", 0) == 0) {
+    auto parsed = parse_job_request(req.method, path);
+    if (auto* e = std::get_if<api_error>(&parsed))
+      return respond(error_response(*e));
+    auto j = std::get<messages::job_request>(std::move(parsed));
+    j.request_id = req.request_id;
+    bool one = j.action != "list";
+    return svc.jobs(std::move(j), reply_with<messages::job_list>(std::move(out), [one](const messages::job_list& l) {
+      return one && !l.jobs.empty() ? to_json(l.jobs.front()) : to_json(l);
+    }));
   }
   if (path == "/adapters" || path.rfind("/adapters/", 0) == 0) {
     auto parsed = parse_adapter_request(req.method, path, req.body);

@@ -20,6 +20,7 @@ const char* to_string(errc code) {
     case errc::cancelled: return "cancelled";
     case errc::unauthorized: return "unauthorized";
     case errc::worker_lost: return "worker_lost";
+    case errc::job_not_found: return "job_not_found";
   }
   return "internal";
 }

@@ -23,6 +23,7 @@ enum class errc : uint8_t {
   cancelled,            // the client went away
   unauthorized,         // a node without the cluster's shared secret
   worker_lost,          // the worker serving the request went away after it had answered in part
+  job_not_found,        // no training job has that id
 };
 
 const char* to_string(errc code);

@@ -9,6 +9,7 @@
 
 #include "messages/batch.hpp"
 #include "messages/cluster.hpp"
+#include "messages/training.hpp"
 
 namespace adapterd::messages {
 
@@ -97,6 +98,7 @@ struct health_report {
   batch_state batch;
   std::string role = "standalone";  // standalone | worker | router
   std::vector<node_status> nodes;   // a router's workers
+  uint32_t training_jobs = 0;       // queued or running (also counted in active_jobs)
 };
 
 template <class Inspector>
@@ -104,7 +106,7 @@ typename Inspector::result_type inspect(Inspector& f, health_report& x) {
   return f(caf::meta::type_name("adapterd::health_report"), x.status, x.timestamp, x.active_jobs,
            x.gpu_available, x.gpu_allocated_mb, x.gpu_reserved_mb, x.queue_depth, x.running,
            x.rss_bytes, x.uptime_s, x.model, x.requests_served, x.requests_failed, x.flushes,
-           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy, x.batch, x.role, x.nodes);
+           x.oom_recoveries, x.oom_failures, x.kv_cache_bytes_last, x.cleanup_policy, x.batch, x.role, x.nodes, x.training_jobs);
 }
 
 }  // namespace adapterd::messages

@@ -18,7 +18,10 @@ using chunk_sink = caf::typed_actor<caf::reacts_to<chunk_atom, stream_chunk>>;
 using gpu_owner_actor
   = caf::typed_actor<caf::replies_to<generate_atom, generate_request>::with<generate_reply>,
                      caf::reacts_to<cancel_atom, std::string>,
-                     caf::reacts_to<step_atom>>;
+                     caf::reacts_to<step_atom>,
+                     caf::replies_to<train_atom, train_request>::with<job_status>,
+                     caf::replies_to<jobs_atom, job_request>::with<job_list>,
+                     caf::reacts_to<train_step_atom>>;  // internal: one optimizer step of a job
 
 /// Post-request and on-demand cleanup; tick is its internal idle-unload timer.
 using janitor_actor
@@ -30,6 +33,7 @@ using monitor_actor = caf::typed_actor<caf::reacts_to<report_atom, request_event
                                        caf::reacts_to<report_atom, model_state>,
                                        caf::reacts_to<report_atom, flush_event>,
                                        caf::reacts_to<report_atom, batch_state>,
+                                       caf::reacts_to<report_atom, job_list>,
                                        caf::replies_to<health_atom>::with<health_report>>;
 
 /// What the http actor needs: a gpu-owner in a standalone node, the router in a router.
@@ -39,6 +43,11 @@ using generation_service
 using cleanup_service
   = caf::typed_actor<caf::replies_to<cleanup_atom, cleanup_request>::with<cleanup_reply>>;
 using health_service = caf::typed_actor<caf::replies_to<health_atom>::with<health_report>>;
+/// Training jobs: a node's gpu-owner (they share its device), or the router.
+using training_service
+  = caf::typed_actor<caf::replies_to<train_atom, train_request>::with<job_status>,
+                     caf::replies_to<jobs_atom, job_request>::with<job_list>>;
+
 /// Tokenizers and adapters: a node's supervisor, or the router.
 using catalog_service
   = caf::typed_actor<caf::replies_to<tokenize_atom, tokenize_request>::with<tokenize_reply>,
@@ -52,7 +61,7 @@ using worker_actor
   = caf::typed_actor<caf::replies_to<hello_atom, std::string>::with<node_hello>,
                      caf::replies_to<auth_atom, std::string>::with<node_info>,
                      caf::reacts_to<join_atom>>  // internal: (re)join the configured routers
-      ::extend_with<generation_service, cleanup_service, health_service, catalog_service>;
+      ::extend_with<generation_service, cleanup_service, health_service, catalog_service, training_service>;
 
 /// The router: the http actor's generation, cleanup, health and catalog service, spread
 /// over workers. Workers' streamed text arrives as chunk messages; join is how a worker
@@ -62,6 +71,6 @@ using router_actor
                      caf::replies_to<join_atom, join_request>::with<std::string>,
                      caf::reacts_to<dial_atom, std::string>,
                      caf::reacts_to<poll_atom>>
-      ::extend_with<generation_service, cleanup_service, health_service, catalog_service>;
+      ::extend_with<generation_service, cleanup_service, health_service, catalog_service, training_service>;
 
 }  // namespace adapterd::messages

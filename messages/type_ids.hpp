@@ -11,6 +11,7 @@
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
 #include "messages/memory.hpp"
+#include "messages/training.hpp"
 
 CAF_ERROR_CODE_ENUM(adapterd::messages::errc, "adapterd")
 
@@ -40,6 +41,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::adapter_info))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::adapter_request))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::adapter_reply))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::train_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::job_status))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::job_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::job_list))
   CAF_ADD_ATOM(adapterd, adapterd::messages, generate_atom, "generate")
   CAF_ADD_ATOM(adapterd, adapterd::messages, cleanup_atom, "cleanup")
   CAF_ADD_ATOM(adapterd, adapterd::messages, health_atom, "health")
@@ -58,4 +63,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_ATOM(adapterd, adapterd::messages, tokenize_atom, "tokenize")
   CAF_ADD_ATOM(adapterd, adapterd::messages, detokenize_atom, "detokenize")
   CAF_ADD_ATOM(adapterd, adapterd::messages, adapters_atom, "adapters")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, train_atom, "train")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, jobs_atom, "jobs")
+  CAF_ADD_ATOM(adapterd, adapterd::messages, train_step_atom, "trainstep")
 CAF_END_TYPE_ID_BLOCK(adapterd)

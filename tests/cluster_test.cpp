@@ -49,6 +49,11 @@ messages::gpu_owner_actor::behavior_type echo_gpu_owner(messages::gpu_owner_acto
     },
     [](messages::cancel_atom, const std::string&) {},
     [](messages::step_atom) {},
+    [](messages::train_atom, const messages::train_request&) -> caf::result<messages::job_status> {
+      return actors::make_failure(messages::errc::bad_request, "no training here");
+    },
+    [](messages::jobs_atom, const messages::job_request&) { return messages::job_list{}; },
+    [](messages::train_step_atom) {},
   };
 }
 
@@ -60,6 +65,11 @@ messages::gpu_owner_actor::behavior_type full_gpu_owner() {
     },
     [](messages::cancel_atom, const std::string&) {},
     [](messages::step_atom) {},
+    [](messages::train_atom, const messages::train_request&) -> caf::result<messages::job_status> {
+      return actors::make_failure(messages::errc::bad_request, "no training here");
+    },
+    [](messages::jobs_atom, const messages::job_request&) { return messages::job_list{}; },
+    [](messages::train_step_atom) {},
   };
 }
 
@@ -81,6 +91,7 @@ messages::monitor_actor::behavior_type fake_monitor() {
     [](messages::report_atom, const messages::model_state&) {},
     [](messages::report_atom, const messages::flush_event&) {},
     [](messages::report_atom, const messages::batch_state&) {},
+    [](messages::report_atom, const messages::job_list&) {},
     [](messages::health_atom) {
       messages::health_report r;
       r.role = "worker";
