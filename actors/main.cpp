@@ -40,7 +40,7 @@ class adapterd_config : public caf::actor_system_config {
 public:
   std::string host = "127.0.0.1";
   uint16_t port = 8110;
-  std::string model = "models/generated/tiny-llama";
+  std::string model = "models/demo/fortune-llama";
   std::string model_roots = "models";
   std::string adapter_roots = "models";
   std::string device = "auto";

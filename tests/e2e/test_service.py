@@ -277,7 +277,8 @@ class PolicyTest(unittest.TestCase):
                        "cpu-budget-mb", "kv-reserve-tokens", "max-models", "flush-slack-mb", "idle-unload-after",
                        "request-timeout", "max-batch-size", "max-queue", "max-prefill-tokens", "log-level", "role",
                        "node-host", "node-port", "node-name", "node-secret-file", "workers", "join", "advertise",
-                       "node-poll-ms", "api-keys-file", "admin-keys-file", "adapters", "shutdown-grace"):
+                       "node-poll-ms", "api-keys-file", "admin-keys-file", "adapters", "shutdown-grace", "data-roots",
+                       "trained-adapters-dir", "train-share"):
             self.assertIn(f"--{option}", proc.stdout, option)
 
     @staticmethod
