@@ -70,7 +70,7 @@ struct limits {
   uint32_t max_new_tokens = 512;
   size_t max_body_bytes = 1 << 20;
   unsigned request_timeout_s = 600;  // longest a client waits for its answer
-  bool health_only = false;          // a worker node: its router serves the API
+  bool health_only = false;          // a worker node: /health and /metrics only; its router serves the API
   // API keys ("Authorization: Bearer KEY"). None: open. Admin routes (cleanup, adapter
   // load/unload) need an admin key; an admin key is also an API key.
   std::vector<std::string> api_keys;

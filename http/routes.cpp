@@ -148,7 +148,7 @@ void route(const request_view& req, backend& svc, const limits& lim, std::shared
     }
     return true;
   };
-  if (lim.health_only && path != "/health")
+  if (lim.health_only && path != "/health" && path != "/metrics")
     return respond(error_response({404, "not_found", "this node is a worker: " + path
                                                        + " is served by its router"}));
   // /health and /metrics stay open: orchestrators and Prometheus probe them without keys.

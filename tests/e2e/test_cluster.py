@@ -88,6 +88,9 @@ class ClusterTest(unittest.TestCase):
             for key in ("queue_depth", "running", "in_flight", "adapters", "address"):
                 self.assertIn(key, n)
         self.assertEqual(self.w1.health()["role"], "worker")
+        status, text, _ = self.w1.request("GET", "/metrics")  # Prometheus scrapes each worker
+        self.assertEqual(status, 200)
+        self.assertIn("adapterd_generated_tokens_total", text)
         status, body, _ = self.w1.generate(prompt="hi")
         self.assertEqual(status, 404)
         self.assertIn("router", body["error"]["message"])
