@@ -50,12 +50,18 @@ class TempModels:
 
 
 class Server:
+    """adapterd on a free port. With model None it runs as the README's command does: from
+    the repository, on config/adapterd.ini's defaults."""
     def __init__(self, model, roots, *extra, env=None):
         self.log = tempfile.NamedTemporaryFile(prefix="adapterd-e2e-", suffix=".log", delete=False)
-        args = [BIN, "--port=0", "--host=127.0.0.1", f"--model={model}",
-                f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1",
-                *DEVICE_ARGS, *extra]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+        if model is None:
+            args, cwd = [BIN, "--port=0", *extra], REPO
+        else:
+            args = [BIN, "--port=0", "--host=127.0.0.1", f"--model={model}",
+                    f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1",
+                    *DEVICE_ARGS, *extra]
+            cwd = None
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
                                      env=None if env is None else {**os.environ, **env})
         self.port = self._wait_for_port()
 
