@@ -474,9 +474,21 @@ worker_link* any_worker(self_ptr self) {
   return best;
 }
 
-// Adapters live on workers: a list gathers every worker's, a load or unload goes to all of
-// them. The answer lists each adapter with the worker that holds it.
-caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messages::adapter_request& req) {
+// Questions any worker can answer go to the least loaded one, which answers the asker.
+template <class Reply, class Atom, class Request>
+caf::result<Reply> to_any_worker(self_ptr self, Atom atom, Request req) {
+  if (!from_this_node(self))
+    return not_local();
+  auto* w = any_worker(self);
+  if (!w)
+    return make_failure(errc::unavailable, "no worker is up");
+  return self->delegate(w->handle, atom, std::move(req));
+}
+
+// Sends `req` to every worker that is up; `merge(total, one, worker name)` takes each
+// answer, and `done(total, answered, failure)` makes the reply once all have answered.
+template <class Reply, class Atom, class Request, class Merge, class Done>
+caf::result<Reply> gather_from_workers(self_ptr self, Atom atom, const Request& req, Merge merge, Done done) {
   std::vector<worker_link*> targets;
   for (auto& [address, link] : self->state.links)
     if (link.state == "up")
@@ -484,37 +496,30 @@ caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messa
   if (targets.empty())
     return make_failure(errc::unavailable, "no worker is up");
   struct gathering {
-    caf::typed_response_promise<messages::adapter_reply> rp;
-    messages::adapter_reply total;
-    std::optional<messages::failure> failure;
+    caf::typed_response_promise<Reply> rp;
+    Reply total;
     size_t waiting = 0, answered = 0;
+    std::optional<messages::failure> failure;
   };
   auto g = std::make_shared<gathering>();
-  g->rp = self->make_response_promise<messages::adapter_reply>();
+  g->rp = self->make_response_promise<Reply>();
   g->waiting = targets.size();
-  auto finish_one = [g] {
+  auto finish_one = [g, done] {
     if (--g->waiting > 0)
       return;
-    if (g->answered == 0 && g->failure)
-      g->rp.deliver(make_failure(g->failure->code, g->failure->message));
+    auto reply = done(g->total, g->answered, g->failure);
+    if (reply)
+      g->rp.deliver(std::move(*reply));
     else
-      g->rp.deliver(std::move(g->total));
+      g->rp.deliver(reply.error());
   };
   for (auto* link : targets) {
     auto name = link->info.name.empty() ? link->address : link->info.name;
-    self->request(link->handle, std::chrono::seconds(120), messages::adapters_atom_v, req)
+    self->request(link->handle, std::chrono::seconds(120), atom, req)
       .then(
-        [g, name, finish_one](messages::adapter_reply& one) {
+        [g, name, merge, finish_one](Reply& one) {
           ++g->answered;
-          if (g->total.default_model.empty())
-            g->total.default_model = one.default_model;
-          for (auto& m : one.models)
-            if (std::find(g->total.models.begin(), g->total.models.end(), m) == g->total.models.end())
-              g->total.models.push_back(m);
-          for (auto& a : one.adapters) {
-            a.node = name;
-            g->total.adapters.push_back(std::move(a));
-          }
+          merge(g->total, std::move(one), name);
           finish_one();
         },
         [g, finish_one](const caf::error& e) {
@@ -525,42 +530,43 @@ caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messa
   return g->rp;
 }
 
+// Adapters live on workers: a list gathers every worker's, a load or unload goes to all of
+// them. The answer lists each adapter with the worker that holds it.
+caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messages::adapter_request& req) {
+  auto merge = [](messages::adapter_reply& total, messages::adapter_reply one, const std::string& name) {
+    if (total.default_model.empty())
+      total.default_model = one.default_model;
+    for (auto& m : one.models)
+      if (std::find(total.models.begin(), total.models.end(), m) == total.models.end())
+        total.models.push_back(m);
+    for (auto& a : one.adapters) {
+      a.node = name;
+      total.adapters.push_back(std::move(a));
+    }
+  };
+  auto done = [](messages::adapter_reply& total, size_t answered,
+                 const std::optional<messages::failure>& failure) -> caf::expected<messages::adapter_reply> {
+    if (answered == 0 && failure)
+      return make_failure(failure->code, failure->message);
+    return std::move(total);
+  };
+  return gather_from_workers<messages::adapter_reply>(self, messages::adapters_atom_v, req, merge, done);
+}
+
 // Jobs live on workers: a list gathers every worker's; a get or cancel goes to all of
 // them and the worker that has the job answers.
 caf::result<messages::job_list> fan_out_jobs(self_ptr self, const messages::job_request& req) {
-  std::vector<worker_link*> targets;
-  for (auto& [address, link] : self->state.links)
-    if (link.state == "up")
-      targets.push_back(&link);
-  if (targets.empty())
-    return make_failure(errc::unavailable, "no worker is up");
-  struct gathering {
-    caf::typed_response_promise<messages::job_list> rp;
-    messages::job_list total;
-    size_t waiting = 0;
-    std::optional<messages::failure> failure;
+  auto merge = [](messages::job_list& total, messages::job_list one, const std::string&) {
+    for (auto& j : one.jobs)
+      total.jobs.push_back(std::move(j));
   };
-  auto g = std::make_shared<gathering>();
-  g->rp = self->make_response_promise<messages::job_list>();
-  g->waiting = targets.size();
-  auto finish_one = [g, req] {
-    if (--g->waiting > 0)
-      return;
-    if (req.action != "list" && g->total.jobs.empty())
-      g->rp.deliver(make_failure(errc::job_not_found, "no training job '" + req.id + "'"));
-    else
-      g->rp.deliver(std::move(g->total));
+  auto done = [req](messages::job_list& total, size_t, const std::optional<messages::failure>&)
+    -> caf::expected<messages::job_list> {
+    if (req.action != "list" && total.jobs.empty())
+      return make_failure(errc::job_not_found, "no training job '" + req.id + "'");
+    return std::move(total);
   };
-  for (auto* link : targets)
-    self->request(link->handle, std::chrono::seconds(60), messages::jobs_atom_v, req)
-      .then(
-        [g, finish_one](messages::job_list& one) {
-          for (auto& j : one.jobs)
-            g->total.jobs.push_back(std::move(j));
-          finish_one();
-        },
-        [finish_one](const caf::error&) { finish_one(); });
-  return g->rp;
+  return gather_from_workers<messages::job_list>(self, messages::jobs_atom_v, req, merge, done);
 }
 
 messages::router_actor::behavior_type router_behavior(self_ptr self, router_config config) {
@@ -610,20 +616,10 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
       return health_of(self);
     },
     [=](messages::tokenize_atom, messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
-      if (!from_this_node(self))
-        return not_local();
-      auto* w = any_worker(self);
-      if (!w)
-        return make_failure(errc::unavailable, "no worker is up");
-      return self->delegate(w->handle, messages::tokenize_atom_v, std::move(req));
+      return to_any_worker<messages::tokenize_reply>(self, messages::tokenize_atom_v, std::move(req));
     },
     [=](messages::detokenize_atom, messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
-      if (!from_this_node(self))
-        return not_local();
-      auto* w = any_worker(self);
-      if (!w)
-        return make_failure(errc::unavailable, "no worker is up");
-      return self->delegate(w->handle, messages::detokenize_atom_v, std::move(req));
+      return to_any_worker<messages::detokenize_reply>(self, messages::detokenize_atom_v, std::move(req));
     },
     [=](messages::adapters_atom, const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
       if (!from_this_node(self))
@@ -631,12 +627,7 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
       return fan_out_adapters(self, req);
     },
     [=](messages::train_atom, messages::train_request& req) -> caf::result<messages::job_status> {
-      if (!from_this_node(self))
-        return not_local();
-      auto* w = any_worker(self);
-      if (!w)
-        return make_failure(errc::unavailable, "no worker is up");
-      return self->delegate(w->handle, messages::train_atom_v, std::move(req));
+      return to_any_worker<messages::job_status>(self, messages::train_atom_v, std::move(req));
     },
     [=](messages::jobs_atom, const messages::job_request& req) -> caf::result<messages::job_list> {
       if (!from_this_node(self))

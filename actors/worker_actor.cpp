@@ -44,6 +44,14 @@ caf::error refusal() {
   return make_failure(messages::errc::unauthorized, "this node has not passed the cluster handshake");
 }
 
+// A trusted router's message goes to the node's own actor, which answers the router.
+template <class Reply, class Target, class... Ts>
+caf::result<Reply> pass_on(self_ptr self, const Target& target, Ts&&... xs) {
+  if (!trusted(self))
+    return refusal();
+  return self->delegate(target, std::forward<Ts>(xs)...);
+}
+
 void join_routers(self_ptr self) {
   auto& st = self->state;
   bool missing = false;
@@ -129,48 +137,32 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
       return messages::node_info{st.config.name, st.config.max_batch_size, st.config.max_queue};
     },
     [=](messages::generate_atom, messages::generate_request& req) -> caf::result<messages::generate_reply> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.gpu_owner, messages::generate_atom_v, std::move(req));
+      return pass_on<messages::generate_reply>(self, self->state.config.gpu_owner, messages::generate_atom_v, std::move(req));
     },
     [=](messages::cancel_atom, std::string& id) {
       if (trusted(self))
         self->send(self->state.config.gpu_owner, messages::cancel_atom_v, std::move(id));
     },
     [=](messages::cleanup_atom, messages::cleanup_request& req) -> caf::result<messages::cleanup_reply> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.janitor, messages::cleanup_atom_v, std::move(req));
+      return pass_on<messages::cleanup_reply>(self, self->state.config.janitor, messages::cleanup_atom_v, std::move(req));
     },
     [=](messages::health_atom) -> caf::result<messages::health_report> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.monitor, messages::health_atom_v);
+      return pass_on<messages::health_report>(self, self->state.config.monitor, messages::health_atom_v);
     },
     [=](messages::tokenize_atom, messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.catalog, messages::tokenize_atom_v, std::move(req));
+      return pass_on<messages::tokenize_reply>(self, self->state.config.catalog, messages::tokenize_atom_v, std::move(req));
     },
     [=](messages::detokenize_atom, messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.catalog, messages::detokenize_atom_v, std::move(req));
+      return pass_on<messages::detokenize_reply>(self, self->state.config.catalog, messages::detokenize_atom_v, std::move(req));
     },
     [=](messages::adapters_atom, messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.catalog, messages::adapters_atom_v, std::move(req));
+      return pass_on<messages::adapter_reply>(self, self->state.config.catalog, messages::adapters_atom_v, std::move(req));
     },
     [=](messages::train_atom, messages::train_request& req) -> caf::result<messages::job_status> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.gpu_owner, messages::train_atom_v, std::move(req));
+      return pass_on<messages::job_status>(self, self->state.config.gpu_owner, messages::train_atom_v, std::move(req));
     },
     [=](messages::jobs_atom, messages::job_request& req) -> caf::result<messages::job_list> {
-      if (!trusted(self))
-        return refusal();
-      return self->delegate(self->state.config.gpu_owner, messages::jobs_atom_v, std::move(req));
+      return pass_on<messages::job_list>(self, self->state.config.gpu_owner, messages::jobs_atom_v, std::move(req));
     },
     [=](messages::join_atom) { join_routers(self); },
   };
