@@ -26,20 +26,13 @@ int main(int argc, char** argv) {
     std::cerr << "adapterd-make-tiny-model: SEED and ADAPTERS must be non-negative integers\n";
     return 2;
   }
-  struct shape {
-    const char* name;
-    int64_t hidden, intermediate, layers, heads, kv_heads;
-  };
-  const shape sizes[] = {{"bench", 768, 2048, 12, 12, 4}, {"base", 1024, 2816, 9, 16, 4}};
+  const std::pair<const char*, adapterd::model::llama_shape> sizes[] = {{"bench", {768, 2048, 12, 12, 4, 1024}},
+                                                                         {"base", {1024, 2816, 9, 16, 4, 1024}}};
   std::string size = argc > 4 ? argv[4] : "tiny";
   bool known = size == "tiny";
-  for (const auto& s : sizes)
-    if (size == s.name) {
-      spec.hidden = s.hidden;
-      spec.intermediate = s.intermediate;
-      spec.layers = s.layers;
-      spec.heads = s.heads;
-      spec.kv_heads = s.kv_heads;
+  for (const auto& [name, shape] : sizes)
+    if (size == name) {
+      spec.shape = shape;
       spec.lora_rank = 16;
       known = true;
     }

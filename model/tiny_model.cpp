@@ -56,7 +56,7 @@ tensor_blob random_tensor(const std::string& name, std::vector<int64_t> shape, g
 
 }  // namespace
 
-result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model_dir,
+result<bool> write_tiny_model(const tiny_model_spec& spec, const std::string& model_dir,
                               const std::string& adapter_dir) {
   std::error_code ec;
   std::filesystem::create_directories(model_dir, ec);
@@ -64,21 +64,21 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
   if (ec)
     return make_error(errc::not_found, "cannot create " + model_dir + ": " + ec.message());
 
-  auto tok = write_byte_level_tokenizer(model_dir, corpus, s.merges, s.max_positions);
+  const auto& s = spec.shape;
+  auto tok = write_byte_level_tokenizer(model_dir, corpus, spec.merges, s.max_positions);
   if (!tok)
     return tok.err();
   const int64_t vocab_size = tok->vocab_size;
-  llama_shape shape{s.hidden, s.intermediate, s.layers, s.heads, s.kv_heads, s.max_positions};
-  if (auto ok = write_llama_config(model_dir, shape, *tok); !ok)
+  if (auto ok = write_llama_config(model_dir, s, *tok); !ok)
     return ok.err();
   const int64_t head_dim = s.hidden / s.heads;
-  gaussian g(s.seed);
+  gaussian g(spec.seed);
   std::vector<tensor_blob> weights;
   const int64_t q_out = s.heads * head_dim, kv_out = s.kv_heads * head_dim;
   weights.push_back(random_tensor("model.embed_tokens.weight", {vocab_size, s.hidden}, g, 0.5f));
   weights.push_back(random_tensor("lm_head.weight", {vocab_size, s.hidden}, g, 0.1f));
   weights.push_back(random_tensor("model.norm.weight", {s.hidden}, g, 0, 1.0f));
-  std::vector<std::vector<tensor_blob>> loras(static_cast<size_t>(std::max(1, s.adapters)));
+  std::vector<std::vector<tensor_blob>> loras(static_cast<size_t>(std::max(1, spec.adapters)));
   for (int64_t l = 0; l < s.layers; ++l) {
     auto p = "model.layers." + std::to_string(l) + ".";
     weights.push_back(random_tensor(p + "input_layernorm.weight", {s.hidden}, g, 0, 1.0f));
@@ -96,8 +96,8 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
       auto p = "model.layers." + std::to_string(l) + ".";
       for (const auto& [name, out] : {std::pair{"q_proj", q_out}, std::pair{"v_proj", kv_out}}) {
         auto key = "base_model.model." + p + "self_attn." + name;
-        lora.push_back(random_tensor(key + ".lora_A.weight", {s.lora_rank, s.hidden}, g, 0.2f));
-        lora.push_back(random_tensor(key + ".lora_B.weight", {out, s.lora_rank}, g, 0.2f));
+        lora.push_back(random_tensor(key + ".lora_A.weight", {spec.lora_rank, s.hidden}, g, 0.2f));
+        lora.push_back(random_tensor(key + ".lora_B.weight", {out, spec.lora_rank}, g, 0.2f));
       }
     }
   }
@@ -107,7 +107,7 @@ result<bool> write_tiny_model(const tiny_model_spec& s, const std::string& model
   for (size_t i = 0; i < loras.size(); ++i) {
     auto dir = i == 0 ? adapter_dir : adapter_dir + "-" + std::to_string(i);
     std::filesystem::create_directories(dir, ec);
-    auto cfg = write_peft_config(dir, s.lora_rank, 2 * s.lora_rank, {"q_proj", "v_proj"},
+    auto cfg = write_peft_config(dir, spec.lora_rank, 2 * spec.lora_rank, {"q_proj", "v_proj"},
                                  std::filesystem::path(model_dir).filename().string());
     if (!cfg)
       return cfg.err();

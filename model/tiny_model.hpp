@@ -5,18 +5,14 @@
 #include <cstdint>
 #include <string>
 
+#include "model/hf_layout.hpp"
 #include "model/result.hpp"
 
 namespace adapterd::model {
 
 struct tiny_model_spec {
   uint64_t seed = 1234;
-  int64_t hidden = 128;
-  int64_t intermediate = 344;
-  int64_t layers = 4;
-  int64_t heads = 4;
-  int64_t kv_heads = 2;
-  int64_t max_positions = 1024;
+  llama_shape shape;  // hidden 128, intermediate 344, 4 layers, 4 heads, 2 KV heads, 1024 positions
   int merges = 300;
   int lora_rank = 8;
   int adapters = 1;  // adapter i > 0 goes to adapter_dir + "-" + i, with its own random weights
