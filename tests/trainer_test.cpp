@@ -133,3 +133,31 @@ TEST_CASE("training refuses what it cannot do, with reasons", "[train]") {
   REQUIRE_FALSE(run);
   CHECK(run.err().message.find("bad.jsonl:2") != std::string::npos);
 }
+
+TEST_CASE("the same seed trains the same weights, bit for bit", "[train]") {
+  auto dir = temp_dir("seed");
+  auto run_once = [&](const std::string& out) {
+    pretrain_spec spec;
+    spec.data.path = write_corpus(dir);
+    spec.merges = 50;
+    spec.hidden = 32;
+    spec.intermediate = 64;
+    spec.layers = 1;
+    spec.heads = 2;
+    spec.context = 32;
+    spec.steps = 5;
+    spec.batch = 4;
+    spec.seq_len = 16;
+    spec.threads = 1;
+    auto run = start_pretraining(spec, out);
+    REQUIRE(run);
+    while (!(*run)->done())
+      REQUIRE((*run)->step());
+    REQUIRE((*run)->save(out));
+    std::ifstream in(out + "/model.safetensors", std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto a = run_once(dir + "/a"), b = run_once(dir + "/b");
+  CHECK(a.size() > 1000);
+  CHECK(a == b);
+}

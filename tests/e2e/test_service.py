@@ -278,7 +278,7 @@ class PolicyTest(unittest.TestCase):
                        "request-timeout", "max-batch-size", "max-queue", "max-prefill-tokens", "log-level", "role",
                        "node-host", "node-port", "node-name", "node-secret-file", "workers", "join", "advertise",
                        "node-poll-ms", "api-keys-file", "admin-keys-file", "adapters", "shutdown-grace", "data-roots",
-                       "trained-adapters-dir", "train-share"):
+                       "trained-adapters-dir", "train-share", "fault-activation-limit-kb"):
             self.assertIn(f"--{option}", proc.stdout, option)
 
     @staticmethod
