@@ -191,10 +191,12 @@ void dispatch(self_ptr self, uint64_t seq) {
         if (lit != self->state.links.end())
           --lit->second.in_flight;
         auto f = to_failure(e);
-        // What another worker might do better: its memory, its queue, or being there.
+        // What another worker might do better: its memory, its queue, being there, or
+        // holding the model or adapter (ids registered, or trained, on that worker alone).
         bool elsewhere = f.code == errc::insufficient_memory || f.code == errc::out_of_memory
                          || f.code == errc::overloaded || f.code == errc::unavailable
-                         || f.code == errc::unauthorized;
+                         || f.code == errc::unauthorized || f.code == errc::unknown_model
+                         || f.code == errc::adapter_not_found;
         if (elsewhere && !r.streamed) {
           r.last_failure = f;
           return dispatch(self, seq);

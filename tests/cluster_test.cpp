@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "caf/actor_system.hpp"
@@ -57,11 +58,13 @@ messages::gpu_owner_actor::behavior_type echo_gpu_owner(messages::gpu_owner_acto
   };
 }
 
-// A worker whose budget cannot take any request.
-messages::gpu_owner_actor::behavior_type full_gpu_owner() {
+// A worker that refuses every request with `code`: its budget is full, say, or it does
+// not know the adapter.
+messages::gpu_owner_actor::behavior_type refusing_gpu_owner(messages::gpu_owner_actor::pointer,
+                                                            messages::errc code) {
   return {
-    [](messages::generate_atom, messages::generate_request&) -> caf::result<messages::generate_reply> {
-      return actors::make_failure(messages::errc::insufficient_memory, "the budget cannot take it");
+    [code](messages::generate_atom, messages::generate_request&) -> caf::result<messages::generate_reply> {
+      return actors::make_failure(code, "refused");
     },
     [](messages::cancel_atom, const std::string&) {},
     [](messages::step_atom) {},
@@ -108,12 +111,12 @@ struct worker_node {
   messages::worker_actor worker;
   uint16_t port = 0;
 
-  explicit worker_node(std::string name = "w1", bool full = false) {
+  explicit worker_node(std::string name = "w1", std::optional<messages::errc> refuse = std::nullopt) {
     actors::worker_config wc;
     wc.name = std::move(name);
     wc.secret = secret;
     wc.max_batch_size = 4;
-    wc.gpu_owner = full ? sys.spawn(full_gpu_owner) : sys.spawn(echo_gpu_owner);
+    wc.gpu_owner = refuse ? sys.spawn(refusing_gpu_owner, *refuse) : sys.spawn(echo_gpu_owner);
     wc.janitor = sys.spawn(fake_janitor);
     wc.monitor = sys.spawn(fake_monitor);
     worker = actors::spawn_worker(sys, wc);
@@ -263,8 +266,11 @@ TEST_CASE("a router with the wrong secret marks the worker refused and routes no
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
 }
 
-TEST_CASE("a request a worker's memory cannot take moves to another worker", "[cluster]") {
-  worker_node full("full", true), roomy("roomy");
+TEST_CASE("a request a worker cannot serve moves to another worker", "[cluster]") {
+  auto refusal = GENERATE(messages::errc::insufficient_memory, messages::errc::adapter_not_found,
+                          messages::errc::unknown_model, messages::errc::overloaded);
+  INFO(messages::to_string(refusal));
+  worker_node full("full", refusal), roomy("roomy");
   cluster_config cfg;
   caf::actor_system sys{cfg};
   auto router = actors::spawn_router(sys, actors::router_config{secret, {full.address(), roomy.address()}, 50, 30});

@@ -34,7 +34,8 @@ class Cluster:
 
     def worker(self, name, node_port=0, *extra, secret_file=None):
         return self.models.server("--role=worker", f"--node-name={name}", f"--node-port={node_port}",
-                                  f"--node-secret-file={secret_file or self.secret_file}", *extra)
+                                  f"--node-secret-file={secret_file or self.secret_file}",
+                                  f"--data-roots={self.models.root}", *extra)
 
     def router(self, workers, *extra):
         addresses = ",".join(f"127.0.0.1:{w.node_port}" for w in workers)
@@ -156,6 +157,28 @@ class ClusterTest(unittest.TestCase):
         status, body, _ = self.router.request("DELETE", "/adapters/pirate")
         self.assertEqual(status, 200, body)
         self.assertNotIn("pirate", [a["id"] for a in body["adapters"]])
+
+    def test_3c_training_jobs_through_the_router(self):
+        self.ensure_up()
+        data = os.path.join(self.models.root, "style.txt")
+        with open(data, "w") as f:
+            for i in range(100):
+                f.write(f"Ahoy matey, number {i}! Arr!\n%\n")
+        status, job, _ = self.router.request("POST", "/adapters/train", {
+            "dataset": data, "id": "ahoy", "steps": 10, "batch_size": 2, "seq_len": 32})
+        self.assertEqual(status, 202, job)
+        done = lambda: self.router.request("GET", f"/jobs/{job['id']}")[1].get("state") == "succeeded"
+        self.assertTrue(wait_for(done, 60), self.router.request("GET", "/jobs")[1])
+        listed = self.router.request("GET", "/jobs")[1]["jobs"]
+        self.assertIn(job["id"], [j["id"] for j in listed])
+        # Only the worker that trained it knows the id; requests reach it wherever they land first.
+        trained_on = {a["node"] for a in self.router.request("GET", "/adapters")[1]["adapters"] if a["id"] == "ahoy"}
+        self.assertEqual(len(trained_on), 1)
+        for i in range(4):
+            status, body, _ = self.router.request("POST", "/v1/completions", {"model": "ahoy", "prompt": f"Ahoy {i}",
+                                                                              "max_tokens": 3})
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["model"], "ahoy")
 
     def test_3b_a_client_that_goes_away_is_cancelled_on_its_worker(self):
         self.ensure_up()
