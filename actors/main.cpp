@@ -150,6 +150,27 @@ public:
   }
 };
 
+// Secrets from a file (one per line; '#' starts a comment) or, without one, from the
+// environment (','-separated): never from the command line, where ps would show them.
+std::vector<std::string> secrets_from(const std::string& file, const char* env, std::string& problem) {
+  std::vector<std::string> out;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in)
+      problem = "cannot read " + file;
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty() && line[0] != '#')
+        out.push_back(line);
+  } else if (const char* v = std::getenv(env)) {
+    out = split(v, ',');
+  }
+  return out;
+}
+
+void apply_cluster_options(const adapterd_config& c, adapterd::actors::service_config& s, std::string& problem);
+void apply_access_and_training_options(const adapterd_config& c, adapterd::actors::service_config& s,
+                                       std::string& problem);
+
 std::optional<adapterd::actors::service_config> to_service_config(const adapterd_config& c,
                                                                   std::string& problem) {
   adapterd::actors::service_config s;
@@ -197,6 +218,17 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--max-prefill-tokens must be at least 1";
   if (c.threads < 0)
     problem = "--threads must not be negative";
+  apply_cluster_options(c, s, problem);
+  apply_access_and_training_options(c, s, problem);
+  if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
+    problem = "--log-level '" + c.log_level + "' is not a level";
+  if (!problem.empty())
+    return std::nullopt;
+  return s;
+}
+
+// --role and the node options; a worker or router needs the shared secret.
+void apply_cluster_options(const adapterd_config& c, adapterd::actors::service_config& s, std::string& problem) {
   if (c.role == "standalone")
     s.role = adapterd::actors::node_role::standalone;
   else if (c.role == "worker")
@@ -231,29 +263,19 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   if (c.node_poll_ms < 10)
     problem = "--node-poll-ms must be at least 10";
   if (s.role != adapterd::actors::node_role::standalone) {
-    if (!c.node_secret_file.empty()) {
-      std::ifstream in(c.node_secret_file);
-      if (!in)
-        problem = "cannot read --node-secret-file " + c.node_secret_file;
-      std::getline(in, s.node_secret);
-    } else if (const char* env = std::getenv("ADAPTERD_NODE_SECRET")) {
-      s.node_secret = env;
-    }
+    auto secret = secrets_from(c.node_secret_file, "ADAPTERD_NODE_SECRET", problem);
+    s.node_secret = secret.empty() ? "" : secret.front();
     if (problem.empty() && s.node_secret.size() < 16)
       problem = std::string("a ") + c.role + " needs the cluster's shared secret, at least 16 characters, "
                 "from --node-secret-file or ADAPTERD_NODE_SECRET";
   }
+}
+
+// API and admin keys, the training options, and the adapters to preload.
+void apply_access_and_training_options(const adapterd_config& c, adapterd::actors::service_config& s,
+                                       std::string& problem) {
   auto keys = [&](const std::string& file, const char* env, std::vector<std::string>& out) {
-    if (!file.empty()) {
-      std::ifstream in(file);
-      if (!in)
-        problem = "cannot read " + file;
-      for (std::string line; std::getline(in, line);)
-        if (!line.empty() && line[0] != '#')
-          out.push_back(line);
-    } else if (const char* v = std::getenv(env)) {
-      out = split(v, ',');
-    }
+    out = secrets_from(file, env, problem);
     for (const auto& k : out)
       if (k.size() < 8)
         problem = std::string("API and admin keys need at least 8 characters (") + env + ")";
@@ -274,11 +296,6 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     else
       s.preload_adapters.emplace_back(item.substr(0, eq), item.substr(eq + 1));
   }
-  if (spdlog::level::from_str(c.log_level) == spdlog::level::off && c.log_level != "off")
-    problem = "--log-level '" + c.log_level + "' is not a level";
-  if (!problem.empty())
-    return std::nullopt;
-  return s;
 }
 
 }  // namespace
