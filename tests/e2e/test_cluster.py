@@ -58,8 +58,8 @@ class ClusterTest(unittest.TestCase):
         cls.models = TempModels(adapters=2)
         cls.cluster = Cluster(cls.models)
         common = ("--max-batch-size=2", "--max-new-tokens-limit=1000")
-        cls.w1 = cls.cluster.worker("w1", free_port(), *common)
-        cls.w2 = cls.cluster.worker("w2", free_port(), *common)
+        cls.w1 = cls.cluster.worker("w1", 0, *common)  # node port 0: each logs the one it got
+        cls.w2 = cls.cluster.worker("w2", 0, *common)
         cls.router = cls.cluster.router([cls.w1, cls.w2], "--max-new-tokens-limit=1000")
         assert wait_for(lambda: all_up(cls.router, 2)), cls.router.output()
 
@@ -282,7 +282,7 @@ class ClusterAdmissionTest(unittest.TestCase):
         assert all(code == 0 for code in codes), f"adapterd exited with {codes}"
 
     def test_wrong_secret_is_refused_both_ways(self):
-        router_node_port = free_port()
+        router_node_port = free_port()  # a router takes joins only on a port it is given
         router = self.models.server("--role=router", f"--node-port={router_node_port}", "--node-poll-ms=100",
                                     f"--node-secret-file={self.cluster.secret_file}")
         self.assertEqual(router.health()["status"], "degraded")
@@ -297,7 +297,7 @@ class ClusterAdmissionTest(unittest.TestCase):
         self.assertEqual(router.health()["nodes"], [])
 
         # A router dialling a worker with the wrong secret marks it refused.
-        stranger = self.cluster.worker("stranger", free_port(), secret_file=self.wrong)
+        stranger = self.cluster.worker("stranger", 0, secret_file=self.wrong)
         router2 = self.cluster.router([stranger])
         self.assertTrue(wait_for(lambda: router2.health()["nodes"][0]["state"] == "refused", 15))
         status, body, _ = router2.generate(prompt="anyone?")
