@@ -17,6 +17,7 @@ struct batch_scheduler::waiting_job {
   job j;
   clock::time_point arrived;
   std::optional<model_lease> lease;
+  std::optional<std::vector<int32_t>> prompt_ids;  // encoded once, however many steps it waits
 };
 
 struct batch_scheduler::running_job {
@@ -211,17 +212,20 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     const auto& model = *w.lease->model;
     if (!running_.empty() && running_.front()->lease.model != w.lease->model)
       break;  // another model: after this batch drains
-    std::vector<model::chat_message> chat;
-    for (const auto& turn : w.j.req.chat)
-      chat.push_back({turn.role, turn.content});
-    auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat);
-    if (!encoded) {
-      auto j = std::move(w.j);
-      waiting_.pop_front();
-      fail(std::move(j), errc::bad_request, encoded.err().message, out);
-      continue;
+    if (!w.prompt_ids) {
+      std::vector<model::chat_message> chat;
+      for (const auto& turn : w.j.req.chat)
+        chat.push_back({turn.role, turn.content});
+      auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat);
+      if (!encoded) {
+        auto j = std::move(w.j);
+        waiting_.pop_front();
+        fail(std::move(j), errc::bad_request, encoded.err().message, out);
+        continue;
+      }
+      w.prompt_ids = std::move(*encoded);
     }
-    const auto& ids = *encoded;
+    const auto& ids = *w.prompt_ids;
     auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
     const auto prompt = static_cast<int64_t>(ids.size());
     const auto needed = model.kv_tokens_needed(ids.size(), params);

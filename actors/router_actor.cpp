@@ -90,20 +90,23 @@ caf::error not_local() {
 }
 
 // A request names weights as the client wrote them; workers report resolved paths.
+// Whether a resolved `path` a worker reported is the one a client `requested`: the same, or
+// ending in it at a '/' boundary.
+bool names_path(const std::string& path, const std::string& requested) {
+  auto want = requested.rfind("./", 0) == 0 ? requested.substr(2) : requested;
+  return path == want || (path.size() > want.size() && path.compare(path.size() - want.size(), want.size(), want) == 0
+                          && path[path.size() - want.size() - 1] == '/');
+}
+
 bool holds(const worker_link& link, const std::string& requested) {
   if (requested.empty())
     return true;
-  auto want = requested.rfind("./", 0) == 0 ? requested.substr(2) : requested;
-  for (const auto& path : link.held)
-    if (path == want || (path.size() > want.size() && path.compare(path.size() - want.size(), want.size(), want) == 0
-                         && path[path.size() - want.size() - 1] == '/'))
-      return true;
-  return false;
+  return std::any_of(link.held.begin(), link.held.end(), [&](const auto& path) { return names_path(path, requested); });
 }
 
 uint64_t known_bytes(const router_state& st, const std::string& requested) {
   for (const auto& [path, bytes] : st.weight_bytes)
-    if (path == requested || (path.size() > requested.size() && path.compare(path.size() - requested.size(), requested.size(), requested) == 0))
+    if (names_path(path, requested))
       return bytes;
   return 0;
 }
@@ -405,68 +408,6 @@ messages::health_report health_of(self_ptr self) {
   return r;
 }
 
-// Sends the cleanup to every chosen worker and answers once all have answered.
-caf::result<messages::cleanup_reply> fan_out_cleanup(self_ptr self, const messages::cleanup_request& req) {
-  std::vector<worker_link*> targets;
-  for (auto& [address, link] : self->state.links)
-    if (req.node.empty() || req.node == address || req.node == link.info.name) {
-      if (!req.node.empty() && link.state != "up")
-        return make_failure(errc::unavailable, "worker " + req.node + " is " + link.state);
-      if (link.state == "up")
-        targets.push_back(&link);
-    }
-  if (targets.empty())
-    return req.node.empty() ? make_failure(errc::unavailable, "no worker is up")
-                            : make_failure(errc::bad_request, "no worker is named " + req.node);
-  struct gathering {
-    caf::typed_response_promise<messages::cleanup_reply> rp;
-    messages::cleanup_reply total;
-    size_t waiting = 0;
-  };
-  auto g = std::make_shared<gathering>();
-  g->rp = self->make_response_promise<messages::cleanup_reply>();
-  g->waiting = targets.size();
-  g->total.level = req.level;
-  auto done = [g](messages::cleanup_reply one) {
-    auto& t = g->total;
-    t.gpu_available = t.gpu_available || one.gpu_available;
-    t.gpu_allocated_mb += one.gpu_allocated_mb;
-    t.gpu_reserved_mb += one.gpu_reserved_mb;
-    t.rss_before_bytes += one.rss_before_bytes;
-    t.rss_after_bytes += one.rss_after_bytes;
-    t.model_unloaded = t.model_unloaded || one.model_unloaded;
-    t.freed.adapters += one.freed.adapters;
-    t.freed.adapter_bytes += one.freed.adapter_bytes;
-    t.freed.models += one.freed.models;
-    t.freed.model_bytes += one.freed.model_bytes;
-    t.nodes.push_back(std::move(one));
-    if (--g->waiting > 0)
-      return;
-    auto failed = std::count_if(t.nodes.begin(), t.nodes.end(), [](const auto& n) { return !n.error.empty(); });
-    t.status = failed == 0 ? "success" : "partial";
-    t.message = "Memory cleaned up on " + std::to_string(t.nodes.size() - failed) + " of "
-                + std::to_string(t.nodes.size()) + " workers";
-    g->rp.deliver(std::move(t));
-  };
-  for (auto* link : targets) {
-    auto name = link->info.name.empty() ? link->address : link->info.name;
-    self->request(link->handle, std::chrono::seconds(120), messages::cleanup_atom_v, req)
-      .then(
-        [done, name](messages::cleanup_reply& one) {
-          one.node = name;
-          done(std::move(one));
-        },
-        [done, name](const caf::error& e) {
-          messages::cleanup_reply one;
-          one.node = name;
-          one.status = "error";
-          one.error = to_failure(e).message;
-          done(std::move(one));
-        });
-  }
-  return g->rp;
-}
-
 // The up worker with the least load, for questions any worker can answer.
 worker_link* any_worker(self_ptr self) {
   worker_link* best = nullptr;
@@ -487,29 +428,36 @@ caf::result<Reply> to_any_worker(self_ptr self, Atom atom, Request req) {
   return self->delegate(w->handle, atom, std::move(req));
 }
 
-// Sends `req` to every worker that is up; `merge(total, one, worker name)` takes each
-// answer, and `done(total, answered, failure)` makes the reply once all have answered.
-template <class Reply, class Atom, class Request, class Merge, class Done>
-caf::result<Reply> gather_from_workers(self_ptr self, Atom atom, const Request& req, Merge merge, Done done) {
-  std::vector<worker_link*> targets;
+std::vector<worker_link*> up_workers(self_ptr self) {
+  std::vector<worker_link*> out;
   for (auto& [address, link] : self->state.links)
     if (link.state == "up")
-      targets.push_back(&link);
+      out.push_back(&link);
+  return out;
+}
+
+// Sends `req` to each of `targets` (answers within `timeout`), starting from `total`: `merge(total, one, worker name)`
+// takes each answer and `fail(total, failure, worker name)` each failure; once all have
+// answered, `done(total, answered)` makes the reply.
+template <class Reply, class Atom, class Request, class Merge, class Fail, class Done>
+caf::result<Reply> gather_from_workers(self_ptr self, const std::vector<worker_link*>& targets,
+                                       std::chrono::seconds timeout, Reply total, Atom atom, const Request& req,
+                                       Merge merge, Fail fail, Done done) {
   if (targets.empty())
     return make_failure(errc::unavailable, "no worker is up");
   struct gathering {
     caf::typed_response_promise<Reply> rp;
     Reply total;
     size_t waiting = 0, answered = 0;
-    std::optional<messages::failure> failure;
   };
   auto g = std::make_shared<gathering>();
   g->rp = self->make_response_promise<Reply>();
+  g->total = std::move(total);
   g->waiting = targets.size();
   auto finish_one = [g, done] {
     if (--g->waiting > 0)
       return;
-    auto reply = done(g->total, g->answered, g->failure);
+    auto reply = done(g->total, g->answered);
     if (reply)
       g->rp.deliver(std::move(*reply));
     else
@@ -517,19 +465,63 @@ caf::result<Reply> gather_from_workers(self_ptr self, Atom atom, const Request& 
   };
   for (auto* link : targets) {
     auto name = link->info.name.empty() ? link->address : link->info.name;
-    self->request(link->handle, std::chrono::seconds(120), atom, req)
+    self->request(link->handle, timeout, atom, req)
       .then(
         [g, name, merge, finish_one](Reply& one) {
           ++g->answered;
           merge(g->total, std::move(one), name);
           finish_one();
         },
-        [g, finish_one](const caf::error& e) {
-          g->failure = to_failure(e);
+        [g, name, fail, finish_one](const caf::error& e) {
+          fail(g->total, to_failure(e), name);
           finish_one();
         });
   }
   return g->rp;
+}
+
+// Sends the cleanup to every worker that is up, or to the one named, and sums the answers.
+caf::result<messages::cleanup_reply> fan_out_cleanup(self_ptr self, const messages::cleanup_request& req) {
+  std::vector<worker_link*> targets;
+  for (auto& [address, link] : self->state.links)
+    if (req.node.empty() || req.node == address || req.node == link.info.name) {
+      if (!req.node.empty() && link.state != "up")
+        return make_failure(errc::unavailable, "worker " + req.node + " is " + link.state);
+      if (link.state == "up")
+        targets.push_back(&link);
+    }
+  if (targets.empty() && !req.node.empty())
+    return make_failure(errc::bad_request, "no worker is named " + req.node);
+  messages::cleanup_reply start;
+  start.level = req.level;
+  auto merge = [](messages::cleanup_reply& t, messages::cleanup_reply one, const std::string& name) {
+    t.gpu_available = t.gpu_available || one.gpu_available;
+    t.gpu_allocated_mb += one.gpu_allocated_mb;
+    t.gpu_reserved_mb += one.gpu_reserved_mb;
+    t.rss_before_bytes += one.rss_before_bytes;
+    t.rss_after_bytes += one.rss_after_bytes;
+    t.model_unloaded = t.model_unloaded || one.model_unloaded;
+    t.freed.adapters += one.freed.adapters;
+    t.freed.adapter_bytes += one.freed.adapter_bytes;
+    t.freed.models += one.freed.models;
+    t.freed.model_bytes += one.freed.model_bytes;
+    one.node = name;
+    t.nodes.push_back(std::move(one));
+  };
+  auto fail = [](messages::cleanup_reply& t, const messages::failure& f, const std::string& name) {
+    messages::cleanup_reply one;
+    one.node = name;
+    one.status = "error";
+    one.error = f.message;
+    t.nodes.push_back(std::move(one));
+  };
+  auto done = [](messages::cleanup_reply& t, size_t answered) -> caf::expected<messages::cleanup_reply> {
+    t.status = answered == t.nodes.size() ? "success" : "partial";
+    t.message = "Memory cleaned up on " + std::to_string(answered) + " of " + std::to_string(t.nodes.size())
+                + " workers";
+    return std::move(t);
+  };
+  return gather_from_workers(self, targets, std::chrono::seconds(120), std::move(start), messages::cleanup_atom_v, req, merge, fail, done);
 }
 
 // Adapters live on workers: a list gathers every worker's, a load or unload goes to all of
@@ -546,13 +538,19 @@ caf::result<messages::adapter_reply> fan_out_adapters(self_ptr self, const messa
       total.adapters.push_back(std::move(a));
     }
   };
-  auto done = [](messages::adapter_reply& total, size_t answered,
-                 const std::optional<messages::failure>& failure) -> caf::expected<messages::adapter_reply> {
-    if (answered == 0 && failure)
-      return make_failure(failure->code, failure->message);
+  // Every worker failed: the first one's reason.
+  auto failure = std::make_shared<std::optional<messages::failure>>();
+  auto fail = [failure](messages::adapter_reply&, const messages::failure& f, const std::string&) {
+    if (!*failure)
+      *failure = f;
+  };
+  auto done = [failure](messages::adapter_reply& total, size_t answered) -> caf::expected<messages::adapter_reply> {
+    if (answered == 0 && *failure)
+      return make_failure((*failure)->code, (*failure)->message);
     return std::move(total);
   };
-  return gather_from_workers<messages::adapter_reply>(self, messages::adapters_atom_v, req, merge, done);
+  return gather_from_workers(self, up_workers(self), std::chrono::seconds(120), messages::adapter_reply{}, messages::adapters_atom_v, req,
+                             merge, fail, done);
 }
 
 // Jobs live on workers: a list gathers every worker's; a get or cancel goes to all of
@@ -562,13 +560,14 @@ caf::result<messages::job_list> fan_out_jobs(self_ptr self, const messages::job_
     for (auto& j : one.jobs)
       total.jobs.push_back(std::move(j));
   };
-  auto done = [req](messages::job_list& total, size_t, const std::optional<messages::failure>&)
-    -> caf::expected<messages::job_list> {
+  auto fail = [](messages::job_list&, const messages::failure&, const std::string&) {};  // not there
+  auto done = [req](messages::job_list& total, size_t) -> caf::expected<messages::job_list> {
     if (req.action != "list" && total.jobs.empty())
       return make_failure(errc::job_not_found, "no training job '" + req.id + "'");
     return std::move(total);
   };
-  return gather_from_workers<messages::job_list>(self, messages::jobs_atom_v, req, merge, done);
+  return gather_from_workers(self, up_workers(self), std::chrono::seconds(60), messages::job_list{}, messages::jobs_atom_v, req, merge,
+                             fail, done);
 }
 
 messages::router_actor::behavior_type router_behavior(self_ptr self, router_config config) {

@@ -389,17 +389,14 @@ messages::adapter_reply list_adapters(const supervisor_state& st) {
   for (const auto& [key, e] : st.models)
     r.models.push_back(fs::path(e.model->path()).filename().string());
   std::set<std::string> listed;
-  auto id_of = [&](const std::string& resolved) {
-    for (const auto& [id, path] : st.adapter_ids) {
-      auto mine = resolve_adapter(st.config, path);
-      if (mine && *mine == resolved)
-        return id;
-    }
-    return std::string();
-  };
+  std::map<std::string, std::string> id_by_resolved;  // each registered path resolved once
+  for (const auto& [id, path] : st.adapter_ids)
+    if (auto resolved = resolve_adapter(st.config, path))
+      id_by_resolved.emplace(*resolved, id);
   for (const auto* tier : {&st.device_adapters, &st.host_adapters})
     for (const auto& [key, e] : *tier) {
-      auto id = id_of(e.adapter->path());
+      auto found = id_by_resolved.find(e.adapter->path());
+      auto id = found == id_by_resolved.end() ? std::string() : found->second;
       listed.insert(id);
       r.adapters.push_back({id, e.adapter->path(), tier == &st.device_adapters ? "device" : "host",
                             e.adapter->device(), e.adapter->bytes(), ""});

@@ -110,13 +110,6 @@ bool training_jobs::has_work() const {
   return false;
 }
 
-size_t training_jobs::active() const {
-  size_t n = 0;
-  for (const auto& j : jobs_)
-    n += finished(j->status) ? 0 : 1;
-  return n;
-}
-
 messages::job_status training_jobs::finish(job& j, const std::string& state, const std::string& error) {
   j.status.state = state;
   j.status.error = error;

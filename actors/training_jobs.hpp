@@ -46,7 +46,6 @@ public:
   std::optional<messages::job_status> cancel(const std::string& id);
 
   bool has_work() const;
-  size_t active() const;  // queued + running
 
   /// One optimizer step of the current job (starting it first when needed). When a job
   /// finishes, its adapter is saved and its status returned, state "succeeded" with

@@ -43,8 +43,8 @@ std::variant<std::string, api_error> content_text(const json& content) {
 
 const char* finish_reason(const std::string& ours) { return ours == "length" ? "length" : "stop"; }
 
-std::string id_of(endpoint kind, const messages::generate_reply& r) {
-  return std::string(kind == endpoint::chat ? "chatcmpl-" : "cmpl-") + r.request_id;
+std::string id_of(endpoint kind, const std::string& request_id) {
+  return std::string(kind == endpoint::chat ? "chatcmpl-" : "cmpl-") + request_id;
 }
 
 json usage(const messages::generate_reply& r) {
@@ -132,7 +132,7 @@ std::string to_json(endpoint kind, const request& req, const messages::generate_
     choice["message"] = {{"role", "assistant"}, {"content", r.generated_text}};
   else
     choice["text"] = r.generated_text;
-  json out = {{"id", id_of(kind, r)},
+  json out = {{"id", id_of(kind, r.request_id)},
               {"object", kind == endpoint::chat ? "chat.completion" : "text_completion"},
               {"created", created},
               {"model", model_of(req, r)},
@@ -165,8 +165,7 @@ std::string chunk_json(endpoint kind, const request& req, const std::string& tex
   } else {
     choice["text"] = text;
   }
-  auto prefix = std::string(kind == endpoint::chat ? "chatcmpl-" : "cmpl-");
-  return data(chunk(kind, prefix + req.gen.request_id, req.model, created, choice));
+  return data(chunk(kind, id_of(kind, req.gen.request_id), req.model, created, choice));
 }
 
 std::string final_events(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created) {
@@ -175,9 +174,9 @@ std::string final_events(endpoint kind, const request& req, const messages::gene
     choice["delta"] = json::object();
   else
     choice["text"] = "";
-  std::string out = data(chunk(kind, id_of(kind, r), model_of(req, r), created, choice));
+  std::string out = data(chunk(kind, id_of(kind, r.request_id), model_of(req, r), created, choice));
   if (req.include_usage) {
-    auto last = chunk(kind, id_of(kind, r), model_of(req, r), created, json());
+    auto last = chunk(kind, id_of(kind, r.request_id), model_of(req, r), created, json());
     last["choices"] = json::array();
     last["usage"] = usage(r);
     out += data(last);
