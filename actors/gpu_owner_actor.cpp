@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/gpu_owner_actor.hpp"
 
 #include <chrono>
@@ -174,7 +175,8 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
   self->state.scheduler = std::make_unique<batch_scheduler>(config.limits, events, flush);
   self->state.reported = self->state.scheduler->state();
   self->send(self->state.monitor, messages::report_atom_v, self->state.reported);
-  return {
+  return guarded_behavior<messages::gpu_owner_actor::behavior_type>(
+    "gpu-owner",
     [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
       // Read the sender first: making the response promise takes it from the message.
       auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
@@ -231,8 +233,8 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
         report_jobs(self);
       return messages::job_list{{*status}};
     },
-    [=](messages::train_step_atom) { run_train_step(self); },
-  };
+    [=](messages::train_step_atom) { run_train_step(self); }
+  );
 }
 
 }  // namespace

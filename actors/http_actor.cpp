@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/http_actor.hpp"
 
 #include <unordered_map>
@@ -71,7 +72,8 @@ private:
 http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state> self,
                                         http_targets targets) {
   self->state.targets = std::move(targets);
-  return {
+  return guarded_behavior<http_actor::behavior_type>(
+    "http",
     [=](messages::generate_atom, messages::generate_request& req, chunk_fn& on_chunk,
         generate_done& done) {
       req.arrival_seq = ++self->state.arrivals;
@@ -125,8 +127,8 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
     [=](messages::jobs_atom, messages::job_request& req, jobs_done& done) {
       forward<messages::job_list>(self, self->state.targets.training, std::move(done),
                                   messages::jobs_atom_v, std::move(req));
-    },
-  };
+    }
+  );
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/janitor_actor.hpp"
 
 #include <chrono>
@@ -70,7 +71,8 @@ messages::janitor_actor::behavior_type janitor_behavior(
   // One pending tick at a time: the timer costs the same however long the server runs.
   if (config.idle_unload_after_s > 0)
     self->delayed_send(self, tick_period(config.idle_unload_after_s), caf::tick_atom_v);
-  return {
+  return guarded_behavior<messages::janitor_actor::behavior_type>(
+    "janitor",
     [=](messages::cleanup_atom, const cleanup_request& req) -> caf::result<cleanup_reply> {
       if (req.reason == "after_request" && self->state.policy == cleanup_policy::off) {
         cleanup_reply r;
@@ -99,8 +101,8 @@ messages::janitor_actor::behavior_type janitor_behavior(
             self->delayed_send(self, tick_period(idle), caf::tick_atom_v);
           },
           [=](const caf::error&) { self->delayed_send(self, tick_period(idle), caf::tick_atom_v); });
-    },
-  };
+    }
+  );
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ public:
   bool lazy_load = false;
   uint32_t max_new_tokens_limit = 512;
   uint64_t max_body_bytes = 1 << 20;
+  uint32_t max_connections = 1024;
   uint64_t gpu_budget_mb = 0;
   uint64_t cpu_budget_mb = 0;
   int64_t kv_reserve_tokens = 4096;
@@ -93,6 +94,7 @@ public:
       .add(lazy_load, "lazy-load", "load the default model on the first request, not at start-up")
       .add(max_new_tokens_limit, "max-new-tokens-limit", "largest max_new_tokens a request may ask")
       .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
+      .add(max_connections, "max-connections", "open HTTP connections at once; more get 503")
       .add(gpu_budget_mb, "gpu-budget-mb", "memory budget for weights, adapters and KV on the GPU (0: none)")
       .add(cpu_budget_mb, "cpu-budget-mb", "the same for CPU models, and the host tier of GPU adapters (0: none)")
       .add(kv_reserve_tokens, "kv-reserve-tokens", "KV cache reserved for one sequence; caps prompt + output")
@@ -185,6 +187,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.preload = !c.lazy_load;
   s.max_new_tokens_limit = c.max_new_tokens_limit;
   s.max_body_bytes = c.max_body_bytes;
+  s.max_connections = c.max_connections;
   s.gpu_budget_bytes = c.gpu_budget_mb << 20;
   s.cpu_budget_bytes = c.cpu_budget_mb << 20;
   s.kv_reserve_tokens = c.kv_reserve_tokens;
@@ -208,7 +211,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
   if (c.dtype != "auto" && c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16")
     problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
-  if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0)
+  if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0 || c.max_connections == 0)
     problem = "limits must be positive";
   if (c.kv_reserve_tokens < 1 || c.max_models < 1)
     problem = "--kv-reserve-tokens and --max-models must be at least 1";

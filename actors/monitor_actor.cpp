@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/monitor_actor.hpp"
 
 #include <chrono>
@@ -28,7 +29,8 @@ messages::monitor_actor::behavior_type monitor_behavior(
   node_role role) {
   self->state.policy = policy;
   self->state.role = role;
-  return {
+  return guarded_behavior<messages::monitor_actor::behavior_type>(
+    "monitor",
     [=](messages::report_atom, const messages::request_event& e) {
       auto& st = self->state;
       switch (e.kind) {
@@ -77,8 +79,8 @@ messages::monitor_actor::behavior_type monitor_behavior(
       r.kv_cache_bytes_last = st.kv_cache_bytes_last;
       r.cleanup_policy = to_string(st.policy);
       return r;
-    },
-  };
+    }
+  );
 }
 
 }  // namespace

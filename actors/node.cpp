@@ -130,6 +130,7 @@ std::variant<uint16_t, std::string> node::start() {
   opts.host = c.host;
   opts.port = c.port;
   opts.io_threads = c.io_threads;
+  opts.max_connections = c.max_connections;
   opts.lim.max_new_tokens = c.max_new_tokens_limit;
   opts.lim.max_body_bytes = c.max_body_bytes;
   opts.lim.request_timeout_s = c.request_timeout_s;

@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/router_actor.hpp"
 
 #include <algorithm>
@@ -580,7 +581,8 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
   for (const auto& address : self->state.config.workers)
     dial(self, address);
   self->send(self, messages::poll_atom_v);
-  return {
+  return guarded_behavior<messages::router_actor::behavior_type>(
+    "router",
     [=](messages::generate_atom, messages::generate_request& req) -> caf::result<messages::generate_reply> {
       if (!from_this_node(self))
         return not_local();
@@ -672,8 +674,8 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
     [=](messages::poll_atom) {
       if (from_self(self))
         poll(self);
-    },
-  };
+    }
+  );
 }
 
 }  // namespace

@@ -37,6 +37,7 @@ struct service_config {
   uint64_t fault_activation_limit_bytes = 0;  // tests only: injected allocation failures
   uint32_t max_new_tokens_limit = 512;
   size_t max_body_bytes = 1 << 20;
+  unsigned max_connections = 1024;        // open HTTP connections; more get 503
   unsigned request_timeout_s = 600;
   unsigned io_threads = 2;
   uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time

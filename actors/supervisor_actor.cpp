@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/supervisor_actor.hpp"
 
 #include <chrono>
@@ -491,7 +492,8 @@ supervisor_actor::behavior_type supervisor_behavior(
   self->state.config = std::move(config);
   self->state.monitor = std::move(monitor);
   report(self);
-  return {
+  return guarded_behavior<supervisor_actor::behavior_type>(
+    "supervisor",
     [=](messages::acquire_atom, const acquire_request& req) -> caf::result<model_lease> {
       auto lease = acquire(self, req);
       if (!lease)
@@ -523,8 +525,8 @@ supervisor_actor::behavior_type supervisor_behavior(
       return manage_adapters(self, req);
     },
     [=](messages::evict_atom, const std::string& level) { return evict(self, level); },
-    [=](messages::idle_atom, uint32_t seconds) { return unload_idle(self, seconds); },
-  };
+    [=](messages::idle_atom, uint32_t seconds) { return unload_idle(self, seconds); }
+  );
 }
 
 }  // namespace

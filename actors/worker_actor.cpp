@@ -1,3 +1,4 @@
+#include "actors/handler_firewall.hpp"
 #include "actors/worker_actor.hpp"
 
 #include <chrono>
@@ -114,7 +115,8 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
   });
   if (!self->state.config.join.empty())
     self->send(self, messages::join_atom_v);
-  return {
+  return guarded_behavior<messages::worker_actor::behavior_type>(
+    "worker",
     [=](messages::hello_atom, const std::string& router_nonce) {
       auto& st = self->state;
       auto nonce = make_nonce();
@@ -164,8 +166,8 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
     [=](messages::jobs_atom, messages::job_request& req) -> caf::result<messages::job_list> {
       return pass_on<messages::job_list>(self, self->state.config.gpu_owner, messages::jobs_atom_v, std::move(req));
     },
-    [=](messages::join_atom) { join_routers(self); },
-  };
+    [=](messages::join_atom) { join_routers(self); }
+  );
 }
 
 }  // namespace

@@ -39,6 +39,8 @@ public:
   virtual void stream_open() = 0;
   virtual void stream_write(std::string data) = 0;
   virtual void stream_close() = 0;
+  /// The server-made id of the request this answers, for log lines.
+  virtual std::string request_id() const = 0;
 };
 
 /// Implemented by the http actor. Callbacks may run on any thread; `done` exactly once,

@@ -6,163 +6,93 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/generate_fields.hpp"
+
 namespace adapterd::http {
 
 namespace {
 
 using json = nlohmann::json;
 
-api_error bad(std::string code, std::string message) {
-  return api_error{400, std::move(code), std::move(message)};
-}
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::variant<json, api_error> object_body(const std::string& text) {
-  auto body = json::parse(text, nullptr, false);
-  if (body.is_discarded() || !body.is_object())
-    return bad("invalid_json", "the request body must be a JSON object");
-  return body;
-}
+constexpr size_t max_text_bytes = 1 << 20;
+constexpr size_t max_ids = 1 << 20;
+constexpr size_t max_target_modules = 32;
 
-// Reads an optional string or bool field into `out`; an error text when it has another type.
-template <class T>
-std::optional<api_error> optional_field(const json& body, const char* name, T& out) {
-  if (!body.contains(name) || body[name].is_null())
-    return std::nullopt;
-  bool ok = std::is_same_v<T, bool> ? body[name].is_boolean() : body[name].is_string();
-  if (!ok)
-    return bad("invalid_type", std::string("'") + name + "' must be a " + (std::is_same_v<T, bool> ? "boolean" : "string"));
-  out = body[name].get<T>();
-  return std::nullopt;
+// Parses a body and reads it with `read`; every field the body holds must be one it read.
+template <class T, class Read>
+std::variant<T, api_error> decode_body(const std::string& text, Read read) {
+  auto body = parse_object(text);
+  if (auto* e = std::get_if<api_error>(&body))
+    return *e;
+  return decode<T>([&] {
+    fields f(std::get<json>(body));
+    T out = read(f);
+    f.refuse_unknown();
+    return out;
+  });
 }
 
 }  // namespace
 
 std::variant<messages::tokenize_request, api_error> parse_tokenize(const std::string& text) {
-  auto parsed = object_body(text);
-  if (auto* e = std::get_if<api_error>(&parsed))
-    return *e;
-  const auto& body = std::get<json>(parsed);
-  messages::tokenize_request req;
-  if (!body.contains("text") || !body["text"].is_string())
-    return bad("missing_field", "'text' (a string) is required");
-  req.text = body["text"].get<std::string>();
-  if (auto e = optional_field(body, "model", req.model))
-    return *e;
-  if (auto e = optional_field(body, "add_special_tokens", req.add_special_tokens))
-    return *e;
-  return req;
+  return decode_body<messages::tokenize_request>(text, [](fields& f) {
+    messages::tokenize_request req;
+    req.text = f.required_text("text", max_text_bytes);
+    req.model = f.text("model").value_or("");
+    req.add_special_tokens = f.boolean("add_special_tokens").value_or(true);
+    return req;
+  });
 }
 
 std::variant<messages::detokenize_request, api_error> parse_detokenize(const std::string& text) {
-  auto parsed = object_body(text);
-  if (auto* e = std::get_if<api_error>(&parsed))
-    return *e;
-  const auto& body = std::get<json>(parsed);
-  messages::detokenize_request req;
-  if (!body.contains("ids") || !body["ids"].is_array())
-    return bad("missing_field", "'ids' (a list of token ids) is required");
-  for (const auto& id : body["ids"]) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      return bad("invalid_type", "'ids' must hold non-negative integers");
-    req.ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
-  }
-  if (auto e = optional_field(body, "model", req.model))
-    return *e;
-  if (auto e = optional_field(body, "skip_special_tokens", req.skip_special_tokens))
-    return *e;
-  return req;
+  return decode_body<messages::detokenize_request>(text, [](fields& f) {
+    messages::detokenize_request req;
+    auto ids = f.integers("ids", max_ids, 0, INT32_MAX);
+    if (!ids)
+      f.fail("ids", "missing_field", "(a list of token ids) is required");
+    req.ids.assign(ids->begin(), ids->end());
+    req.model = f.text("model").value_or("");
+    req.skip_special_tokens = f.boolean("skip_special_tokens").value_or(true);
+    return req;
+  });
 }
 
-std::variant<messages::adapter_request, api_error> parse_adapter_request(const std::string& method,
-                                                                         const std::string& path,
-                                                                         const std::string& text) {
-  messages::adapter_request req;
-  if (path == "/adapters") {
-    if (method == "GET" || method == "HEAD")
-      return req;
-    if (method != "POST")
-      return api_error{405, "method_not_allowed", method + " is not allowed on /adapters (allowed: GET, POST)"};
-    auto parsed = object_body(text);
-    if (auto* e = std::get_if<api_error>(&parsed))
-      return *e;
-    const auto& body = std::get<json>(parsed);
-    req.action = "load";
-    if (!body.contains("path") || !body["path"].is_string() || body["path"].get<std::string>().empty())
-      return bad("missing_field", "'path' (an adapter directory under the adapter roots) is required");
-    req.path = body["path"].get<std::string>();
-    if (auto e = optional_field(body, "id", req.id))
-      return *e;
-    return req;
-  }
-  auto id = path.substr(std::string("/adapters/").size());
-  if (method != "DELETE")
-    return api_error{405, "method_not_allowed", method + " is not allowed on " + path + " (allowed: DELETE)"};
-  if (id.empty() || id.find('/') != std::string::npos)
-    return api_error{404, "not_found", "no route for " + method + " " + path};
-  req.action = "unload";
-  req.id = id;
-  return req;
+std::variant<messages::adapter_request, api_error> parse_adapter_load(const std::string& text) {
+  return decode_body<messages::adapter_request>(text, [](fields& f) {
+    messages::adapter_request load;
+    load.action = "load";
+    load.path = f.required_text("path", max_path_bytes);
+    if (load.path.empty())
+      f.fail("path", "missing_field", "(an adapter directory under the adapter roots) is required");
+    load.id = f.text("id").value_or("");
+    return load;
+  });
 }
 
 std::variant<messages::train_request, api_error> parse_train(const std::string& text) {
-  auto parsed = object_body(text);
-  if (auto* e = std::get_if<api_error>(&parsed))
-    return *e;
-  const auto& body = std::get<json>(parsed);
-  messages::train_request req;
-  if (!body.contains("dataset") || !body["dataset"].is_string())
-    return bad("missing_field", "'dataset' (a text or JSONL file below the data roots) is required");
-  req.dataset = body["dataset"].get<std::string>();
-  if (auto e = optional_field(body, "base_model", req.base_model))
-    return *e;
-  if (auto e = optional_field(body, "id", req.id))
-    return *e;
-  auto number = [&](const char* name, auto& out) -> std::optional<api_error> {
-    if (!body.contains(name) || body[name].is_null())
-      return std::nullopt;
-    using T = std::decay_t<decltype(out)>;
-    if (std::is_integral_v<T> ? !body[name].is_number_integer() : !body[name].is_number())
-      return bad("invalid_type", std::string("'") + name + "' must be a " + (std::is_integral_v<T> ? "whole number" : "number"));
-    out = body[name].get<T>();
-    return std::nullopt;
-  };
-  for (auto e : {number("r", req.r), number("alpha", req.alpha), number("learning_rate", req.lr),
-                 number("steps", req.steps), number("batch_size", req.batch), number("seq_len", req.seq_len),
-                 number("seed", req.seed)})
-    if (e)
-      return *e;
-  if (body.contains("target_modules") && !body["target_modules"].is_null()) {
-    if (!body["target_modules"].is_array() || body["target_modules"].empty())
-      return bad("invalid_type", "'target_modules' must be a non-empty list of module names");
-    req.targets.clear();
-    for (const auto& t : body["target_modules"]) {
-      if (!t.is_string())
-        return bad("invalid_type", "'target_modules' must be a non-empty list of module names");
-      req.targets.push_back(t.get<std::string>());
+  return decode_body<messages::train_request>(text, [](fields& f) {
+    messages::train_request req;
+    req.dataset = f.required_text("dataset", max_path_bytes);
+    req.base_model = f.text("base_model").value_or("");
+    req.id = f.text("id").value_or("");
+    // Types and hard limits here; the trainer's own ranges are checked where jobs are made.
+    if (auto r = f.integer("r", INT32_MIN, INT32_MAX))
+      req.r = static_cast<int32_t>(*r);
+    req.alpha = f.number("alpha", -1e9, 1e9).value_or(req.alpha);
+    req.lr = f.number("learning_rate", -1e9, 1e9).value_or(req.lr);
+    req.steps = f.integer("steps", INT64_MIN, INT64_MAX).value_or(req.steps);
+    req.batch = f.integer("batch_size", INT64_MIN, INT64_MAX).value_or(req.batch);
+    req.seq_len = f.integer("seq_len", INT64_MIN, INT64_MAX).value_or(req.seq_len);
+    req.seed = f.unsigned_integer("seed").value_or(req.seed);
+    if (auto targets = f.texts("target_modules", max_target_modules, 128)) {
+      if (targets->empty())
+        f.fail("target_modules", "invalid_type", "must be a non-empty list of module names");
+      req.targets = std::move(*targets);
     }
-  }
-  return req;
-}
-
-std::variant<messages::job_request, api_error> parse_job_request(const std::string& method, const std::string& path) {
-  messages::job_request req;
-  if (path == "/jobs") {
-    if (method != "GET" && method != "HEAD")
-      return api_error{405, "method_not_allowed", method + " is not allowed on /jobs (allowed: GET)"};
     return req;
-  }
-  req.id = path.substr(std::string("/jobs/").size());
-  if (req.id.empty() || req.id.find('/') != std::string::npos)
-    return api_error{404, "not_found", "no route for " + method + " " + path};
-  if (method == "GET" || method == "HEAD")
-    req.action = "get";
-  else if (method == "DELETE")
-    req.action = "cancel";
-  else
-    return api_error{405, "method_not_allowed", method + " is not allowed on " + path + " (allowed: GET, DELETE)"};
-  return req;
+  });
 }
 
 namespace {

@@ -7,20 +7,17 @@
 
 namespace adapterd::http {
 
+/// Every body refuses fields it does not know, by name.
 /// {"model"?, "text", "add_special_tokens"? (true)}
 std::variant<messages::tokenize_request, api_error> parse_tokenize(const std::string& body);
 /// {"model"?, "ids", "skip_special_tokens"? (true)}
 std::variant<messages::detokenize_request, api_error> parse_detokenize(const std::string& body);
-/// GET /adapters (list), POST /adapters {"path", "id"?} (load), DELETE /adapters/{id} (unload).
-std::variant<messages::adapter_request, api_error> parse_adapter_request(const std::string& method,
-                                                                         const std::string& path,
-                                                                         const std::string& body);
+/// POST /adapters {"path", "id"?} (load).
+std::variant<messages::adapter_request, api_error> parse_adapter_load(const std::string& body);
 
 /// POST /adapters/train: {"dataset", "base_model"?, "id"?, "r"?, "alpha"?, "target_modules"?,
 /// "learning_rate"?, "steps"?, "batch_size"?, "seq_len"?, "seed"?}
 std::variant<messages::train_request, api_error> parse_train(const std::string& body);
-/// GET /jobs (list), GET /jobs/{id} (get), DELETE /jobs/{id} (cancel).
-std::variant<messages::job_request, api_error> parse_job_request(const std::string& method, const std::string& path);
 
 std::string to_json(const messages::job_status& s);
 std::string to_json(const messages::job_list& l);

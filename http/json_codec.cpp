@@ -5,167 +5,81 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/generate_fields.hpp"
+
 namespace adapterd::http {
 
 namespace {
 
 using json = nlohmann::json;
 
-api_error bad(std::string code, std::string message) {
-  return api_error{400, std::move(code), std::move(message)};
-}
-
 double round2(double x) {
   return static_cast<double>(static_cast<int64_t>(x * 100.0 + (x >= 0 ? 0.5 : -0.5))) / 100.0;
 }
 
-// Reads an optional field; null counts as absent. Returns an error text on a type mismatch.
-template <class Check, class Read>
-std::optional<api_error> field(const json& body, const char* name, Check is_type, const char* type,
-                               Read read) {
-  if (!body.contains(name) || body[name].is_null())
-    return std::nullopt;
-  if (!is_type(body[name]))
-    return bad("invalid_type", std::string("'") + name + "' must be " + type);
-  return read(body[name]);
-}
-
 }  // namespace
+
+void read_sampling(fields& f, messages::generate_request& req) {
+  if (auto t = f.number("temperature", 0, 100))
+    req.temperature = *t;
+  if (auto p = f.number("top_p", 0, 1, true))
+    req.top_p = *p;
+  if (auto k = f.integer("top_k", 0, 1'000'000))
+    req.top_k = static_cast<int32_t>(*k);
+  if (auto r = f.number("repetition_penalty", 0, 100, true))
+    req.repetition_penalty = *r;
+  if (auto seed = f.unsigned_integer("seed")) {
+    req.has_seed = true;
+    req.seed = *seed;
+  }
+  if (auto stop = f.text_or_texts("stop", max_stop_strings, max_stop_bytes))
+    req.stop = std::move(*stop);
+  if (auto s = f.boolean("stream"))
+    req.stream = *s;
+  if (auto t = f.number("timeout_s", 0, 86400, true))
+    req.timeout_s = *t;
+}
 
 std::variant<messages::generate_request, api_error> parse_generate(const std::string& text,
                                                                    const limits& lim) {
-  auto body = json::parse(text, nullptr, false);
-  if (body.is_discarded())
-    return bad("invalid_json", "the request body is not valid JSON");
-  if (!body.is_object())
-    return bad("invalid_json", "the request body must be a JSON object");
-  messages::generate_request req;
-  if (!body.contains("prompt") || body["prompt"].is_null())
-    return bad("missing_field", "'prompt' is required");
-  if (!body["prompt"].is_string())
-    return bad("invalid_type", "'prompt' must be a string");
-  req.prompt = body["prompt"].get<std::string>();
-
-  auto is_int = [](const json& v) { return v.is_number_integer(); };
-  auto is_num = [](const json& v) { return v.is_number(); };
-  auto is_str = [](const json& v) { return v.is_string(); };
-  auto is_bool = [](const json& v) { return v.is_boolean(); };
-  auto range = [](const char* name, const std::string& what) {
-    return bad("out_of_range", std::string("'") + name + "' " + what);
-  };
-  std::optional<api_error> err;
-  if ((err = field(body, "max_new_tokens", is_int, "an integer", [&](const json& v) -> std::optional<api_error> {
-         auto n = v.get<int64_t>();
-         if (n < 1 || n > static_cast<int64_t>(lim.max_new_tokens))
-           return range("max_new_tokens", "must be between 1 and " + std::to_string(lim.max_new_tokens));
-         req.max_new_tokens = static_cast<uint32_t>(n);
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "temperature", is_num, "a number", [&](const json& v) -> std::optional<api_error> {
-         req.temperature = v.get<double>();
-         if (!(req.temperature >= 0 && req.temperature <= 100))
-           return range("temperature", "must be between 0 and 100");
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "top_p", is_num, "a number", [&](const json& v) -> std::optional<api_error> {
-         req.top_p = v.get<double>();
-         if (!(req.top_p > 0 && req.top_p <= 1))
-           return range("top_p", "must be in (0, 1]");
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "top_k", is_int, "an integer", [&](const json& v) -> std::optional<api_error> {
-         auto k = v.get<int64_t>();
-         if (k < 0 || k > 1'000'000)
-           return range("top_k", "must be between 0 and 1000000");
-         req.top_k = static_cast<int32_t>(k);
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "repetition_penalty", is_num, "a number", [&](const json& v) -> std::optional<api_error> {
-         req.repetition_penalty = v.get<double>();
-         if (!(req.repetition_penalty > 0 && req.repetition_penalty <= 100))
-           return range("repetition_penalty", "must be in (0, 100]");
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "seed", is_int, "an integer", [&](const json& v) -> std::optional<api_error> {
-         if (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)
-           return range("seed", "must not be negative");
-         req.has_seed = true;
-         req.seed = v.get<uint64_t>();
-         return std::nullopt;
-       })))
-    return *err;
-  auto read_string = [](std::string& out) {
-    return [&out](const json& v) -> std::optional<api_error> {
-      out = v.get<std::string>();
-      return std::nullopt;
-    };
-  };
-  if ((err = field(body, "base_model", is_str, "a string", read_string(req.base_model))))
-    return *err;
-  if ((err = field(body, "adapter_path", is_str, "a string", read_string(req.adapter_path))))
-    return *err;
-  auto is_stop = [](const json& v) { return v.is_string() || v.is_array(); };
-  if ((err = field(body, "stop", is_stop, "a string or a list of strings", [&](const json& v) -> std::optional<api_error> {
-         auto items = v.is_string() ? json::array({v}) : v;
-         if (items.size() > 16)
-           return range("stop", "may hold at most 16 strings");
-         for (const auto& s : items) {
-           if (!s.is_string())
-             return bad("invalid_type", "'stop' must be a string or a list of strings");
-           auto text = s.get<std::string>();
-           if (text.empty() || text.size() > 256)
-             return range("stop", "strings must be 1 to 256 bytes long");
-           req.stop.push_back(text);
-         }
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "prefer_cpu", is_bool, "a boolean", [&](const json& v) -> std::optional<api_error> {
-         req.prefer_cpu = v.get<bool>();
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "stream", is_bool, "a boolean", [&](const json& v) -> std::optional<api_error> {
-         req.stream = v.get<bool>();
-         return std::nullopt;
-       })))
-    return *err;
-  if ((err = field(body, "timeout_s", is_num, "a number", [&](const json& v) -> std::optional<api_error> {
-         req.timeout_s = v.get<double>();
-         if (!(req.timeout_s > 0 && req.timeout_s <= 86400))
-           return range("timeout_s", "must be in (0, 86400] seconds");
-         return std::nullopt;
-       })))
-    return *err;
-  return req;
+  auto body = parse_object(text);
+  if (auto* e = std::get_if<api_error>(&body))
+    return *e;
+  return decode<messages::generate_request>([&] {
+    // The seed's route ignores fields it does not know, as its pydantic model did.
+    fields f(std::get<json>(body));
+    messages::generate_request req;
+    req.prompt = f.required_text("prompt", lim.max_body_bytes);
+    if (auto n = f.integer("max_new_tokens", 1, lim.max_new_tokens))
+      req.max_new_tokens = static_cast<uint32_t>(*n);
+    read_sampling(f, req);
+    req.base_model = f.text("base_model").value_or("");
+    req.adapter_path = f.text("adapter_path", max_path_bytes).value_or("");
+    req.prefer_cpu = f.boolean("prefer_cpu").value_or(false);
+    return req;
+  });
 }
 
 std::variant<messages::cleanup_request, api_error> parse_cleanup(const std::string& text) {
-  messages::cleanup_request req;
-  req.reason = "manual";
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+  auto body = parse_object(text, true);
+  if (auto* e = std::get_if<api_error>(&body))
+    return e->code == "invalid_json" ? api_error{400, "invalid_json", "the request body must be a JSON object or empty"} : *e;
+  return decode<messages::cleanup_request>([&] {
+    fields f(std::get<json>(body));
+    messages::cleanup_request req;
+    req.reason = "manual";
+    if (auto level = f.text("level")) {
+      if (*level != "flush" && *level != "adapters" && *level != "all")
+        f.fail("level", "out_of_range", "must be flush, adapters or all");
+      req.level = *level;
+    }
+    if (auto node = f.text("node")) {
+      if (node->empty())
+        f.fail("node", "invalid_type", "must be a worker's name or address");
+      req.node = *node;
+    }
     return req;
-  auto body = json::parse(text, nullptr, false);
-  if (body.is_discarded() || !body.is_object())
-    return bad("invalid_json", "the request body must be a JSON object or empty");
-  if (body.contains("level") && !body["level"].is_null()) {
-    if (!body["level"].is_string())
-      return bad("invalid_type", "'level' must be a string");
-    req.level = body["level"].get<std::string>();
-    if (req.level != "flush" && req.level != "adapters" && req.level != "all")
-      return bad("out_of_range", "'level' must be flush, adapters or all");
-  }
-  if (body.contains("node") && !body["node"].is_null()) {
-    if (!body["node"].is_string() || body["node"].get<std::string>().empty())
-      return bad("invalid_type", "'node' must be a worker's name or address");
-    req.node = body["node"].get<std::string>();
-  }
-  return req;
+  });
 }
 
 std::string to_json(const messages::generate_reply& r) {

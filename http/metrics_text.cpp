@@ -1,5 +1,7 @@
 #include "http/metrics_text.hpp"
 
+#include "http/routes.hpp"
+
 #include <cstdio>
 #include <map>
 #include <mutex>
@@ -19,15 +21,11 @@ request_counts& counts() {
   return c;
 }
 
-std::string route_label(const std::string& path) {
-  for (const char* known : {"/generate-lite", "/health", "/cleanup-memory", "/metrics", "/tokenize", "/detokenize",
-                            "/adapters", "/adapters/train", "/jobs", "/v1/completions", "/v1/chat/completions", "/v1/models"})
-    if (path == known)
-      return path;
-  if (path.rfind("/adapters/", 0) == 0)
-    return "/adapters/{id}";
-  if (path.rfind("/jobs/", 0) == 0)
-    return "/jobs/{id}";
+// Labels come from fixed sets, so that no client can grow the series without bound.
+std::string method_label(const std::string& method) {
+  for (const char* known : {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+    if (method == known)
+      return method;
   return "other";
 }
 
@@ -75,7 +73,7 @@ private:
 void count_request(const std::string& method, const std::string& path, unsigned status) {
   auto& c = counts();
   std::lock_guard<std::mutex> lock(c.mutex);
-  ++c.counts[{route_label(path.substr(0, path.find('?'))), method, status}];
+  ++c.counts[{route_label(path), method_label(method), status < 600 ? status : 0}];
 }
 
 std::string prometheus_text(const messages::health_report& h) {

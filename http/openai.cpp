@@ -2,44 +2,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/generate_fields.hpp"
+
 namespace adapterd::http::openai {
 
 namespace {
 
 using json = nlohmann::json;
 
-api_error bad(std::string code, std::string message) {
-  return api_error{400, std::move(code), std::move(message)};
-}
-
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
-// OpenAI's name for a field the shared validation reports under its /generate-lite name.
-std::string openai_names(std::string message) {
-  for (auto [ours, theirs] : {std::pair<const char*, const char*>{"'max_new_tokens'", "'max_tokens'"}}) {
-    auto at = message.find(ours);
-    if (at != std::string::npos)
-      message.replace(at, std::string(ours).size(), theirs);
-  }
-  return message;
-}
-
-std::variant<std::string, api_error> content_text(const json& content) {
-  if (content.is_string())
-    return content.get<std::string>();
-  if (content.is_array()) {  // [{"type": "text", "text": ...}, ...]
-    std::string text;
-    for (const auto& part : content) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
-        return bad("invalid_type", "only text content parts are supported");
-      text += part["text"].get<std::string>();
-    }
-    return text;
-  }
-  if (content.is_null())
-    return std::string();
-  return bad("invalid_type", "'content' must be a string or a list of text parts");
-}
 
 const char* finish_reason(const std::string& ours) { return ours == "length" ? "length" : "stop"; }
 
@@ -59,71 +30,160 @@ std::string model_of(const request& req, const messages::generate_reply& r) {
 
 }  // namespace
 
-std::variant<request, api_error> parse(endpoint kind, const std::string& text, const limits& lim) {
-  auto body = json::parse(text, nullptr, false);
-  if (body.is_discarded() || !body.is_object())
-    return bad("invalid_json", "the request body must be a JSON object");
-  request out;
-  if (body.contains("model") && !body["model"].is_null()) {
-    if (!body["model"].is_string())
-      return bad("invalid_type", "'model' must be a string");
-    out.model = body["model"].get<std::string>();
-  }
-  if (body.contains("n") && !body["n"].is_null() && body["n"] != 1)
-    return bad("unsupported", "only n=1 is supported");
-  if (body.value("echo", false))
-    return bad("unsupported", "'echo' is not supported");
-  for (const char* field : {"logprobs", "top_logprobs", "tools", "functions", "response_format", "logit_bias"})
-    if (body.contains(field) && !body[field].is_null() && body[field] != false)
-      return bad("unsupported", std::string("'") + field + "' is not supported");
-  for (const char* field : {"presence_penalty", "frequency_penalty"})
-    if (body.contains(field) && body[field].is_number() && body[field].get<double>() != 0)
-      return bad("unsupported", std::string("'") + field + "' is not supported (only 0)");
-  // The rest is /generate-lite's validation under OpenAI's defaults.
-  json gen = {{"temperature", 1.0}, {"top_p", 1.0}, {"top_k", 0}, {"max_new_tokens", std::min<uint32_t>(16, lim.max_new_tokens)}};
-  if (kind == endpoint::chat)
-    gen["max_new_tokens"] = lim.max_new_tokens;  // chat: until the end of the turn, as OpenAI
-  for (const char* field : {"temperature", "top_p", "seed", "stop", "stream"})
-    if (body.contains(field) && !body[field].is_null())
-      gen[field] = body[field];
-  for (const char* field : {"max_tokens", "max_completion_tokens"})
-    if (body.contains(field) && !body[field].is_null())
-      gen["max_new_tokens"] = body[field];
+namespace {
+
+constexpr size_t max_messages = 4096;
+constexpr size_t max_content_parts = 256;
+
+[[noreturn]] void unsupported(const fields& f, const char* name, const std::string& why) {
+  f.fail(name, "unsupported", why);
+}
+
+// Fields OpenAI defines that adapterd does not implement: accepted only at the value that
+// means "off", refused by name otherwise, and type-checked either way.
+void refuse_unsupported(fields& f, endpoint kind) {
+  if (auto n = f.integer("n", 1, 128); n && *n != 1)
+    unsupported(f, "n", "is not supported (only 1)");
+  for (const char* name : {"presence_penalty", "frequency_penalty"})
+    if (auto x = f.number(name, -2, 2); x && *x != 0)
+      unsupported(f, name, "is not supported (only 0)");
+  if (const auto* bias = f.object("logit_bias"); bias && !bias->empty())
+    unsupported(f, "logit_bias", "is not supported");
+  f.text("user");
   if (kind == endpoint::completions) {
-    if (!body.contains("prompt"))
-      return bad("missing_field", "'prompt' is required");
-    const auto& prompt = body["prompt"];
-    if (prompt.is_array() && prompt.size() == 1 && prompt[0].is_string())
-      gen["prompt"] = prompt[0];
-    else if (prompt.is_string())
-      gen["prompt"] = prompt;
-    else
-      return bad("invalid_type", "'prompt' must be a string (or a list of one string)");
-  } else {
-    if (!body.contains("messages") || !body["messages"].is_array() || body["messages"].empty())
-      return bad("missing_field", "'messages' must be a non-empty list");
-    gen["prompt"] = "";
+    if (f.boolean("echo").value_or(false))
+      unsupported(f, "echo", "is not supported");
+    if (f.integer("logprobs", 0, 20))
+      unsupported(f, "logprobs", "is not supported");
+    if (auto b = f.integer("best_of", 1, 20); b && *b != 1)
+      unsupported(f, "best_of", "is not supported (only 1)");
+    if (auto suffix = f.text("suffix", 1 << 16); suffix && !suffix->empty())
+      unsupported(f, "suffix", "is not supported");
+    return;
   }
-  auto parsed = parse_generate(dump(gen), lim);
-  if (auto* e = std::get_if<api_error>(&parsed)) {
-    e->message = openai_names(e->message);
-    return *e;
+  if (f.boolean("logprobs").value_or(false))
+    unsupported(f, "logprobs", "is not supported");
+  if (f.integer("top_logprobs", 0, 20).value_or(0) > 0)
+    unsupported(f, "top_logprobs", "is not supported");
+  for (const char* name : {"tools", "functions"})
+    if (const auto* list = f.array(name, 128); list && !list->empty())
+      unsupported(f, name, "is not supported");
+  if (const auto* choice = f.raw("tool_choice"); choice && *choice != "none")
+    unsupported(f, "tool_choice", "is not supported (only \"none\")");
+  if (f.raw("function_call"))
+    unsupported(f, "function_call", "is not supported");
+  if (const auto* format = f.object("response_format")) {
+    fields rf(*format, "response_format");
+    if (rf.required_text("type") != "text")
+      rf.fail("type", "unsupported", "is not supported (only \"text\")");
+    rf.refuse_unknown();
   }
-  out.gen = std::get<messages::generate_request>(std::move(parsed));
-  out.gen.base_model = out.model;
-  if (kind == endpoint::chat) {
-    for (const auto& m : body["messages"]) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-        return bad("invalid_type", "each message needs a string 'role'");
-      auto content = content_text(m.value("content", json()));
-      if (auto* e = std::get_if<api_error>(&content))
-        return *e;
-      out.gen.chat.push_back({m["role"].get<std::string>(), std::get<std::string>(content)});
+  f.boolean("parallel_tool_calls");
+  f.boolean("store");
+  f.object("metadata");
+  f.text("service_tier");
+}
+
+// A message's content: a string or a list of text parts.
+std::string content_text(fields& m, const std::string& where) {
+  const auto* content = m.raw("content");
+  if (content == nullptr)
+    m.fail("content", "missing_field", "is required");
+  if (content->is_string())
+    return m.text("content", SIZE_MAX).value_or("");
+  if (!content->is_array())
+    m.fail("content", "invalid_type", "must be a string or a list of text parts");
+  const auto* parts = m.array("content", max_content_parts);
+  std::string text;
+  for (size_t i = 0; i < parts->size(); ++i) {
+    const auto& part = (*parts)[i];
+    fields p(part, where + ".content[" + std::to_string(i) + "]");
+    if (!part.is_object())
+      m.fail("content", "invalid_type", "must be a string or a list of text parts");
+    auto type = p.required_text("type");
+    if (type != "text")
+      p.fail("type", "unsupported", "'" + type.substr(0, 64) + "' is not supported (only text parts)");
+    text += p.required_text("text", SIZE_MAX);
+    p.refuse_unknown();
+  }
+  return text;
+}
+
+std::vector<messages::chat_turn> read_messages(fields& f) {
+  const auto* list = f.array("messages", max_messages);
+  if (list == nullptr || list->empty())
+    f.fail("messages", "missing_field", "must be a non-empty list");
+  std::vector<messages::chat_turn> turns;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const auto& item = (*list)[i];
+    auto where = "messages[" + std::to_string(i) + "]";
+    fields m(item, where);
+    if (!item.is_object())
+      f.fail("messages", "invalid_type", "must hold message objects");
+    auto role = m.required_text("role");
+    if (role == "developer")  // OpenAI's newer name for the system message
+      role = "system";
+    if (role != "system" && role != "user" && role != "assistant") {
+      if (role == "tool" || role == "function")
+        m.fail("role", "unsupported", "'" + role + "' is not supported (no tool calls)");
+      m.fail("role", "out_of_range", "must be system, developer, user or assistant");
     }
+    auto content = content_text(m, where);
+    m.text("name");
+    for (const char* name : {"tool_calls", "function_call", "tool_call_id"})
+      if (m.raw(name))
+        m.fail(name, "unsupported", "is not supported (no tool calls)");
+    m.known("refusal");
+    m.refuse_unknown();
+    turns.push_back({role, std::move(content)});
   }
-  if (body.contains("stream_options") && body["stream_options"].is_object())
-    out.include_usage = body["stream_options"].value("include_usage", false);
-  return out;
+  return turns;
+}
+
+}  // namespace
+
+std::variant<request, api_error> parse(endpoint kind, const std::string& text, const limits& lim) {
+  auto body = parse_object(text);
+  if (auto* e = std::get_if<api_error>(&body))
+    return *e;
+  return decode<request>([&] {
+    fields f(std::get<json>(body));
+    request out;
+    out.model = f.text("model").value_or("");
+    // OpenAI's defaults: completions stop after 16 tokens, chat at the end of the turn.
+    out.gen.temperature = 1.0;
+    out.gen.top_p = 1.0;
+    out.gen.top_k = 0;
+    out.gen.max_new_tokens = kind == endpoint::chat ? lim.max_new_tokens : std::min<uint32_t>(16, lim.max_new_tokens);
+    for (const char* name : {"max_tokens", "max_completion_tokens"})
+      if (auto n = f.integer(name, 1, lim.max_new_tokens))
+        out.gen.max_new_tokens = static_cast<uint32_t>(*n);
+    read_sampling(f, out.gen);
+    if (const auto* options = f.object("stream_options")) {
+      fields so(*options, "stream_options");
+      out.include_usage = so.boolean("include_usage").value_or(false);
+      so.refuse_unknown();
+    }
+    refuse_unsupported(f, kind);
+    if (kind == endpoint::completions) {
+      const auto* prompt = f.raw("prompt");
+      if (prompt == nullptr)
+        f.fail("prompt", "missing_field", "is required");
+      if (prompt->is_array()) {
+        auto list = f.texts("prompt", 1, lim.max_body_bytes);
+        if (!list || list->size() != 1)
+          f.fail("prompt", "unsupported", "must be a string or a list of one string");
+        out.gen.prompt = list->front();
+      } else {
+        out.gen.prompt = f.required_text("prompt", lim.max_body_bytes);
+      }
+    } else {
+      out.gen.chat = read_messages(f);
+    }
+    f.refuse_unknown();
+    out.gen.base_model = out.model;
+    return out;
+  });
 }
 
 std::string to_json(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created) {

@@ -1,6 +1,9 @@
 #include "http/routes.hpp"
 
 #include <chrono>
+#include <optional>
+
+#include <spdlog/spdlog.h>
 
 #include "http/access.hpp"
 #include "http/catalog_codec.hpp"
@@ -18,11 +21,31 @@ std::string path_of(const std::string& target) {
 
 using error_fn = std::function<response(const api_error&)>;
 
+response internal_error(const std::string& request_id, const char* what) {
+  spdlog::error("http {} unexpected failure: {}", request_id, what);
+  return error_response({500, "internal", "the server failed on this request; it was logged as " + request_id});
+}
+
+// The firewall of a backend callback: it runs on an actor's thread, where an exception
+// would take the actor down; instead it becomes this request's 500.
+template <class T>
+std::function<void(outcome<T>)> firewalled(std::shared_ptr<responder> out, std::function<void(outcome<T>)> fn) {
+  return [out = std::move(out), fn = std::move(fn)](outcome<T> result) {
+    try {
+      fn(std::move(result));
+    } catch (const std::exception& e) {
+      out->respond(internal_error(out->request_id(), e.what()));
+    } catch (...) {
+      out->respond(internal_error(out->request_id(), "unknown exception"));
+    }
+  };
+}
+
 template <class T, class Render>
 std::function<void(outcome<T>)> reply_with(std::shared_ptr<responder> out, Render render,
                                            std::function<api_error(const messages::failure&)> to_error = to_api_error,
                                            error_fn on_error = error_response) {
-  return [out = std::move(out), render, to_error, on_error](outcome<T> result) {
+  return firewalled<T>(out, [out, render, to_error, on_error](outcome<T> result) {
     if (auto* value = std::get_if<T>(&result)) {
       response r;
       r.body = render(*value);
@@ -30,7 +53,7 @@ std::function<void(outcome<T>)> reply_with(std::shared_ptr<responder> out, Rende
     } else {
       out->respond(on_error(to_error(std::get<messages::failure>(result))));
     }
-  };
+  });
 }
 
 template <class T>
@@ -64,10 +87,14 @@ void generate_streaming(messages::generate_request gen, backend& svc, std::share
   svc.generate(
     std::move(gen),
     [out, open, fmt](messages::stream_chunk c) {
-      bool first = open();
-      out->stream_write(fmt.chunk(c, first));
+      try {
+        bool first = open();
+        out->stream_write(fmt.chunk(c, first));
+      } catch (const std::exception& e) {
+        spdlog::error("http {} unexpected failure writing a chunk: {}", out->request_id(), e.what());
+      }
     },
-    [out, open, opened, fmt](outcome<messages::generate_reply> result) {
+    firewalled<messages::generate_reply>(out, [out, open, opened, fmt](outcome<messages::generate_reply> result) {
       if (auto* reply = std::get_if<messages::generate_reply>(&result)) {
         open();
         out->stream_write(fmt.done(*reply));
@@ -78,7 +105,7 @@ void generate_streaming(messages::generate_request gen, backend& svc, std::share
         return out->respond(fmt.early_error(err));
       out->stream_write(fmt.late_error(err));
       out->stream_close();
-    });
+    }));
 }
 
 sse_format lite_format() {
@@ -119,166 +146,233 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
                  openai::to_api_error, openai::error_response));
 }
 
-response method_not_allowed(const std::string& allowed, const std::string& method,
-                            const std::string& path) {
-  auto r = error_response({405, "method_not_allowed", method + " is not allowed on " + path
-                                                         + " (allowed: " + allowed + ")"});
-  r.headers.emplace_back("Allow", allowed);
-  return r;
+// --- The handlers: one per route, each reading its request and asking the backend. ---
+
+struct call {
+  const request_view& req;
+  backend& svc;
+  const limits& lim;
+  std::shared_ptr<responder> out;
+  std::string path;   // without the query
+  std::string param;  // the {id} of a parameterised route
+};
+
+template <class T, class Parse>
+std::optional<T> parsed_or_answer(const call& c, Parse parse, error_fn on_error = error_response) {
+  auto parsed = parse();
+  if (auto* e = std::get_if<api_error>(&parsed)) {
+    c.out->respond(on_error(*e));
+    return std::nullopt;
+  }
+  auto value = std::get<T>(std::move(parsed));
+  value.request_id = c.req.request_id;
+  return value;
 }
 
-// The routes that change what a node holds or frees.
-bool admin_route(const std::string& method, const std::string& path) {
-  bool changes = method != "GET" && method != "HEAD";
-  return path == "/cleanup-memory" || (changes && (path.rfind("/adapters", 0) == 0 || path.rfind("/jobs", 0) == 0));
+void generate_lite(const call& c) {
+  auto gen = parsed_or_answer<messages::generate_request>(c, [&] { return parse_generate(c.req.body, c.lim); });
+  if (!gen)
+    return;
+  if (gen->stream)
+    return generate_streaming(std::move(*gen), c.svc, c.out, lite_format());
+  c.svc.generate(std::move(*gen), {}, reply_with<messages::generate_reply>(c.out));
+}
+
+void completions(const call& c) { openai_generate(openai::endpoint::completions, c.req, c.svc, c.lim, c.out); }
+void chat_completions(const call& c) { openai_generate(openai::endpoint::chat, c.req, c.svc, c.lim, c.out); }
+
+void models(const call& c) {
+  c.svc.adapters(messages::adapter_request{c.req.request_id, "list", "", ""},
+                 reply_with<messages::adapter_reply>(c.out, openai::models_json, openai::to_api_error,
+                                                     openai::error_response));
+}
+
+void tokenize(const call& c) {
+  if (auto t = parsed_or_answer<messages::tokenize_request>(c, [&] { return parse_tokenize(c.req.body); }))
+    c.svc.tokenize(std::move(*t), reply_with<messages::tokenize_reply>(c.out));
+}
+
+void detokenize(const call& c) {
+  if (auto d = parsed_or_answer<messages::detokenize_request>(c, [&] { return parse_detokenize(c.req.body); }))
+    c.svc.detokenize(std::move(*d), reply_with<messages::detokenize_reply>(c.out));
+}
+
+void train(const call& c) {
+  auto t = parsed_or_answer<messages::train_request>(c, [&] { return parse_train(c.req.body); });
+  if (!t)
+    return;
+  auto out = c.out;
+  c.svc.train(std::move(*t), firewalled<messages::job_status>(out, [out](outcome<messages::job_status> r) {
+    if (auto* status = std::get_if<messages::job_status>(&r)) {
+      response accepted;
+      accepted.status = 202;
+      accepted.body = to_json(*status);
+      accepted.headers.emplace_back("Location", "/jobs/" + status->id);
+      return out->respond(std::move(accepted));
+    }
+    out->respond(error_response(to_api_error(std::get<messages::failure>(r))));
+  }));
+}
+
+void jobs(const call& c, std::string action) {
+  messages::job_request j;
+  j.request_id = c.req.request_id;
+  j.action = std::move(action);
+  j.id = c.param;
+  bool one = !j.id.empty();
+  c.svc.jobs(std::move(j), reply_with<messages::job_list>(c.out, [one](const messages::job_list& l) {
+    return one && !l.jobs.empty() ? to_json(l.jobs.front()) : to_json(l);
+  }));
+}
+
+void adapters(const call& c, messages::adapter_request a) {
+  a.request_id = c.req.request_id;
+  // Here the adapter is the resource asked for: one that is not there is a 404.
+  auto to_error = [](const messages::failure& f) {
+    auto e = to_api_error(f);
+    if (f.code == messages::errc::adapter_not_found)
+      e.status = 404;
+    return e;
+  };
+  c.svc.adapters(std::move(a), reply_with<messages::adapter_reply>(
+                                 c.out, [](const messages::adapter_reply& r) { return to_json(r); }, to_error));
+}
+
+void adapters_load(const call& c) {
+  auto a = parsed_or_answer<messages::adapter_request>(
+    c, [&] { return parse_adapter_load(c.req.body); });
+  if (a)
+    adapters(c, std::move(*a));
+}
+
+void metrics(const call& c) {
+  auto out = c.out;
+  c.svc.health(firewalled<messages::health_report>(out, [out](outcome<messages::health_report> h) {
+    if (auto* report = std::get_if<messages::health_report>(&h)) {
+      response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = prometheus_text(*report);
+      return out->respond(std::move(r));
+    }
+    out->respond(error_response(to_api_error(std::get<messages::failure>(h))));
+  }));
+}
+
+void cleanup(const call& c) {
+  if (auto r = parsed_or_answer<messages::cleanup_request>(c, [&] { return parse_cleanup(c.req.body); }))
+    c.svc.cleanup(std::move(*r), reply_with<messages::cleanup_reply>(c.out));
+}
+
+void health(const call& c) { c.svc.health(reply_with<messages::health_report>(c.out)); }
+
+// --- The table: every request enters through it. ---
+
+enum class access { open, api, admin };
+
+struct route_entry {
+  const char* method;  // matched exactly; HEAD is answered by a GET route, without its body
+  const char* path;    // ends in "{id}": one path segment that the handler gets as `param`
+  access level;
+  bool worker_serves;  // a worker node answers it itself; the rest are its router's
+  std::function<void(const call&)> handler;
+};
+
+const std::vector<route_entry>& table() {
+  static const std::vector<route_entry> routes = {
+    {"POST", "/generate-lite", access::api, false, generate_lite},
+    {"POST", "/v1/completions", access::api, false, completions},
+    {"POST", "/v1/chat/completions", access::api, false, chat_completions},
+    {"GET", "/v1/models", access::api, false, models},
+    {"POST", "/tokenize", access::api, false, tokenize},
+    {"POST", "/detokenize", access::api, false, detokenize},
+    {"GET", "/adapters", access::api, false,
+     [](const call& c) { adapters(c, messages::adapter_request{c.req.request_id, "list", "", ""}); }},
+    {"POST", "/adapters", access::admin, false, adapters_load},
+    {"POST", "/adapters/train", access::admin, false, train},
+    {"DELETE", "/adapters/{id}", access::admin, false,
+     [](const call& c) { adapters(c, messages::adapter_request{c.req.request_id, "unload", c.param, ""}); }},
+    {"GET", "/jobs", access::api, false, [](const call& c) { jobs(c, "list"); }},
+    {"GET", "/jobs/{id}", access::api, false, [](const call& c) { jobs(c, "get"); }},
+    {"DELETE", "/jobs/{id}", access::admin, false, [](const call& c) { jobs(c, "cancel"); }},
+    {"POST", "/cleanup-memory", access::admin, false, cleanup},
+    {"GET", "/health", access::open, true, health},
+    {"GET", "/metrics", access::open, true, metrics},
+  };
+  return routes;
+}
+
+// The {id} of `path` when it fits `pattern`, or nullopt.
+std::optional<std::string> match(const std::string& pattern, const std::string& path) {
+  static const std::string id = "{id}";
+  if (pattern.size() < id.size() || pattern.compare(pattern.size() - id.size(), id.size(), id) != 0)
+    return pattern == path ? std::optional<std::string>("") : std::nullopt;
+  auto prefix = pattern.substr(0, pattern.size() - id.size());
+  if (path.size() <= prefix.size() || path.compare(0, prefix.size(), prefix) != 0)
+    return std::nullopt;
+  auto param = path.substr(prefix.size());
+  if (param.find('/') != std::string::npos || param.size() > 256)
+    return std::nullopt;
+  return param;
+}
+
+void dispatch(const request_view& req, backend& svc, const limits& lim, const std::shared_ptr<responder>& out) {
+  auto path = path_of(req.target);
+  bool openai_path = path.rfind("/v1/", 0) == 0;
+  auto respond = [&](const api_error& e) {
+    out->respond(openai_path ? openai::error_response(e) : error_response(e));
+  };
+  // A HEAD is a GET whose body the server leaves out.
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  std::string allowed;
+  for (const auto& r : table()) {
+    auto param = match(r.path, path);
+    if (!param)
+      continue;
+    if (method != r.method) {
+      allowed += (allowed.empty() ? "" : ", ") + std::string(r.method);
+      if (std::string(r.method) == "GET")
+        allowed += ", HEAD";
+      continue;
+    }
+    if (lim.health_only && !r.worker_serves)
+      return respond({404, "not_found", "this node is a worker: " + path.substr(0, 256) + " is served by its router"});
+    // /health and /metrics stay open: orchestrators and Prometheus probe them without keys.
+    if (r.level != access::open)
+      if (auto denied = check_access(lim, req.authorization, r.level == access::admin))
+        return respond(*denied);
+    return r.handler(call{req, svc, lim, out, path, *param});
+  }
+  if (lim.health_only)
+    return respond({404, "not_found", "this node is a worker: " + path.substr(0, 256) + " is served by its router"});
+  if (allowed.empty())
+    return respond({404, "not_found", "no route for " + req.method.substr(0, 16) + " " + path.substr(0, 256)});
+  api_error e{405, "method_not_allowed", req.method.substr(0, 16) + " is not allowed on " + path.substr(0, 256)
+                                           + " (allowed: " + allowed + ")"};
+  auto r = openai_path ? openai::error_response(e) : error_response(e);
+  r.headers.emplace_back("Allow", allowed);
+  out->respond(std::move(r));
 }
 
 }  // namespace
 
+std::string route_label(const std::string& target) {
+  auto path = path_of(target);
+  for (const auto& r : table())
+    if (match(r.path, path))
+      return r.path;
+  return "other";
+}
+
 void route(const request_view& req, backend& svc, const limits& lim, std::shared_ptr<responder> out) {
-  auto respond = [&out](response r) { out->respond(std::move(r)); };
-  auto path = path_of(req.target);
-  auto is = [&](const char* p, const char* methods) {
-    if (path != p)
-      return false;
-    std::string allowed = methods;
-    if (allowed.find(req.method) == std::string::npos || req.method.empty()) {
-      respond(method_not_allowed(allowed, req.method, path));
-      return false;
-    }
-    return true;
-  };
-  if (lim.health_only && path != "/health" && path != "/metrics")
-    return respond(error_response({404, "not_found", "this node is a worker: " + path
-                                                       + " is served by its router"}));
-  // /health and /metrics stay open: orchestrators and Prometheus probe them without keys.
-  if (path != "/health" && path != "/metrics") {
-    if (auto denied = check_access(lim, req.authorization, admin_route(req.method, path)))
-      return respond(path.rfind("/v1/", 0) == 0 ? openai::error_response(*denied) : error_response(*denied));
+  // The firewall of every request: whatever a handler throws is this request's 500, and
+  // the io thread, the connection and every other client go on.
+  try {
+    dispatch(req, svc, lim, out);
+  } catch (const std::exception& e) {
+    out->respond(internal_error(req.request_id, e.what()));
+  } catch (...) {
+    out->respond(internal_error(req.request_id, "unknown exception"));
   }
-  if (path == "/generate-lite") {
-    if (!is("/generate-lite", "POST"))
-      return;
-    auto parsed = parse_generate(req.body, lim);
-    if (auto* e = std::get_if<api_error>(&parsed))
-      return respond(error_response(*e));
-    auto gen = std::get<messages::generate_request>(std::move(parsed));
-    gen.request_id = req.request_id;
-    if (gen.stream)
-      return generate_streaming(std::move(gen), svc, std::move(out), lite_format());
-    return svc.generate(std::move(gen), {}, reply_with<messages::generate_reply>(std::move(out)));
-  }
-  if (path == "/v1/completions" || path == "/v1/chat/completions") {
-    if (!is(path.c_str(), "POST"))
-      return;
-    return openai_generate(path == "/v1/completions" ? openai::endpoint::completions : openai::endpoint::chat,
-                           req, svc, lim, std::move(out));
-  }
-  if (path == "/v1/models") {
-    if (!is("/v1/models", "GET"))
-      return;
-    return svc.adapters(messages::adapter_request{req.request_id, "list", "", ""},
-                        reply_with<messages::adapter_reply>(std::move(out), openai::models_json,
-                                                            openai::to_api_error, openai::error_response));
-  }
-  if (path == "/tokenize" || path == "/detokenize") {
-    if (!is(path.c_str(), "POST"))
-      return;
-    if (path == "/tokenize") {
-      auto parsed = parse_tokenize(req.body);
-      if (auto* e = std::get_if<api_error>(&parsed))
-        return respond(error_response(*e));
-      auto t = std::get<messages::tokenize_request>(std::move(parsed));
-      t.request_id = req.request_id;
-      return svc.tokenize(std::move(t), reply_with<messages::tokenize_reply>(std::move(out)));
-    }
-    auto parsed = parse_detokenize(req.body);
-    if (auto* e = std::get_if<api_error>(&parsed))
-      return respond(error_response(*e));
-    auto d = std::get<messages::detokenize_request>(std::move(parsed));
-    d.request_id = req.request_id;
-    return svc.detokenize(std::move(d), reply_with<messages::detokenize_reply>(std::move(out)));
-  }
-  if (path == "/adapters/train") {
-    if (!is("/adapters/train", "POST"))
-      return;
-    auto parsed = parse_train(req.body);
-    if (auto* e = std::get_if<api_error>(&parsed))
-      return respond(error_response(*e));
-    auto t = std::get<messages::train_request>(std::move(parsed));
-    t.request_id = req.request_id;
-    return svc.train(std::move(t), [out](outcome<messages::job_status> r) {
-      if (auto* status = std::get_if<messages::job_status>(&r)) {
-        response accepted;
-        accepted.status = 202;
-        accepted.body = to_json(*status);
-        accepted.headers.emplace_back("Location", "/jobs/" + status->id);
-        return out->respond(std::move(accepted));
-      }
-      out->respond(error_response(to_api_error(std::get<messages::failure>(r))));
-    });
-  }
-  if (path == "/jobs" || path.rfind("/jobs/", 0) == 0) {
-    auto parsed = parse_job_request(req.method, path);
-    if (auto* e = std::get_if<api_error>(&parsed))
-      return respond(error_response(*e));
-    auto j = std::get<messages::job_request>(std::move(parsed));
-    j.request_id = req.request_id;
-    bool one = j.action != "list";
-    return svc.jobs(std::move(j), reply_with<messages::job_list>(std::move(out), [one](const messages::job_list& l) {
-      return one && !l.jobs.empty() ? to_json(l.jobs.front()) : to_json(l);
-    }));
-  }
-  if (path == "/adapters" || path.rfind("/adapters/", 0) == 0) {
-    auto parsed = parse_adapter_request(req.method, path, req.body);
-    if (auto* e = std::get_if<api_error>(&parsed)) {
-      auto r = error_response(*e);
-      if (e->status == 405)
-        r.headers.emplace_back("Allow", path == "/adapters" ? "GET, POST" : "DELETE");
-      return respond(std::move(r));
-    }
-    auto a = std::get<messages::adapter_request>(std::move(parsed));
-    a.request_id = req.request_id;
-    // Here the adapter is the resource asked for: one that is not there is a 404.
-    auto to_error = [](const messages::failure& f) {
-      auto e = to_api_error(f);
-      if (f.code == messages::errc::adapter_not_found)
-        e.status = 404;
-      return e;
-    };
-    return svc.adapters(std::move(a), reply_with<messages::adapter_reply>(
-                                        std::move(out), [](const messages::adapter_reply& r) { return to_json(r); },
-                                        to_error));
-  }
-  if (path == "/metrics") {
-    if (!is("/metrics", "GET"))
-      return;
-    return svc.health([out](outcome<messages::health_report> h) {
-      if (auto* report = std::get_if<messages::health_report>(&h)) {
-        response r;
-        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        r.body = prometheus_text(*report);
-        return out->respond(std::move(r));
-      }
-      out->respond(error_response(to_api_error(std::get<messages::failure>(h))));
-    });
-  }
-  if (path == "/cleanup-memory") {
-    if (!is("/cleanup-memory", "POST"))
-      return;
-    auto parsed = parse_cleanup(req.body);
-    if (auto* e = std::get_if<api_error>(&parsed))
-      return respond(error_response(*e));
-    auto cleanup = std::get<messages::cleanup_request>(std::move(parsed));
-    cleanup.request_id = req.request_id;
-    return svc.cleanup(std::move(cleanup), reply_with<messages::cleanup_reply>(std::move(out)));
-  }
-  if (path == "/health") {
-    if (!is("/health", "GET, HEAD"))
-      return;
-    return svc.health(reply_with<messages::health_report>(std::move(out)));
-  }
-  respond(error_response({404, "not_found", "no route for " + req.method + " " + path}));
 }
 
 }  // namespace adapterd::http

@@ -1,5 +1,5 @@
 #pragma once
-// The route table of the seed's contract: which method and path reach which backend call.
+// The route table: which method and path reach which handler, at which access level.
 #include <memory>
 #include <string>
 
@@ -17,6 +17,10 @@ struct request_view {
 
 /// Answers through `out` exactly once: immediately for 404/405/400, or when the backend
 /// has answered (as a whole, or as an event stream for "stream": true).
+/// Nothing a handler throws escapes: it becomes this request's 500 `internal`.
 void route(const request_view& req, backend& svc, const limits& lim, std::shared_ptr<responder> out);
+
+/// The route pattern `target` reaches ("/jobs/{id}"), or "other": a bounded metric label.
+std::string route_label(const std::string& target);
 
 }  // namespace adapterd::http

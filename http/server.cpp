@@ -30,6 +30,16 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+// A client id short and plain enough to log and echo.
+bool printable_id(boost::beast::string_view id) {
+  if (id.empty() || id.size() > 128)
+    return false;
+  for (char c : id)
+    if (c < 0x21 || c > 0x7e)
+      return false;
+  return true;
+}
+
 std::string new_request_id() {
   static std::atomic<uint64_t> counter{0};
   static const uint32_t salt = std::random_device{}();
@@ -44,16 +54,18 @@ class session;
 // The responder of one request: hands each call to its session's strand.
 class session_responder final : public responder {
 public:
-  session_responder(std::shared_ptr<session> s, uint64_t generation)
-    : session_(std::move(s)), generation_(generation) {}
+  session_responder(std::shared_ptr<session> s, uint64_t generation, std::string id)
+    : session_(std::move(s)), generation_(generation), id_(std::move(id)) {}
   void respond(response r) override;
   void stream_open() override;
   void stream_write(std::string data) override;
   void stream_close() override;
+  std::string request_id() const override;
 
 private:
   std::shared_ptr<session> session_;
   uint64_t generation_;
+  std::string id_;
 };
 
 // What a graceful stop needs to know: whether new requests are still taken, and how many
@@ -61,15 +73,19 @@ private:
 struct drain_state {
   std::atomic<bool> draining{false};
   std::atomic<int> active{0};
+  std::atomic<unsigned> connections{0};  // open sessions, for --max-connections
 };
 
 class session : public std::enable_shared_from_this<session> {
 public:
   session(tcp::socket&& socket, backend& svc, const server_options& opts, std::shared_ptr<drain_state> drain)
-    : stream_(std::move(socket)), deadline_(stream_.get_executor()), svc_(svc), opts_(opts), drain_(std::move(drain)) {}
+    : stream_(std::move(socket)), deadline_(stream_.get_executor()), svc_(svc), opts_(opts), drain_(std::move(drain)) {
+    ++drain_->connections;
+  }
   ~session() {
     if (counted_)
       --drain_->active;
+    --drain_->connections;
   }
 
   void run() {
@@ -103,7 +119,7 @@ public:
     head->set(bhttp::field::server, "adapterd");
     head->set(bhttp::field::content_type, "text/event-stream");
     head->set(bhttp::field::cache_control, "no-cache");
-    head->set("X-Request-Id", request_id_);
+    head->set("X-Request-Id", shown_id());
     head->keep_alive(keep_alive_);
     head->chunked(true);
     log_line(200);
@@ -169,9 +185,14 @@ private:
     view.method = method_ = std::string(req.method_string());
     view.target = target_ = std::string(req.target());
     view.body = std::move(req.body());
+    // The client's id is echoed and logged, never used as a key: cancellation, leases
+    // and streams go by the server's id, so no client can reach another's request.
+    client_id_.clear();
     auto id_header = req.find("X-Request-Id");
-    if (id_header != req.end() && !id_header->value().empty() && id_header->value().size() <= 128)
-      request_id_ = std::string(id_header->value());
+    if (id_header != req.end() && printable_id(id_header->value()))
+      client_id_ = std::string(id_header->value());
+    if (!client_id_.empty())
+      spdlog::info("http {} is the client's {}", request_id_, client_id_);
     view.request_id = request_id_;
     if (auto auth = req.find(boost::beast::http::field::authorization); auth != req.end())
       view.authorization = std::string(auth->value());
@@ -203,7 +224,7 @@ private:
       self->send(std::move(err), false);
     });
     watch_for_disconnect();
-    route(view, svc_, opts_.lim, std::make_shared<session_responder>(self, generation));
+    route(view, svc_, opts_.lim, std::make_shared<session_responder>(self, generation, request_id_));
   }
 
   // While the backend works, a read on the socket notices a client that goes away (EOF or
@@ -270,12 +291,17 @@ private:
       static_cast<bhttp::status>(r.status), 11);
     res->set(bhttp::field::server, "adapterd");
     res->set(bhttp::field::content_type, r.content_type);
-    res->set("X-Request-Id", request_id_);
+    res->set("X-Request-Id", shown_id());
     for (const auto& [k, v] : r.headers)
       res->set(k, v);
     res->keep_alive(keep_alive);
     res->body() = std::move(r.body);
     res->prepare_payload();
+    if (method_ == "HEAD") {  // the headers a GET would get, Content-Length included, no body
+      auto length = res->body().size();
+      res->body().clear();
+      res->content_length(length);
+    }
     stream_done_ = true;
     enqueue([res](session& s, std::function<void(beast::error_code)> next) {
       bhttp::async_write(s.stream_, *res, [res, next](beast::error_code ec, size_t) { next(ec); });
@@ -293,6 +319,7 @@ private:
   void write_next() {
     if (writes_.empty()) {
       writing_ = false;
+      stream_.expires_never();  // the write deadline ends with the writes
       if (stream_done_ && !gone_) {
         if (!keep_alive_ || !answered_)
           return close();
@@ -301,6 +328,7 @@ private:
       return;
     }
     writing_ = true;
+    stream_.expires_after(std::chrono::seconds(opts_.write_timeout_s));
     auto step = std::move(writes_.front());
     writes_.pop_front();
     step(*this, [self = shared_from_this()](beast::error_code ec) {
@@ -343,7 +371,9 @@ private:
   std::shared_ptr<drain_state> drain_;
   bool counted_ = false;  // this request counts in drain_->active
   bool keep_alive_ = false;
-  std::string request_id_, method_ = "-", target_ = "-";
+  std::string request_id_, client_id_, method_ = "-", target_ = "-";
+
+  std::string shown_id() const { return client_id_.empty() ? request_id_ : client_id_; }
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
@@ -358,6 +388,8 @@ void session_responder::stream_open() {
 void session_responder::stream_write(std::string data) {
   session_->on_strand(generation_, [d = std::move(data)](session& s) mutable { s.stream_write(std::move(d)); });
 }
+
+std::string session_responder::request_id() const { return id_; }
 
 void session_responder::stream_close() {
   session_->on_strand(generation_, [](session& s) { s.stream_close(); });
@@ -376,13 +408,42 @@ struct server::state {
 
   state(server_options o, backend& s) : opts(std::move(o)), svc(s), ioc(static_cast<int>(opts.io_threads)) {}
 
+  net::steady_timer backoff{acceptor.get_executor()};
+
   void accept() {
     acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor.is_open())
         return;
-      if (!ec)
+      if (ec) {
+        // Out of descriptors (EMFILE, ENFILE) or memory: accepting again at once would
+        // spin a core; wait for sessions to close some.
+        spdlog::warn("http accept failed: {}; retrying in 100 ms", ec.message());
+        backoff.expires_after(std::chrono::milliseconds(100));
+        return backoff.async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec && acceptor.is_open())
+            accept();
+        });
+      }
+      if (drain->connections >= opts.max_connections)
+        refuse(std::move(socket));
+      else
         std::make_shared<session>(std::move(socket), svc, opts, drain)->run();
       accept();
+    });
+  }
+
+  // Past --max-connections: a short 503, then the connection closes.
+  void refuse(tcp::socket socket) {
+    static const std::string body = R"({"error":{"code":"overloaded","message":"too many open connections; try again later"}})";
+    static const std::string text = "HTTP/1.1 503 Service Unavailable\r\nServer: adapterd\r\nContent-Type: application/json\r\n"
+                                    "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+                                    + std::to_string(body.size()) + "\r\n\r\n" + body;
+    count_request("-", "-", 503);
+    auto sock = std::make_shared<tcp::socket>(std::move(socket));
+    net::async_write(*sock, net::buffer(text), [sock](beast::error_code, size_t) {
+      beast::error_code ignored;
+      sock->shutdown(tcp::socket::shutdown_both, ignored);
+      sock->close(ignored);
     });
   }
 };
@@ -412,7 +473,19 @@ std::variant<uint16_t, std::string> server::start() {
   s.accept();
   s.running = true;
   for (unsigned i = 0; i < std::max(1u, s.opts.io_threads); ++i)
-    s.threads.emplace_back([&s] { s.ioc.run(); });
+    s.threads.emplace_back([&s] {
+      // The last firewall: an exception out of a handler ends that handler, not the thread.
+      for (;;) {
+        try {
+          s.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http io thread: unexpected failure: {}", e.what());
+        } catch (...) {
+          spdlog::error("http io thread: unexpected failure");
+        }
+      }
+    });
   return port;
 }
 

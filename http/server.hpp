@@ -18,7 +18,12 @@ struct server_options {
   uint16_t port = 8110;  // 0: any free port
   unsigned io_threads = 2;
   limits lim;
+  /// A request must arrive whole within this; an idle keep-alive connection closes after it.
   unsigned read_timeout_s = 30;
+  /// Each write must finish within this, so that a client that stops reading lets go.
+  unsigned write_timeout_s = 30;
+  /// Open connections beyond this get 503 and are closed.
+  unsigned max_connections = 1024;
 };
 
 class server {

@@ -1,6 +1,9 @@
 // The BPE model of tokenizer.json: vocabulary, ranked merges, byte fallback.
+#include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <functional>
+#include <queue>
 
 #include <nlohmann/json.hpp>
 
@@ -11,11 +14,13 @@ namespace adapterd::model {
 
 namespace {
 
-std::string pair_key(const std::string& a, const std::string& b) {
-  std::string k;
-  k.reserve(a.size() + b.size() + 1);
-  return k.append(a).append(1, '\x01').append(b);
+uint64_t pair_of(int32_t left, int32_t right) {
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
+
+// Words this long are rare and not worth a cache entry.
+constexpr size_t max_cached_word_bytes = 256;
+constexpr size_t max_cached_words = 16384;
 
 }  // namespace
 
@@ -37,6 +42,7 @@ result<std::shared_ptr<const bpe_model>> bpe_model::load(const nlohmann::json& n
       return make_error(errc::invalid_model, "vocab entry '" + token + "' has a bad id");
     auto i = id.get<int32_t>();
     m->vocab_[token] = i;
+    m->longest_token_bytes_ = std::max(m->longest_token_bytes_, token.size());
     if (static_cast<size_t>(i) >= m->id_to_token_.size())
       m->id_to_token_.resize(static_cast<size_t>(i) + 1);
     m->id_to_token_[static_cast<size_t>(i)] = token;
@@ -57,7 +63,11 @@ result<std::shared_ptr<const bpe_model>> bpe_model::load(const nlohmann::json& n
     } else {
       return make_error(errc::invalid_model, "malformed merge " + merge.dump());
     }
-    m->merge_rank_.emplace(pair_key(a, b), rank++);
+    // As Hugging Face's tokenizers: both parts and their join must be in the vocabulary.
+    auto left = m->token_to_id(a), right = m->token_to_id(b), joined = m->token_to_id(a + b);
+    if (left < 0 || right < 0 || joined < 0)
+      return make_error(errc::invalid_model, "merge '" + a + " " + b + "' names a token outside the vocabulary");
+    m->merges_.emplace(pair_of(left, right), merge_rule{rank++, joined});
   }
   m->ignore_merges_ = node.value("ignore_merges", false);
   m->byte_fallback_ = node.value("byte_fallback", false);
@@ -87,30 +97,88 @@ void bpe_model::encode_word(const std::string& word, std::vector<int32_t>& out) 
       return;
     }
   }
-  std::vector<std::string> symbols = utf8::split_chars(word);
-  // Merge the lowest-ranked adjacent pair (leftmost on ties) until none is left.
-  for (;;) {
-    int32_t best = INT_MAX;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      auto it = merge_rank_.find(pair_key(symbols[i], symbols[i + 1]));
-      if (it != merge_rank_.end() && it->second < best) {
-        best = it->second;
-        at = i;
-      }
+  bool cacheable = word.size() <= max_cached_word_bytes;
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    if (auto it = cache_->words.find(word); it != cache_->words.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
     }
-    if (best == INT_MAX)
-      break;
-    symbols[at] += symbols[at + 1];
-    symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+  }
+  auto start = out.size();
+  merge_word(word, out);
+  if (cacheable) {
+    std::lock_guard<std::mutex> lock(cache_->mutex);
+    if (cache_->words.size() >= max_cached_words)
+      cache_->words.clear();
+    cache_->words.emplace(word, std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(start), out.end()));
+  }
+}
+
+void bpe_model::merge_word(const std::string& word, std::vector<int32_t>& out) const {
+  // Hugging Face's algorithm: symbols in a linked list, candidate pairs in a min-queue by
+  // (rank, position). A popped pair whose symbols changed since it was queued is stale.
+  // Each merge is O(log n), so a word of n characters costs O(n log n), not O(n^2).
+  struct symbol {
+    int32_t id;  // -1: a character outside the vocabulary (it never merges)
+    uint32_t start, len;
+    int32_t prev, next;
+  };
+  struct candidate {
+    int32_t rank;
+    int32_t left;  // index of the left symbol
+    int32_t joined;
+    bool operator>(const candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::vector<symbol> symbols;
+  for (size_t i = 0; i < word.size();) {
+    size_t n = utf8::char_length(word, i);
+    auto at = static_cast<int32_t>(symbols.size());
+    symbols.push_back({token_to_id(word.substr(i, n)), static_cast<uint32_t>(i), static_cast<uint32_t>(n), at - 1, at + 1});
+    i += n;
+  }
+  symbols.back().next = -1;
+  std::priority_queue<candidate, std::vector<candidate>, std::greater<candidate>> queue;
+  auto consider = [&](int32_t left) {
+    if (left < 0)
+      return;
+    const auto& l = symbols[static_cast<size_t>(left)];
+    if (l.next < 0 || l.id < 0 || symbols[static_cast<size_t>(l.next)].id < 0)
+      return;
+    auto it = merges_.find(pair_of(l.id, symbols[static_cast<size_t>(l.next)].id));
+    if (it != merges_.end())
+      queue.push({it->second.rank, left, it->second.joined});
+  };
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i)
+    consider(i);
+  while (!queue.empty()) {
+    auto top = queue.top();
+    queue.pop();
+    auto& l = symbols[static_cast<size_t>(top.left)];
+    if (l.len == 0 || l.next < 0)
+      continue;
+    auto& r = symbols[static_cast<size_t>(l.next)];
+    auto now = merges_.find(pair_of(l.id, r.id));
+    if (now == merges_.end() || now->second.joined != top.joined)
+      continue;  // stale
+    l.id = top.joined;
+    l.len += r.len;
+    l.next = r.next;
+    r.len = 0;
+    if (l.next >= 0)
+      symbols[static_cast<size_t>(l.next)].prev = top.left;
+    consider(l.prev);
+    consider(top.left);
   }
   bool last_was_unk = false;
-  for (const auto& s : symbols) {
-    if (auto id = token_to_id(s); id >= 0) {
-      out.push_back(id);
+  for (int32_t at = 0; at >= 0; at = symbols[static_cast<size_t>(at)].next) {
+    const auto& sym = symbols[static_cast<size_t>(at)];
+    if (sym.id >= 0) {
+      out.push_back(sym.id);
       last_was_unk = false;
       continue;
     }
+    auto s = word.substr(sym.start, sym.len);
     if (byte_fallback_) {
       bool all = true;
       std::vector<int32_t> bytes;

@@ -15,7 +15,10 @@ namespace adapterd::model {
 /// prompt, then encoded without added special tokens, since the template writes its own,
 /// as transformers' apply_chat_template(tokenize=True) does. A model without a template,
 /// or a template that refuses the chat, is errc::invalid_argument.
+///
+/// `max_tokens` (> 0): a text longer than max_tokens tokens could possibly hold, by the
+/// vocabulary's longest token, is errc::context_overflow before any encoding work.
 result<std::vector<int32_t>> encode_prompt(const tokenizer& tok, const std::string& text,
-                                           const std::vector<chat_message>& chat);
+                                           const std::vector<chat_message>& chat, int64_t max_tokens = 0);
 
 }  // namespace adapterd::model

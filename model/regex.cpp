@@ -32,9 +32,11 @@ std::vector<std::pair<size_t, size_t>> regex::find_all(std::string_view subject)
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
     pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
   size_t start = 0;
+  uint32_t options = 0;  // the first call checks the whole subject's UTF-8 ...
   while (start <= subject.size()) {
     int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), start,
-                         0, md.get(), nullptr);
+                         options, md.get(), nullptr);
+    options = PCRE2_NO_UTF_CHECK;  // ... once: re-checking it at every match made long inputs quadratic
     if (rc < 0)
       break;  // no match (or a match error on invalid input): stop
     auto* ov = pcre2_get_ovector_pointer(md.get());

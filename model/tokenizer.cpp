@@ -96,6 +96,7 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
     t->model_ = *model;
     t->decoder_ = *dec;
     t->vocab_size_ = t->model_->vocab_size();
+    t->max_token_bytes_ = std::max<size_t>(4, t->model_->longest_token_bytes());
     for (const auto& a : root.value("added_tokens", json::array())) {
       added_token tok;
       tok.id = a.at("id").get<int32_t>();
@@ -106,14 +107,17 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
       if (tok.content.empty())
         continue;
       t->vocab_size_ = std::max(t->vocab_size_, static_cast<size_t>(tok.id) + 1);
+      t->max_token_bytes_ = std::max(t->max_token_bytes_, tok.content.size());
       t->added_.push_back(tok);
     }
     std::stable_sort(t->added_.begin(), t->added_.end(),
                      [](const added_token& a, const added_token& b) {
                        return a.content.size() > b.content.size();
                      });
-    for (size_t i = 0; i < t->added_.size(); ++i)
+    for (size_t i = 0; i < t->added_.size(); ++i) {
       t->added_by_id_[t->added_[i].id] = i;
+      t->added_by_first_byte_[static_cast<unsigned char>(t->added_[i].content[0])].push_back(i);
+    }
 
     const json post = root.value("post_processor", json());
     if (!supported_post_processor(post))
@@ -187,11 +191,12 @@ std::vector<tokenizer::segment> tokenizer::split_added(const std::string& text) 
   size_t i = 0;
   while (i < text.size()) {
     const added_token* hit = nullptr;
-    for (const auto& a : added_)  // longest first: the first hit is the longest
-      if (text.compare(i, a.content.size(), a.content) == 0) {
-        hit = &a;
+    for (auto k : added_by_first_byte_[static_cast<unsigned char>(text[i])]) {  // longest first
+      if (text.compare(i, added_[k].content.size(), added_[k].content) == 0) {
+        hit = &added_[k];
         break;
       }
+    }
     if (hit == nullptr) {
       ++i;
       continue;

@@ -3,6 +3,7 @@
 // special tokens are matched first, then normalizer -> pre-tokenizer -> BPE, then the
 // post-processor's template (BOS). No libtorch here.
 #include <cstdint>
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,9 @@ public:
   /// One past the largest id of the vocabulary and the added tokens.
   size_t vocab_size() const { return vocab_size_; }
   bool is_special(int32_t id) const;
+  /// The most bytes of text one token can stand for (its longest vocabulary or added
+  /// token, in raw bytes; at least 4 for byte fallback and unknown characters).
+  size_t max_token_bytes() const { return max_token_bytes_; }
   std::optional<int32_t> token_id(const std::string& token) const;
   /// The vocabulary's text of `id` (byte-level form, e.g. "Ġhello"); empty when unknown.
   std::string token_text(int32_t id) const;
@@ -66,10 +70,14 @@ private:
   std::shared_ptr<const token_decoder> decoder_;
   std::vector<added_token> added_;                  // longest first
   std::unordered_map<int32_t, size_t> added_by_id_;  // id -> index into added_
+  // Indices into added_ by their first byte, longest first: a position is tried only
+  // against the added tokens that can start there.
+  std::array<std::vector<size_t>, 256> added_by_first_byte_;
   std::vector<int32_t> prefix_ids_, suffix_ids_;    // what add_special_tokens puts around
   std::optional<int32_t> eos_id_;
   std::string chat_template_, bos_token_, eos_token_;
   size_t vocab_size_ = 0;
+  size_t max_token_bytes_ = 4;
 };
 
 }  // namespace adapterd::model

@@ -4,6 +4,7 @@
 // tokenizer is never silently different from Hugging Face's.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -58,15 +59,32 @@ public:
   const std::string* id_to_token(int32_t id) const;
   int32_t token_to_id(const std::string& token) const;  // -1 when absent
   size_t vocab_size() const { return id_to_token_.size(); }
+  /// Bytes of the longest vocabulary entry as written (never fewer than the raw bytes it
+  /// stands for: byte-level and metaspace symbols are at least as long as their bytes).
+  size_t longest_token_bytes() const { return longest_token_bytes_; }
 
 private:
+  void merge_word(const std::string& word, std::vector<int32_t>& out) const;
+
+  struct merge_rule {
+    int32_t rank;
+    int32_t joined;  // the id of left + right
+  };
+  // Words seen before, shared by every thread that encodes with this model.
+  struct word_cache {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<int32_t>> words;
+  };
+
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<std::string, int32_t> merge_rank_;  // key: left + '\x01' + right
+  std::unordered_map<uint64_t, merge_rule> merges_;  // key: left id << 32 | right id
+  std::unique_ptr<word_cache> cache_ = std::make_unique<word_cache>();
   bool ignore_merges_ = false;
   bool byte_fallback_ = false;
   int32_t unk_id_ = -1;
   bool fuse_unk_ = false;
+  size_t longest_token_bytes_ = 0;
 };
 
 }  // namespace adapterd::model

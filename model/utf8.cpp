@@ -63,6 +63,12 @@ void append(std::string& out, char32_t cp) {
   }
 }
 
+size_t char_length(std::string_view text, size_t at) {
+  size_t maximal = 1;
+  size_t n = valid_length(text, at, maximal);
+  return n == 0 ? 1 : n;
+}
+
 std::vector<std::string> split_chars(std::string_view text) {
   std::vector<std::string> out;
   size_t i = 0;

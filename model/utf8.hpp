@@ -10,6 +10,9 @@ namespace adapterd::model::utf8 {
 /// Appends the UTF-8 encoding of code point `cp`.
 void append(std::string& out, char32_t cp);
 
+/// Bytes of the character at `at`: its whole sequence when valid, else 1.
+size_t char_length(std::string_view text, size_t at);
+
 /// Splits valid UTF-8 into one string per code point (invalid bytes become one-byte pieces).
 std::vector<std::string> split_chars(std::string_view text);
 

@@ -71,11 +71,12 @@ class ApiTest(unittest.TestCase):
 
     def test_tokenizer_endpoints_refuse_bad_input(self):
         for path, body, code in (("/tokenize", {"model": "gpt-2"}, "missing_field"),
-                                 ("/tokenize", {"text": 3}, "missing_field"),
+                                 ("/tokenize", {"text": 3}, "invalid_type"),
+                                 ("/tokenize", {"text": "x", "txt": "y"}, "unknown_field"),
                                  ("/tokenize", {"text": "x", "model": "../../etc"}, "unknown_model"),
                                  ("/detokenize", {"ids": [-1]}, "invalid_type"),
                                  ("/detokenize", {"ids": [10 ** 9]}, "bad_request"),
-                                 ("/detokenize", {"ids": "1,2"}, "missing_field")):
+                                 ("/detokenize", {"ids": "1,2"}, "invalid_type")):
             status, reply, _ = self.call("POST", path, body)
             self.assertIn(status, (400, 404), reply)
             self.assertEqual(reply["error"]["code"], code, (path, body))
