@@ -156,13 +156,20 @@ const messages::generate_request* batch_scheduler::start_lease() {
   return nullptr;
 }
 
-void batch_scheduler::leased(const std::string& id, model_lease lease) {
+void batch_scheduler::leased(const std::string& id, model_lease lease, std::optional<std::vector<int32_t>> prompt_ids) {
   leasing_ = false;
   for (auto& w : waiting_)
     if (w->j.req.request_id == id) {
       w->lease = std::move(lease);
+      if (prompt_ids)
+        w->prompt_ids = std::move(prompt_ids);
       return;
     }
+}
+
+int64_t prompt_token_limit(const model_lease& lease) {
+  auto context = lease.model->config().max_position_embeddings;
+  return lease.kv_reserve_tokens > 0 ? std::min(context, lease.kv_reserve_tokens) : context;
 }
 
 void batch_scheduler::lease_failed(const std::string& id, messages::failure why,
@@ -216,11 +223,12 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
       std::vector<model::chat_message> chat;
       for (const auto& turn : w.j.req.chat)
         chat.push_back({turn.role, turn.content});
-      auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat);
+      auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat, prompt_token_limit(*w.lease));
       if (!encoded) {
         auto j = std::move(w.j);
         waiting_.pop_front();
-        fail(std::move(j), errc::bad_request, encoded.err().message, out);
+        auto code = encoded.err().code == model::errc::context_overflow ? errc::context_overflow : errc::bad_request;
+        fail(std::move(j), code, encoded.err().message, out);
         continue;
       }
       w.prompt_ids = std::move(*encoded);

@@ -47,6 +47,10 @@ struct finished_job {
   generate_outcome outcome;
 };
 
+/// The most prompt tokens a lease's model and KV reserve can take: longer prompts are
+/// refused before they are encoded.
+int64_t prompt_token_limit(const model_lease& lease);
+
 class batch_scheduler {
 public:
   using clock = std::chrono::steady_clock;
@@ -68,7 +72,10 @@ public:
   /// caller acquires one and calls leased() or lease_failed(). One at a time: null while
   /// a lease is on its way.
   const messages::generate_request* start_lease();
-  void leased(const std::string& request_id, model_lease lease);
+  /// `prompt_ids`: the prompt already encoded (off this thread); without them, admission
+  /// encodes it.
+  void leased(const std::string& request_id, model_lease lease,
+              std::optional<std::vector<int32_t>> prompt_ids = std::nullopt);
   void lease_failed(const std::string& request_id, messages::failure why,
                     std::vector<finished_job>& out);
 

@@ -22,6 +22,7 @@ struct gpu_owner_state {
   gpu_owner_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
 
   supervisor_actor supervisor;
+  tokenizer_pool_actor tokenizers;
   messages::janitor_actor janitor;
   messages::monitor_actor monitor;
   std::unique_ptr<batch_scheduler> scheduler;
@@ -87,20 +88,31 @@ void lease_next(self_ptr self) {
     return;
   acquire_request acq{req->request_id, req->base_model, req->adapter_path, req->prefer_cpu};
   auto id = req->request_id;
+  auto failed = [self, id](const caf::error& e) {
+    auto why = to_failure(e);
+    spdlog::warn("gpu-owner {} refused before its first step: {}", id, why.message);
+    std::vector<finished_job> done;
+    self->state.scheduler->lease_failed(id, why, done);
+    deliver(self, std::move(done));
+    kick(self);
+  };
+  // The prompt is encoded by the tokenizer pool, while this actor goes on stepping the
+  // running batch: a long prompt never freezes the other streams.
+  encode_job prompt{id, nullptr, req->prompt, req->chat, 0};
   self->request(self->state.supervisor, caf::infinite, messages::acquire_atom_v, std::move(acq))
     .then(
-      [=](model_lease& lease) {
-        self->state.scheduler->leased(id, std::move(lease));
-        kick(self);
+      [=](model_lease& lease) mutable {
+        prompt.model = lease.model;
+        prompt.max_tokens = prompt_token_limit(lease);
+        self->request(self->state.tokenizers, caf::infinite, messages::encode_atom_v, std::move(prompt))
+          .then(
+            [=](encoded_prompt& encoded) mutable {
+              self->state.scheduler->leased(id, std::move(lease), std::move(encoded.ids));
+              kick(self);
+            },
+            failed);
       },
-      [=](const caf::error& e) {
-        auto why = to_failure(e);
-        spdlog::warn("gpu-owner {} no model: {}", id, why.message);
-        std::vector<finished_job> done;
-        self->state.scheduler->lease_failed(id, why, done);
-        deliver(self, std::move(done));
-        kick(self);
-      });
+      failed);
 }
 
 // Every handler ends here. One step message in the mailbox at a time: requests that arrive
@@ -165,6 +177,7 @@ void run_step(self_ptr self) {
 
 messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_owner_config config) {
   self->state.supervisor = std::move(config.supervisor);
+  self->state.tokenizers = std::move(config.tokenizers);
   self->state.janitor = std::move(config.janitor);
   self->state.monitor = std::move(config.monitor);
   self->state.training = std::move(config.training);

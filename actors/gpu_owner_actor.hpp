@@ -12,6 +12,7 @@
 
 #include "actors/batch_scheduler.hpp"
 #include "actors/model_lease.hpp"
+#include "actors/tokenizer_pool_actor.hpp"
 #include "actors/training_jobs.hpp"
 #include "messages/interfaces.hpp"
 
@@ -19,6 +20,7 @@ namespace adapterd::actors {
 
 struct gpu_owner_config {
   supervisor_actor supervisor;
+  tokenizer_pool_actor tokenizers;
   messages::janitor_actor janitor;
   messages::monitor_actor monitor;
   scheduler_limits limits;

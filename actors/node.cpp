@@ -14,6 +14,7 @@
 #include "actors/monitor_actor.hpp"
 #include "actors/router_actor.hpp"
 #include "actors/supervisor_actor.hpp"
+#include "actors/tokenizer_pool_actor.hpp"
 #include "actors/worker_actor.hpp"
 #include "http/server.hpp"
 
@@ -46,6 +47,7 @@ void keep(std::vector<caf::actor>& actors, const Handle& h) {
 // The model-owning actors of a standalone or worker node, front first.
 struct model_actors {
   messages::monitor_actor monitor;
+  tokenizer_pool_actor tokenizers;
   supervisor_actor supervisor;
   messages::janitor_actor janitor;
   messages::gpu_owner_actor gpu_owner;
@@ -54,11 +56,12 @@ struct model_actors {
 std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sys, const service_config& c) {
   model_actors a;
   a.monitor = spawn_monitor(sys, c.policy, c.role);
-  a.supervisor = spawn_supervisor(sys, c, a.monitor);
+  a.tokenizers = spawn_tokenizer_pool(sys, c.tokenizer_threads);
+  a.supervisor = spawn_supervisor(sys, c, a.monitor, a.tokenizers);
   a.janitor = spawn_janitor(sys, c, a.supervisor, a.monitor);
   scheduler_limits limits{c.max_batch_size, c.max_queue, c.max_prefill_tokens};
   training_settings training{c.default_model, c.model_roots, c.data_roots, c.trained_adapters_dir, c.train_share};
-  a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.janitor, a.monitor, limits, training});
+  a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.tokenizers, a.janitor, a.monitor, limits, training});
   if (c.preload) {
     caf::scoped_actor self{sys};
     std::string failure;
@@ -107,6 +110,7 @@ std::variant<uint16_t, std::string> node::start() {
       keep(p.actors, a->janitor);
       keep(p.actors, a->supervisor);
       keep(p.actors, a->monitor);
+      keep(p.actors, a->tokenizers);
       targets = http_targets{a->gpu_owner, a->janitor, a->monitor, a->supervisor, a->gpu_owner};
     } else {
       return std::get<std::string>(spawned);

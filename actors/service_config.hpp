@@ -40,6 +40,7 @@ struct service_config {
   unsigned max_connections = 1024;        // open HTTP connections; more get 503
   unsigned request_timeout_s = 600;
   unsigned io_threads = 2;
+  unsigned tokenizer_threads = 2;         // threads that encode and decode text off the model actors
   uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time
   uint32_t max_queue = 256;               // requests waiting beyond the batch; more get 429
   int64_t max_prefill_tokens = 2048;      // prompt tokens admitted per step

@@ -38,6 +38,7 @@ struct supervisor_state {
 
   service_config config;
   messages::monitor_actor monitor;
+  tokenizer_pool_actor tokenizer_pool;
   std::map<std::string, model_entry> models;             // key: model dir @ device
   std::map<std::string, adapter_entry> device_adapters;  // key: model key | adapter dir
   std::map<std::string, adapter_entry> host_adapters;    // same keys, in host memory
@@ -488,9 +489,10 @@ messages::freed_report unload_idle(self_ptr self, uint32_t seconds) {
 
 supervisor_actor::behavior_type supervisor_behavior(
   supervisor_actor::stateful_pointer<supervisor_state> self, service_config config,
-  messages::monitor_actor monitor) {
+  messages::monitor_actor monitor, tokenizer_pool_actor tokenizers) {
   self->state.config = std::move(config);
   self->state.monitor = std::move(monitor);
+  self->state.tokenizer_pool = std::move(tokenizers);
   report(self);
   return guarded_behavior<supervisor_actor::behavior_type>(
     "supervisor",
@@ -504,22 +506,13 @@ supervisor_actor::behavior_type supervisor_behavior(
       auto t = tokenizer_for(self, req.model);
       if (!t)
         return t.error();
-      messages::tokenize_reply r;
-      r.model = t->name;
-      r.ids = t->tok->encode(req.text, req.add_special_tokens);
-      for (auto id : r.ids)
-        r.pieces.push_back(t->tok->token_text(id));
-      return r;
+      return self->delegate(self->state.tokenizer_pool, messages::tokenize_atom_v, tokenizer_ref{t->name, t->tok}, req);
     },
     [=](messages::detokenize_atom, const messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
       auto t = tokenizer_for(self, req.model);
       if (!t)
         return t.error();
-      for (auto id : req.ids)
-        if (id < 0 || static_cast<size_t>(id) >= t->tok->vocab_size())
-          return make_failure(errc::bad_request, "id " + std::to_string(id) + " is not in the vocabulary (0 to "
-                                                   + std::to_string(t->tok->vocab_size() - 1) + ")");
-      return messages::detokenize_reply{t->name, t->tok->decode(req.ids, req.skip_special_tokens)};
+      return self->delegate(self->state.tokenizer_pool, messages::detokenize_atom_v, tokenizer_ref{t->name, t->tok}, req);
     },
     [=](messages::adapters_atom, const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
       return manage_adapters(self, req);
@@ -532,8 +525,8 @@ supervisor_actor::behavior_type supervisor_behavior(
 }  // namespace
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys, service_config config,
-                                  messages::monitor_actor monitor) {
-  return sys.spawn<caf::detached>(supervisor_behavior, std::move(config), std::move(monitor));
+                                  messages::monitor_actor monitor, tokenizer_pool_actor tokenizers) {
+  return sys.spawn<caf::detached>(supervisor_behavior, std::move(config), std::move(monitor), std::move(tokenizers));
 }
 
 }  // namespace adapterd::actors

@@ -10,12 +10,14 @@
 
 #include "actors/model_lease.hpp"
 #include "actors/service_config.hpp"
+#include "actors/tokenizer_pool_actor.hpp"
 #include "messages/interfaces.hpp"
 
 namespace adapterd::actors {
 
 /// Spawned detached: loading blocks its thread.
+/// /tokenize and /detokenize are resolved here and encoded by `tokenizers`.
 supervisor_actor spawn_supervisor(caf::actor_system& sys, service_config config,
-                                  messages::monitor_actor monitor);
+                                  messages::monitor_actor monitor, tokenizer_pool_actor tokenizers);
 
 }  // namespace adapterd::actors

@@ -170,9 +170,9 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
       if (prompt == nullptr)
         f.fail("prompt", "missing_field", "is required");
       if (prompt->is_array()) {
-        auto list = f.texts("prompt", 1, lim.max_body_bytes);
+        auto list = f.texts("prompt", max_messages, lim.max_body_bytes);
         if (!list || list->size() != 1)
-          f.fail("prompt", "unsupported", "must be a string or a list of one string");
+          f.fail("prompt", "unsupported", "must be a string or a list of one string (batches are not supported)");
         out.gen.prompt = list->front();
       } else {
         out.gen.prompt = f.required_text("prompt", lim.max_body_bytes);

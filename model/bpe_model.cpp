@@ -3,6 +3,7 @@
 #include <climits>
 #include <cstdio>
 #include <functional>
+#include <optional>
 #include <queue>
 
 #include <nlohmann/json.hpp>
@@ -138,19 +139,28 @@ void bpe_model::merge_word(const std::string& word, std::vector<int32_t>& out) c
     i += n;
   }
   symbols.back().next = -1;
-  std::priority_queue<candidate, std::vector<candidate>, std::greater<candidate>> queue;
-  auto consider = [&](int32_t left) {
+  auto candidate_at = [&](int32_t left) -> std::optional<candidate> {
     if (left < 0)
-      return;
+      return std::nullopt;
     const auto& l = symbols[static_cast<size_t>(left)];
     if (l.next < 0 || l.id < 0 || symbols[static_cast<size_t>(l.next)].id < 0)
-      return;
+      return std::nullopt;
     auto it = merges_.find(pair_of(l.id, symbols[static_cast<size_t>(l.next)].id));
-    if (it != merges_.end())
-      queue.push({it->second.rank, left, it->second.joined});
+    if (it == merges_.end())
+      return std::nullopt;
+    return candidate{it->second.rank, left, it->second.joined};
   };
+  std::vector<candidate> initial;
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i)
-    consider(i);
+    if (auto c = candidate_at(i))
+      initial.push_back(*c);
+  // Built at once (linear), not pushed one by one.
+  std::priority_queue<candidate, std::vector<candidate>, std::greater<candidate>> queue(std::greater<candidate>(),
+                                                                                         std::move(initial));
+  auto consider = [&](int32_t left) {
+    if (auto c = candidate_at(left))
+      queue.push(*c);
+  };
   while (!queue.empty()) {
     auto top = queue.top();
     queue.pop();

@@ -179,10 +179,16 @@ result<lora_weights> load_lora_weights(const std::string& dir, const llama_model
                         "adapter module " + module + " has A " + shape_text(half.a->shape) + " and B "
                           + shape_text(half.b->shape) + ", which do not fit the base weight "
                           + shape_text({out_f, in_f}));
-    if (config->rank_for(module) != r)
+    auto rank = config->rank_for(module);
+    auto scale = config->scale_for(module);
+    if (!rank)
+      return rank.err();
+    if (!scale)
+      return scale.err();
+    if (*rank != r)
       return make_error(errc::invalid_adapter, "adapter module " + module + " has rank "
                                                  + std::to_string(r) + " but adapter_config.json says "
-                                                 + std::to_string(config->rank_for(module)));
+                                                 + std::to_string(*rank));
     auto a = to_tensor(*half.a, half.storage_a, model.device(), model.dtype(), errc::invalid_adapter);
     auto b = to_tensor(*half.b, half.storage_b, model.device(), model.dtype(), errc::invalid_adapter);
     if (!a)
@@ -192,7 +198,7 @@ result<lora_weights> load_lora_weights(const std::string& dir, const llama_model
     out.bytes += static_cast<size_t>((a->numel() + b->numel()) * a->element_size());
     // Own the data (not the mapping): an adapter must outlive edits to its files.
     out.layers[static_cast<size_t>(key.first)][key.second] =
-      lora_pair{a->clone(), b->clone(), config->scale_for(module)};
+      lora_pair{a->clone(), b->clone(), *scale};
   }
   return out;
 }

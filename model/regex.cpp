@@ -54,6 +54,25 @@ std::vector<std::pair<size_t, size_t>> regex::find_all(std::string_view subject)
   return out;
 }
 
+result<bool> regex::matches_whole(std::string_view subject) const {
+  auto* code = static_cast<pcre2_code*>(code_);
+  std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
+    pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
+  std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> limits(
+    pcre2_match_context_create(nullptr), &pcre2_match_context_free);
+  pcre2_set_match_limit(limits.get(), 100000);
+  pcre2_set_depth_limit(limits.get(), 1000);
+  int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0,
+                       PCRE2_ANCHORED | PCRE2_ENDANCHORED, md.get(), limits.get());
+  if (rc >= 0)
+    return true;
+  if (rc == PCRE2_ERROR_NOMATCH)
+    return false;
+  PCRE2_UCHAR buf[256];
+  pcre2_get_error_message(rc, buf, sizeof buf);
+  return make_error(errc::invalid_argument, reinterpret_cast<char*>(buf));
+}
+
 std::string regex_escape(const std::string& literal) {
   std::string out;
   for (char c : literal) {

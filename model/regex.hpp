@@ -20,6 +20,9 @@ public:
 
   /// Byte ranges [first, second) of every non-overlapping match, left to right.
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view subject) const;
+  /// Whether the whole subject matches, within a bounded amount of backtracking; a
+  /// pattern that needs more (a hostile one) is an error, never a stalled thread.
+  result<bool> matches_whole(std::string_view subject) const;
 
 private:
   regex() = default;

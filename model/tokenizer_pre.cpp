@@ -26,8 +26,10 @@ std::vector<std::string> split_with(const regex& re, const std::string& text, sp
     bool match;
   };
   std::vector<segment> segs;
+  auto matches = re.find_all(text);
+  segs.reserve(2 * matches.size() + 1);
   size_t pos = 0;
-  for (auto [b, e] : re.find_all(text)) {
+  for (auto [b, e] : matches) {
     if (b > pos)
       segs.push_back({pos, b, invert});
     segs.push_back({b, e, !invert});
@@ -37,6 +39,7 @@ std::vector<std::string> split_with(const regex& re, const std::string& text, sp
     segs.push_back({pos, text.size(), invert});
 
   std::vector<std::string> out;
+  out.reserve(segs.size());
   bool glue_next = false;
   for (const auto& s : segs) {
     auto piece = text.substr(s.b, s.e - s.b);
@@ -64,11 +67,7 @@ std::vector<std::string> split_with(const regex& re, const std::string& text, sp
     }
     glue_next = false;
   }
-  std::vector<std::string> nonempty;
-  for (auto& p : out)
-    if (!p.empty())
-      nonempty.push_back(std::move(p));
-  return nonempty;
+  return out;  // every segment is non-empty, and so is every piece made of them
 }
 
 class regex_split final : public pre_tokenizer {
@@ -76,6 +75,8 @@ public:
   regex_split(std::shared_ptr<const regex> re, split_behavior how, bool invert)
     : re_(std::move(re)), how_(how), invert_(invert) {}
   std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override {
+    if (pieces.size() == 1)
+      return split_with(*re_, pieces.front(), how_, invert_);
     std::vector<std::string> out;
     for (const auto& p : pieces)
       for (auto& q : split_with(*re_, p, how_, invert_))
@@ -102,7 +103,9 @@ public:
         out.push_back(to_byte_symbols(p));
         continue;
       }
-      for (auto& q : split_with(*re_, p, split_behavior::isolated, false))
+      auto words = split_with(*re_, p, split_behavior::isolated, false);
+      out.reserve(out.size() + words.size());
+      for (auto& q : words)
         out.push_back(to_byte_symbols(q));
     }
     return out;

@@ -100,7 +100,9 @@ TEST_CASE("LoRA scales follow PEFT, patterns included", "[config][lora]") {
       REQUIRE(config);
       for (const auto& [module, scale] : adapter["scaling"].items()) {
         INFO(preset << "/" << name << " " << module);
-        CHECK(std::fabs(config->scale_for(module) - scale.get<double>()) < 1e-9);
+        auto ours = config->scale_for(module);
+        REQUIRE(ours);
+        CHECK(std::fabs(*ours - scale.get<double>()) < 1e-9);
       }
     }
   }
@@ -122,4 +124,32 @@ TEST_CASE("unsupported PEFT features are refused", "[config][lora]") {
   refused("peft_type", "IA3", "IA3");
   refused("bias", "all", "bias");
   refused("r", 0, "r must");
+}
+
+TEST_CASE("rank 0, absurd ranks and hostile rank_pattern regexes are refused, never a stall", "[config][lora]") {
+  auto base = json{{"peft_type", "LORA"}, {"r", 4}, {"lora_alpha", 8}, {"target_modules", {"q_proj"}}};
+  auto with = [&](const char* key, json value) {
+    auto c = base;
+    c[key] = value;
+    return parse_lora_config(c.dump());
+  };
+  CHECK_FALSE(with("r", 0));
+  CHECK_FALSE(with("r", -3));
+  CHECK_FALSE(with("r", 1 << 30));
+  CHECK_FALSE(with("rank_pattern", json{{"q_proj", 0}}));
+  CHECK_FALSE(with("rank_pattern", json{{"q_proj", "eight"}}));
+  CHECK_FALSE(with("rank_pattern", json{{std::string(2000, 'a'), 4}}));
+  CHECK_FALSE(with("alpha_pattern", json::array()));
+  // Catastrophic backtracking on a module name: a bounded error, not minutes of one core.
+  auto hostile = with("rank_pattern", json{{"(\\w|\\w\\w|[._])*[0-9]", 4}});
+  REQUIRE(hostile);
+  auto rank = hostile->rank_for("model.layers.0.self_attn.q_proj_with_a_long_name_and_more_text");
+  CHECK_FALSE(rank);
+  // Ordinary patterns match as PEFT's re.match does.
+  auto ok = with("rank_pattern", json{{"layers\\.0\\.self_attn\\.q_proj", 8}, {"v_proj", 2}});
+  REQUIRE(ok);
+  CHECK(*ok->rank_for("model.layers.0.self_attn.q_proj") == 8);
+  CHECK(*ok->rank_for("model.layers.10.self_attn.q_proj") == 4);
+  CHECK(*ok->rank_for("model.layers.3.self_attn.v_proj") == 2);
+  CHECK(*ok->rank_for("model.layers.3.self_attn.xv_proj") == 4);
 }

@@ -1,0 +1,206 @@
+// The HTTP layer's guarantees: every client body is read through typed, bounded accessors;
+// nesting is capped while parsing; every route is in one table with exact methods; and a
+// throwing handler or backend callback answers 500 to its own request only.
+#include <atomic>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "http/catalog_codec.hpp"
+#include "http/json_fields.hpp"
+#include "http/openai.hpp"
+#include "http/routes.hpp"
+
+using namespace adapterd;
+using nlohmann::json;
+
+namespace {
+
+std::string nested(const std::string& field, int depth) {
+  return R"({"prompt":"x",")" + field + "\":" + std::string(static_cast<size_t>(depth), '[')
+         + std::string(static_cast<size_t>(depth), ']') + "}";
+}
+
+template <class T>
+http::api_error error_of(const std::variant<T, http::api_error>& r) {
+  REQUIRE(std::holds_alternative<http::api_error>(r));
+  return std::get<http::api_error>(r);
+}
+
+// A backend that records what reached it, and can be told to throw.
+struct fake_backend final : http::backend {
+  bool throw_on_call = false;
+  bool throw_in_callback = false;
+  int calls = 0;
+  void generate(messages::generate_request, std::function<void(messages::stream_chunk)>,
+                std::function<void(http::outcome<messages::generate_reply>)> done) override {
+    hit();
+    done(messages::generate_reply{});
+  }
+  void cancel(std::string) override {}
+  void cleanup(messages::cleanup_request, std::function<void(http::outcome<messages::cleanup_reply>)> done) override {
+    hit();
+    done(messages::cleanup_reply{});
+  }
+  void health(std::function<void(http::outcome<messages::health_report>)> done) override {
+    hit();
+    done(messages::health_report{});
+  }
+  void tokenize(messages::tokenize_request, std::function<void(http::outcome<messages::tokenize_reply>)> done) override {
+    hit();
+    done(messages::tokenize_reply{});
+  }
+  void detokenize(messages::detokenize_request,
+                  std::function<void(http::outcome<messages::detokenize_reply>)> done) override {
+    hit();
+    done(messages::detokenize_reply{});
+  }
+  void adapters(messages::adapter_request, std::function<void(http::outcome<messages::adapter_reply>)> done) override {
+    hit();
+    done(messages::adapter_reply{});
+  }
+  void train(messages::train_request, std::function<void(http::outcome<messages::job_status>)> done) override {
+    hit();
+    done(messages::job_status{});
+  }
+  void jobs(messages::job_request, std::function<void(http::outcome<messages::job_list>)> done) override {
+    hit();
+    done(messages::job_list{});
+  }
+
+private:
+  void hit() {
+    ++calls;
+    if (throw_on_call)
+      throw std::runtime_error("backend exploded");
+  }
+};
+
+struct recorder final : http::responder {
+  int answers = 0;
+  http::response last;
+  void respond(http::response r) override {
+    ++answers;
+    last = std::move(r);
+  }
+  void stream_open() override {}
+  void stream_write(std::string) override {}
+  void stream_close() override { ++answers; }
+  std::string request_id() const override { return "req-test"; }
+};
+
+http::response call(fake_backend& svc, const std::string& method, const std::string& target,
+                    const std::string& body = "", const http::limits& lim = {}) {
+  auto out = std::make_shared<recorder>();
+  http::route(http::request_view{method, target, body, "req-test", ""}, svc, lim, out);
+  REQUIRE(out->answers == 1);
+  return out->last;
+}
+
+}  // namespace
+
+TEST_CASE("JSON nesting is refused while parsing, before anything can recurse", "[http][hardening]") {
+  CHECK(error_of(http::parse_generate(nested("stop", 200000), {})).code == "too_deep");
+  CHECK(error_of(http::openai::parse(http::openai::endpoint::completions, nested("stop", 65), {})).code == "too_deep");
+  CHECK(error_of(http::parse_tokenize(nested("text", 1000))).code == "too_deep");
+  // Just under the cap, a wrong type is a plain 400.
+  CHECK(error_of(http::parse_generate(nested("stop", 60), {})).code == "invalid_type");
+}
+
+TEST_CASE("the typed accessor names the field and says why", "[http][hardening]") {
+  auto body = json::parse(R"({"n": "3", "x": 1.5, "big": 18446744073709551615, "s": "abcdef", "l": [1, "a"]})");
+  http::fields f(body, "outer");
+  auto fails = [](auto read) -> http::api_error {
+    try {
+      read();
+    } catch (const http::field_error& e) {
+      return e.error;
+    }
+    FAIL("no field_error");
+    return {};
+  };
+  auto e = fails([&] { f.integer("n", 0, 10); });
+  CHECK(e.code == "invalid_type");
+  CHECK(e.message.find("'outer.n'") != std::string::npos);
+  CHECK(fails([&] { f.integer("x", 0, 10); }).code == "invalid_type");
+  CHECK(fails([&] { f.integer("big", 0, INT64_MAX - 1); }).code == "out_of_range");
+  CHECK(fails([&] { f.text("s", 3); }).code == "too_long");
+  CHECK(fails([&] { f.texts("l", 4, 10); }).code == "invalid_type");
+  CHECK(fails([&] { f.number("x", 0, 1); }).code == "out_of_range");
+  CHECK_FALSE(f.text("absent"));
+  http::fields g(body);
+  g.known("big");
+  CHECK(fails([&] { g.refuse_unknown(); }).code == "unknown_field");
+}
+
+TEST_CASE("OpenAI bodies: wrong types, unknown and unsupported fields are 400s by name", "[http][hardening]") {
+  using http::openai::endpoint;
+  auto code = [](endpoint kind, const std::string& body) {
+    auto r = http::openai::parse(kind, body, http::limits{});
+    return std::holds_alternative<http::api_error>(r) ? std::get<http::api_error>(r).code : std::string("ok");
+  };
+  const auto c = endpoint::completions, chat = endpoint::chat;
+  CHECK(code(c, R"({"prompt":"hi","echo":"yes"})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","echo":true})") == "unsupported");
+  CHECK(code(c, R"({"prompt":"hi","echo":false})") == "ok");
+  CHECK(code(c, R"({"prompt":"hi","user":{}})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","presence_penalty":"x"})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","presence_penalty":0.5})") == "unsupported");
+  CHECK(code(c, R"({"prompt":"hi","frobnicate":1})") == "unknown_field");
+  CHECK(code(c, R"({"prompt":"hi","n":"2"})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","stream_options":{"include_usage":"yes"}})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","stream_options":{"x":1}})") == "unknown_field");
+  CHECK(code(c, R"({"prompt":[1,2,3]})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","max_tokens":1e400})") == "invalid_json");
+  CHECK(code(chat, R"({"messages":[{"role":"user"}]})") == "missing_field");
+  CHECK(code(chat, R"({"messages":[{"role":"wizard","content":"hi"}]})") == "out_of_range");
+  CHECK(code(chat, R"({"messages":[{"role":"user","content":5}]})") == "invalid_type");
+  CHECK(code(chat, R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})") == "unsupported");
+  CHECK(code(chat, R"({"messages":[{"role":"user","content":"hi","extra":1}]})") == "unknown_field");
+  CHECK(code(chat, R"({"messages":["hi"]})") == "invalid_type");
+  CHECK(code(chat, R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function"}]})") == "unsupported");
+  CHECK(code(chat, R"({"messages":[{"role":"developer","content":"be brief"},{"role":"user","content":"hi"}]})")
+        == "ok");
+}
+
+TEST_CASE("every route is in the table: exact methods, 404, 405 with Allow, HEAD", "[http][hardening]") {
+  fake_backend svc;
+  CHECK(call(svc, "GET", "/health").status == 200);
+  auto head = call(svc, "HEAD", "/health");
+  CHECK(head.status == 200);
+  CHECK(call(svc, "GET", "/nope").status == 404);
+  auto wrong = call(svc, "ET", "/health");  // not a prefix match of GET
+  CHECK(wrong.status == 405);
+  CHECK(json::parse(wrong.body)["error"]["code"] == "method_not_allowed");
+  auto post = call(svc, "PUT", "/generate-lite", "{}");
+  CHECK(post.status == 405);
+  CHECK(post.headers.at(0).second == "POST");
+  CHECK(call(svc, "GET", "/jobs/abc").status == 200);
+  CHECK(call(svc, "GET", "/jobs/a/b").status == 404);
+  CHECK(call(svc, "DELETE", "/adapters/x").status == 200);
+  CHECK(call(svc, "GET", "/v1/models?x=1").status == 200);
+  CHECK(http::route_label("/jobs/123") == "/jobs/{id}");
+  CHECK(http::route_label("/some/random/" + std::string(100, 'x')) == "other");
+  http::limits keyed;
+  keyed.api_keys = {"k1"};
+  keyed.admin_keys = {"adm"};
+  CHECK(call(svc, "POST", "/cleanup-memory", "", keyed).status == 401);
+  CHECK(call(svc, "GET", "/health", "", keyed).status == 200);
+}
+
+TEST_CASE("a throwing handler or callback answers 500 internal to its own request", "[http][hardening]") {
+  fake_backend svc;
+  svc.throw_on_call = true;
+  for (auto [method, path, body] : std::vector<std::tuple<std::string, std::string, std::string>>{
+         {"GET", "/health", ""},
+         {"POST", "/generate-lite", R"({"prompt":"x"})"},
+         {"POST", "/tokenize", R"({"text":"x"})"},
+         {"GET", "/jobs", ""}}) {
+    auto r = call(svc, method, path, body);
+    CHECK(r.status == 500);
+    CHECK(json::parse(r.body)["error"]["code"] == "internal");
+  }
+  svc.throw_on_call = false;
+  CHECK(call(svc, "GET", "/health").status == 200);  // the next request is served
+}
