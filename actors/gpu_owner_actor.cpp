@@ -181,6 +181,7 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
   self->state.janitor = std::move(config.janitor);
   self->state.monitor = std::move(config.monitor);
   self->state.training = std::move(config.training);
+  self->state.jobs = training_jobs(self->state.training.max_pending_jobs);
   auto events = [self](uint8_t kind, const std::string& id, uint64_t kv_bytes) {
     self->send(self->state.monitor, messages::report_atom_v, messages::request_event{kind, id, kv_bytes});
   };
@@ -230,10 +231,12 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
       auto paths = resolve_training(req, self->state.training);
       if (auto* f = std::get_if<messages::failure>(&paths))
         return make_failure(f->code, f->message);
-      auto status = self->state.jobs.submit(req, std::get<training_paths>(paths));
+      auto submitted = self->state.jobs.submit(req, std::get<training_paths>(paths));
+      if (auto* f = std::get_if<messages::failure>(&submitted))
+        return make_failure(f->code, f->message);
       report_jobs(self);
       kick(self);
-      return status;
+      return std::get<messages::job_status>(submitted);
     },
     [=](messages::jobs_atom, const messages::job_request& req) -> caf::result<messages::job_list> {
       auto& jobs = self->state.jobs;

@@ -51,6 +51,7 @@ public:
   uint32_t max_new_tokens_limit = 512;
   uint64_t max_body_bytes = 1 << 20;
   uint32_t max_connections = 1024;
+  uint32_t tokenizer_threads = 2;
   uint64_t gpu_budget_mb = 0;
   uint64_t cpu_budget_mb = 0;
   int64_t kv_reserve_tokens = 4096;
@@ -95,6 +96,7 @@ public:
       .add(max_new_tokens_limit, "max-new-tokens-limit", "largest max_new_tokens a request may ask")
       .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
       .add(max_connections, "max-connections", "open HTTP connections at once; more get 503")
+      .add(tokenizer_threads, "tokenizer-threads", "threads that encode and decode text, off the model's")
       .add(gpu_budget_mb, "gpu-budget-mb", "memory budget for weights, adapters and KV on the GPU (0: none)")
       .add(cpu_budget_mb, "cpu-budget-mb", "the same for CPU models, and the host tier of GPU adapters (0: none)")
       .add(kv_reserve_tokens, "kv-reserve-tokens", "KV cache reserved for one sequence; caps prompt + output")
@@ -188,6 +190,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.max_new_tokens_limit = c.max_new_tokens_limit;
   s.max_body_bytes = c.max_body_bytes;
   s.max_connections = c.max_connections;
+  s.tokenizer_threads = c.tokenizer_threads;
   s.gpu_budget_bytes = c.gpu_budget_mb << 20;
   s.cpu_budget_bytes = c.cpu_budget_mb << 20;
   s.kv_reserve_tokens = c.kv_reserve_tokens;
@@ -211,7 +214,8 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
   if (c.dtype != "auto" && c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16")
     problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
-  if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0 || c.max_connections == 0)
+  if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0 || c.max_connections == 0
+      || c.tokenizer_threads == 0 || c.tokenizer_threads > 64)
     problem = "limits must be positive";
   if (c.kv_reserve_tokens < 1 || c.max_models < 1)
     problem = "--kv-reserve-tokens and --max-models must be at least 1";

@@ -7,6 +7,8 @@
 #include "caf/scoped_actor.hpp"
 #include "caf/send.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "actors/error_mapping.hpp"
 #include "actors/gpu_owner_actor.hpp"
 #include "actors/http_actor.hpp"
@@ -79,8 +81,12 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
                   messages::adapter_request{"preload", "load", id, path})
       .receive([](const messages::adapter_reply&) {},
                [&](const caf::error& e) { failure = to_failure(e).message; });
+    // An adapter that does not fit this model (the config's demo adapters under another
+    // --model) must not keep the server from starting: it is left out, loudly.
     if (!failure.empty())
-      return "cannot preload adapter " + id + " (" + path + "): " + failure;
+      spdlog::warn("adapter '{}' ({}) is not registered: {}. Requests naming it are refused (adapter_not_found); to silence this, "
+                   "drop it from --adapters (or the adapters= line of the config file)",
+                   id, path, failure);
   }
   return a;
 }

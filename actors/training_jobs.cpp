@@ -31,8 +31,12 @@ std::variant<training_paths, messages::failure> resolve_training(const messages:
   if (req.dataset.empty())
     return bad("'dataset' is required: a text or JSONL file below the data roots");
   auto dataset = resolve_under_roots(req.dataset, settings.data_roots);
-  if (!dataset || !fs::is_regular_file(*dataset))
+  std::error_code ec;
+  if (!dataset || !fs::is_regular_file(*dataset, ec))
     return bad("dataset '" + req.dataset + "' is not a file below the data roots");
+  if (auto bytes = fs::file_size(*dataset, ec); ec || bytes > settings.max_dataset_bytes)
+    return bad("dataset '" + req.dataset + "' is " + std::to_string(bytes) + " bytes; at most "
+               + std::to_string(settings.max_dataset_bytes) + " are taken");
   std::string base = settings.default_model;
   if (!req.base_model.empty() && req.base_model != fs::path(settings.default_model).filename().string()) {
     auto path = resolve_under_roots(req.base_model, settings.model_roots);
@@ -52,7 +56,12 @@ std::variant<training_paths, messages::failure> resolve_training(const messages:
   return training_paths{base, *dataset, settings.output_dir};
 }
 
-messages::job_status training_jobs::submit(const messages::train_request& req, const training_paths& paths) {
+std::variant<messages::job_status, messages::failure> training_jobs::submit(const messages::train_request& req,
+                                                                           const training_paths& paths) {
+  auto pending = std::count_if(jobs_.begin(), jobs_.end(), [](const auto& j) { return !finished(j->status); });
+  if (static_cast<size_t>(pending) >= max_pending_)
+    return messages::failure{messages::errc::overloaded, std::to_string(pending)
+                                                           + " training jobs are queued or running; try again later"};
   auto j = std::make_unique<job>();
   j->req = req;
   j->paths = paths;
@@ -132,7 +141,16 @@ std::optional<messages::job_status> training_jobs::step() {
     }
   if (!current)
     return std::nullopt;
-  auto& j = *current;
+  try {
+    return step(*current);
+  } catch (const std::exception& e) {
+    return finish(*current, "failed", std::string("unexpected failure: ") + e.what());
+  } catch (...) {
+    return finish(*current, "failed", "unexpected failure");
+  }
+}
+
+std::optional<messages::job_status> training_jobs::step(job& j) {
   if (!j.run) {
     model::lora_spec spec;
     spec.base_dir = j.paths.base_dir;

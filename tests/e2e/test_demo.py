@@ -2,7 +2,7 @@
 recognisable text, and its two adapters visibly change the style of the same prompt."""
 import unittest
 
-from server import Server
+from server import Server, TempModels
 
 
 class DemoTest(unittest.TestCase):
@@ -32,3 +32,22 @@ class DemoTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OwnModelTest(unittest.TestCase):
+    def test_model_dir_from_the_checkout_starts_whatever_the_config_preloads(self):
+        """README: "to serve your own model, pass --model=DIR". config/adapterd.ini preloads
+        the demo's adapters, which do not fit another model: a warning, not a refusal."""
+        models = TempModels()
+        server = Server(None, None, f"--model={models.model}")
+        try:
+            status, body, _ = server.generate(prompt="hi", max_new_tokens=3, temperature=0)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["model"], "tiny-llama")
+            self.assertIn("adapter 'zippy'", server.output())
+            self.assertIn("is not registered", server.output())
+            status, body, _ = server.generate(prompt="hi", max_new_tokens=3, adapter_path="zippy")
+            self.assertEqual((status, body["error"]["code"]), (400, "adapter_not_found"), body)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            models.close()

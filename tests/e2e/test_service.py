@@ -273,7 +273,7 @@ class PolicyTest(unittest.TestCase):
         proc = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30)
         self.assertEqual(proc.returncode, 0)
         for option in ("host", "port", "model", "model-roots", "adapter-roots", "device", "dtype", "threads",
-                       "cleanup-policy", "lazy-load", "max-new-tokens-limit", "max-body-bytes", "max-connections", "gpu-budget-mb",
+                       "cleanup-policy", "lazy-load", "max-new-tokens-limit", "max-body-bytes", "max-connections", "tokenizer-threads", "gpu-budget-mb",
                        "cpu-budget-mb", "kv-reserve-tokens", "max-models", "flush-slack-mb", "idle-unload-after",
                        "request-timeout", "max-batch-size", "max-queue", "max-prefill-tokens", "log-level", "role",
                        "node-host", "node-port", "node-name", "node-secret-file", "workers", "join", "advertise",
