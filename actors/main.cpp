@@ -4,13 +4,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
-
 #include <iostream>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -344,7 +346,13 @@ int main(int argc, char** argv) {
 
   caf::actor_system sys{cfg};
   adapterd::actors::node node{sys, *service};
-  auto started = node.start();
+  // A core actor that goes down ends the process with a failure status (its service
+  // manager restarts it whole) by the same path as SIGTERM.
+  static std::atomic<bool> core_failed{false};
+  auto started = node.start([](const std::string&, const std::string&) {
+    core_failed = true;
+    kill(getpid(), SIGTERM);
+  });
   if (auto* failure = std::get_if<std::string>(&started)) {
     spdlog::error("{}", *failure);
     node.stop();
@@ -360,11 +368,21 @@ int main(int argc, char** argv) {
                  service->role == adapterd::actors::node_role::router ? "none" : service->default_model);
   int sig = 0;
   sigwait(&stop_signals, &sig);
+  const int status = core_failed ? 70 : 0;  // EX_SOFTWARE
   spdlog::info("adapterd stopping on signal {}: new requests get 503, in-flight ones have {} s", sig,
                cfg.shutdown_grace_s);
-  auto left = node.drain(std::chrono::seconds(cfg.shutdown_grace_s));
+  // The whole stop fits in the grace period, even when an actor is stuck in long work that
+  // would hold up the orderly end: past it the process exits anyway.
+  const auto grace = std::chrono::milliseconds(std::max<int64_t>(1000, int64_t{cfg.shutdown_grace_s} * 1000));
+  std::thread([grace, status] {
+    std::this_thread::sleep_for(grace);
+    spdlog::warn("adapterd: still stopping after {} ms (an actor is busy); exiting now", grace.count());
+    spdlog::default_logger()->flush();
+    std::_Exit(status);
+  }).detach();
+  auto left = node.drain(grace - std::min(grace / 4, std::chrono::milliseconds(1000)));
   if (left > 0)
     spdlog::warn("adapterd: {} requests still unanswered after the grace period", left);
   node.stop();
-  return 0;
+  return status;
 }

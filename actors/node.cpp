@@ -93,13 +93,15 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
 
 }  // namespace
 
-std::variant<uint16_t, std::string> node::start() {
+std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
   auto& p = *parts_;
   const auto& c = p.config;
   http_targets targets;
+  std::vector<watched_actor> core;
   if (c.role == node_role::router) {
     auto router = spawn_router(p.sys, router_config{c.node_secret, c.workers, c.node_poll_ms, c.request_timeout_s});
     keep(p.actors, router);
+    core.push_back({"router", caf::actor_cast<caf::actor>(router)});
     targets = http_targets{router, router, router, router, router};
     if (c.node_port != 0) {
       auto port = p.sys.middleman().publish(router, c.node_port, c.node_host.c_str(), true);
@@ -117,6 +119,13 @@ std::variant<uint16_t, std::string> node::start() {
       keep(p.actors, a->supervisor);
       keep(p.actors, a->monitor);
       keep(p.actors, a->tokenizers);
+      for (auto& [name, handle] : std::vector<std::pair<const char*, caf::actor>>{
+             {"gpu-owner", caf::actor_cast<caf::actor>(a->gpu_owner)},
+             {"janitor", caf::actor_cast<caf::actor>(a->janitor)},
+             {"supervisor", caf::actor_cast<caf::actor>(a->supervisor)},
+             {"monitor", caf::actor_cast<caf::actor>(a->monitor)},
+             {"tokenizer pool", caf::actor_cast<caf::actor>(a->tokenizers)}})
+        core.push_back({name, handle});
       targets = http_targets{a->gpu_owner, a->janitor, a->monitor, a->supervisor, a->gpu_owner};
     } else {
       return std::get<std::string>(spawned);
@@ -127,6 +136,7 @@ std::variant<uint16_t, std::string> node::start() {
                                                       c.max_batch_size, c.max_queue, a.gpu_owner,
                                                       a.janitor, a.monitor, a.supervisor});
       p.actors.insert(p.actors.begin(), caf::actor_cast<caf::actor>(worker));
+      core.push_back({"worker", caf::actor_cast<caf::actor>(worker)});
       auto port = p.sys.middleman().publish(worker, c.node_port, c.node_host.c_str(), true);
       if (!port)
         return "cannot publish the worker on " + c.node_host + ":" + std::to_string(c.node_port)
@@ -136,6 +146,9 @@ std::variant<uint16_t, std::string> node::start() {
   }
   p.http = spawn_http_actor(p.sys, targets);
   p.actors.insert(p.actors.begin(), caf::actor_cast<caf::actor>(p.http));
+  core.push_back({"http", caf::actor_cast<caf::actor>(p.http)});
+  if (on_core_down)  // first in line to stop, so that an orderly stop never looks like a failure
+    p.actors.insert(p.actors.begin(), spawn_watchdog(p.sys, std::move(core), std::move(on_core_down)));
   http::server_options opts;
   opts.host = c.host;
   opts.port = c.port;

@@ -12,6 +12,7 @@
 #include "caf/actor_system.hpp"
 
 #include "actors/service_config.hpp"
+#include "actors/watchdog_actor.hpp"
 
 namespace adapterd::actors {
 
@@ -20,7 +21,9 @@ public:
   node(caf::actor_system& sys, service_config config);
   ~node();
   /// Spawns the actors and starts listening; returns the bound HTTP port or an error text.
-  std::variant<uint16_t, std::string> start();
+  /// `on_core_down` is called (once, on an actor thread) when a core actor goes down for
+  /// any reason but stop().
+  std::variant<uint16_t, std::string> start(core_down_fn on_core_down = nullptr);
   /// The bound node port (worker, or a router taking joins); 0 when none.
   uint16_t node_port() const;
   /// Stops taking requests and waits up to `grace` for those taken; returns how many were
