@@ -333,6 +333,10 @@ int main(int argc, char** argv) {
   if (service->role != adapterd::actors::node_role::standalone) {
     cfg.load<caf::io::middleman>();
     cfg.set("middleman.app-identifier", "adapterd");  // CAF refuses nodes of other applications
+    // A peer cut off by a silent partition (no FIN, no RST) is dropped after this long
+    // without a byte from it; heartbeats keep healthy idle connections above it.
+    cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
+    cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(6)});
   }
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

@@ -45,11 +45,13 @@ struct worker_link {
   uint32_t reconnects = 0;
   bool dialing = false;
   std::chrono::milliseconds backoff{250};
+  uint32_t missed_polls = 0;  // status polls unanswered in a row: a silent (partitioned) worker
 };
 
 /// A request this router has taken and not yet answered.
 struct routed_request {
   messages::generate_request req;
+  clock_type::time_point deadline;  // the request's timeout_s (or --request-timeout) from arrival
   caf::typed_response_promise<messages::generate_reply> rp;
   messages::chunk_sink requester;  // where streamed text goes
   std::string address;   // the worker serving it now
@@ -164,6 +166,13 @@ void dispatch(self_ptr self, uint64_t seq) {
     finish(self, seq, make_failure(f.code, f.message));
     return;
   }
+  // The router keeps each request's deadline itself: a worker that went silent (a
+  // partition sends no FIN) cannot hold a client past it.
+  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - clock_type::now());
+  if (remaining.count() <= 0) {
+    finish(self, seq, make_failure(errc::timeout, "no answer within the request's deadline"));
+    return;
+  }
   auto& link = *order[*pick];
   r.address = link.address;
   r.tried.insert(link.address);
@@ -171,7 +180,7 @@ void dispatch(self_ptr self, uint64_t seq) {
   ++link.in_flight;
   ++link.routed;
   spdlog::debug("router {} -> {} (load {}, attempt {})", r.req.request_id, link.address, candidates[*pick].load, attempt);
-  self->request(link.handle, std::chrono::seconds(st.config.request_timeout_s + 30), messages::generate_atom_v, r.req)
+  self->request(link.handle, remaining, messages::generate_atom_v, r.req)
     .then(
       [self, seq, attempt](messages::generate_reply& reply) {
         auto it = self->state.requests.find(seq);
@@ -194,6 +203,12 @@ void dispatch(self_ptr self, uint64_t seq) {
         auto lit = self->state.links.find(r.address);
         if (lit != self->state.links.end())
           --lit->second.in_flight;
+        if (e == caf::sec::request_timeout) {
+          if (lit != self->state.links.end() && lit->second.state == "up")
+            self->send(lit->second.handle, messages::cancel_atom_v, r.req.request_id);
+          spdlog::warn("router {} timed out on {}", r.req.request_id, r.address);
+          return finish(self, seq, make_failure(errc::timeout, "no answer within the request's deadline"));
+        }
         auto f = to_failure(e);
         // What another worker might do better: its memory, its queue, being there, or
         // holding the model or adapter (ids registered, or trained, on that worker alone).
@@ -305,7 +320,10 @@ void dial(self_ptr self, const std::string& address) {
 
 void worker_went_away(self_ptr self, worker_link& link, const std::string& why) {
   set_state(link, "down", why);
+  if (link.handle)
+    self->demonitor(link.handle.address());
   link.handle = nullptr;
+  link.missed_polls = 0;
   link.in_flight = 0;
   ++link.reconnects;
   std::vector<uint64_t> moved, lost;
@@ -337,19 +355,32 @@ void absorb_status(self_ptr self, worker_link& link, messages::health_report rep
   }
 }
 
+constexpr auto poll_timeout = std::chrono::seconds(2);
+constexpr uint32_t max_missed_polls = 2;
+
 void poll(self_ptr self) {
   for (auto& [address, link] : self->state.links) {
     if (link.state != "up")
       continue;
-    self->request(link.handle, std::chrono::seconds(5), messages::health_atom_v)
+    auto handle = link.handle;
+    self->request(link.handle, poll_timeout, messages::health_atom_v)
       .then(
-        [self, address = address](messages::health_report& report) {
+        [self, address = address, handle](messages::health_report& report) {
           auto it = self->state.links.find(address);
-          if (it != self->state.links.end() && it->second.state == "up")
+          if (it != self->state.links.end() && it->second.state == "up" && it->second.handle == handle) {
+            it->second.missed_polls = 0;
             absorb_status(self, it->second, std::move(report));
+          }
         },
-        [address = address](const caf::error& e) {
+        [self, address = address, handle](const caf::error& e) {
           spdlog::debug("router: no status from {}: {}", address, caf::to_string(e));
+          auto it = self->state.links.find(address);
+          if (it == self->state.links.end() || it->second.state != "up" || it->second.handle != handle)
+            return;
+          // A partition sends no FIN or RST: silence is the only sign. Its requests move on.
+          if (++it->second.missed_polls >= max_missed_polls)
+            worker_went_away(self, it->second, "silent: " + std::to_string(it->second.missed_polls)
+                                                 + " status polls unanswered");
         });
   }
   self->delayed_send(self, std::chrono::milliseconds(self->state.config.poll_ms), messages::poll_atom_v);
@@ -590,6 +621,8 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
       auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
       auto seq = req.arrival_seq;
       routed_request r;
+      auto seconds = req.timeout_s > 0 ? req.timeout_s : static_cast<double>(self->state.config.request_timeout_s);
+      r.deadline = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
       r.req = std::move(req);
       r.requester = requester;
       r.rp = self->make_response_promise<messages::generate_reply>();

@@ -22,6 +22,7 @@ struct worker_state {
   worker_config config;
   std::map<caf::node_id, std::string> pending;  // node -> the nonce it must prove the secret over
   std::set<caf::node_id> trusted;
+  std::map<caf::actor_addr, caf::node_id> trusted_routers;  // monitored: trust ends with the connection
   std::map<std::string, messages::router_actor> joined;  // router address -> its handle
   std::set<std::string> refused;  // routers that refused our secret: not asked again
   std::set<std::string> dialing;  // routers with an attempt under way
@@ -104,6 +105,15 @@ void join_routers(self_ptr self) {
 messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_config config) {
   self->state.config = std::move(config);
   self->set_down_handler([self](const caf::down_msg& down) {
+    auto& st = self->state;
+    if (auto it = st.trusted_routers.find(down.source); it != st.trusted_routers.end()) {
+      // The connection went away (or went silent past the middleman's timeout): the node
+      // must pass the handshake again before it is heard.
+      spdlog::warn("worker: router node {} is gone ({}); its trust ends", caf::to_string(it->second),
+                   caf::to_string(down.reason));
+      st.trusted.erase(it->second);
+      st.trusted_routers.erase(it);
+    }
     auto& joined = self->state.joined;
     for (auto it = joined.begin(); it != joined.end(); ++it)
       if (it->second.address() == down.source) {
@@ -135,6 +145,10 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
         return make_failure(messages::errc::unauthorized, "wrong cluster secret");
       }
       st.trusted.insert(node);
+      if (auto router = self->current_sender()) {
+        st.trusted_routers[caf::actor_cast<caf::actor_addr>(router)] = node;
+        self->monitor(caf::actor_cast<caf::actor>(router));
+      }
       spdlog::info("worker trusts router node {}", caf::to_string(node));
       return messages::node_info{st.config.name, st.config.max_batch_size, st.config.max_queue};
     },

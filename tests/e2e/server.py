@@ -38,8 +38,8 @@ class TempModels:
         self.model, self.adapter = make_models(self.root, adapters)
         self.servers = []
 
-    def server(self, *extra, env=None):
-        s = Server(self.model, self.root, *extra, env=env)
+    def server(self, *extra, env=None, wrap=None):
+        s = Server(self.model, self.root, *extra, env=env, wrap=wrap)
         self.servers.append(s)
         return s
 
@@ -52,7 +52,7 @@ class TempModels:
 class Server:
     """adapterd on a free port. With model None it runs as the README's command does: from
     the repository, on config/adapterd.ini's defaults."""
-    def __init__(self, model, roots, *extra, env=None):
+    def __init__(self, model, roots, *extra, env=None, wrap=None):
         self.log = tempfile.NamedTemporaryFile(prefix="adapterd-e2e-", suffix=".log", delete=False)
         if model is None:
             args, cwd = [BIN, "--port=0", *extra], REPO
@@ -61,7 +61,8 @@ class Server:
                     f"--model-roots={roots}", f"--adapter-roots={roots}", "--threads=1",
                     *DEVICE_ARGS, *extra]
             cwd = None
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
+        # wrap: a command prefix, e.g. ["ip", "netns", "exec", NAME] for a worker in a namespace
+        self.proc = subprocess.Popen((wrap or []) + args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
                                      env=None if env is None else {**os.environ, **env})
         self.port = self._wait_for_port()
 
