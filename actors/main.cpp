@@ -17,10 +17,12 @@
 #include <spdlog/spdlog.h>
 
 #include "caf/actor_system.hpp"
+#include "caf/openssl/manager.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/io/middleman.hpp"
 
 #include "actors/node.hpp"
+#include "actors/node_tls.hpp"
 #include "actors/node_dial.hpp"
 #include "messages/type_ids.hpp"
 
@@ -71,6 +73,9 @@ public:
   uint16_t node_port = 0;
   std::string node_name;
   std::string node_secret_file;
+  std::string node_cert;
+  std::string node_key;
+  std::string node_ca;
   std::string workers;
   std::string join;
   std::string advertise;
@@ -118,6 +123,9 @@ public:
       .add(node_name, "node-name", "a worker's name in its router's /health (default host:node-port)")
       .add(node_secret_file, "node-secret-file",
            "file holding the cluster's shared secret (or set ADAPTERD_NODE_SECRET); needed by workers and routers")
+      .add(node_cert, "node-cert", "this node's TLS certificate (PEM), signed by the cluster CA; needed by workers and routers")
+      .add(node_key, "node-key", "the private key of --node-cert (PEM, unencrypted, mode 600)")
+      .add(node_ca, "node-ca", "the cluster CA (PEM): nodes accept only peers whose certificate it signed")
       .add(workers, "workers", "a router's workers, ','-separated host:port node addresses")
       .add(join, "join", "a worker asks these routers (','-separated host:port) to dial it")
       .add(advertise, "advertise", "the host:port a worker gives routers to dial (default node-host:node-port)")
@@ -277,6 +285,11 @@ void apply_cluster_options(const adapterd_config& c, adapterd::actors::service_c
     if (problem.empty() && s.node_secret.size() < 16)
       problem = std::string("a ") + c.role + " needs the cluster's shared secret, at least 16 characters, "
                 "from --node-secret-file or ADAPTERD_NODE_SECRET";
+    // Nodes talk only over mutual TLS: a missing or broken file is a refusal to start here,
+    // not an abort at the first connection.
+    if (auto tls = adapterd::actors::tls_files_problem({c.node_cert, c.node_key, c.node_ca}); tls && problem.empty())
+      problem = "a " + c.role + " " + *tls;
+    s.node_tls = true;
   }
 }
 
@@ -337,6 +350,10 @@ int main(int argc, char** argv) {
     // without a byte from it; heartbeats keep healthy idle connections above it.
     cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
     cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(6)});
+    cfg.load<caf::openssl::manager>();  // after the middleman: it runs on top of it
+    cfg.openssl_certificate = cfg.node_cert;
+    cfg.openssl_key = cfg.node_key;
+    cfg.openssl_cafile = cfg.node_ca;
   }
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

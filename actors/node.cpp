@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "caf/io/middleman.hpp"
+#include "caf/openssl/publish.hpp"
 #include "caf/scoped_actor.hpp"
 #include "caf/send.hpp"
 
@@ -55,6 +56,14 @@ struct model_actors {
   messages::gpu_owner_actor gpu_owner;
 };
 
+// Publishes a node's actor on its node port: over mutual TLS when the node has its
+// certificates (never also in plain), in plain only in tests without them.
+caf::expected<uint16_t> publish_node(caf::actor_system& sys, const service_config& c, const caf::actor& whom) {
+  if (c.node_tls && sys.has_openssl_manager())
+    return caf::openssl::publish(whom, c.node_port, c.node_host.c_str(), true);
+  return sys.middleman().publish(whom, c.node_port, c.node_host.c_str(), true);
+}
+
 std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sys, const service_config& c) {
   model_actors a;
   a.monitor = spawn_monitor(sys, c.policy, c.role);
@@ -104,7 +113,7 @@ std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
     core.push_back({"router", caf::actor_cast<caf::actor>(router)});
     targets = http_targets{router, router, router, router, router};
     if (c.node_port != 0) {
-      auto port = p.sys.middleman().publish(router, c.node_port, c.node_host.c_str(), true);
+      auto port = publish_node(p.sys, c, caf::actor_cast<caf::actor>(router));
       if (!port)
         return "cannot take joins on " + c.node_host + ":" + std::to_string(c.node_port) + ": "
                + p.sys.render(port.error());
@@ -137,7 +146,7 @@ std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
                                                       a.janitor, a.monitor, a.supervisor});
       p.actors.insert(p.actors.begin(), caf::actor_cast<caf::actor>(worker));
       core.push_back({"worker", caf::actor_cast<caf::actor>(worker)});
-      auto port = p.sys.middleman().publish(worker, c.node_port, c.node_host.c_str(), true);
+      auto port = publish_node(p.sys, c, caf::actor_cast<caf::actor>(worker));
       if (!port)
         return "cannot publish the worker on " + c.node_host + ":" + std::to_string(c.node_port)
                + ": " + p.sys.render(port.error());

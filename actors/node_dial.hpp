@@ -8,6 +8,7 @@
 #include "caf/actor_cast.hpp"
 #include "caf/io/middleman.hpp"
 #include "caf/io/middleman_actor.hpp"
+#include "caf/openssl/manager.hpp"
 
 namespace adapterd::actors {
 
@@ -24,7 +25,10 @@ std::optional<node_address> parse_node_address(const std::string& text);
 /// other side is one of ours.
 template <class Handle, class Self, class Connected, class Failed>
 void dial_node(Self* self, const node_address& where, Connected on_connected, Failed on_failed) {
-  auto mm = self->home_system().middleman().actor_handle();
+  // With the OpenSSL module loaded, only mutual TLS: a peer without a certificate of the
+  // cluster CA cannot complete the connection.
+  auto& sys = self->home_system();
+  auto mm = sys.has_openssl_manager() ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
   self->request(mm, std::chrono::seconds(10), caf::connect_atom_v, where.host, where.port)
     .then(
       [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) mutable {

@@ -71,6 +71,9 @@ struct router_state {
   std::map<std::string, worker_link> links;  // by address
   std::unordered_map<uint64_t, routed_request> requests;  // by arrival_seq
   std::map<std::string, uint64_t> weight_bytes;  // path -> bytes, as any worker reported it
+  // Requests that found no worker up while one was reconnecting: they wait for it (within
+  // their deadline and reconnect_wait) instead of failing at once.
+  std::map<uint64_t, clock_type::time_point> parked;  // seq -> when it stops waiting
   uint64_t served = 0, failed = 0;
   clock_type::time_point started = clock_type::now();
 };
@@ -131,6 +134,9 @@ uint32_t load_of(const worker_link& link) {
 
 void finish(self_ptr self, uint64_t seq, caf::expected<messages::generate_reply> outcome);
 void dial(self_ptr self, const std::string& address);
+void retry_parked(self_ptr self, bool expired_only);
+
+constexpr auto reconnect_wait = std::chrono::seconds(5);
 
 // Sends request `seq` to the best worker it has not tried, or answers it with the last
 // failure when none is left.
@@ -158,6 +164,18 @@ void dispatch(self_ptr self, uint64_t seq) {
     order.push_back(&link);
   }
   auto pick = pick_route(candidates);
+  bool none_up = std::none_of(candidates.begin(), candidates.end(), [](const auto& c) { return c.up; });
+  // Down and connecting links are being redialled; refused ones are not.
+  bool reconnecting = std::any_of(st.links.begin(), st.links.end(), [](const auto& l) {
+    return l.second.state == "down" || l.second.state == "connecting";
+  });
+  if (!pick && none_up && reconnecting && !st.parked.count(seq)) {
+    // A link that dropped (a restart, a lost connection) usually comes back in well under
+    // a second: wait for it rather than fail. A worker that comes up retries the request.
+    st.parked[seq] = std::min(r.deadline, clock_type::now() + reconnect_wait);
+    r.tried.clear();
+    return;
+  }
   if (!pick) {
     auto f = r.last_failure;
     if (std::none_of(candidates.begin(), candidates.end(), [](const auto& c) { return c.up; }))
@@ -224,8 +242,35 @@ void dispatch(self_ptr self, uint64_t seq) {
       });
 }
 
+// Parked requests go out again: all of them (a worker came up), or only those whose wait
+// is over, which then get the failure they would have had.
+void retry_parked(self_ptr self, bool expired_only) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  std::vector<uint64_t> due;
+  for (const auto& [seq, until] : st.parked)
+    if (!expired_only || until <= now)
+      due.push_back(seq);
+  for (auto seq : due) {
+    st.parked.erase(seq);
+    if (!st.requests.count(seq))
+      continue;
+    if (expired_only) {
+      auto& r = st.requests.at(seq);
+      if (r.deadline <= now)
+        finish(self, seq, make_failure(errc::timeout, "no worker came up within the request's deadline"));
+      else
+        finish(self, seq, make_failure(errc::unavailable, "no worker is up (" + std::to_string(st.links.size())
+                                                            + " known, none came back within 5 s)"));
+      continue;
+    }
+    dispatch(self, seq);
+  }
+}
+
 void finish(self_ptr self, uint64_t seq, caf::expected<messages::generate_reply> outcome) {
   auto& st = self->state;
+  st.parked.erase(seq);
   auto it = st.requests.find(seq);
   if (it == st.requests.end())
     return;
@@ -282,6 +327,7 @@ void handshake(self_ptr self, const std::string& address, messages::worker_actor
               link.last = {};  // what it reported before it went away no longer holds
               link.held.clear();
               set_state(link, "up", "");
+              retry_parked(self, false);
               self->monitor(handle);
             },
             [self, address](const caf::error& e) {
@@ -383,6 +429,7 @@ void poll(self_ptr self) {
                                                  + " status polls unanswered");
         });
   }
+  retry_parked(self, true);
   self->delayed_send(self, std::chrono::milliseconds(self->state.config.poll_ms), messages::poll_atom_v);
 }
 
@@ -695,8 +742,16 @@ messages::router_actor::behavior_type router_behavior(self_ptr self, router_conf
       link.address = req.address;
       if (link.state != "up") {
         link.backoff = std::chrono::milliseconds(250);
-        if (!link.dialing)
+        // The worker asked over its own connection: talk back on it. Dialling its node
+        // port as well would open a second link between the same two nodes, which CAF
+        // resolves by dropping one, and with it the proxies on both sides.
+        auto worker = caf::actor_cast<messages::worker_actor>(self->current_sender());
+        if (worker && !link.dialing) {
+          link.dialing = true;
+          handshake(self, req.address, std::move(worker));
+        } else if (!link.dialing) {
           dial(self, req.address);
+        }
       }
       return std::string("ok");
     },

@@ -50,6 +50,7 @@ struct service_config {
   uint16_t node_port = 0;                 // 0: any free port (worker), no join port (router)
   std::string node_name;                  // how a worker names itself; default host:port
   std::string node_secret;                // the cluster's shared secret
+  bool node_tls = false;                  // node links are mutual TLS (libcaf_openssl), plain otherwise (tests)
   std::vector<std::string> workers;       // a router dials these host:port addresses
   std::vector<std::string> join;          // a worker asks these routers (host:port) to dial it
   std::string advertise;                  // the address a worker gives routers; default node_host:node_port

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/json_number.hpp"
+
 namespace adapterd::model {
 
 namespace {
@@ -79,7 +81,7 @@ result<lora_config> parse_lora_config(const std::string& text) {
     if (bias != "none" || root.value("lora_bias", false))
       return invalid("LoRA bias terms are not supported");
     lora_config c;
-    c.r = root.value("r", 8);
+    c.r = json_integer_or<int>(root, "r", 8);
     c.alpha = root.value("lora_alpha", static_cast<double>(c.r));
     c.use_rslora = root.value("use_rslora", false);
     if (c.r <= 0 || c.r > max_rank)
@@ -91,7 +93,7 @@ result<lora_config> parse_lora_config(const std::string& text) {
     if (!ranks.is_object() || !alphas.is_object() || ranks.size() + alphas.size() > max_patterns)
       return invalid("rank_pattern and alpha_pattern must be objects of at most " + std::to_string(max_patterns) + " keys");
     for (const auto& [k, v] : ranks.items()) {
-      auto rank = v.get<int>();
+      auto rank = json_integer<int>(v, "rank_pattern '" + k.substr(0, 64) + "'");
       if (rank <= 0 || rank > max_rank)
         return invalid("rank_pattern '" + k.substr(0, 64) + "' has rank " + std::to_string(rank)
                        + "; ranks must be between 1 and " + std::to_string(max_rank));
@@ -112,7 +114,7 @@ result<lora_config> parse_lora_config(const std::string& text) {
     if (root.contains("base_model_name_or_path") && root["base_model_name_or_path"].is_string())
       c.base_model_name = root["base_model_name_or_path"].get<std::string>();
     return c;
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json::exception, or a json_integer out of range
     return invalid(e.what());
   }
 }

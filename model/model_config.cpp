@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/json_number.hpp"
+
 #include "model/text_file.hpp"
 
 namespace adapterd::model {
@@ -76,20 +78,20 @@ result<model_config> parse_model_config(const std::string& config_json,
     auto act = root.value("hidden_act", std::string("silu"));
     if (act != "silu")
       return invalid("unsupported hidden_act '" + act + "'");
-    if (root.value("pretraining_tp", 1) != 1)
+    if (json_integer_or<int64_t>(root, "pretraining_tp", 1) != 1)
       return invalid("pretraining_tp other than 1 is not supported");
-    c.hidden_size = root.at("hidden_size").get<int64_t>();
-    c.intermediate_size = root.at("intermediate_size").get<int64_t>();
-    c.num_layers = root.at("num_hidden_layers").get<int64_t>();
-    c.num_heads = root.at("num_attention_heads").get<int64_t>();
+    c.hidden_size = json_integer<int64_t>(root.at("hidden_size"), "hidden_size");
+    c.intermediate_size = json_integer<int64_t>(root.at("intermediate_size"), "intermediate_size");
+    c.num_layers = json_integer<int64_t>(root.at("num_hidden_layers"), "num_hidden_layers");
+    c.num_heads = json_integer<int64_t>(root.at("num_attention_heads"), "num_attention_heads");
     c.num_kv_heads = root.value("num_key_value_heads", c.num_heads);
-    c.vocab_size = root.at("vocab_size").get<int64_t>();
+    c.vocab_size = json_integer<int64_t>(root.at("vocab_size"), "vocab_size");
     if (c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0
         || c.num_kv_heads <= 0 || c.vocab_size <= 0)
       return invalid("sizes must be positive");
     c.head_dim = c.hidden_size / c.num_heads;
     if (root.contains("head_dim") && root["head_dim"].is_number_integer())
-      c.head_dim = root["head_dim"].get<int64_t>();
+      c.head_dim = json_integer<int64_t>(root["head_dim"], "head_dim");
     if (c.num_heads % c.num_kv_heads != 0)
       return invalid("num_attention_heads must be a multiple of num_key_value_heads");
     if (c.head_dim <= 0 || c.head_dim % 2 != 0)
@@ -111,9 +113,9 @@ result<model_config> parse_model_config(const std::string& config_json,
       return invalid("Qwen2 use_sliding_window is not supported");
     if (c.architecture == "MistralForCausalLM" && root.contains("sliding_window")
         && root["sliding_window"].is_number_integer())
-      c.sliding_window = std::max<int64_t>(0, root["sliding_window"].get<int64_t>());
+      c.sliding_window = std::max<int64_t>(0, json_integer<int64_t>(root["sliding_window"], "sliding_window"));
     if (root.contains("bos_token_id") && root["bos_token_id"].is_number_integer())
-      c.bos_id = root["bos_token_id"].get<int32_t>();
+      c.bos_id = json_integer<int32_t>(root["bos_token_id"], "bos_token_id");
     if (root.contains("eos_token_id"))
       add_ids(root["eos_token_id"], c.eos_ids);
     if (!generation_config_json.empty()) {
@@ -122,7 +124,7 @@ result<model_config> parse_model_config(const std::string& config_json,
         add_ids(gen["eos_token_id"], c.eos_ids);
     }
     return c;
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json::exception, or a json_integer out of range
     return invalid(e.what());
   }
 }

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "model/json_number.hpp"
+
 #include "model/text_file.hpp"
 #include "model/tokenizer_parts.hpp"
 #include "model/utf8.hpp"
@@ -99,7 +101,7 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
     t->max_token_bytes_ = std::max<size_t>(4, t->model_->longest_token_bytes());
     for (const auto& a : root.value("added_tokens", json::array())) {
       added_token tok;
-      tok.id = a.at("id").get<int32_t>();
+      tok.id = json_integer<int32_t>(a.at("id"), "added token id");
       tok.content = a.at("content").get<std::string>();
       tok.special = a.value("special", false);
       tok.lstrip = a.value("lstrip", false);
@@ -135,7 +137,7 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
         if (!specials.contains(name))
           return make_error(errc::invalid_model, "template names unknown token " + name);
         for (const auto& id : specials[name].at("ids"))
-          (before ? t->prefix_ids_ : t->suffix_ids_).push_back(id.get<int32_t>());
+          (before ? t->prefix_ids_ : t->suffix_ids_).push_back(json_integer<int32_t>(id, "special token id"));
       }
     } else {
       auto bos = config_token(config, "bos_token");
@@ -159,7 +161,7 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
             t->chat_template_ = named.value("template", "");
     }
     return std::shared_ptr<const tokenizer>(t);
-  } catch (const json::exception& e) {
+  } catch (const std::exception& e) {  // json::exception, or a json_integer out of range
     return make_error(errc::invalid_model, std::string("tokenizer.json: ") + e.what());
   }
 }

@@ -140,6 +140,9 @@ TEST_CASE("rank 0, absurd ranks and hostile rank_pattern regexes are refused, ne
   CHECK_FALSE(with("rank_pattern", json{{"q_proj", "eight"}}));
   CHECK_FALSE(with("rank_pattern", json{{std::string(2000, 'a'), 4}}));
   CHECK_FALSE(with("alpha_pattern", json::array()));
+  // Found by the adapter_config fuzzer: a float too large for int was converted (UB).
+  CHECK_FALSE(with("rank_pattern", json{{"q_proj", 1e30}}));
+  CHECK_FALSE(with("r", 3.5e12));
   // Catastrophic backtracking on a module name: a bounded error, not minutes of one core.
   auto hostile = with("rank_pattern", json{{"(\\w|\\w\\w|[._])*[0-9]", 4}});
   REQUIRE(hostile);

@@ -12,7 +12,7 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from server import BIN, Server, TempModels
+from server import BIN, REPO, Server, TempModels
 from test_batching import open_stream, sse_events, wait_for
 
 SECRET = "e2e-cluster-secret-0123456789"
@@ -24,23 +24,39 @@ def free_port():
         return s.getsockname()[1]
 
 
+def make_certs(directory, *nodes):
+    """A cluster CA and node certificates, made by scripts/make-node-certs."""
+    subprocess.run(["bash", os.path.join(REPO, "scripts", "make-node-certs"), directory, *nodes], check=True,
+                   stdout=subprocess.DEVNULL)
+    return directory
+
+
+def tls_args(directory, node):
+    return [f"--node-cert={directory}/{node}.cert.pem", f"--node-key={directory}/{node}.key.pem",
+            f"--node-ca={directory}/ca.pem"]
+
+
 class Cluster:
-    """Workers and a router over one set of tiny models, sharing a secret file."""
+    """Workers and a router over one set of tiny models, sharing a secret file and a CA."""
     def __init__(self, models):
         self.models = models
         self.secret_file = os.path.join(models.root, "secret")
         with open(self.secret_file, "w") as f:
             f.write(SECRET + "\n")
+        self.certs = make_certs(os.path.join(models.root, "certs"), "router", "worker")
 
-    def worker(self, name, node_port=0, *extra, secret_file=None):
+    def tls(self, node):
+        return tls_args(self.certs, node)
+
+    def worker(self, name, node_port=0, *extra, secret_file=None, wrap=None):
         return self.models.server("--role=worker", f"--node-name={name}", f"--node-port={node_port}",
                                   f"--node-secret-file={secret_file or self.secret_file}",
-                                  f"--data-roots={self.models.root}", *extra)
+                                  f"--data-roots={self.models.root}", *self.tls("worker"), *extra, wrap=wrap)
 
-    def router(self, workers, *extra):
-        addresses = ",".join(f"127.0.0.1:{w.node_port}" for w in workers)
+    def router(self, workers, *extra, addresses=None):
+        addresses = addresses or ",".join(f"127.0.0.1:{w.node_port}" for w in workers)
         return self.models.server("--role=router", f"--workers={addresses}", "--node-poll-ms=100",
-                                  f"--node-secret-file={self.secret_file}", *extra)
+                                  f"--node-secret-file={self.secret_file}", *self.tls("router"), *extra)
 
 
 def nodes_by_name(router):
@@ -284,7 +300,7 @@ class ClusterAdmissionTest(unittest.TestCase):
     def test_wrong_secret_is_refused_both_ways(self):
         router_node_port = free_port()  # a router takes joins only on a port it is given
         router = self.models.server("--role=router", f"--node-port={router_node_port}", "--node-poll-ms=100",
-                                    f"--node-secret-file={self.cluster.secret_file}")
+                                    f"--node-secret-file={self.cluster.secret_file}", *self.cluster.tls("router"))
         self.assertEqual(router.health()["status"], "degraded")
         status, body, _ = router.generate(prompt="anyone?")
         self.assertEqual(status, 503, body)
@@ -310,13 +326,40 @@ class ClusterAdmissionTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body["node"], "member")
 
+    def test_nodes_without_the_cluster_certificate_cannot_connect(self):
+        """Trust at the transport: a plain BASP client and a node with a certificate from
+        another CA are both refused before any actor can be reached."""
+        worker = self.cluster.worker("guarded", 0)
+        probe = os.path.join(os.path.dirname(BIN), "adapterd-basp-probe")
+        plain = subprocess.run([probe, "127.0.0.1", str(worker.node_port)], capture_output=True, text=True, timeout=30)
+        self.assertEqual(plain.returncode, 1, plain.stdout + plain.stderr)
+        self.assertIn("refused", plain.stdout)
+        rogue = make_certs(os.path.join(self.models.root, "rogue-ca"), "rogue")
+        router = self.models.server("--role=router", f"--workers=127.0.0.1:{worker.node_port}", "--node-poll-ms=100",
+                                    f"--node-secret-file={self.cluster.secret_file}", *tls_args(rogue, "rogue"))
+        time.sleep(2)
+        self.assertNotEqual(router.health()["nodes"][0]["state"], "up")
+        self.assertEqual(router.generate(prompt="anyone?")[0], 503)
+        self.assertNotIn("trusts router", worker.output())
+        # The same worker serves a router of its own cluster.
+        member = self.cluster.router([worker])
+        self.assertTrue(wait_for(lambda: all_up(member, 1), 15), member.output()[-2000:])
+        self.assertEqual(member.generate(prompt="hello", max_new_tokens=2)[0], 200)
+
     def test_bad_cluster_options_exit_with_a_message(self):
+        certs = self.cluster.certs
         cases = [
             (["--role=router"], "needs --workers"),
             (["--role=router", "--workers=127.0.0.1:1"], "shared secret"),
             (["--role=worker", "--node-secret-file=/nonexistent/secret"], "cannot read"),
             (["--role=router", "--workers=nohost", f"--node-secret-file={self.cluster.secret_file}"], "host:port"),
             (["--role=boss"], "--role must be"),
+            (["--role=router", "--workers=127.0.0.1:1", f"--node-secret-file={self.cluster.secret_file}"],
+             "--node-cert, --node-key and --node-ca"),
+            (["--role=worker", f"--node-secret-file={self.cluster.secret_file}", f"--node-cert={certs}/nope.pem",
+              f"--node-key={certs}/worker.key.pem", f"--node-ca={certs}/ca.pem"], "cannot read"),
+            (["--role=worker", f"--node-secret-file={self.cluster.secret_file}", f"--node-cert={certs}/worker.cert.pem",
+              f"--node-key={certs}/router.key.pem", f"--node-ca={certs}/ca.pem"], "is not the key of"),
         ]
         env = {k: v for k, v in os.environ.items() if k != "ADAPTERD_NODE_SECRET"}
         for args, message in cases:

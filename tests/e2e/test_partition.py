@@ -68,13 +68,10 @@ class PartitionTest(unittest.TestCase):
         self.addCleanup(self.models.close)
         cluster = Cluster(self.models)
         common = ("--max-batch-size=1", "--max-new-tokens-limit=2000")
-        self.far = self.models.server("--role=worker", "--node-name=far", f"--node-host={NS_IP}", "--node-port=0",
-                                      f"--node-secret-file={cluster.secret_file}", *common,
-                                      wrap=["ip", "netns", "exec", NS])
+        self.far = cluster.worker("far", 0, f"--node-host={NS_IP}", *common, wrap=["ip", "netns", "exec", NS])
         self.near = cluster.worker("near", 0, *common)
-        self.router = self.models.server("--role=router", "--node-poll-ms=500",
-                                         f"--workers={NS_IP}:{self.far.node_port},127.0.0.1:{self.near.node_port}",
-                                         f"--node-secret-file={cluster.secret_file}", "--max-new-tokens-limit=2000")
+        self.router = cluster.router([], "--node-poll-ms=500", "--max-new-tokens-limit=2000",
+                                     addresses=f"{NS_IP}:{self.far.node_port},127.0.0.1:{self.near.node_port}")
         up = lambda: all(node(self.router, n).get("state") == "up" for n in ("far", "near"))
         self.assertTrue(wait_for(up, 30), self.router.output()[-3000:])
 
