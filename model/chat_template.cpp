@@ -556,6 +556,24 @@ value binary(const std::string& op, const value& a, const value& b) {
   throw template_error("unknown operator " + op);
 }
 
+// Parsing and evaluation both recurse once per nesting level: a bound on the levels keeps
+// a hostile template (the chat-template fuzzer found "[[[[..." and "not not not ...")
+// from overflowing the stack.
+constexpr int max_nesting = 128;
+
+struct nesting_guard {
+  explicit nesting_guard(int& depth) : depth_(depth) {
+    if (++depth_ > max_nesting)
+      throw template_error("the template nests deeper than " + std::to_string(max_nesting) + " levels");
+  }
+  ~nesting_guard() { --depth_; }
+  nesting_guard(const nesting_guard&) = delete;
+  nesting_guard& operator=(const nesting_guard&) = delete;
+
+private:
+  int& depth_;
+};
+
 class expr_parser {
 public:
   explicit expr_parser(std::vector<token> toks) : t_(std::move(toks)) {}
@@ -592,6 +610,7 @@ public:
 
 private:
   expr_ptr ternary() {
+    nesting_guard guard(depth_);
     auto then = or_expr();
     if (accept("if")) {
       auto cond = or_expr();
@@ -627,6 +646,7 @@ private:
     return left;
   }
   expr_ptr not_expr() {
+    nesting_guard guard(depth_);
     if (accept("not")) {
       auto inner = not_expr();
       return make([=](scope_stack& s) { return value::of(!truthy(inner->eval(s))); });
@@ -687,6 +707,7 @@ private:
     }
   }
   expr_ptr unary() {
+    nesting_guard guard(depth_);
     if (accept("-")) {
       auto inner = unary();
       return make([=](scope_stack& s) { return binary("-", value::of(int64_t{0}), inner->eval(s)); });
@@ -908,6 +929,7 @@ private:
 
   std::vector<token> t_;
   size_t p_ = 0;
+  int depth_ = 0;
   std::string callee_name_;  // the name just parsed, if a call follows it
 };
 
@@ -1110,6 +1132,7 @@ private:
   // Parses pieces until a statement whose keyword is in `stops`; leaves that statement's
   // parser in `stop_parser` and its keyword in `stopped`.
   body parse_body(const std::vector<std::string>& stops, std::string& stopped) {
+    nesting_guard guard(depth_);
     body out;
     while (i_ < pieces_.size()) {
       const auto& pc = pieces_[i_++];
@@ -1206,6 +1229,7 @@ private:
 
   std::vector<piece> pieces_;
   size_t i_ = 0;
+  int depth_ = 0;
   std::unique_ptr<expr_parser> stop_parser_;
 };
 

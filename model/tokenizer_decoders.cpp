@@ -84,7 +84,8 @@ public:
     for (auto& t : tokens) {
       if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>') {
         char* end = nullptr;
-        auto value = std::strtoul(t.substr(3, 2).c_str(), &end, 16);
+        const std::string hex = t.substr(3, 2);  // kept: `end` points into it (ASan found the temporary)
+        auto value = std::strtoul(hex.c_str(), &end, 16);
         if (end != nullptr && *end == '\0') {
           pending.push_back(static_cast<char>(value));
           ++pending_count;

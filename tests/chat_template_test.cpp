@@ -64,3 +64,23 @@ TEST_CASE("chat templates it cannot render are clear errors", "[chat]") {
     CHECK(out.err().message.rfind("chat template: ", 0) == 0);
   }
 }
+
+TEST_CASE("a template nested beyond the bound is an error, not a stack overflow", "[chat]") {
+  adapterd::model::chat_template_input input{{{"user", "hi"}}, true, "<s>", "</s>"};
+  for (const std::string& deep : {"{{ " + std::string(100000, '[') + " }}", "{{ " + [] {
+                                    std::string s;
+                                    for (int i = 0; i < 50000; ++i)
+                                      s += "not ";
+                                    return s + "x }}";
+                                  }(),
+                                  [] {
+                                    std::string s;
+                                    for (int i = 0; i < 20000; ++i)
+                                      s += "{% if true %}";
+                                    return s;
+                                  }()}) {
+    auto r = adapterd::model::render_chat_template(deep, input);
+    REQUIRE_FALSE(r);
+    CHECK(r.err().message.find("nests deeper") != std::string::npos);
+  }
+}
