@@ -28,6 +28,11 @@ regex::~regex() {
 
 std::vector<std::pair<size_t, size_t>> regex::find_all(std::string_view subject) const {
   std::vector<std::pair<size_t, size_t>> out;
+  for_each_match(subject, [&](size_t b, size_t e) { out.emplace_back(b, e); });
+  return out;
+}
+
+void regex::for_each_match(std::string_view subject, const std::function<void(size_t, size_t)>& on_match) const {
   auto* code = static_cast<pcre2_code*>(code_);
   std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> md(
     pcre2_match_data_create_from_pattern(code, nullptr), &pcre2_match_data_free);
@@ -42,7 +47,7 @@ std::vector<std::pair<size_t, size_t>> regex::find_all(std::string_view subject)
     auto* ov = pcre2_get_ovector_pointer(md.get());
     size_t b = ov[0], e = ov[1];
     if (e > b) {
-      out.emplace_back(b, e);
+      on_match(b, e);
       start = e;
     } else {
       // Empty match: step over one whole UTF-8 character.
@@ -51,7 +56,6 @@ std::vector<std::pair<size_t, size_t>> regex::find_all(std::string_view subject)
         ++start;
     }
   }
-  return out;
 }
 
 result<bool> regex::matches_whole(std::string_view subject) const {

@@ -232,9 +232,9 @@ std::vector<int32_t> tokenizer::encode(const std::string& text, bool add_special
       first = false;
       continue;
     }
-    auto normalized = normalizer_->apply(seg.text);
-    for (const auto& word : pre_tokenizer_->split({normalized}, first))
-      model_->encode_word(word, ids);
+    // Word by word as the pre-tokenizer finds them: a long text is never held as a list.
+    pre_tokenizer_->split_each(normalizer_->apply(seg.text), first, true,
+                               [&](std::string&& word) { model_->encode_word(word, ids); });
     first = false;
   }
   if (add_special_tokens)

@@ -3,6 +3,7 @@
 // A stage this project does not implement is a load error that names it, so that a
 // tokenizer is never silently different from Hugging Face's.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,10 +24,15 @@ public:
 
 class pre_tokenizer {
 public:
+  using emit_fn = std::function<void(std::string&&)>;
   virtual ~pre_tokenizer() = default;
   /// Splits every piece further; byte-level stages also map bytes to their symbols.
   /// `first_segment`: the text is the first part of the input (not after an added token).
-  virtual std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const = 0;
+  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const;
+  /// The same for one piece, handing each word to `emit` as it is found, so that a long
+  /// text is never held as a list of all its words (that made 4 MB cost more than 4 x 1 MB).
+  /// `first_piece`: the piece is the first one this stage is given.
+  virtual void split_each(std::string piece, bool first_segment, bool first_piece, const emit_fn& emit) const = 0;
 };
 
 class token_decoder {

@@ -19,69 +19,81 @@ constexpr const char* gpt2_pattern =
 
 enum class split_behavior { isolated, removed, merged_with_previous, merged_with_next };
 
-std::vector<std::string> split_with(const regex& re, const std::string& text, split_behavior how,
-                                    bool invert) {
-  struct segment {
-    size_t b, e;
-    bool match;
-  };
-  std::vector<segment> segs;
-  auto matches = re.find_all(text);
-  segs.reserve(2 * matches.size() + 1);
-  size_t pos = 0;
-  for (auto [b, e] : matches) {
-    if (b > pos)
-      segs.push_back({pos, b, invert});
-    segs.push_back({b, e, !invert});
-    pos = e;
-  }
-  if (pos < text.size())
-    segs.push_back({pos, text.size(), invert});
-
-  std::vector<std::string> out;
-  out.reserve(segs.size());
-  bool glue_next = false;
-  for (const auto& s : segs) {
-    auto piece = text.substr(s.b, s.e - s.b);
-    if (!s.match) {
-      if (glue_next && !out.empty())
-        out.back() += piece;
+// Hugging Face's Split behaviours over the stream of segments (matches and the text between
+// them), handing out each finished piece as soon as the next one shows it is finished.
+class segment_joiner {
+public:
+  segment_joiner(split_behavior how, const pre_tokenizer::emit_fn& emit) : how_(how), emit_(emit) {}
+  // `delimiter`: the segment is what the pattern splits on (a match, or with invert the text
+  // between matches).
+  void add(std::string piece, bool delimiter) {
+    if (!delimiter) {
+      if (glue_next_ && has_pending_)
+        pending_ += piece;
       else
-        out.push_back(piece);
-      glue_next = false;
-      continue;
+        push(std::move(piece));
+      glue_next_ = false;
+      return;
     }
-    switch (how) {
-      case split_behavior::isolated: out.push_back(piece); break;
+    switch (how_) {
+      case split_behavior::isolated: push(std::move(piece)); break;
       case split_behavior::removed: break;
       case split_behavior::merged_with_previous:
-        if (!out.empty() && !glue_next)
-          out.back() += piece;
+        if (has_pending_ && !glue_next_)
+          pending_ += piece;
         else
-          out.push_back(piece);
+          push(std::move(piece));
         break;
       case split_behavior::merged_with_next:
-        out.push_back(piece);
-        glue_next = true;
-        continue;
+        push(std::move(piece));
+        glue_next_ = true;
+        return;
     }
-    glue_next = false;
+    glue_next_ = false;
   }
-  return out;  // every segment is non-empty, and so is every piece made of them
+  void finish() {
+    if (has_pending_)
+      emit_(std::move(pending_));
+    has_pending_ = false;
+  }
+
+private:
+  void push(std::string piece) {
+    if (has_pending_)
+      emit_(std::move(pending_));
+    pending_ = std::move(piece);
+    has_pending_ = true;
+  }
+
+  split_behavior how_;
+  const pre_tokenizer::emit_fn& emit_;
+  std::string pending_;
+  bool has_pending_ = false;
+  bool glue_next_ = false;
+};
+
+// Every segment is non-empty, and so is every piece made of them.
+void split_with(const regex& re, const std::string& text, split_behavior how, bool invert,
+                const pre_tokenizer::emit_fn& emit) {
+  segment_joiner joiner(how, emit);
+  size_t pos = 0;
+  re.for_each_match(text, [&](size_t b, size_t e) {
+    if (b > pos)
+      joiner.add(text.substr(pos, b - pos), invert);
+    joiner.add(text.substr(b, e - b), !invert);
+    pos = e;
+  });
+  if (pos < text.size())
+    joiner.add(text.substr(pos), invert);
+  joiner.finish();
 }
 
 class regex_split final : public pre_tokenizer {
 public:
   regex_split(std::shared_ptr<const regex> re, split_behavior how, bool invert)
     : re_(std::move(re)), how_(how), invert_(invert) {}
-  std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override {
-    if (pieces.size() == 1)
-      return split_with(*re_, pieces.front(), how_, invert_);
-    std::vector<std::string> out;
-    for (const auto& p : pieces)
-      for (auto& q : split_with(*re_, p, how_, invert_))
-        out.push_back(std::move(q));
-    return out;
+  void split_each(std::string piece, bool, bool, const emit_fn& emit) const override {
+    split_with(*re_, piece, how_, invert_, emit);
   }
 
 private:
@@ -94,21 +106,12 @@ class byte_level final : public pre_tokenizer {
 public:
   byte_level(bool add_prefix_space, std::shared_ptr<const regex> re)
     : add_prefix_space_(add_prefix_space), re_(std::move(re)) {}
-  std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override {
-    std::vector<std::string> out;
-    for (auto& p : pieces) {
-      if (add_prefix_space_ && (p.empty() || p[0] != ' '))
-        p.insert(p.begin(), ' ');
-      if (re_ == nullptr) {
-        out.push_back(to_byte_symbols(p));
-        continue;
-      }
-      auto words = split_with(*re_, p, split_behavior::isolated, false);
-      out.reserve(out.size() + words.size());
-      for (auto& q : words)
-        out.push_back(to_byte_symbols(q));
-    }
-    return out;
+  void split_each(std::string piece, bool, bool, const emit_fn& emit) const override {
+    if (add_prefix_space_ && (piece.empty() || piece[0] != ' '))
+      piece.insert(piece.begin(), ' ');
+    if (re_ == nullptr)
+      return emit(to_byte_symbols(piece));
+    split_with(*re_, piece, split_behavior::isolated, false, [&](std::string&& word) { emit(to_byte_symbols(word)); });
   }
 
 private:
@@ -122,30 +125,27 @@ class metaspace final : public pre_tokenizer {
 public:
   metaspace(std::string replacement, std::string scheme, bool split)
     : replacement_(std::move(replacement)), scheme_(std::move(scheme)), split_(split) {}
-  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
-    std::vector<std::string> out;
-    for (size_t i = 0; i < pieces.size(); ++i) {
-      std::string text;
-      for (char c : pieces[i])
-        text += c == ' ' ? replacement_ : std::string(1, c);
-      bool prepend = scheme_ == "always" || (scheme_ == "first" && first_segment && i == 0);
-      if (prepend && text.compare(0, replacement_.size(), replacement_) != 0)
-        text = replacement_ + text;
-      if (!split_) {
-        out.push_back(text);
-        continue;
-      }
-      size_t start = 0;
-      for (size_t pos = text.find(replacement_, 1); pos != std::string::npos;
-           pos = text.find(replacement_, pos + 1)) {
-        if (pos > start)
-          out.push_back(text.substr(start, pos - start));
-        start = pos;
-      }
-      if (start < text.size())
-        out.push_back(text.substr(start));
+  void split_each(std::string piece, bool first_segment, bool first_piece, const emit_fn& emit) const override {
+    std::string text;
+    text.reserve(piece.size());
+    for (char c : piece)
+      if (c == ' ')
+        text += replacement_;
+      else
+        text += c;
+    bool prepend = scheme_ == "always" || (scheme_ == "first" && first_segment && first_piece);
+    if (prepend && text.compare(0, replacement_.size(), replacement_) != 0)
+      text = replacement_ + text;
+    if (!split_)
+      return emit(std::move(text));
+    size_t start = 0;
+    for (size_t pos = text.find(replacement_, 1); pos != std::string::npos; pos = text.find(replacement_, pos + 1)) {
+      if (pos > start)
+        emit(text.substr(start, pos - start));
+      start = pos;
     }
-    return out;
+    if (start < text.size())
+      emit(text.substr(start));
   }
 
 private:
@@ -157,19 +157,31 @@ class sequence final : public pre_tokenizer {
 public:
   explicit sequence(std::vector<std::shared_ptr<const pre_tokenizer>> parts)
     : parts_(std::move(parts)) {}
-  std::vector<std::string> split(std::vector<std::string> pieces, bool first_segment) const override {
-    for (const auto& p : parts_)
-      pieces = p->split(std::move(pieces), first_segment);
-    return pieces;
+  void split_each(std::string piece, bool first_segment, bool first_piece, const emit_fn& emit) const override {
+    std::vector<bool> emitted(parts_.size(), false);
+    run(0, std::move(piece), first_segment, first_piece, emit, emitted);
   }
 
 private:
+  // Each word of stage k goes straight on to stage k + 1; a stage's first piece is the
+  // first word the stage before it gave.
+  void run(size_t k, std::string piece, bool first_segment, bool first_piece, const emit_fn& emit,
+           std::vector<bool>& emitted) const {
+    if (k == parts_.size())
+      return emit(std::move(piece));
+    parts_[k]->split_each(std::move(piece), first_segment, first_piece, [&](std::string&& word) {
+      bool first = first_piece && !emitted[k];
+      emitted[k] = true;
+      run(k + 1, std::move(word), first_segment, first, emit, emitted);
+    });
+  }
+
   std::vector<std::shared_ptr<const pre_tokenizer>> parts_;
 };
 
 class identity final : public pre_tokenizer {
 public:
-  std::vector<std::string> split(std::vector<std::string> pieces, bool /*first_segment*/) const override { return pieces; }
+  void split_each(std::string piece, bool, bool, const emit_fn& emit) const override { emit(std::move(piece)); }
 };
 
 result<std::shared_ptr<const pre_tokenizer>> make_split(const json& node) {
@@ -202,6 +214,13 @@ result<std::shared_ptr<const pre_tokenizer>> make_split(const json& node) {
 
 
 }  // namespace
+
+std::vector<std::string> pre_tokenizer::split(std::vector<std::string> pieces, bool first_segment) const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < pieces.size(); ++i)
+    split_each(std::move(pieces[i]), first_segment, i == 0, [&](std::string&& word) { out.push_back(std::move(word)); });
+  return out;
+}
 
 const std::string& byte_to_symbol(unsigned char byte) {
   static const std::array<std::string, 256> table = [] {
