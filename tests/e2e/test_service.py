@@ -170,6 +170,9 @@ class ServiceTest(unittest.TestCase):
 
     def test_memory_stays_flat_over_many_requests(self):
         # Regression: per-request actor timeouts pinned heap pages (~5 KB per request).
+        if os.environ.get("ADAPTERD_SANITIZED"):
+            self.skipTest("under AddressSanitizer RSS includes its quarantine of freed memory; "
+                          "memory flatness is measured in the plain build")
         def run(n):
             for _ in range(n):
                 status, body, _ = self.server.generate(prompt="flat", max_new_tokens=8, temperature=0)
