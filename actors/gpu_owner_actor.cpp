@@ -1,4 +1,3 @@
-#include "actors/handler_firewall.hpp"
 #include "actors/gpu_owner_actor.hpp"
 
 #include <chrono>
@@ -10,6 +9,7 @@
 
 #include "actors/batch_scheduler.hpp"
 #include "actors/error_mapping.hpp"
+#include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
 
 namespace adapterd::actors {

@@ -1,4 +1,3 @@
-#include "actors/handler_firewall.hpp"
 #include "actors/http_actor.hpp"
 
 #include <unordered_map>
@@ -6,6 +5,7 @@
 #include "caf/send.hpp"
 
 #include "actors/error_mapping.hpp"
+#include "actors/handler_firewall.hpp"
 
 namespace adapterd::actors {
 

@@ -1,4 +1,3 @@
-#include "actors/handler_firewall.hpp"
 #include "actors/janitor_actor.hpp"
 
 #include <chrono>
@@ -6,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "model/memory_stats.hpp"
+#include "actors/handler_firewall.hpp"
 
 namespace adapterd::actors {
 

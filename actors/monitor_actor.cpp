@@ -1,9 +1,9 @@
-#include "actors/handler_firewall.hpp"
 #include "actors/monitor_actor.hpp"
 
 #include <chrono>
 
 #include "actors/timestamp.hpp"
+#include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
 
 namespace adapterd::actors {

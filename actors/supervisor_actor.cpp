@@ -1,4 +1,3 @@
-#include "actors/handler_firewall.hpp"
 #include "actors/supervisor_actor.hpp"
 
 #include <chrono>
@@ -12,6 +11,7 @@
 #include "actors/eviction_plan.hpp"
 #include "actors/model_names.hpp"
 #include "actors/path_policy.hpp"
+#include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
 
 namespace adapterd::actors {

@@ -1,4 +1,3 @@
-#include "actors/handler_firewall.hpp"
 #include "actors/worker_actor.hpp"
 
 #include <chrono>
@@ -12,6 +11,7 @@
 #include "actors/error_mapping.hpp"
 #include "actors/node_auth.hpp"
 #include "actors/node_dial.hpp"
+#include "actors/handler_firewall.hpp"
 
 namespace adapterd::actors {
 

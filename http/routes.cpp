@@ -158,10 +158,10 @@ struct call {
 };
 
 template <class T, class Parse>
-std::optional<T> parsed_or_answer(const call& c, Parse parse, error_fn on_error = error_response) {
+std::optional<T> parsed_or_answer(const call& c, Parse parse) {
   auto parsed = parse();
   if (auto* e = std::get_if<api_error>(&parsed)) {
-    c.out->respond(on_error(*e));
+    c.out->respond(error_response(*e));
     return std::nullopt;
   }
   auto value = std::get<T>(std::move(parsed));

@@ -1,3 +1,6 @@
+// Not split yet (1269 lines): a Jinja lexer, parser and evaluator in one file. Issue 15
+// gives them model/template/ with one file each and caches the parsed template; the
+// hardening change only bounded its nesting.
 #include "model/chat_template.hpp"
 
 #include <algorithm>
