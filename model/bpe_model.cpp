@@ -15,13 +15,12 @@ namespace adapterd::model {
 
 namespace {
 
-uint64_t pair_of(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
-}
-
 // Words this long are rare and not worth a cache entry.
 constexpr size_t max_cached_word_bytes = 256;
 constexpr size_t max_cached_words = 16384;
+// Below this many symbols the heap is as fast, and needs no bucket per rank.
+constexpr size_t min_symbols_for_buckets = 4096;
+constexpr size_t prefetch_distance = 16;
 
 }  // namespace
 
@@ -68,7 +67,10 @@ result<std::shared_ptr<const bpe_model>> bpe_model::load(const nlohmann::json& n
     auto left = m->token_to_id(a), right = m->token_to_id(b), joined = m->token_to_id(a + b);
     if (left < 0 || right < 0 || joined < 0)
       return make_error(errc::invalid_model, "merge '" + a + " " + b + "' names a token outside the vocabulary");
-    m->merges_.emplace(pair_of(left, right), merge_rule{rank++, joined});
+    // A repeated pair keeps its first rank; the later rank is never looked up.
+    m->merges_.insert(left, right, merge_rule{rank, joined});
+    m->rules_by_rank_.push_back({rank++, joined});
+    m->note_joinable_chars(a + b);
   }
   m->ignore_merges_ = node.value("ignore_merges", false);
   m->byte_fallback_ = node.value("byte_fallback", false);
@@ -98,6 +100,29 @@ void bpe_model::encode_word(const std::string& word, std::vector<int32_t>& out) 
       return;
     }
   }
+  if (word.size() <= max_cached_word_bytes) {
+    merge_cached(word, out);
+    return;
+  }
+  // A long word splits exactly between two characters that no merge can join. Sentence-
+  // piece-style tokenizers see a whole prompt as one word; its pieces are then small and
+  // mostly cached, instead of millions of symbols that crowd the caches.
+  size_t piece_start = 0;
+  int32_t previous = unknown_char;
+  for (size_t i = 0; i < word.size();) {
+    size_t n = utf8::char_length(word, i);
+    auto id = token_to_id(word.substr(i, n));
+    if (previous >= 0 && id >= 0 && joinable_chars_.find(previous, id) == nullptr) {
+      merge_cached(word.substr(piece_start, i - piece_start), out);
+      piece_start = i;
+    }
+    previous = id;
+    i += n;
+  }
+  merge_cached(word.substr(piece_start), out);
+}
+
+void bpe_model::merge_cached(const std::string& word, std::vector<int32_t>& out) const {
   bool cacheable = word.size() <= max_cached_word_bytes;
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_->mutex);
@@ -107,7 +132,7 @@ void bpe_model::encode_word(const std::string& word, std::vector<int32_t>& out) 
     }
   }
   auto start = out.size();
-  merge_word(word, out);
+  merge_word(word, out, merge_order::automatic);
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_->mutex);
     if (cache_->words.size() >= max_cached_words)
@@ -116,79 +141,173 @@ void bpe_model::encode_word(const std::string& word, std::vector<int32_t>& out) 
   }
 }
 
-void bpe_model::merge_word(const std::string& word, std::vector<int32_t>& out) const {
-  // Hugging Face's algorithm: symbols in a linked list, candidate pairs in a min-queue by
-  // (rank, position). A popped pair whose symbols changed since it was queued is stale.
-  // Each merge is O(log n), so a word of n characters costs O(n log n), not O(n^2).
-  struct symbol {
-    int32_t id;  // -1: a character outside the vocabulary (it never merges)
-    uint32_t start, len;
-    int32_t prev, next;
-  };
-  struct candidate {
-    int32_t rank;
-    int32_t left;  // index of the left symbol
-    int32_t joined;
-    bool operator>(const candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
-  };
-  std::vector<symbol> symbols;
+void bpe_model::note_joinable_chars(const std::string& joined) {
+  int32_t previous = unknown_char;
+  for (size_t i = 0; i < joined.size();) {
+    size_t n = utf8::char_length(joined, i);
+    auto id = token_to_id(joined.substr(i, n));
+    if (previous >= 0 && id >= 0)
+      joinable_chars_.insert(previous, id, true);
+    previous = id;
+    i += n;
+  }
+}
+
+bpe_model::symbol_list bpe_model::split_symbols(const std::string& word) const {
+  symbol_list symbols;
+  symbols.reserve(word.size());
   for (size_t i = 0; i < word.size();) {
     size_t n = utf8::char_length(word, i);
     auto at = static_cast<int32_t>(symbols.size());
-    symbols.push_back({token_to_id(word.substr(i, n)), static_cast<uint32_t>(i), static_cast<uint32_t>(n), at - 1, at + 1});
+    auto id = token_to_id(word.substr(i, n));
+    symbols.push_back({id < 0 ? unknown_char : id, at - 1, at + 1});
     i += n;
   }
   symbols.back().next = -1;
-  auto candidate_at = [&](int32_t left) -> std::optional<candidate> {
-    if (left < 0)
-      return std::nullopt;
-    const auto& l = symbols[static_cast<size_t>(left)];
-    if (l.next < 0 || l.id < 0 || symbols[static_cast<size_t>(l.next)].id < 0)
-      return std::nullopt;
-    auto it = merges_.find(pair_of(l.id, symbols[static_cast<size_t>(l.next)].id));
-    if (it == merges_.end())
-      return std::nullopt;
-    return candidate{it->second.rank, left, it->second.joined};
+  return symbols;
+}
+
+const bpe_model::merge_rule* bpe_model::rule_after(const symbol_list& symbols, int32_t left) const {
+  if (left < 0)
+    return nullptr;
+  const auto& l = symbols[static_cast<size_t>(left)];
+  if (l.next < 0 || l.id < 0)
+    return nullptr;
+  auto right_id = symbols[static_cast<size_t>(l.next)].id;
+  return right_id < 0 ? nullptr : merges_.find(l.id, right_id);
+}
+
+bool bpe_model::apply_merge(symbol_list& symbols, int32_t left, const merge_rule& expected) const {
+  // Stale when either symbol changed since it was queued (an absorbed left has no rule).
+  const auto* now = rule_after(symbols, left);
+  if (now == nullptr || now->rank != expected.rank)
+    return false;
+  auto& l = symbols[static_cast<size_t>(left)];
+  auto& r = symbols[static_cast<size_t>(l.next)];
+  l.id = expected.joined;
+  l.next = r.next;
+  r.id = absorbed;
+  if (l.next >= 0)
+    symbols[static_cast<size_t>(l.next)].prev = left;
+  return true;
+}
+
+void bpe_model::merge_by_heap(symbol_list& symbols) const {
+  // Hugging Face's algorithm: candidate pairs in a min-queue by (rank, position). Each merge
+  // is O(log n), so a word of n characters costs O(n log n), not O(n^2).
+  struct candidate {
+    merge_rule rule;
+    int32_t left;
+    bool operator>(const candidate& o) const {
+      return rule.rank != o.rule.rank ? rule.rank > o.rule.rank : left > o.left;
+    }
   };
   std::vector<candidate> initial;
-  for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i)
-    if (auto c = candidate_at(i))
-      initial.push_back(*c);
+  for (int32_t at = 0; at >= 0; at = symbols[static_cast<size_t>(at)].next)
+    if (const auto* rule = rule_after(symbols, at))
+      initial.push_back({*rule, at});
   // Built at once (linear), not pushed one by one.
   std::priority_queue<candidate, std::vector<candidate>, std::greater<candidate>> queue(std::greater<candidate>(),
                                                                                          std::move(initial));
   auto consider = [&](int32_t left) {
-    if (auto c = candidate_at(left))
-      queue.push(*c);
+    if (const auto* rule = rule_after(symbols, left))
+      queue.push({*rule, left});
   };
   while (!queue.empty()) {
     auto top = queue.top();
     queue.pop();
-    auto& l = symbols[static_cast<size_t>(top.left)];
-    if (l.len == 0 || l.next < 0)
+    if (!apply_merge(symbols, top.left, top.rule))
       continue;
-    auto& r = symbols[static_cast<size_t>(l.next)];
-    auto now = merges_.find(pair_of(l.id, r.id));
-    if (now == merges_.end() || now->second.joined != top.joined)
-      continue;  // stale
-    l.id = top.joined;
-    l.len += r.len;
-    l.next = r.next;
-    r.len = 0;
-    if (l.next >= 0)
-      symbols[static_cast<size_t>(l.next)].prev = top.left;
-    consider(l.prev);
+    consider(symbols[static_cast<size_t>(top.left)].prev);
     consider(top.left);
   }
+}
+
+void bpe_model::merge_by_rank_buckets(symbol_list& symbols) const {
+  // The heap's merges in the heap's order, in linear time and mostly in position order
+  // (cache-friendly for words of millions of symbols). Ranks run upwards, one bucket each;
+  // a bucket is sorted by position when its turn comes. Trained tables mostly create pairs
+  // that rank above the merge that made them, which go to later buckets. A pair that ranks
+  // at or below the running rank goes to a small heap that is merged with the running
+  // bucket by (rank, position), so the order is the heap's in every case.
+  struct urgent_pair {
+    int32_t rank, left;
+    bool operator>(const urgent_pair& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  // One array of left positions per rank: a bucket is read sequentially, never chased.
+  using positions = std::vector<int32_t, huge_page_allocator<int32_t>>;
+  std::vector<positions> buckets(rules_by_rank_.size());
+  std::priority_queue<urgent_pair, std::vector<urgent_pair>, std::greater<urgent_pair>> urgent;
+  int32_t running_rank = -1;
+  auto consider = [&](int32_t left) {
+    const auto* rule = rule_after(symbols, left);
+    if (rule == nullptr)
+      return;
+    if (rule->rank <= running_rank) {
+      urgent.push({rule->rank, left});
+      return;
+    }
+    buckets[static_cast<size_t>(rule->rank)].push_back(left);
+  };
+  auto merge_at = [&](int32_t left, const merge_rule& rule) {
+    if (!apply_merge(symbols, left, rule))
+      return;
+    consider(symbols[static_cast<size_t>(left)].prev);
+    consider(left);
+  };
+  for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i)
+    consider(i);
+  for (size_t rank = 0; rank < buckets.size(); ++rank) {
+    if (buckets[rank].empty())
+      continue;
+    // Nothing joins this bucket while it runs (lower or equal ranks go to the urgent heap).
+    auto lefts = std::move(buckets[rank]);
+    if (!std::is_sorted(lefts.begin(), lefts.end()))  // pushed mostly in position order
+      std::sort(lefts.begin(), lefts.end());
+    running_rank = static_cast<int32_t>(rank);
+    size_t next = 0;
+    while (next < lefts.size() || !urgent.empty()) {
+      // The lower (rank, position) of the two goes first. A tie is one pair queued twice,
+      // and the second is stale.
+      urgent_pair from_bucket{running_rank, next < lefts.size() ? lefts[next] : INT32_MAX};
+      if (!urgent.empty() && (next >= lefts.size() || from_bucket > urgent.top())) {
+        auto top = urgent.top();
+        urgent.pop();
+        merge_at(top.left, rules_by_rank_[static_cast<size_t>(top.rank)]);
+      } else {
+        // A bucket's positions are known ahead: fetching their symbols early hides the
+        // memory latency of a word far larger than the caches.
+        if (next + prefetch_distance < lefts.size())
+          __builtin_prefetch(&symbols[static_cast<size_t>(lefts[next + prefetch_distance])]);
+        merge_at(lefts[next++], rules_by_rank_[rank]);
+      }
+    }
+  }
+}
+
+void bpe_model::merge_word(const std::string& word, std::vector<int32_t>& out, merge_order order) const {
+  if (word.empty())
+    return;
+  auto symbols = split_symbols(word);
+  if (order == merge_order::automatic)
+    order = symbols.size() >= min_symbols_for_buckets ? merge_order::rank_buckets : merge_order::heap;
+  if (order == merge_order::heap)
+    merge_by_heap(symbols);
+  else
+    merge_by_rank_buckets(symbols);
   bool last_was_unk = false;
+  size_t offset = 0;  // of the symbol in word: a token's text is the characters it joined
   for (int32_t at = 0; at >= 0; at = symbols[static_cast<size_t>(at)].next) {
     const auto& sym = symbols[static_cast<size_t>(at)];
     if (sym.id >= 0) {
       out.push_back(sym.id);
+      offset += id_to_token_[static_cast<size_t>(sym.id)].size();
       last_was_unk = false;
       continue;
     }
-    auto s = word.substr(sym.start, sym.len);
+    // Unknown characters never merge: this symbol is one character.
+    auto s = word.substr(offset, utf8::char_length(word, offset));
+    offset += s.size();
     if (byte_fallback_) {
       bool all = true;
       std::vector<int32_t> bytes;

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "model/huge_page_allocator.hpp"
+#include "model/id_pair_table.hpp"
 #include "model/result.hpp"
 
 namespace adapterd::model {
@@ -69,13 +71,38 @@ public:
   /// stands for: byte-level and metaspace symbols are at least as long as their bytes).
   size_t longest_token_bytes() const { return longest_token_bytes_; }
 
-private:
-  void merge_word(const std::string& word, std::vector<int32_t>& out) const;
-
   struct merge_rule {
     int32_t rank;
     int32_t joined;  // the id of left + right
   };
+
+  /// How merge_word orders its merges. Both give the same ids.
+  enum class merge_order { automatic, heap, rank_buckets };
+  /// Appends the ids of one word, merged in the given order and never from the cache.
+  void merge_word(const std::string& word, std::vector<int32_t>& out, merge_order order) const;
+
+private:
+  // One per character of a word, in a linked list that merges shorten.
+  struct symbol {
+    int32_t id;  // unknown_char never merges; absorbed: merged into its left neighbour
+    int32_t prev, next;
+  };
+  using symbol_list = std::vector<symbol, huge_page_allocator<symbol>>;
+  static constexpr int32_t unknown_char = -1;
+  static constexpr int32_t absorbed = -2;
+  /// Encodes a word from the word cache, merging it on a miss.
+  void merge_cached(const std::string& word, std::vector<int32_t>& out) const;
+  /// Records the character pairs inside a token that a merge makes.
+  void note_joinable_chars(const std::string& joined);
+  /// The word's characters as symbols.
+  symbol_list split_symbols(const std::string& word) const;
+  /// The merge of the symbol at left with its right neighbour, if there is one.
+  const merge_rule* rule_after(const symbol_list& symbols, int32_t left) const;
+  /// Applies a queued merge unless it went stale; true when it applied.
+  bool apply_merge(symbol_list& symbols, int32_t left, const merge_rule& expected) const;
+  void merge_by_heap(symbol_list& symbols) const;
+  void merge_by_rank_buckets(symbol_list& symbols) const;
+
   // Words seen before, shared by every thread that encodes with this model.
   struct word_cache {
     std::mutex mutex;
@@ -84,7 +111,11 @@ private:
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<uint64_t, merge_rule> merges_;  // key: left id << 32 | right id
+  id_pair_table<merge_rule> merges_;
+  // Pairs of single-character tokens that occur side by side in some vocabulary entry. No
+  // merge can ever join two characters that are not, so a long word splits there exactly.
+  id_pair_table<bool> joinable_chars_;
+  std::vector<merge_rule> rules_by_rank_;
   std::unique_ptr<word_cache> cache_ = std::make_unique<word_cache>();
   bool ignore_merges_ = false;
   bool byte_fallback_ = false;

@@ -4,6 +4,7 @@
 
 #include "model/stream_decoder.hpp"
 #include "model/tokenizer.hpp"
+#include "model/tokenizer_parts.hpp"
 #include "model/utf8.hpp"
 #include "tests/fixtures.hpp"
 
@@ -153,4 +154,64 @@ TEST_CASE("unsupported tokenizer parts are refused by name", "[tokenizer]") {
   REQUIRE_FALSE(r);
   CHECK(r.err().message.find("BertPreTokenizer") != std::string::npos);
   CHECK_FALSE(tokenizer::from_json("{broken", ""));
+}
+
+TEST_CASE("BPE merges rank by rank give the heap's ids on real vocabularies", "[tokenizer][bpe]") {
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
+  std::mt19937 rng(7);
+  for (const char* name : {"gpt-2", "llama-bpe", "qwen2", "llama-spm", "phi-3"}) {
+    INFO(name);
+    auto json = read_json(fixtures_dir() + "/tokenizers/" + name + "/tokenizer.json");
+    auto bpe = bpe_model::load(json["model"]);
+    REQUIRE(bpe);
+    std::uniform_int_distribution<int32_t> any_id(0, static_cast<int32_t>((*bpe)->vocab_size()) - 1);
+    for (int word = 0; word < 20; ++word) {
+      // Words glued from vocabulary entries and repeats of one entry, so long merge chains occur.
+      std::string text;
+      auto unit = (*bpe)->id_to_token(any_id(rng));
+      for (int piece = 0; piece < 400; ++piece) {
+        const auto* token = word % 2 == 0 ? (*bpe)->id_to_token(any_id(rng)) : unit;
+        if (token != nullptr)
+          text += *token;
+      }
+      std::vector<int32_t> by_heap, by_buckets;
+      (*bpe)->merge_word(text, by_heap, bpe_model::merge_order::heap);
+      (*bpe)->merge_word(text, by_buckets, bpe_model::merge_order::rank_buckets);
+      CHECK(by_heap == by_buckets);
+    }
+  }
+}
+
+TEST_CASE("a merge table whose ranks do not rise merges rank by rank as the heap does", "[tokenizer][bpe]") {
+  // "ab" is made at rank 1 but used at rank 0: a rank-by-rank pass alone would leave "ab c".
+  auto node = nlohmann::json::parse(R"({"type":"BPE","vocab":{"a":0,"b":1,"c":2,"ab":3,"abc":4},
+                                        "merges":["ab c","a b"]})");
+  auto bpe = bpe_model::load(node);
+  REQUIRE(bpe);
+  for (auto order : {bpe_model::merge_order::heap, bpe_model::merge_order::rank_buckets}) {
+    std::vector<int32_t> ids;
+    (*bpe)->merge_word("abcabc", ids, order);
+    CHECK(ids == std::vector<int32_t>{4, 4});
+  }
+}
+
+TEST_CASE("a long word split where no merge can join gives the whole word's ids", "[tokenizer][bpe]") {
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
+  // SentencePiece-style tokenizers see a whole prompt as one word, and it is split into
+  // pieces that are merged (and cached) one by one: the ids must be those of one merge.
+  const std::string sentence = "\xe2\x96\x81The\xe2\x96\x81quick\xe2\x96\x81" "brown\xe2\x96\x81\xe2\x96\x81\xe2\x96\x81"
+                               "fox\xc3\xa9\xe2\x80\x94\xe4\xb8\xad\xe6\x96\x87\xf0\x9f\x98\x80{x[i]};\n\xe2\x96\x81" "1234";
+  for (const char* name : {"llama-spm", "phi-3", "gpt-2"}) {
+    INFO(name);
+    auto json = read_json(fixtures_dir() + "/tokenizers/" + name + "/tokenizer.json");
+    auto bpe = bpe_model::load(json["model"]);
+    REQUIRE(bpe);
+    std::string word;
+    for (int i = 0; i < 60; ++i)
+      word += sentence.substr(0, sentence.size() - static_cast<size_t>(i % 7));
+    std::vector<int32_t> split, whole;
+    (*bpe)->encode_word(word, split);
+    (*bpe)->merge_word(word, whole, bpe_model::merge_order::heap);
+    CHECK(split == whole);
+  }
 }
