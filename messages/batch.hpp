@@ -1,5 +1,6 @@
 #pragma once
 // The batch family: what the gpu-owner's step loop reports to the monitor for /health.
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -2,6 +2,7 @@
 // The one type-id block of adapterd: every message type and atom, registered under the
 // same names on every node so that actors can talk across machines.
 #include "caf/error.hpp"
+#include "caf/message.hpp"
 #include "caf/type_id.hpp"
 
 #include "messages/batch.hpp"

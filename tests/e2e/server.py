@@ -18,6 +18,16 @@ DEVICE_ARGS = [f"--device={DEVICE}"] if DEVICE != "cpu" else []
 DTYPE_BYTES = 2 if DEVICE == "cuda" else 4  # auto: bfloat16 on CUDA, float32 on the CPU
 
 
+def wait_for(predicate, timeout_s=20):
+    """Polls predicate until it holds or timeout_s passes: the one way tests wait."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
 def make_models(root, adapters=1):
     subprocess.run([MAKE_TINY, root, "1234", str(adapters)], check=True, stdout=subprocess.DEVNULL)
     return os.path.join(root, "tiny-llama"), os.path.join(root, "tiny-llama-lora")

@@ -7,7 +7,7 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from server import TempModels
+from server import TempModels, wait_for
 
 
 def sse_events(resp):
@@ -33,15 +33,6 @@ def open_stream(server, **fields):
     conn.request("POST", "/generate-lite", body=json.dumps({**fields, "stream": True}),
                  headers={"Content-Type": "application/json"})
     return conn, conn.getresponse()
-
-
-def wait_for(predicate, timeout_s=20):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 class BatchingTest(unittest.TestCase):
@@ -204,7 +195,8 @@ class QueueTest(unittest.TestCase):
         body = json.dumps({"prompt": "never mind", "max_new_tokens": 5}).encode()
         raw.sendall(b"POST /generate-lite HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        time.sleep(0.1)  # read and queued (behind a 0.2 s+ request, whichever runs now)
+        # Read and queued behind the two long ones before its client goes away.
+        self.assertTrue(wait_for(lambda: self.server.health()["queue_depth"] >= 2))
         raw.close()
         self.assertTrue(wait_for(lambda: self.server.health()["batch"]["cancelled"] == 1))
         for t in ahead:

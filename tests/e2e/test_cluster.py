@@ -12,8 +12,8 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from server import BIN, REPO, Server, TempModels
-from test_batching import open_stream, sse_events, wait_for
+from server import BIN, REPO, Server, TempModels, wait_for
+from test_batching import open_stream, sse_events
 
 SECRET = "e2e-cluster-secret-0123456789"
 
@@ -69,6 +69,13 @@ def all_up(router, count):
 
 
 class ClusterTest(unittest.TestCase):
+    # The tests share one cluster, and killing a worker comes last: the order is stated
+    # here (load_tests below), never left to the alphabet.
+    ORDER = ["test_router_health_lists_nodes_and_workers_serve_only_health", "test_affinity_then_load",
+             "test_cleanup_fans_out", "test_the_new_api_works_through_the_router",
+             "test_training_jobs_through_the_router", "test_a_client_that_goes_away_is_cancelled_on_its_worker",
+             "test_kill_a_worker_under_load"]
+
     @classmethod
     def setUpClass(cls):
         cls.models = TempModels(adapters=2)
@@ -88,7 +95,7 @@ class ClusterTest(unittest.TestCase):
     def ensure_up(self):
         self.assertTrue(wait_for(lambda: all_up(self.router, 2), 30), self.router.output()[-3000:])
 
-    def test_1_router_health_lists_nodes_and_workers_serve_only_health(self):
+    def test_router_health_lists_nodes_and_workers_serve_only_health(self):
         self.ensure_up()
         h = self.router.health()
         self.assertEqual(h["role"], "router")
@@ -112,7 +119,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(status, 404)
         self.assertIn("router", body["error"]["message"])
 
-    def test_2_affinity_then_load(self):
+    def test_affinity_then_load(self):
         self.ensure_up()
         a, b = self.models.adapter, self.models.adapter + "-1"
         served = {}
@@ -141,7 +148,7 @@ class ClusterTest(unittest.TestCase):
         texts = {body["node"]: body["generated_text"] for _, body, _ in results if body["generated_text"]}
         self.assertTrue(texts)
 
-    def test_3_cleanup_fans_out(self):
+    def test_cleanup_fans_out(self):
         self.ensure_up()
         status, body, _ = self.router.request("POST", "/cleanup-memory", {"level": "flush"})
         self.assertEqual(status, 200, body)
@@ -155,7 +162,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(status, 400, body)
         self.assertEqual(body["error"]["code"], "bad_request")
 
-    def test_3a_the_new_api_works_through_the_router(self):
+    def test_the_new_api_works_through_the_router(self):
         self.ensure_up()
         status, body, _ = self.router.request("POST", "/adapters", {"path": self.models.adapter, "id": "pirate"})
         self.assertEqual(status, 200, body)
@@ -174,7 +181,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertNotIn("pirate", [a["id"] for a in body["adapters"]])
 
-    def test_3c_training_jobs_through_the_router(self):
+    def test_training_jobs_through_the_router(self):
         self.ensure_up()
         data = os.path.join(self.models.root, "style.txt")
         with open(data, "w") as f:
@@ -196,7 +203,7 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(status, 200, body)
             self.assertEqual(body["model"], "ahoy")
 
-    def test_3b_a_client_that_goes_away_is_cancelled_on_its_worker(self):
+    def test_a_client_that_goes_away_is_cancelled_on_its_worker(self):
         self.ensure_up()
         cancelled = lambda: sum(w.health()["batch"]["cancelled"] for w in (self.w1, self.w2))
         before = cancelled()
@@ -208,11 +215,12 @@ class ClusterTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: cancelled() == before + 1, 15))
         self.assertTrue(wait_for(lambda: all(n["in_flight"] == 0 for n in self.router.health()["nodes"]), 15))
 
-    def test_4_kill_a_worker_under_load(self):
+    def test_kill_a_worker_under_load(self):
         self.ensure_up()
         victim = self.w1
         results = []
         lock = threading.Lock()
+        streaming = []  # one entry per stream that has had its first event
 
         def plain(i):
             r = self.router.request("POST", "/generate-lite", dict(prompt=f"failover {i}", max_new_tokens=400,
@@ -225,6 +233,9 @@ class ClusterTest(unittest.TestCase):
             status, last = resp.status, None
             if status == 200:
                 for event, data in sse_events(resp):
+                    if last is None:
+                        with lock:
+                            streaming.append(i)
                     last = (event, data)
             else:
                 last = ("json", json.loads(resp.read()))
@@ -236,7 +247,7 @@ class ClusterTest(unittest.TestCase):
         for t in threads:
             t.start()
         self.assertTrue(wait_for(lambda: nodes_by_name(self.router)["w1"]["in_flight"] >= 4, 10))
-        time.sleep(0.2)  # streams have begun
+        self.assertTrue(wait_for(lambda: len(streaming) >= 4, 20), "streams have begun")
         in_flight_at_kill = nodes_by_name(self.router)["w1"]["in_flight"]
         victim.kill()
         for t in threads:
@@ -337,7 +348,9 @@ class ClusterAdmissionTest(unittest.TestCase):
         rogue = make_certs(os.path.join(self.models.root, "rogue-ca"), "rogue")
         router = self.models.server("--role=router", f"--workers=127.0.0.1:{worker.node_port}", "--node-poll-ms=100",
                                     f"--node-secret-file={self.cluster.secret_file}", *tls_args(rogue, "rogue"))
-        time.sleep(2)
+        # Wait for the router to have tried and failed, as its log says, then look.
+        self.assertTrue(wait_for(lambda: f"router: worker 127.0.0.1:{worker.node_port} is " in router.output(), 20),
+                        router.output()[-2000:])
         self.assertNotEqual(router.health()["nodes"][0]["state"], "up")
         self.assertEqual(router.generate(prompt="anyone?")[0], 503)
         self.assertNotIn("trusts router", worker.output())
@@ -366,6 +379,20 @@ class ClusterAdmissionTest(unittest.TestCase):
             proc = subprocess.run([BIN, "--port=0", *args], capture_output=True, text=True, timeout=30, env=env)
             self.assertEqual(proc.returncode, 2, (args, proc.stderr))
             self.assertIn(message, proc.stderr, args)
+
+
+def load_tests(loader, tests, pattern):
+    """ClusterTest in its stated ORDER, then the other classes; a test missing from ORDER
+    is an error, not a test that silently never runs."""
+    names = set(loader.getTestCaseNames(ClusterTest))
+    if names != set(ClusterTest.ORDER):
+        raise RuntimeError(f"ClusterTest.ORDER does not match its tests: {sorted(names ^ set(ClusterTest.ORDER))}")
+    suite = unittest.TestSuite(ClusterTest(name) for name in ClusterTest.ORDER)
+    others = [c for c in globals().values()
+              if isinstance(c, type) and issubclass(c, unittest.TestCase) and c is not ClusterTest]
+    for case in others:
+        suite.addTests(loader.loadTestsFromTestCase(case))
+    return suite
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ import threading
 import time
 import unittest
 
-from server import TempModels
-from test_batching import wait_for
+from server import TempModels, wait_for
 
 ADMIN = {"Content-Type": "application/json", "Authorization": "Bearer training-admin-key"}
 USER = {"Content-Type": "application/json", "Authorization": "Bearer training-user-key"}
