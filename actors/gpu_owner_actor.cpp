@@ -7,7 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/batch_scheduler.hpp"
+#include "actors/core/batch_scheduler.hpp"
 #include "actors/error_mapping.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"

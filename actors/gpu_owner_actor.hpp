@@ -10,10 +10,10 @@
 // training.device_share of the device time while generation has work, all of it otherwise.
 #include "caf/typed_event_based_actor.hpp"
 
-#include "actors/batch_scheduler.hpp"
+#include "actors/core/batch_scheduler.hpp"
+#include "actors/core/training_jobs.hpp"
 #include "actors/model_lease.hpp"
 #include "actors/tokenizer_pool_actor.hpp"
-#include "actors/training_jobs.hpp"
 #include "messages/interfaces.hpp"
 
 namespace adapterd::actors {

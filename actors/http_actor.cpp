@@ -34,6 +34,18 @@ void forward(http_actor::stateful_pointer<http_state> self, const Target& target
           [done](const caf::error& e) { done(to_failure(e)); });
 }
 
+// The service that owns a call, as messages/calls.hpp names it.
+template <class Request>
+auto target_of(const http_targets& targets) {
+  constexpr auto owner = messages::call_traits<Request>::owner;
+  if constexpr (owner == messages::service::cleanup)
+    return targets.cleanup;
+  else if constexpr (owner == messages::service::catalog)
+    return targets.catalog;
+  else
+    return targets.training;
+}
+
 class actor_backend final : public http::backend {
 public:
   explicit actor_backend(http_actor actor) : actor_(std::move(actor)) {}
@@ -43,29 +55,12 @@ public:
   void cancel(std::string request_id) override {
     caf::anon_send(actor_, messages::cancel_atom_v, std::move(request_id));
   }
-  void cleanup(messages::cleanup_request req, cleanup_done done) override {
-    caf::anon_send(actor_, messages::cleanup_atom_v, std::move(req), std::move(done));
-  }
   void health(health_done done) override {
     caf::anon_send(actor_, messages::health_atom_v, std::move(done));
   }
-  void tokenize(messages::tokenize_request req, tokenize_done done) override {
-    caf::anon_send(actor_, messages::tokenize_atom_v, std::move(req), std::move(done));
-  }
-  void detokenize(messages::detokenize_request req, detokenize_done done) override {
-    caf::anon_send(actor_, messages::detokenize_atom_v, std::move(req), std::move(done));
-  }
-  void adapters(messages::adapter_request req, adapters_done done) override {
-    caf::anon_send(actor_, messages::adapters_atom_v, std::move(req), std::move(done));
-  }
-  void train(messages::train_request req, train_done done) override {
-    caf::anon_send(actor_, messages::train_atom_v, std::move(req), std::move(done));
-  }
-  void jobs(messages::job_request req, jobs_done done) override {
-    caf::anon_send(actor_, messages::jobs_atom_v, std::move(req), std::move(done));
-  }
+  void call(http::api_call c) override { caf::anon_send(actor_, std::move(c)); }
 
-private:
+ private:
   http_actor actor_;
 };
 
@@ -73,62 +68,49 @@ http_actor::behavior_type http_behavior(http_actor::stateful_pointer<http_state>
                                         http_targets targets) {
   self->state.targets = std::move(targets);
   return guarded_behavior<http_actor::behavior_type>(
-    "http",
-    [=](messages::generate_atom, messages::generate_request& req, chunk_fn& on_chunk,
-        generate_done& done) {
-      req.arrival_seq = ++self->state.arrivals;
-      if (!req.stream) {
-        forward<messages::generate_reply>(self, self->state.targets.generation, std::move(done),
+      "http",
+      [=](messages::generate_atom, messages::generate_request& req, chunk_fn& on_chunk,
+          generate_done& done) {
+        req.arrival_seq = ++self->state.arrivals;
+        if (!req.stream) {
+          forward<messages::generate_reply>(self, self->state.targets.generation, std::move(done),
+                                            messages::generate_atom_v, std::move(req));
+          return;
+        }
+        // The gpu-owner (or router) sends the text to this actor (the requester) before its reply.
+        auto seq = req.arrival_seq;
+        self->state.streams[seq] = std::move(on_chunk);
+        generate_done finished =
+            [self, seq, done = std::move(done)](http::outcome<messages::generate_reply> r) {
+              self->state.streams.erase(seq);
+              done(std::move(r));
+            };
+        forward<messages::generate_reply>(self, self->state.targets.generation, std::move(finished),
                                           messages::generate_atom_v, std::move(req));
-        return;
-      }
-      // The gpu-owner (or router) sends the text to this actor (the requester) before its reply.
-      auto seq = req.arrival_seq;
-      self->state.streams[seq] = std::move(on_chunk);
-      generate_done finished = [self, seq, done = std::move(done)](http::outcome<messages::generate_reply> r) {
-        self->state.streams.erase(seq);
-        done(std::move(r));
-      };
-      forward<messages::generate_reply>(self, self->state.targets.generation, std::move(finished),
-                                        messages::generate_atom_v, std::move(req));
-    },
-    [=](messages::chunk_atom, messages::stream_chunk& c) {
-      auto it = self->state.streams.find(c.arrival_seq);
-      if (it != self->state.streams.end())
-        it->second(std::move(c));
-    },
-    [=](messages::cancel_atom, std::string& id) {
-      self->send(self->state.targets.generation, messages::cancel_atom_v, std::move(id));
-    },
-    [=](messages::cleanup_atom, messages::cleanup_request& req, cleanup_done& done) {
-      forward<messages::cleanup_reply>(self, self->state.targets.cleanup, std::move(done),
-                                       messages::cleanup_atom_v, std::move(req));
-    },
-    [=](messages::health_atom, health_done& done) {
-      forward<messages::health_report>(self, self->state.targets.health, std::move(done),
-                                       messages::health_atom_v);
-    },
-    [=](messages::tokenize_atom, messages::tokenize_request& req, tokenize_done& done) {
-      forward<messages::tokenize_reply>(self, self->state.targets.catalog, std::move(done),
-                                        messages::tokenize_atom_v, std::move(req));
-    },
-    [=](messages::detokenize_atom, messages::detokenize_request& req, detokenize_done& done) {
-      forward<messages::detokenize_reply>(self, self->state.targets.catalog, std::move(done),
-                                          messages::detokenize_atom_v, std::move(req));
-    },
-    [=](messages::adapters_atom, messages::adapter_request& req, adapters_done& done) {
-      forward<messages::adapter_reply>(self, self->state.targets.catalog, std::move(done),
-                                       messages::adapters_atom_v, std::move(req));
-    },
-    [=](messages::train_atom, messages::train_request& req, train_done& done) {
-      forward<messages::job_status>(self, self->state.targets.training, std::move(done),
-                                    messages::train_atom_v, std::move(req));
-    },
-    [=](messages::jobs_atom, messages::job_request& req, jobs_done& done) {
-      forward<messages::job_list>(self, self->state.targets.training, std::move(done),
-                                  messages::jobs_atom_v, std::move(req));
-    }
-  );
+      },
+      [=](messages::chunk_atom, messages::stream_chunk& c) {
+        auto it = self->state.streams.find(c.arrival_seq);
+        if (it != self->state.streams.end())
+          it->second(std::move(c));
+      },
+      [=](messages::cancel_atom, std::string& id) {
+        self->send(self->state.targets.generation, messages::cancel_atom_v, std::move(id));
+      },
+      [=](messages::health_atom, health_done& done) {
+        forward<messages::health_report>(self, self->state.targets.health, std::move(done),
+                                         messages::health_atom_v);
+      },
+      [=](http::api_call& c) {
+        std::visit(
+            [&](auto& pending) {
+              using request = std::decay_t<decltype(pending.request)>;
+              using atom = typename messages::call_atom<request>::type;
+              forward<http::reply_of<request>>(self, target_of<request>(self->state.targets),
+                                               std::move(pending.done), atom{},
+                                               std::move(pending.request));
+            },
+            c);
+      });
 }
 
 }  // namespace

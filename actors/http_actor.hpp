@@ -17,25 +17,13 @@ namespace adapterd::actors {
 
 using generate_done = std::function<void(http::outcome<messages::generate_reply>)>;
 using chunk_fn = std::function<void(messages::stream_chunk)>;
-using cleanup_done = std::function<void(http::outcome<messages::cleanup_reply>)>;
 using health_done = std::function<void(http::outcome<messages::health_report>)>;
-using tokenize_done = std::function<void(http::outcome<messages::tokenize_reply>)>;
-using detokenize_done = std::function<void(http::outcome<messages::detokenize_reply>)>;
-using adapters_done = std::function<void(http::outcome<messages::adapter_reply>)>;
-using train_done = std::function<void(http::outcome<messages::job_status>)>;
-using jobs_done = std::function<void(http::outcome<messages::job_list>)>;
 
 using http_actor = caf::typed_actor<
-  caf::reacts_to<messages::generate_atom, messages::generate_request, chunk_fn, generate_done>,
-  caf::reacts_to<messages::chunk_atom, messages::stream_chunk>,
-  caf::reacts_to<messages::cancel_atom, std::string>,
-  caf::reacts_to<messages::cleanup_atom, messages::cleanup_request, cleanup_done>,
-  caf::reacts_to<messages::health_atom, health_done>,
-  caf::reacts_to<messages::tokenize_atom, messages::tokenize_request, tokenize_done>,
-  caf::reacts_to<messages::detokenize_atom, messages::detokenize_request, detokenize_done>,
-  caf::reacts_to<messages::adapters_atom, messages::adapter_request, adapters_done>,
-  caf::reacts_to<messages::train_atom, messages::train_request, train_done>,
-  caf::reacts_to<messages::jobs_atom, messages::job_request, jobs_done>>;
+    caf::reacts_to<messages::generate_atom, messages::generate_request, chunk_fn, generate_done>,
+    caf::reacts_to<messages::chunk_atom, messages::stream_chunk>,
+    caf::reacts_to<messages::cancel_atom, std::string>,
+    caf::reacts_to<messages::health_atom, health_done>, caf::reacts_to<http::api_call>>;
 
 /// Where calls go: a standalone node's gpu-owner, janitor and monitor, or a router.
 struct http_targets {
@@ -55,10 +43,5 @@ std::unique_ptr<http::backend> make_actor_backend(http_actor actor);
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::generate_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::chunk_fn)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::cleanup_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::health_done)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::tokenize_done)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::detokenize_done)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::adapters_done)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::train_done)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::actors::jobs_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(adapterd::http::api_call)

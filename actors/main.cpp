@@ -21,9 +21,9 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/io/middleman.hpp"
 
+#include "actors/cluster/node_dial.hpp"
+#include "actors/cluster/node_tls.hpp"
 #include "actors/node.hpp"
-#include "actors/node_tls.hpp"
-#include "actors/node_dial.hpp"
 #include "messages/type_ids.hpp"
 
 namespace {

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "actors/timestamp.hpp"
+#include "actors/core/timestamp.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
 

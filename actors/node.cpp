@@ -10,15 +10,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/cluster/router_actor.hpp"
+#include "actors/cluster/worker_actor.hpp"
 #include "actors/error_mapping.hpp"
 #include "actors/gpu_owner_actor.hpp"
 #include "actors/http_actor.hpp"
 #include "actors/janitor_actor.hpp"
 #include "actors/monitor_actor.hpp"
-#include "actors/router_actor.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "actors/tokenizer_pool_actor.hpp"
-#include "actors/worker_actor.hpp"
 #include "http/server.hpp"
 
 namespace adapterd::actors {

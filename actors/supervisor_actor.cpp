@@ -7,10 +7,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/core/eviction_plan.hpp"
+#include "actors/core/model_names.hpp"
+#include "actors/core/path_policy.hpp"
 #include "actors/error_mapping.hpp"
-#include "actors/eviction_plan.hpp"
-#include "actors/model_names.hpp"
-#include "actors/path_policy.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
 

@@ -10,8 +10,8 @@
 
 #include "bench/stats.hpp"
 #include "model/base_model.hpp"
-#include "model/cpu_kernels.hpp"
-#include "model/gemm_probe.hpp"
+#include "model/llama/cpu_kernels.hpp"
+#include "model/llama/gemm_probe.hpp"
 
 using namespace adapterd;
 using clock_type = std::chrono::steady_clock;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/tokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace {
 

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "messages/calls.hpp"
 #include "messages/catalog.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
@@ -27,6 +28,26 @@ struct response {
 };
 
 using respond_fn = std::function<void(response)>;
+
+template <class Request>
+using reply_of = typename messages::call_traits<Request>::reply;
+
+/// One call in flight: its request, and what to do with the answer or the failure.
+template <class Request>
+struct pending_call {
+  Request request;
+  std::function<void(outcome<reply_of<Request>>)> done;
+};
+
+template <class List>
+struct pending_calls;
+template <class... Requests>
+struct pending_calls<messages::call_list<Requests...>> {
+  using type = std::variant<pending_call<Requests>...>;
+};
+
+/// The envelope: any call of messages::api_calls.
+using api_call = typename pending_calls<messages::api_calls>::type;
 
 /// How a request is answered: once with a whole response, or as a stream of Server-Sent
 /// Events (open, write..., close). Callable from any thread; calls after the request was
@@ -53,19 +74,14 @@ public:
                         std::function<void(outcome<messages::generate_reply>)> done) = 0;
   /// The client of `request_id` went away or gave up: stop working on it.
   virtual void cancel(std::string request_id) = 0;
-  virtual void cleanup(messages::cleanup_request req,
-                       std::function<void(outcome<messages::cleanup_reply>)> done) = 0;
   virtual void health(std::function<void(outcome<messages::health_report>)> done) = 0;
-  virtual void tokenize(messages::tokenize_request req,
-                        std::function<void(outcome<messages::tokenize_reply>)> done) = 0;
-  virtual void detokenize(messages::detokenize_request req,
-                          std::function<void(outcome<messages::detokenize_reply>)> done) = 0;
-  /// List, load or unload adapters.
-  virtual void adapters(messages::adapter_request req,
-                        std::function<void(outcome<messages::adapter_reply>)> done) = 0;
-  /// Queue a LoRA training job; list, get or cancel jobs.
-  virtual void train(messages::train_request req, std::function<void(outcome<messages::job_status>)> done) = 0;
-  virtual void jobs(messages::job_request req, std::function<void(outcome<messages::job_list>)> done) = 0;
+  /// Any other call: the envelope goes to the request's owning service.
+  virtual void call(api_call c) = 0;
+
+  template <class Request>
+  void ask(Request req, std::function<void(outcome<reply_of<Request>>)> done) {
+    call(api_call{pending_call<Request>{std::move(req), std::move(done)}});
+  }
 };
 
 struct limits {

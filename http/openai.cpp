@@ -1,5 +1,7 @@
 #include "http/openai.hpp"
 
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "http/generate_fields.hpp"
@@ -244,7 +246,11 @@ std::string final_events(endpoint kind, const request& req, const messages::gene
   return out + "data: [DONE]\n\n";
 }
 
-std::string models_json(const messages::adapter_reply& r) {
+namespace {
+
+// OpenAI's model objects: the default model, resident base models, and each adapter both
+// by its id and as base:adapter.
+json model_objects(const messages::adapter_reply& r) {
   json data = json::array();
   auto add = [&](const std::string& id, const std::string& parent) {
     for (const auto& m : data)
@@ -263,7 +269,20 @@ std::string models_json(const messages::adapter_reply& r) {
       add(a.id, r.default_model);
       add(r.default_model + ":" + a.id, r.default_model);
     }
-  return dump(json{{"object", "list"}, {"data", data}});
+  return data;
+}
+
+}  // namespace
+
+std::string models_json(const messages::adapter_reply& r) {
+  return dump(json{{"object", "list"}, {"data", model_objects(r)}});
+}
+
+std::optional<std::string> model_json(const messages::adapter_reply& r, const std::string& id) {
+  for (const auto& m : model_objects(r))
+    if (m["id"] == id)
+      return dump(m);
+  return std::nullopt;
 }
 
 api_error to_api_error(const messages::failure& f) {

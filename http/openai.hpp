@@ -3,6 +3,7 @@
 // and out of the service's own messages. The "model" field passes through as the
 // request's base_model; the supervisor resolves it (the default model's name, another
 // base model, "base:adapter", or an adapter id).
+#include <optional>
 #include <string>
 #include <variant>
 
@@ -29,6 +30,8 @@ std::string final_events(endpoint kind, const request& req, const messages::gene
 
 /// GET /v1/models from what the node holds.
 std::string models_json(const messages::adapter_reply& r);
+/// GET /v1/models/{id}: that model object, or nullopt when no model or adapter has the id.
+std::optional<std::string> model_json(const messages::adapter_reply& r, const std::string& id);
 
 /// OpenAI's error shape: {"error": {"message", "type", "param", "code"}}; an unknown model
 /// or adapter is a 404 here, as OpenAI answers it.

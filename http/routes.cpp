@@ -182,19 +182,38 @@ void completions(const call& c) { openai_generate(openai::endpoint::completions,
 void chat_completions(const call& c) { openai_generate(openai::endpoint::chat, c.req, c.svc, c.lim, c.out); }
 
 void models(const call& c) {
-  c.svc.adapters(messages::adapter_request{c.req.request_id, "list", "", ""},
-                 reply_with<messages::adapter_reply>(c.out, openai::models_json, openai::to_api_error,
-                                                     openai::error_response));
+  c.svc.ask(messages::adapter_request{c.req.request_id, "list", "", ""},
+            reply_with<messages::adapter_reply>(c.out, openai::models_json, openai::to_api_error,
+                                                openai::error_response));
+}
+
+void model(const call& c) {
+  auto out = c.out;
+  auto id = c.param;
+  c.svc.ask(
+      messages::adapter_request{c.req.request_id, "list", "", ""},
+      firewalled<messages::adapter_reply>(out, [out, id](outcome<messages::adapter_reply> r) {
+        if (auto* list = std::get_if<messages::adapter_reply>(&r)) {
+          if (auto body = openai::model_json(*list, id)) {
+            response found;
+            found.body = std::move(*body);
+            return out->respond(std::move(found));
+          }
+          return out->respond(openai::error_response(
+              {404, "model_not_found", "no model or adapter has the id '" + id + "'"}));
+        }
+        out->respond(openai::error_response(openai::to_api_error(std::get<messages::failure>(r))));
+      }));
 }
 
 void tokenize(const call& c) {
   if (auto t = parsed_or_answer<messages::tokenize_request>(c, [&] { return parse_tokenize(c.req.body); }))
-    c.svc.tokenize(std::move(*t), reply_with<messages::tokenize_reply>(c.out));
+    c.svc.ask(std::move(*t), reply_with<messages::tokenize_reply>(c.out));
 }
 
 void detokenize(const call& c) {
   if (auto d = parsed_or_answer<messages::detokenize_request>(c, [&] { return parse_detokenize(c.req.body); }))
-    c.svc.detokenize(std::move(*d), reply_with<messages::detokenize_reply>(c.out));
+    c.svc.ask(std::move(*d), reply_with<messages::detokenize_reply>(c.out));
 }
 
 void train(const call& c) {
@@ -202,16 +221,17 @@ void train(const call& c) {
   if (!t)
     return;
   auto out = c.out;
-  c.svc.train(std::move(*t), firewalled<messages::job_status>(out, [out](outcome<messages::job_status> r) {
-    if (auto* status = std::get_if<messages::job_status>(&r)) {
-      response accepted;
-      accepted.status = 202;
-      accepted.body = to_json(*status);
-      accepted.headers.emplace_back("Location", "/jobs/" + status->id);
-      return out->respond(std::move(accepted));
-    }
-    out->respond(error_response(to_api_error(std::get<messages::failure>(r))));
-  }));
+  c.svc.ask(std::move(*t),
+            firewalled<messages::job_status>(out, [out](outcome<messages::job_status> r) {
+              if (auto* status = std::get_if<messages::job_status>(&r)) {
+                response accepted;
+                accepted.status = 202;
+                accepted.body = to_json(*status);
+                accepted.headers.emplace_back("Location", "/jobs/" + status->id);
+                return out->respond(std::move(accepted));
+              }
+              out->respond(error_response(to_api_error(std::get<messages::failure>(r))));
+            }));
 }
 
 void jobs(const call& c, std::string action) {
@@ -220,9 +240,9 @@ void jobs(const call& c, std::string action) {
   j.action = std::move(action);
   j.id = c.param;
   bool one = !j.id.empty();
-  c.svc.jobs(std::move(j), reply_with<messages::job_list>(c.out, [one](const messages::job_list& l) {
-    return one && !l.jobs.empty() ? to_json(l.jobs.front()) : to_json(l);
-  }));
+  c.svc.ask(std::move(j), reply_with<messages::job_list>(c.out, [one](const messages::job_list& l) {
+              return one && !l.jobs.empty() ? to_json(l.jobs.front()) : to_json(l);
+            }));
 }
 
 void adapters(const call& c, messages::adapter_request a) {
@@ -234,8 +254,9 @@ void adapters(const call& c, messages::adapter_request a) {
       e.status = 404;
     return e;
   };
-  c.svc.adapters(std::move(a), reply_with<messages::adapter_reply>(
-                                 c.out, [](const messages::adapter_reply& r) { return to_json(r); }, to_error));
+  c.svc.ask(std::move(a),
+            reply_with<messages::adapter_reply>(
+                c.out, [](const messages::adapter_reply& r) { return to_json(r); }, to_error));
 }
 
 void adapters_load(const call& c) {
@@ -260,7 +281,7 @@ void metrics(const call& c) {
 
 void cleanup(const call& c) {
   if (auto r = parsed_or_answer<messages::cleanup_request>(c, [&] { return parse_cleanup(c.req.body); }))
-    c.svc.cleanup(std::move(*r), reply_with<messages::cleanup_reply>(c.out));
+    c.svc.ask(std::move(*r), reply_with<messages::cleanup_reply>(c.out));
 }
 
 void health(const call& c) { c.svc.health(reply_with<messages::health_report>(c.out)); }
@@ -279,24 +300,29 @@ struct route_entry {
 
 const std::vector<route_entry>& table() {
   static const std::vector<route_entry> routes = {
-    {"POST", "/generate-lite", access::api, false, generate_lite},
-    {"POST", "/v1/completions", access::api, false, completions},
-    {"POST", "/v1/chat/completions", access::api, false, chat_completions},
-    {"GET", "/v1/models", access::api, false, models},
-    {"POST", "/tokenize", access::api, false, tokenize},
-    {"POST", "/detokenize", access::api, false, detokenize},
-    {"GET", "/adapters", access::api, false,
-     [](const call& c) { adapters(c, messages::adapter_request{c.req.request_id, "list", "", ""}); }},
-    {"POST", "/adapters", access::admin, false, adapters_load},
-    {"POST", "/adapters/train", access::admin, false, train},
-    {"DELETE", "/adapters/{id}", access::admin, false,
-     [](const call& c) { adapters(c, messages::adapter_request{c.req.request_id, "unload", c.param, ""}); }},
-    {"GET", "/jobs", access::api, false, [](const call& c) { jobs(c, "list"); }},
-    {"GET", "/jobs/{id}", access::api, false, [](const call& c) { jobs(c, "get"); }},
-    {"DELETE", "/jobs/{id}", access::admin, false, [](const call& c) { jobs(c, "cancel"); }},
-    {"POST", "/cleanup-memory", access::admin, false, cleanup},
-    {"GET", "/health", access::open, true, health},
-    {"GET", "/metrics", access::open, true, metrics},
+      {"POST", "/generate-lite", access::api, false, generate_lite},
+      {"POST", "/v1/completions", access::api, false, completions},
+      {"POST", "/v1/chat/completions", access::api, false, chat_completions},
+      {"GET", "/v1/models", access::api, false, models},
+      {"GET", "/v1/models/{id}", access::api, false, model},
+      {"POST", "/tokenize", access::api, false, tokenize},
+      {"POST", "/detokenize", access::api, false, detokenize},
+      {"GET", "/adapters", access::api, false,
+       [](const call& c) {
+         adapters(c, messages::adapter_request{c.req.request_id, "list", "", ""});
+       }},
+      {"POST", "/adapters", access::admin, false, adapters_load},
+      {"POST", "/adapters/train", access::admin, false, train},
+      {"DELETE", "/adapters/{id}", access::admin, false,
+       [](const call& c) {
+         adapters(c, messages::adapter_request{c.req.request_id, "unload", c.param, ""});
+       }},
+      {"GET", "/jobs", access::api, false, [](const call& c) { jobs(c, "list"); }},
+      {"GET", "/jobs/{id}", access::api, false, [](const call& c) { jobs(c, "get"); }},
+      {"DELETE", "/jobs/{id}", access::admin, false, [](const call& c) { jobs(c, "cancel"); }},
+      {"POST", "/cleanup-memory", access::admin, false, cleanup},
+      {"GET", "/health", access::open, true, health},
+      {"GET", "/metrics", access::open, true, metrics},
   };
   return routes;
 }

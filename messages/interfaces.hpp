@@ -4,6 +4,7 @@
 #include "caf/replies_to.hpp"
 #include "caf/typed_actor.hpp"
 
+#include "messages/calls.hpp"
 #include "messages/type_ids.hpp"
 
 namespace adapterd::messages {
@@ -72,5 +73,33 @@ using router_actor
                      caf::reacts_to<dial_atom, std::string>,
                      caf::reacts_to<poll_atom>>
       ::extend_with<generation_service, cleanup_service, health_service, catalog_service, training_service>;
+
+/// The atom each envelope call travels with (see messages/calls.hpp).
+template <class Request>
+struct call_atom;
+template <>
+struct call_atom<cleanup_request> {
+  using type = cleanup_atom;
+};
+template <>
+struct call_atom<tokenize_request> {
+  using type = tokenize_atom;
+};
+template <>
+struct call_atom<detokenize_request> {
+  using type = detokenize_atom;
+};
+template <>
+struct call_atom<adapter_request> {
+  using type = adapters_atom;
+};
+template <>
+struct call_atom<train_request> {
+  using type = train_atom;
+};
+template <>
+struct call_atom<job_request> {
+  using type = jobs_atom;
+};
 
 }  // namespace adapterd::messages

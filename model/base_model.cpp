@@ -1,16 +1,16 @@
 #include "model/base_model.hpp"
 
-#include "model/spin_pool.hpp"
+#include "model/llama/spin_pool.hpp"
 
 #include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
 
-#include "model/llama.hpp"
-#include "model/spin_pool.hpp"
+#include "model/io/weights.hpp"
+#include "model/llama/llama.hpp"
+#include "model/llama/spin_pool.hpp"
 #include "model/text_generation.hpp"
-#include "model/weights.hpp"
 
 namespace adapterd::model {
 

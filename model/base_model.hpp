@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "model/model_config.hpp"
+#include "model/llama/model_config.hpp"
+#include "model/llama/sampler.hpp"
 #include "model/result.hpp"
-#include "model/sampler.hpp"
-#include "model/tokenizer.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace adapterd::model {
 

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "model/chat_template.hpp"
 #include "model/result.hpp"
-#include "model/tokenizer.hpp"
+#include "model/template/chat_template.hpp"
+#include "model/tokenizer/tokenizer.hpp"
 
 namespace adapterd::model {
 

@@ -8,7 +8,7 @@
 
 #include "model/base_model.hpp"
 #include "model/stop_filter.hpp"
-#include "model/stream_decoder.hpp"
+#include "model/tokenizer/stream_decoder.hpp"
 
 namespace adapterd::model {
 

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <map>
 
-#include "actors/batch_scheduler.hpp"
+#include "actors/core/batch_scheduler.hpp"
+#include "model/io/tiny_model.hpp"
 #include "model/text_generation.hpp"
-#include "model/tiny_model.hpp"
 
 using namespace adapterd;
 using actors::batch_scheduler;

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/chat_template.hpp"
+#include "model/template/chat_template.hpp"
 
 using namespace adapterd::model;
 

@@ -14,10 +14,10 @@
 #include "caf/io/middleman.hpp"
 #include "caf/scoped_actor.hpp"
 
+#include "actors/cluster/node_auth.hpp"
+#include "actors/cluster/router_actor.hpp"
+#include "actors/cluster/worker_actor.hpp"
 #include "actors/error_mapping.hpp"
-#include "actors/node_auth.hpp"
-#include "actors/router_actor.hpp"
-#include "actors/worker_actor.hpp"
 #include "messages/type_ids.hpp"
 
 using namespace adapterd;

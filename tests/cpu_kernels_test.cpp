@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "model/base_model.hpp"
-#include "model/cpu_kernels.hpp"
-#include "model/tiny_model.hpp"
+#include "model/io/tiny_model.hpp"
+#include "model/llama/cpu_kernels.hpp"
 
 using namespace adapterd::model;
 

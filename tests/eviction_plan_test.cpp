@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "actors/eviction_plan.hpp"
+#include "actors/core/eviction_plan.hpp"
 
 using adapterd::actors::plan_eviction;
 using adapterd::actors::resident;

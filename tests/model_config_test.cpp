@@ -4,8 +4,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "model/lora_config.hpp"
-#include "model/model_config.hpp"
+#include "model/io/lora_config.hpp"
+#include "model/llama/model_config.hpp"
 #include "tests/fixtures.hpp"
 
 using namespace adapterd::model;

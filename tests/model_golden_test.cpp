@@ -8,7 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "model/base_model.hpp"
-#include "model/safetensors.hpp"
+#include "model/io/safetensors.hpp"
 #include "tests/fixtures.hpp"
 #include "tests/model_helpers.hpp"
 

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "actors/node_auth.hpp"
-#include "actors/node_dial.hpp"
+#include "actors/cluster/node_auth.hpp"
+#include "actors/cluster/node_dial.hpp"
 
 using namespace adapterd::actors;
 

@@ -7,7 +7,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "actors/path_policy.hpp"
+#include "actors/core/path_policy.hpp"
 
 namespace fs = std::filesystem;
 using adapterd::actors::resolve_under_roots;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "actors/route_policy.hpp"
+#include "actors/core/route_policy.hpp"
 
 using adapterd::actors::pick_route;
 using adapterd::actors::route_candidate;

@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "model/safetensors.hpp"
+#include "model/io/safetensors.hpp"
 
 using namespace adapterd::model;
 

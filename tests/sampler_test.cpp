@@ -3,7 +3,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "model/sampler.hpp"
+#include "model/llama/sampler.hpp"
 
 using namespace adapterd::model;
 

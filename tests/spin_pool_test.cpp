@@ -3,7 +3,7 @@
 #include <atomic>
 #include <vector>
 
-#include "model/spin_pool.hpp"
+#include "model/llama/spin_pool.hpp"
 
 using adapterd::model::spin_pool;
 

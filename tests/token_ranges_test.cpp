@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "model/llama/token_ranges.hpp"
 #include "model/stop_filter.hpp"
-#include "model/token_ranges.hpp"
 
 using adapterd::model::stop_filter;
 using adapterd::model::token_ranges;

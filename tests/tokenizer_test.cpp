@@ -2,10 +2,10 @@
 
 #include <catch2/catch.hpp>
 
-#include "model/stream_decoder.hpp"
-#include "model/tokenizer.hpp"
-#include "model/tokenizer_parts.hpp"
-#include "model/utf8.hpp"
+#include "model/tokenizer/stages.hpp"
+#include "model/tokenizer/stream_decoder.hpp"
+#include "model/tokenizer/tokenizer.hpp"
+#include "model/tokenizer/utf8.hpp"
 #include "tests/fixtures.hpp"
 
 using namespace adapterd::model;

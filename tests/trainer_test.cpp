@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "model/base_model.hpp"
-#include "model/tiny_model.hpp"
-#include "model/trainer.hpp"
+#include "model/io/tiny_model.hpp"
+#include "model/train/trainer.hpp"
 
 using namespace adapterd::model;
 

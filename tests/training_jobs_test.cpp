@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "actors/training_jobs.hpp"
-#include "model/tiny_model.hpp"
+#include "actors/core/training_jobs.hpp"
+#include "model/io/tiny_model.hpp"
 
 using namespace adapterd;
 

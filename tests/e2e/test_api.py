@@ -112,6 +112,19 @@ class ApiTest(unittest.TestCase):
             self.assertEqual(status, expected, (payload, body))
         self.assertEqual(self.call("PUT", "/adapters", {}, key=ADMIN_KEY)[0], 405)
 
+    def test_one_model_by_id_as_openai_answers_it(self):
+        status, listed, _ = self.call("GET", "/v1/models")
+        self.assertEqual(status, 200, listed)
+        for model in listed["data"]:
+            status, one, _ = self.call("GET", "/v1/models/" + model["id"])
+            self.assertEqual((status, one), (200, model))
+        status, body, _ = self.call("GET", "/v1/models/no-such-model")
+        self.assertEqual(status, 404, body)
+        self.assertEqual(body["error"]["code"], "model_not_found")
+        self.assertEqual(body["error"]["type"], "invalid_request_error")
+        self.assertEqual(self.call("GET", "/v1/models/" + listed["data"][0]["id"], key=None)[0], 401)
+        self.assertEqual(self.call("DELETE", "/v1/models/x")[0], 405)
+
     def test_keys_guard_the_api_and_admin_routes(self):
         for key, expected in ((None, 401), ("not-a-key-at-all", 401), (API_KEY, 200), (ADMIN_KEY, 200)):
             status, body, _ = self.call("POST", "/generate-lite", {"prompt": "x", "max_new_tokens": 1}, key=key)

@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/lora_config.hpp"
+#include "model/io/lora_config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto config = adapterd::model::parse_lora_config(std::string(reinterpret_cast<const char*>(data), size));

@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/chat_template.hpp"
+#include "model/template/chat_template.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string tmpl(reinterpret_cast<const char*>(data), size);

@@ -19,27 +19,11 @@ struct answering_backend final : http::backend {
     done(messages::generate_reply{});
   }
   void cancel(std::string) override {}
-  void cleanup(messages::cleanup_request, std::function<void(http::outcome<messages::cleanup_reply>)> done) override {
-    done(messages::cleanup_reply{});
-  }
   void health(std::function<void(http::outcome<messages::health_report>)> done) override {
     done(messages::health_report{});
   }
-  void tokenize(messages::tokenize_request, std::function<void(http::outcome<messages::tokenize_reply>)> done) override {
-    done(messages::tokenize_reply{});
-  }
-  void detokenize(messages::detokenize_request,
-                  std::function<void(http::outcome<messages::detokenize_reply>)> done) override {
-    done(messages::detokenize_reply{});
-  }
-  void adapters(messages::adapter_request, std::function<void(http::outcome<messages::adapter_reply>)> done) override {
-    done(messages::adapter_reply{});
-  }
-  void train(messages::train_request, std::function<void(http::outcome<messages::job_status>)> done) override {
-    done(messages::job_status{});
-  }
-  void jobs(messages::job_request, std::function<void(http::outcome<messages::job_list>)> done) override {
-    done(messages::job_list{});
+  void call(http::api_call c) override {
+    std::visit([](auto& pending) { pending.done(http::reply_of<decltype(pending.request)>{}); }, c);
   }
 };
 

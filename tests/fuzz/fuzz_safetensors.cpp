@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/safetensors.hpp"
+#include "model/io/safetensors.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::byte> bytes(size);

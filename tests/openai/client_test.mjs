@@ -1,7 +1,7 @@
 // adapterd through the official openai npm client and a Prometheus text-format parser.
 // Usage: node client_test.mjs PORT ADAPTER_ID API_KEY
 // Checks completions and chat, streamed and not, with the base model and with an adapter,
-// /v1/models, the client's error for an unknown model, and that /metrics parses.
+// /v1/models and /v1/models/{id}, the client's error for an unknown model, and that /metrics parses.
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
@@ -28,6 +28,16 @@ await check("models lists the base model and the adapter", async () => {
   assert.ok(ids.includes(adapter), `${adapter} in ${ids}`);
   assert.ok(ids.includes(`${base}:${adapter}`), ids.join(","));
   for (const m of models.data) assert.equal(m.object, "model");
+});
+
+await check("models.retrieve finds each listed model, and 404s an unknown one", async () => {
+  for (const id of ids) {
+    const m = await client.models.retrieve(id);
+    assert.equal(m.id, id);
+    assert.equal(m.object, "model");
+  }
+  await assert.rejects(client.models.retrieve("no-such-model"),
+                       (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
 });
 
 for (const model of [base, adapter]) {

@@ -1,0 +1,436 @@
+#include "actors/core/batch_scheduler.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/error_mapping.hpp"
+#include "model/prompt.hpp"
+#include "model/text_generation.hpp"
+
+namespace adapterd::actors {
+
+using messages::errc;
+using messages::request_event;
+
+struct batch_scheduler::waiting_job {
+  job j;
+  clock::time_point arrived;
+  std::optional<model_lease> lease;
+  std::optional<std::vector<int32_t>> prompt_ids;  // encoded once, however many steps it waits
+};
+
+struct batch_scheduler::running_job {
+  job j;
+  model_lease lease;
+  std::unique_ptr<model::text_generation> gen;
+  clock::time_point arrived;
+  clock::time_point admitted;
+  int64_t admitted_wall_us = 0;
+  uint64_t service_seq = 0;
+  uint32_t batch_size_max = 0;
+  bool cancelled = false;
+  clock::time_point last_token_at;  // for the inter-token histogram
+};
+
+namespace {
+
+constexpr int64_t retry_prefill_chunk = 16;
+
+int64_t wall_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+double ms_between(batch_scheduler::clock::time_point a, batch_scheduler::clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Requests that name the same model the same way share a batch.
+std::string model_key(const messages::generate_request& r) {
+  return r.base_model + (r.prefer_cpu ? "|cpu" : "|");
+}
+
+model::generation_params params_for(const messages::generate_request& req, int64_t max_context) {
+  model::generation_params params;
+  params.max_new_tokens = req.max_new_tokens;
+  params.sampling.temperature = req.temperature;
+  params.sampling.top_p = req.top_p;
+  params.sampling.top_k = req.top_k;
+  params.sampling.repetition_penalty = req.repetition_penalty;
+  if (req.has_seed)
+    params.sampling.seed = req.seed;
+  params.stop = req.stop;
+  params.max_context_tokens = max_context;
+  params.pooled_kv = true;
+  return params;
+}
+
+bool past_deadline(const messages::generate_request& req, batch_scheduler::clock::time_point arrived,
+                   batch_scheduler::clock::time_point now) {
+  return req.timeout_s > 0 && std::chrono::duration<double>(now - arrived).count() > req.timeout_s;
+}
+
+std::string timeout_text(double seconds) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "no answer within timeout_s = %g s", seconds);
+  return buf;
+}
+
+}  // namespace
+
+batch_scheduler::batch_scheduler(scheduler_limits limits, event_fn events, flush_fn flush)
+  : limits_(limits), events_(std::move(events)), flush_(std::move(flush)) {
+  limits_.max_batch_size = std::max<uint32_t>(1, limits_.max_batch_size);
+  stats_.max_batch_size = limits_.max_batch_size;
+  stats_.max_queue = limits_.max_queue;
+}
+
+batch_scheduler::~batch_scheduler() = default;
+
+void batch_scheduler::fail(job j, errc code, std::string message, std::vector<finished_job>& out) {
+  events_(request_event::failed, j.req.request_id, 0);
+  out.push_back({std::move(j), messages::failure{code, std::move(message)}});
+}
+
+std::optional<finished_job> batch_scheduler::enqueue(job j) {
+  if (waiting_.size() >= limits_.max_queue) {
+    ++stats_.rejected;
+    messages::failure why{errc::overloaded, "the queue is full (" + std::to_string(waiting_.size())
+                                              + " waiting, max_queue " + std::to_string(limits_.max_queue)
+                                              + "); try again shortly"};
+    return finished_job{std::move(j), why};
+  }
+  waiting_.push_back(std::make_unique<waiting_job>(waiting_job{std::move(j), clock::now(), std::nullopt}));
+  return std::nullopt;
+}
+
+std::optional<job> batch_scheduler::take_waiting(const std::string& id) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
+    if ((*it)->j.req.request_id == id) {
+      auto j = std::move((*it)->j);
+      waiting_.erase(it);
+      return j;
+    }
+  return std::nullopt;
+}
+
+bool batch_scheduler::cancel(const std::string& id, std::vector<finished_job>& out) {
+  if (auto j = take_waiting(id)) {
+    ++stats_.cancelled;
+    fail(std::move(*j), errc::cancelled, "the client went away", out);
+    return true;
+  }
+  for (auto& r : running_)
+    if (r->j.req.request_id == id && !r->cancelled) {
+      r->cancelled = true;
+      return true;
+    }
+  return false;
+}
+
+const messages::generate_request* batch_scheduler::start_lease() {
+  if (leasing_)
+    return nullptr;
+  std::optional<std::string> key;
+  if (!running_.empty())
+    key = model_key(running_.front()->j.req);
+  size_t leased = 0;
+  for (auto& w : waiting_) {
+    if (w->lease) {
+      ++leased;
+      if (!key)
+        key = model_key(w->j.req);
+      continue;
+    }
+    // Room in the batch, and the same model as what runs (a different one waits until the
+    // batch drains, so that loading it never displaces weights in use).
+    if (running_.size() + leased >= limits_.max_batch_size)
+      return nullptr;
+    if (key && model_key(w->j.req) != *key)
+      return nullptr;
+    leasing_ = true;
+    return &w->j.req;
+  }
+  return nullptr;
+}
+
+void batch_scheduler::leased(const std::string& id, model_lease lease, std::optional<std::vector<int32_t>> prompt_ids) {
+  leasing_ = false;
+  for (auto& w : waiting_)
+    if (w->j.req.request_id == id) {
+      w->lease = std::move(lease);
+      if (prompt_ids)
+        w->prompt_ids = std::move(prompt_ids);
+      return;
+    }
+}
+
+int64_t prompt_token_limit(const model_lease& lease) {
+  auto context = lease.model->config().max_position_embeddings;
+  return lease.kv_reserve_tokens > 0 ? std::min(context, lease.kv_reserve_tokens) : context;
+}
+
+void batch_scheduler::lease_failed(const std::string& id, messages::failure why,
+                                   std::vector<finished_job>& out) {
+  leasing_ = false;
+  if (auto j = take_waiting(id))
+    fail(std::move(*j), why.code, std::move(why.message), out);
+}
+
+void batch_scheduler::expire(std::vector<finished_job>& out) {
+  auto now = clock::now();
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (past_deadline((*it)->j.req, (*it)->arrived, now)) {
+      auto j = std::move((*it)->j);
+      it = waiting_.erase(it);
+      ++stats_.timed_out;
+      auto seconds = j.req.timeout_s;
+      fail(std::move(j), errc::timeout, timeout_text(seconds) + " (still queued)", out);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = running_.begin(); it != running_.end();) {
+    auto& r = **it;
+    if (r.cancelled) {
+      ++stats_.cancelled;
+      spdlog::info("gpu-owner {} cancelled after {} tokens: the client went away",
+                   r.j.req.request_id, r.gen->tokens_generated());
+      fail(std::move(r.j), errc::cancelled, "the client went away", out);
+      it = running_.erase(it);  // frees its KV range
+    } else if (past_deadline(r.j.req, r.arrived, now)) {
+      ++stats_.timed_out;
+      auto seconds = r.j.req.timeout_s;
+      fail(std::move(r.j), errc::timeout, timeout_text(seconds), out);
+      it = running_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void batch_scheduler::admit(std::vector<finished_job>& out) {
+  int64_t prefill_tokens = 0;
+  size_t admitted_now = 0;
+  while (!waiting_.empty() && waiting_.front()->lease && running_.size() < limits_.max_batch_size) {
+    auto& w = *waiting_.front();
+    const auto& model = *w.lease->model;
+    if (!running_.empty() && running_.front()->lease.model != w.lease->model)
+      break;  // another model: after this batch drains
+    if (!w.prompt_ids) {
+      std::vector<model::chat_message> chat;
+      for (const auto& turn : w.j.req.chat)
+        chat.push_back({turn.role, turn.content});
+      auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat, prompt_token_limit(*w.lease));
+      if (!encoded) {
+        auto j = std::move(w.j);
+        waiting_.pop_front();
+        auto code = encoded.err().code == model::errc::context_overflow ? errc::context_overflow : errc::bad_request;
+        fail(std::move(j), code, encoded.err().message, out);
+        continue;
+      }
+      w.prompt_ids = std::move(*encoded);
+    }
+    const auto& ids = *w.prompt_ids;
+    auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
+    const auto prompt = static_cast<int64_t>(ids.size());
+    const auto needed = model.kv_tokens_needed(ids.size(), params);
+    if (needed > 0 && model.kv_pool_tokens() > 0 && !model.kv_pool_fits(needed)) {
+      if (running_.empty()) {  // cannot happen with a pool of kv_reserve_tokens; never spin on it
+        auto j = std::move(w.j);
+        waiting_.pop_front();
+        fail(std::move(j), errc::insufficient_memory,
+             "the KV pool cannot hold " + std::to_string(needed) + " tokens", out);
+        continue;
+      }
+      break;  // waits for running sequences to free their KV ranges
+    }
+    if (admitted_now > 0 && prefill_tokens + prompt > limits_.max_prefill_tokens)
+      break;
+    auto item = std::move(waiting_.front());
+    waiting_.pop_front();
+    auto start = clock::now();
+    auto gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
+    if (!gen && gen.err().code == model::errc::out_of_memory) {
+      spdlog::warn("gpu-owner {} out of memory in prefill ({}); flushing and retrying chunked",
+                   item->j.req.request_id, gen.err().message);
+      flush_();
+      params.prefill_chunk = retry_prefill_chunk;
+      gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
+      events_(gen ? request_event::oom_recovered : request_event::oom_failed, item->j.req.request_id, 0);
+      if (!gen) {
+        fail(std::move(item->j), errc::out_of_memory,
+             "out of memory even after flushing and a chunked prefill: " + gen.err().message, out);
+        continue;
+      }
+    }
+    if (!gen) {
+      auto why = to_failure(gen.err());
+      fail(std::move(item->j), why.code, std::move(why.message), out);
+      continue;
+    }
+    prefill_tokens += prompt;
+    ++admitted_now;
+    auto first_token_at = clock::now();  // prefill picked the first token
+    stats_.prompt_tokens += static_cast<uint64_t>(prompt);
+    ++stats_.generated_tokens;
+    stats_.ttft_s.observe(std::chrono::duration<double>(first_token_at - item->arrived).count());
+    stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
+    auto r = std::make_unique<running_job>();
+    r->j = std::move(item->j);
+    r->lease = std::move(*item->lease);
+    r->gen = std::move(*gen);
+    r->arrived = item->arrived;
+    r->admitted = start;
+    r->admitted_wall_us = wall_us();
+    r->service_seq = ++admitted_;
+    r->last_token_at = first_token_at;
+    running_.push_back(std::move(r));
+  }
+}
+
+void batch_scheduler::decode(std::vector<finished_job>& out) {
+  std::vector<model::generation*> batch;
+  std::vector<running_job*> stepped;
+  for (auto& r : running_)
+    if (!r->gen->finished()) {
+      batch.push_back(&r->gen->tokens());
+      stepped.push_back(r.get());
+    }
+  if (batch.empty())
+    return;
+  const auto rows = static_cast<uint32_t>(batch.size());
+  ++stats_.steps;
+  stats_.step_rows += rows;
+  stats_.last_batch_size = rows;
+  for (auto& r : running_)
+    r->batch_size_max = std::max(r->batch_size_max, rows);
+  stats_.batch_sizes.observe(rows);
+  const auto& model = *running_.front()->lease.model;
+  auto failed = model.step(batch);
+  if (!failed) {
+    auto now = clock::now();
+    for (auto* r : stepped) {
+      stats_.itl_s.observe(std::chrono::duration<double>(now - r->last_token_at).count());
+      r->last_token_at = now;
+    }
+    stats_.generated_tokens += rows;
+    return;
+  }
+  if (failed->code != model::errc::out_of_memory) {
+    spdlog::error("gpu-owner decode step of {} rows failed: {}", rows, failed->message);
+    auto why = to_failure(*failed);
+    for (auto& r : running_)
+      fail(std::move(r->j), why.code, why.message, out);
+    running_.clear();
+    return;
+  }
+  // Out of memory: flush, then each row alone; a row that still fails fails alone. A step
+  // advances a row only when it succeeds, so retried rows lose nothing.
+  spdlog::warn("gpu-owner decode step of {} rows out of memory; flushing, one row at a time", rows);
+  flush_();
+  for (auto it = running_.begin(); it != running_.end();) {
+    auto& r = **it;
+    if (r.gen->finished()) {
+      ++it;
+      continue;
+    }
+    auto alone = model.step({&r.gen->tokens()});
+    events_(alone ? request_event::oom_failed : request_event::oom_recovered, r.j.req.request_id, 0);
+    if (alone) {
+      fail(std::move(r.j), errc::out_of_memory, "out of memory in decode even alone: " + alone->message, out);
+      it = running_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void batch_scheduler::finish(running_job& r, std::vector<finished_job>& out) {
+  auto text = r.gen->take_text();
+  if (r.j.on_chunk && !text.empty())
+    r.j.on_chunk({r.j.req.request_id, std::move(text), static_cast<uint32_t>(r.gen->tokens_generated()),
+                  r.j.req.arrival_seq});
+  auto output = r.gen->output();
+  auto now = clock::now();
+  messages::generate_reply reply;
+  reply.request_id = r.j.req.request_id;
+  reply.generated_text = output.text;
+  reply.tokens_generated = static_cast<uint32_t>(output.output_ids.size());
+  reply.prompt_tokens = static_cast<uint32_t>(output.prompt_ids.size());
+  reply.finish_reason = output.finish_reason;
+  reply.model = r.lease.model_name;
+  reply.adapter = r.lease.adapter_name;
+  reply.device = r.lease.model->device();
+  reply.queue_ms = ms_between(r.arrived, r.admitted);
+  reply.load_ms = r.lease.load_ms;
+  reply.generate_ms = ms_between(r.admitted, now);
+  reply.arrival_seq = r.j.req.arrival_seq;
+  reply.service_seq = r.service_seq;
+  reply.started_at_us = r.admitted_wall_us;
+  reply.finished_at_us = wall_us();
+  reply.batch_size_max = r.batch_size_max;
+  spdlog::info("gpu-owner {} generated {} tokens in {:.1f} ms (batch up to {})", reply.request_id,
+               reply.tokens_generated, reply.generate_ms, reply.batch_size_max);
+  events_(request_event::finished, reply.request_id,
+          r.lease.model->kv_cache_bytes(reply.prompt_tokens + reply.tokens_generated));
+  out.push_back({std::move(r.j), std::move(reply)});
+}
+
+void batch_scheduler::stream_text() {
+  for (auto& r : running_)
+    if (r->j.on_chunk && !r->gen->finished()) {
+      auto text = r->gen->take_text();
+      if (!text.empty())
+        r->j.on_chunk({r->j.req.request_id, std::move(text), static_cast<uint32_t>(r->gen->tokens_generated()),
+                       r->j.req.arrival_seq});
+    }
+}
+
+std::vector<finished_job> batch_scheduler::step() {
+  std::vector<finished_job> out;
+  expire(out);
+  admit(out);
+  stream_text();  // the first token, from the prefill, goes out before the decode step
+  decode(out);
+  stream_text();
+  for (auto it = running_.begin(); it != running_.end();) {
+    if ((*it)->gen->finished()) {
+      finish(**it, out);
+      it = running_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return out;
+}
+
+bool batch_scheduler::has_work() const {
+  if (!running_.empty())
+    return true;
+  for (const auto& w : waiting_)
+    if (w->lease || !leasing_)
+      return true;
+  return false;
+}
+
+bool batch_scheduler::idle() const {
+  if (!running_.empty() || leasing_)
+    return false;
+  for (const auto& w : waiting_)
+    if (w->lease)
+      return false;
+  return true;
+}
+
+messages::batch_state batch_scheduler::state() const {
+  auto s = stats_;
+  s.waiting = static_cast<uint32_t>(waiting_.size());
+  s.running = static_cast<uint32_t>(running_.size());
+  s.kv_pool_used = running_.empty() ? 0 : running_.front()->lease.model->kv_pool_tokens_used();
+  return s;
+}
+
+}  // namespace adapterd::actors

@@ -1,0 +1,58 @@
+#pragma once
+// The API calls the HTTP side makes through one generic envelope (http::backend::ask): for
+// each request, its reply and the service that owns it. The http actor forwards any of them
+// by these traits, so adding a call needs no forwarder of its own. Generation (it streams),
+// cancel and health keep their own paths.
+#include <cstdint>
+
+#include "messages/catalog.hpp"
+#include "messages/memory.hpp"
+#include "messages/training.hpp"
+
+namespace adapterd::messages {
+
+/// Who answers a call: in a standalone node its own actors, in a router the router.
+enum class service : uint8_t { cleanup, catalog, training };
+
+template <class Request>
+struct call_traits;
+
+template <>
+struct call_traits<cleanup_request> {
+  using reply = cleanup_reply;
+  static constexpr service owner = service::cleanup;
+};
+template <>
+struct call_traits<tokenize_request> {
+  using reply = tokenize_reply;
+  static constexpr service owner = service::catalog;
+};
+template <>
+struct call_traits<detokenize_request> {
+  using reply = detokenize_reply;
+  static constexpr service owner = service::catalog;
+};
+template <>
+struct call_traits<adapter_request> {
+  using reply = adapter_reply;
+  static constexpr service owner = service::catalog;
+};
+template <>
+struct call_traits<train_request> {
+  using reply = job_status;
+  static constexpr service owner = service::training;
+};
+template <>
+struct call_traits<job_request> {
+  using reply = job_list;
+  static constexpr service owner = service::training;
+};
+
+template <class... Requests>
+struct call_list {};
+
+/// Every request the envelope carries.
+using api_calls = call_list<cleanup_request, tokenize_request, detokenize_request, adapter_request,
+                            train_request, job_request>;
+
+}  // namespace adapterd::messages

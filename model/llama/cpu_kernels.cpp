@@ -1,0 +1,256 @@
+#include "model/llama/cpu_kernels.hpp"
+
+#include <immintrin.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace adapterd::model::cpu {
+
+namespace {
+
+#define ADAPTERD_AVX2 __attribute__((target("avx2,fma")))
+
+ADAPTERD_AVX2 inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 shuf = _mm_movehdup_ps(lo);
+  __m128 sums = _mm_add_ps(lo, shuf);
+  shuf = _mm_movehl_ps(shuf, sums);
+  return _mm_cvtss_f32(_mm_add_ss(sums, shuf));
+}
+
+// OUT weight rows (adjacent) times ROWS activation rows, accumulators in registers.
+template <int OUT, int ROWS>
+ADAPTERD_AVX2 void tile(const float* x, size_t ldx, const float* w, size_t k_dim, const float* bias,
+                        float* y, size_t ldy, size_t j) {
+  // The unroll pragmas keep acc in registers (GCC otherwise leaves it on the stack).
+  __m256 acc[OUT][ROWS];
+#pragma GCC unroll 8
+  for (int o = 0; o < OUT; ++o)
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r)
+      acc[o][r] = _mm256_setzero_ps();
+  const size_t kv = k_dim & ~size_t(7);
+  const float* wr = w + j * k_dim;
+  for (size_t k = 0; k < kv; k += 8) {
+    __m256 wv[OUT];
+#pragma GCC unroll 8
+    for (int o = 0; o < OUT; ++o)
+      wv[o] = _mm256_loadu_ps(wr + o * k_dim + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      __m256 xv = _mm256_loadu_ps(x + r * ldx + k);
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        acc[o][r] = _mm256_fmadd_ps(wv[o], xv, acc[o][r]);
+    }
+  }
+  for (int o = 0; o < OUT; ++o)
+    for (int r = 0; r < ROWS; ++r) {
+      float s = hsum(acc[o][r]);
+      for (size_t k = kv; k < k_dim; ++k)
+        s += wr[o * k_dim + k] * x[r * ldx + k];
+      y[r * ldy + j + o] = bias != nullptr ? s + bias[j + o] : s;
+    }
+}
+
+template <int OUT>
+ADAPTERD_AVX2 void tile_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
+                             const float* bias, float* y, size_t ldy, size_t j) {
+  size_t r = 0;
+  for (; r + 3 <= rows; r += 3)
+    tile<OUT, 3>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j);
+  switch (rows - r) {
+    case 2: tile<OUT, 2>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j); break;
+    case 1: tile<OUT, 1>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j); break;
+    default: break;
+  }
+}
+
+// The same tiles with 16-lane registers, where the CPU has AVX-512 (twice the registers,
+// so 4 x 4 tiles keep all accumulators and operands in registers).
+#define ADAPTERD_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+// A fixed-order sum of the 16 lanes (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized).
+ADAPTERD_AVX512 inline float hsum512(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  __m256 a = _mm256_load_ps(lanes), b = _mm256_load_ps(lanes + 8);
+  return hsum(_mm256_add_ps(a, b));
+}
+
+template <int OUT, int ROWS>
+ADAPTERD_AVX512 void tile512(const float* x, size_t ldx, const float* w, size_t k_dim, const float* bias,
+                             float* y, size_t ldy, size_t j) {
+  __m512 acc[OUT][ROWS];
+#pragma GCC unroll 8
+  for (int o = 0; o < OUT; ++o)
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r)
+      acc[o][r] = _mm512_setzero_ps();
+  const size_t kv = k_dim & ~size_t(15);
+  const float* wr = w + j * k_dim;
+  const float* next = wr + OUT * k_dim;  // the following weight rows: fetch them meanwhile
+  for (size_t k = 0; k < kv; k += 16) {
+    if (ROWS > 1)
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        _mm_prefetch(reinterpret_cast<const char*>(next + o * k_dim + k), _MM_HINT_T0);
+    __m512 wv[OUT];
+#pragma GCC unroll 8
+    for (int o = 0; o < OUT; ++o)
+      wv[o] = _mm512_loadu_ps(wr + o * k_dim + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        acc[o][r] = _mm512_fmadd_ps(wv[o], xv, acc[o][r]);
+    }
+  }
+  for (int o = 0; o < OUT; ++o)
+    for (int r = 0; r < ROWS; ++r) {
+      float s = hsum512(acc[o][r]);
+      for (size_t k = kv; k < k_dim; ++k)
+        s += wr[o * k_dim + k] * x[r * ldx + k];
+      y[r * ldy + j + o] = bias != nullptr ? s + bias[j + o] : s;
+    }
+}
+
+template <int OUT>
+ADAPTERD_AVX512 void tile512_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
+                                  const float* bias, float* y, size_t ldy, size_t j) {
+  size_t r = 0;
+  for (; r + 4 <= rows; r += 4)
+    tile512<OUT, 4>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j);
+  switch (rows - r) {
+    case 3: tile512<OUT, 3>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j); break;
+    case 2: tile512<OUT, 2>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j); break;
+    case 1: tile512<OUT, 1>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j); break;
+    default: break;
+  }
+}
+
+bool has_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && std::getenv("ADAPTERD_NO_AVX512") == nullptr;
+  return ok;
+}
+
+}  // namespace
+
+bool kernels_available() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                         && std::getenv("ADAPTERD_NO_CPU_KERNELS") == nullptr;
+  return ok;
+}
+
+void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
+                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
+  size_t j = j_begin;
+  if (has_avx512() && rows > 4) {
+    // Many rows: sweep a block of weight rows that stays in L2 once per tile of 4 input
+    // rows, so each tile's inputs stay in L1. The tiles are the same, so are the sums.
+    const size_t block = std::max<size_t>(4, ((size_t(384) << 10) / (k_dim * sizeof(float))) & ~size_t(3));
+    for (size_t j0 = j_begin; j0 < j_end; j0 += block) {
+      const size_t j1 = std::min(j_end, j0 + block);
+      for (size_t r = 0; r < rows; r += 4) {
+        const size_t n = std::min<size_t>(4, rows - r);
+        size_t jj = j0;
+        for (; jj + 4 <= j1; jj += 4)
+          tile512_rows<4>(x + r * ldx, n, ldx, w, k_dim, bias, y + r * ldy, ldy, jj);
+        for (; jj < j1; ++jj)
+          tile512_rows<1>(x + r * ldx, n, ldx, w, k_dim, bias, y + r * ldy, ldy, jj);
+      }
+    }
+    return;
+  }
+  if (has_avx512()) {
+    for (; j + 4 <= j_end; j += 4)
+      tile512_rows<4>(x, rows, ldx, w, k_dim, bias, y, ldy, j);
+    for (; j < j_end; ++j)
+      tile512_rows<1>(x, rows, ldx, w, k_dim, bias, y, ldy, j);
+    return;
+  }
+  for (; j + 4 <= j_end; j += 4)
+    tile_rows<4>(x, rows, ldx, w, k_dim, bias, y, ldy, j);
+  for (; j < j_end; ++j)
+    tile_rows<1>(x, rows, ldx, w, k_dim, bias, y, ldy, j);
+}
+
+namespace {
+
+ADAPTERD_AVX2 float dot_avx2(const float* a, const float* b, size_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i)
+    s += a[i] * b[i];
+  return s;
+}
+
+ADAPTERD_AVX2 void axpy_avx2(float weight, const float* v, float* out, size_t n) {
+  const __m256 w = _mm256_set1_ps(weight);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(w, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
+  for (; i < n; ++i)
+    out[i] += weight * v[i];
+}
+
+}  // namespace
+
+float dot(const float* a, const float* b, size_t n) { return dot_avx2(a, b, n); }
+
+void axpy(float weight, const float* v, float* out, size_t n) { axpy_avx2(weight, v, out, n); }
+
+void rms_norm_row(const float* x, const float* weight, size_t n, double eps, float* out) {
+  float sum = 0;
+  for (size_t i = 0; i < n; ++i)
+    sum += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + static_cast<float>(eps));
+  for (size_t i = 0; i < n; ++i)
+    out[i] = weight[i] * (x[i] * scale);
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+ADAPTERD_AVX2 float sum_floats(const float* p, size_t n) {
+  __m256 acc[8];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)
+    acc[i] = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; ++j)
+      acc[j] = _mm256_add_ps(acc[j], _mm256_loadu_ps(p + i + 8 * j));
+  for (int j = 1; j < 8; ++j)
+    acc[0] = _mm256_add_ps(acc[0], acc[j]);
+  float s = hsum(acc[0]);
+  for (; i < n; ++i)
+    s += p[i];
+  return s;
+}
+
+std::shared_ptr<float> allocate_huge(size_t floats) {
+  constexpr size_t huge = size_t(2) << 20;
+  const size_t bytes = ((floats * sizeof(float) + huge - 1) / huge) * huge;
+  void* p = nullptr;
+  if (posix_memalign(&p, huge, bytes) != 0)
+    throw std::bad_alloc();
+  madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP the pages stay small
+  return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
+}
+
+}  // namespace adapterd::model::cpu

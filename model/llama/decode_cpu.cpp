@@ -1,0 +1,313 @@
+// Decode on the CPU in fp32 without libtorch's per-op overhead: the weights packed into one
+// huge-page arena (q/k/v and gate/up adjacent, so each pair runs as one matrix), the
+// linear layers through cpu::dense_rows, and RMSNorm, RoPE, one-token attention and
+// SwiGLU as plain loops over reused buffers. Same arithmetic as the libtorch path up to
+// summation order; each row is computed alone, so a batch never changes a row's result.
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "model/llama/cpu_kernels.hpp"
+#include "model/llama/llama.hpp"
+#include "model/llama/spin_pool.hpp"
+
+namespace adapterd::model {
+
+namespace {
+
+// Runs body(begin, end) over [0, n) on the pool's threads, in chunks that each thread
+// claims as it gets to them, so that a thread that is held up does not hold up the rest.
+template <class Body>
+void parallel(size_t n, size_t min_per_part, const Body& body) {
+  auto& pool = spin_pool::instance();
+  const size_t parts = std::min(pool.parts(), std::max<size_t>(1, n / std::max<size_t>(1, min_per_part)));
+  if (parts <= 1)
+    return body(0, n);
+  const size_t chunks = std::min(n, parts * 4);
+  std::atomic<size_t> next{0};
+  pool.run([&](size_t) {
+    for (size_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1))
+      body(n * c / chunks, n * (c + 1) / chunks);
+  });
+}
+
+// Parallel over output columns; the per-element order does not depend on the split.
+void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, const float* bias, float* y,
+           size_t ldy, size_t n) {
+  parallel(n, 32, [&](size_t begin, size_t end) { cpu::dense_rows(x, rows, ldx, w, k, bias, y, ldy, begin, end); });
+}
+
+const float* ptr(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+
+bool packable(const torch::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous();
+}
+
+}  // namespace
+
+void llama_model::pack_for_cpu() {
+  if (!device_.is_cpu() || dtype_ != torch::kFloat32 || !cpu::kernels_available())
+    return;
+  size_t floats = static_cast<size_t>(weights_.lm_head.numel());
+  for (const auto& layer : weights_.layers)
+    for (const auto& lin : layer.linear)
+      floats += static_cast<size_t>(lin.weight.numel());
+  arena_ = cpu::allocate_huge(floats);
+  auto keep = arena_;
+  size_t at = 0;
+  // Copies `t` into the arena and makes it a view of its copy.
+  auto move_in = [&](torch::Tensor& t) {
+    auto src = t.to(torch::kFloat32).contiguous();
+    float* dst = arena_.get() + at;
+    std::memcpy(dst, src.data_ptr<float>(), static_cast<size_t>(src.numel()) * sizeof(float));
+    at += static_cast<size_t>(src.numel());
+    t = torch::from_blob(dst, src.sizes(), [keep](void*) {}, torch::TensorOptions().dtype(torch::kFloat32));
+  };
+  for (auto& layer : weights_.layers)
+    for (auto& lin : layer.linear)  // q, k, v, o, gate, up, down: q|k|v and gate|up adjacent
+      move_in(lin.weight);
+  const bool tied = weights_.lm_head.data_ptr() == weights_.embed.data_ptr();
+  move_in(weights_.lm_head);
+  if (tied)
+    weights_.embed = weights_.lm_head;
+  // The rest leaves the memory-mapped file too, so that the mapping (and the page cache
+  // the copy touched, which counts as resident) goes away.
+  auto own = [](torch::Tensor& t) {
+    if (t.defined())
+      t = t.clone();
+  };
+  if (!tied)
+    own(weights_.embed);
+  own(weights_.final_norm);
+  for (auto& layer : weights_.layers) {
+    own(layer.input_norm);
+    own(layer.post_attention_norm);
+    for (auto& lin : layer.linear)
+      own(lin.bias);
+  }
+  auto fuse_bias = [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
+    std::vector<torch::Tensor> parts{a, b};
+    if (c.defined())
+      parts.push_back(c);
+    return a.defined() ? torch::cat(parts).to(torch::kFloat32).contiguous() : torch::Tensor();
+  };
+  for (auto& layer : weights_.layers) {
+    const auto& l = layer.linear;
+    packed_layer p;
+    p.qkv_bias = fuse_bias(l[0].bias, l[1].bias, l[2].bias);
+    p.gate_up_bias = fuse_bias(l[4].bias, l[5].bias, torch::Tensor());
+    packed_.push_back(std::move(p));
+  }
+  bool ok = packable(weights_.embed) && packable(weights_.final_norm) && packable(cos_) && packable(sin_);
+  for (const auto& layer : weights_.layers)
+    ok = ok && packable(layer.input_norm) && packable(layer.post_attention_norm);
+  if (!ok)
+    packed_.clear();
+}
+
+bool llama_model::cpu_decode_ready(const std::vector<const lora_weights*>& loras) const {
+  if (packed_.empty())
+    return false;
+  for (const auto* lora : loras)
+    if (lora != nullptr)
+      for (const auto& layer : lora->layers)
+        for (const auto& pair : layer)
+          if (pair && !(packable(pair->a) && packable(pair->b)))
+            return false;
+  return true;
+}
+
+// Adds each adapter's LoRA term for its rows: y[row] += scale * B (A x[row]).
+void llama_model::add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t layer, proj p,
+                               const std::vector<const lora_weights*>& loras, float* y, size_t ldy,
+                               cpu_scratch& s) const {
+  auto& done = s.lora_done;
+  done.clear();
+  for (size_t row = 0; row < rows; ++row) {
+    const auto* pair = lora_for(loras[row], layer, p);
+    if (pair == nullptr || std::find(done.begin(), done.end(), pair) != done.end())
+      continue;
+    done.push_back(pair);
+    const size_t in = static_cast<size_t>(pair->a.size(1)), r = static_cast<size_t>(pair->a.size(0));
+    const size_t out = static_cast<size_t>(pair->b.size(0));
+    auto& members = s.lora_rows;
+    members.clear();
+    for (size_t i = row; i < rows; ++i)
+      if (lora_for(loras[i], layer, p) == pair)
+        members.push_back(i);
+    s.lora_in.resize(members.size() * in);
+    for (size_t m = 0; m < members.size(); ++m)
+      std::memcpy(&s.lora_in[m * in], x + members[m] * ldx, in * sizeof(float));
+    s.lora_mid.resize(members.size() * r);
+    s.lora_out.resize(members.size() * out);
+    cpu::dense_rows(s.lora_in.data(), members.size(), in, ptr(pair->a), in, nullptr, s.lora_mid.data(), r, 0, r);
+    dense(s.lora_mid.data(), members.size(), r, ptr(pair->b), r, nullptr, s.lora_out.data(), out, out);
+    const auto scale = static_cast<float>(pair->scale);
+    for (size_t m = 0; m < members.size(); ++m) {
+      float* dst = y + members[m] * ldy;
+      const float* delta = &s.lora_out[m * out];
+      for (size_t j = 0; j < out; ++j)
+        dst[j] += delta[j] * scale;
+    }
+  }
+}
+
+std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
+                                                      const lora_weights* lora) const {
+  std::vector<const lora_weights*> loras(ids.size(), lora);
+  if (ids.empty() || !cpu_decode_ready(loras))
+    return std::nullopt;
+  if (activation_limit_bytes_ > 0
+      && ids.size() * static_cast<size_t>(config_.intermediate_size) * 3 * sizeof(float) > activation_limit_bytes_)
+    throw std::bad_alloc();  // injected, as in forward()
+  std::vector<kv_cache*> caches(ids.size(), &cache);
+  return decode_batch_cpu(ids, caches, loras, {ids.size() - 1});
+}
+
+torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                                            const std::vector<const lora_weights*>& loras,
+                                            const std::vector<size_t>& logit_rows) const {
+  const size_t rows = ids.size();
+  // Reused: no allocation per token once warm. The reference matters: inside the parallel
+  // lambdas a thread_local name would mean each worker thread's own (empty) copy.
+  thread_local cpu_scratch scratch;
+  cpu_scratch& s = scratch;
+  // Each row's position: after what its cache holds and the earlier rows of the same cache
+  // (a prefill's rows share one cache; a decode step's rows have one each).
+  auto& position = s.position;
+  position.resize(rows);
+  s.next_position.clear();
+  for (size_t r = 0; r < rows; ++r) {
+    auto it = std::find_if(s.next_position.begin(), s.next_position.end(),
+                           [&](const auto& e) { return e.first == caches[r]; });
+    if (it == s.next_position.end())
+      it = s.next_position.insert(it, {caches[r], caches[r]->length});
+    position[r] = it->second++;
+  }
+  const size_t h = static_cast<size_t>(config_.hidden_size), d = static_cast<size_t>(config_.head_dim);
+  const size_t heads = static_cast<size_t>(config_.num_heads), kvh = static_cast<size_t>(config_.num_kv_heads);
+  const size_t q_out = heads * d, kv_out = kvh * d, qkv_n = q_out + 2 * kv_out;
+  const size_t inter = static_cast<size_t>(config_.intermediate_size), group = heads / kvh, half = d / 2;
+  const double eps = config_.rms_norm_eps;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const int64_t window = config_.sliding_window;
+  s.x.resize(rows * h);
+  s.norm.resize(rows * h);
+  s.qkv.resize(rows * qkv_n);
+  s.attn.resize(rows * q_out);
+  s.proj.resize(rows * h);
+  s.gate_up.resize(rows * 2 * inter);
+  const float* embed = ptr(weights_.embed);
+  for (size_t r = 0; r < rows; ++r)
+    std::memcpy(&s.x[r * h], embed + static_cast<size_t>(ids[r]) * h, h * sizeof(float));
+  const float* cos_all = ptr(cos_);
+  const float* sin_all = ptr(sin_);
+  for (size_t l = 0; l < weights_.layers.size(); ++l) {
+    const auto& w = weights_.layers[l];
+    const auto& pk = packed_[l];
+    parallel(rows, 4, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r)
+        cpu::rms_norm_row(&s.x[r * h], ptr(w.input_norm), h, eps, &s.norm[r * h]);
+    });
+    dense(s.norm.data(), rows, h, ptr(w.linear[0].weight), h, ptr(pk.qkv_bias), s.qkv.data(), qkv_n, qkv_n);
+    add_lora_cpu(s.norm.data(), h, rows, l, proj::q, loras, s.qkv.data(), qkv_n, s);
+    add_lora_cpu(s.norm.data(), h, rows, l, proj::k, loras, s.qkv.data() + q_out, qkv_n, s);
+    add_lora_cpu(s.norm.data(), h, rows, l, proj::v, loras, s.qkv.data() + q_out + kv_out, qkv_n, s);
+    // RoPE (transformers' rotate_half) on q and k, then k and v into the row's cache.
+    for (size_t r = 0; r < rows; ++r) {
+      auto& cache = *caches[r];
+      const int64_t pos = position[r];
+      const float* c = cos_all + static_cast<size_t>(pos) * d;
+      const float* sn = sin_all + static_cast<size_t>(pos) * d;
+      float* row = &s.qkv[r * qkv_n];
+      for (size_t hd = 0; hd < heads + kvh; ++hd) {
+        float* v = row + hd * d;
+        for (size_t i = 0; i < half; ++i) {
+          const float x1 = v[i], x2 = v[i + half];
+          v[i] = x1 * c[i] - x2 * sn[i];
+          v[i + half] = x2 * c[i + half] + x1 * sn[i + half];
+        }
+      }
+      auto& kt = cache.k[l];
+      auto& vt = cache.v[l];
+      const auto ks0 = kt.stride(0), ks1 = kt.stride(1), vs0 = vt.stride(0), vs1 = vt.stride(1);
+      float* kp = kt.data_ptr<float>();
+      float* vp = vt.data_ptr<float>();
+      for (size_t g = 0; g < kvh; ++g) {
+        std::memcpy(kp + static_cast<int64_t>(g) * ks0 + pos * ks1, row + q_out + g * d, d * sizeof(float));
+        std::memcpy(vp + static_cast<int64_t>(g) * vs0 + pos * vs1, row + q_out + kv_out + g * d,
+                    d * sizeof(float));
+      }
+    }
+    // One-token attention for every (row, head): scores, softmax, weighted values.
+    parallel(rows * heads, 1, [&](size_t begin, size_t end) {
+      thread_local std::vector<float> p;  // this worker's scores, reused
+      for (size_t item = begin; item < end; ++item) {
+        const size_t r = item / heads, head = item % heads;
+        const auto& cache = *caches[r];
+        const int64_t at = position[r], total = at + 1;
+        const auto& kt = cache.k[l];
+        const auto& vt = cache.v[l];
+        const size_t g = head / group;
+        const float* kp = kt.data_ptr<float>() + static_cast<int64_t>(g) * kt.stride(0);
+        const float* vp = vt.data_ptr<float>() + static_cast<int64_t>(g) * vt.stride(0);
+        const float* q = &s.qkv[r * qkv_n + head * d];
+        const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
+        p.assign(static_cast<size_t>(total - first), 0);
+        float top = -std::numeric_limits<float>::infinity();
+        for (int64_t t = first; t < total; ++t) {
+          const float dot = cpu::dot(q, kp + t * kt.stride(1), d) * scale;
+          p[static_cast<size_t>(t - first)] = dot;
+          top = std::max(top, dot);
+        }
+        float sum = 0;
+        for (auto& e : p) {
+          e = std::exp(e - top);
+          sum += e;
+        }
+        float* out = &s.attn[r * q_out + head * d];
+        std::fill(out, out + d, 0.0f);
+        for (int64_t t = first; t < total; ++t) {
+          cpu::axpy(p[static_cast<size_t>(t - first)] / sum, vp + t * vt.stride(1), out, d);
+        }
+      }
+    });
+    dense(s.attn.data(), rows, q_out, ptr(w.linear[3].weight), q_out, ptr(w.linear[3].bias), s.proj.data(), h, h);
+    add_lora_cpu(s.attn.data(), q_out, rows, l, proj::o, loras, s.proj.data(), h, s);
+    for (size_t i = 0; i < rows * h; ++i)
+      s.x[i] += s.proj[i];
+    parallel(rows, 4, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r)
+        cpu::rms_norm_row(&s.x[r * h], ptr(w.post_attention_norm), h, eps, &s.norm[r * h]);
+    });
+    dense(s.norm.data(), rows, h, ptr(w.linear[4].weight), h, ptr(pk.gate_up_bias), s.gate_up.data(), 2 * inter,
+          2 * inter);
+    add_lora_cpu(s.norm.data(), h, rows, l, proj::gate, loras, s.gate_up.data(), 2 * inter, s);
+    add_lora_cpu(s.norm.data(), h, rows, l, proj::up, loras, s.gate_up.data() + inter, 2 * inter, s);
+    parallel(rows, 2, [&](size_t a, size_t b) {
+      for (size_t r = a; r < b; ++r)
+        cpu::silu_mul(&s.gate_up[r * 2 * inter], &s.gate_up[r * 2 * inter + inter], inter);
+    });
+    dense(s.gate_up.data(), rows, 2 * inter, ptr(w.linear[6].weight), inter, ptr(w.linear[6].bias), s.proj.data(),
+          h, h);
+    add_lora_cpu(s.gate_up.data(), 2 * inter, rows, l, proj::down, loras, s.proj.data(), h, s);
+    for (size_t i = 0; i < rows * h; ++i)
+      s.x[i] += s.proj[i];
+  }
+  for (auto* c : caches)
+    ++c->length;
+  std::vector<size_t> out_rows = logit_rows;
+  if (out_rows.empty())
+    for (size_t r = 0; r < rows; ++r)
+      out_rows.push_back(r);
+  for (size_t i = 0; i < out_rows.size(); ++i)
+    cpu::rms_norm_row(&s.x[out_rows[i] * h], ptr(weights_.final_norm), h, eps, &s.norm[i * h]);
+  const auto vocab = static_cast<size_t>(weights_.lm_head.size(0));
+  auto logits = torch::empty({static_cast<int64_t>(out_rows.size()), static_cast<int64_t>(vocab)}, torch::kFloat32);
+  dense(s.norm.data(), out_rows.size(), h, ptr(weights_.lm_head), h, nullptr, logits.data_ptr<float>(), vocab,
+        vocab);
+  return logits;
+}
+
+}  // namespace adapterd::model

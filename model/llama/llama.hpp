@@ -1,0 +1,165 @@
+#pragma once
+// The Llama-family decoder in libtorch. Internal to model/: only model/*.cpp include
+// this header (it pulls in libtorch, ~18 s per translation unit).
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/llama/model_config.hpp"
+#include "model/llama/token_ranges.hpp"
+#include "model/result.hpp"
+
+namespace adapterd::model {
+
+enum class proj : size_t { q, k, v, o, gate, up, down };
+constexpr size_t proj_count = 7;
+const char* proj_module(proj p);  // "self_attn.q_proj", ...
+
+struct linear_weights {
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // undefined when the layer has none
+};
+
+struct layer_weights {
+  torch::Tensor input_norm, post_attention_norm;
+  std::array<linear_weights, proj_count> linear;
+};
+
+struct llama_weights {
+  torch::Tensor embed, final_norm, lm_head;
+  std::vector<layer_weights> layers;
+};
+
+/// One LoRA pair of an unmerged adapter: y += scale * B(A x).
+struct lora_pair {
+  torch::Tensor a;  // [r, in]
+  torch::Tensor b;  // [out, r]
+  double scale = 1.0;
+};
+
+struct lora_weights {
+  std::vector<std::array<std::optional<lora_pair>, proj_count>> layers;
+  size_t bytes = 0;
+};
+
+/// Keys and values of every layer, preallocated for the whole sequence.
+struct kv_cache {
+  std::vector<torch::Tensor> k, v;  // [kv_heads, capacity, head_dim]
+  int64_t capacity = 0;
+  int64_t length = 0;
+  int64_t pool_start = -1;  // where in a kv_pool this cache lies; -1: its own tensors
+};
+
+class llama_model {
+public:
+  llama_model(model_config config, llama_weights weights, torch::Device device,
+              torch::ScalarType dtype, size_t activation_limit_bytes = 0);
+
+  const model_config& config() const { return config_; }
+  const llama_weights& weights() const { return weights_; }
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+
+  kv_cache make_cache(int64_t capacity) const;
+  /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
+  /// hidden states [T, hidden]; the cache grows by T.
+  torch::Tensor forward(const torch::Tensor& ids, kv_cache& cache, const lora_weights* lora) const;
+  /// Vocabulary logits of hidden states.
+  torch::Tensor logits(const torch::Tensor& hidden) const;
+
+  /// One decode step for several sequences: row i feeds ids[i] at position
+  /// caches[i]->length through its own adapter loras[i] (or none). The linear layers run
+  /// once for all rows (each adapter's rows add their LoRA term); attention runs per row
+  /// over that row's cache. Returns the logits [rows, vocab]; every cache grows by one.
+  torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                             const std::vector<const lora_weights*>& loras) const;
+
+  /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
+  /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
+  /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
+  std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
+                                           const lora_weights* lora) const;
+
+private:
+  // The CPU fp32 decode path (llama_decode_cpu.cpp).
+  struct cpu_scratch {
+    std::vector<float> x, norm, qkv, attn, proj, gate_up, lora_in, lora_mid, lora_out;
+    std::vector<int64_t> position;
+    std::vector<std::pair<kv_cache*, int64_t>> next_position;
+    std::vector<const lora_pair*> lora_done;
+    std::vector<size_t> lora_rows;
+  };
+  struct packed_layer {
+    torch::Tensor qkv_bias, gate_up_bias;  // fused; undefined when the model has none
+  };
+  void pack_for_cpu();
+  bool cpu_decode_ready(const std::vector<const lora_weights*>& loras) const;
+  /// Row i feeds ids[i] through loras[i] at the next free position of caches[i]; rows
+  /// that share a cache are consecutive positions of one sequence, each attending to
+  /// those before it. Logits for the rows in `logit_rows` (all when empty).
+  torch::Tensor decode_batch_cpu(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                                 const std::vector<const lora_weights*>& loras,
+                                 const std::vector<size_t>& logit_rows = {}) const;
+  void add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t layer, proj p,
+                    const std::vector<const lora_weights*>& loras, float* y, size_t ldy,
+                    cpu_scratch& s) const;
+
+  torch::Tensor project_rows(const torch::Tensor& x, size_t layer, proj p,
+                             const std::vector<const lora_weights*>& loras) const;
+  torch::Tensor attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
+                          const lora_weights* lora, const torch::Tensor& cos,
+                          const torch::Tensor& sin) const;
+
+  model_config config_;
+  llama_weights weights_;
+  torch::Device device_;
+  torch::ScalarType dtype_;
+  size_t activation_limit_bytes_;  // fault injection, see load_options
+  torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
+  std::shared_ptr<float> arena_;       // CPU fp32: every linear weight, in huge pages
+  std::vector<packed_layer> packed_;   // empty: decode runs through libtorch
+};
+
+/// The LoRA pair of `lora` for one module, or null.
+const lora_pair* lora_for(const lora_weights* lora, size_t layer, proj p);
+
+/// One KV arena for all the sequences of a model, allocated once: per layer
+/// [kv_heads, tokens, head_dim]. A sequence's cache is a contiguous slice of it, so
+/// serving allocates no KV memory per request and the pool's size bounds it.
+class kv_pool {
+public:
+  kv_pool(const llama_model& model, int64_t tokens);
+  /// A cache of `tokens` tokens from the pool; nullopt when no free range is that long.
+  std::optional<kv_cache> take(int64_t tokens);
+  void give_back(const kv_cache& cache);
+  bool fits(int64_t tokens) const;
+  int64_t tokens() const { return ranges_.capacity(); }
+  int64_t tokens_used() const { return ranges_.used(); }
+
+private:
+  std::vector<torch::Tensor> k_, v_;
+  token_ranges ranges_;
+};
+
+/// The rotary inverse frequencies, computed in fp32 exactly as transformers does,
+/// including `linear` and `llama3` scaling.
+torch::Tensor rope_inv_freq(const model_config& config);
+/// RMSNorm in fp32 whatever the compute dtype, as transformers' LlamaRMSNorm.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+/// Rotary embedding, transformers' rotate_half convention.
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+/// Reads every weight of `dir` (single or sharded safetensors, F32/F16/BF16) onto
+/// `device` in `dtype`; weights already stored in `dtype` stay in the memory-mapped file
+/// on the CPU.
+result<llama_weights> load_llama_weights(const std::string& dir, const model_config& config,
+                                         torch::Device device, torch::ScalarType dtype);
+
+/// Reads a PEFT adapter for `model`; every shape must fit the base model.
+result<lora_weights> load_lora_weights(const std::string& dir, const llama_model& model);
+
+}  // namespace adapterd::model
