@@ -54,7 +54,7 @@ void report_batch(self_ptr self) {
   self->send(self->state.monitor, messages::report_atom_v, now);
 }
 
-void deliver_now(std::vector<finished_job>& done) {
+void deliver_now(std::vector<finished_generation>& done) {
   for (auto& f : done)
     f.j.done(std::move(f.outcome));
   done.clear();
@@ -65,20 +65,21 @@ void deliver_now(std::vector<finished_job>& done) {
 // request waits for both); mid-batch at once, since a flush then would free nothing.
 // Requests between node-local actors that always answer carry no timeout: CAF 0.17
 // keeps a timeout entry per request until it expires, which made memory grow.
-void deliver(self_ptr self, std::vector<finished_job> done) {
+void deliver(self_ptr self, std::vector<finished_generation> done) {
   if (done.empty())
     return;
   if (!self->state.scheduler->idle())
     return deliver_now(done);
   auto id = done.front().j.req.request_id;
-  auto shared = std::make_shared<std::vector<finished_job>>(std::move(done));
+  auto shared = std::make_shared<std::vector<finished_generation>>(std::move(done));
   self->request(self->state.janitor, caf::infinite, messages::cleanup_atom_v,
-                messages::cleanup_request{id, "after_request", "flush", ""})
-    .await([shared](const messages::cleanup_reply&) { deliver_now(*shared); },
-           [shared, id](const caf::error& e) {
-             spdlog::warn("gpu-owner {} post-request cleanup failed: {}", id, caf::to_string(e));
-             deliver_now(*shared);
-           });
+                messages::cleanup_request{id, messages::cleanup_reason::after_request,
+                                          messages::cleanup_level::flush, ""})
+      .await([shared](const messages::cleanup_reply&) { deliver_now(*shared); },
+             [shared, id](const caf::error& e) {
+               spdlog::warn("gpu-owner {} post-request cleanup failed: {}", id, caf::to_string(e));
+               deliver_now(*shared);
+             });
 }
 
 // Asks the supervisor for the model (and adapter) of the next request that can join.
@@ -91,7 +92,7 @@ void lease_next(self_ptr self) {
   auto failed = [self, id](const caf::error& e) {
     auto why = to_failure(e);
     spdlog::warn("gpu-owner {} refused before its first step: {}", id, why.message);
-    std::vector<finished_job> done;
+    std::vector<finished_generation> done;
     self->state.scheduler->lease_failed(id, why, done);
     deliver(self, std::move(done));
     kick(self);
@@ -150,12 +151,13 @@ void run_train_step(self_ptr self) {
     // Servable at once: the supervisor registers the adapter under its id.
     auto id = finished->id;
     self->request(st.supervisor, caf::infinite, messages::adapters_atom_v,
-                  messages::adapter_request{id, "load", finished->adapter_id, finished->adapter_path})
-      .then([self](const messages::adapter_reply&) { report_jobs(self); },
-            [self, id](const caf::error& e) {
-              self->state.jobs.registration_failed(id, to_failure(e).message);
-              report_jobs(self);
-            });
+                  messages::adapter_request{id, messages::adapter_action::load,
+                                            finished->adapter_id, finished->adapter_path})
+        .then([self](const messages::adapter_reply&) { report_jobs(self); },
+              [self, id](const caf::error& e) {
+                self->state.jobs.registration_failed(id, to_failure(e).message);
+                report_jobs(self);
+              });
   }
   report_jobs(self);  // /health's active_jobs and each job's progress
   kick(self);
@@ -163,7 +165,7 @@ void run_train_step(self_ptr self) {
 
 void run_step(self_ptr self) {
   self->state.step_queued = false;
-  std::vector<finished_job> done;
+  std::vector<finished_generation> done;
   auto started = std::chrono::steady_clock::now();
   try {
     done = self->state.scheduler->step();
@@ -190,67 +192,69 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
   self->state.reported = self->state.scheduler->state();
   self->send(self->state.monitor, messages::report_atom_v, self->state.reported);
   return guarded_behavior<messages::gpu_owner_actor::behavior_type>(
-    "gpu-owner",
-    [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
-      // Read the sender first: making the response promise takes it from the message.
-      auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
-      auto rp = self->make_response_promise<generate_reply>();
-      job j;
-      if (req.stream && requester) {
-        // The requester is whoever asked (the http actor here, a router elsewhere); the
-        // text goes to it as one-way messages, sent (not anonymously) so that a router can
-        // tell they came from a worker it trusts.
-        j.on_chunk = [self, requester](messages::stream_chunk c) {
-          self->send(requester, messages::chunk_atom_v, std::move(c));
+      "gpu-owner",
+      [=](messages::generate_atom, generate_request& req) -> caf::result<generate_reply> {
+        // Read the sender first: making the response promise takes it from the message.
+        auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
+        auto rp = self->make_response_promise<generate_reply>();
+        pending_generation j;
+        if (req.stream && requester) {
+          // The requester is whoever asked (the http actor here, a router elsewhere); the
+          // text goes to it as one-way messages, sent (not anonymously) so that a router can
+          // tell they came from a worker it trusts.
+          j.on_chunk = [self, requester](messages::stream_chunk c) {
+            self->send(requester, messages::chunk_atom_v, std::move(c));
+          };
+        }
+        j.done = [rp](generate_outcome outcome) mutable {
+          if (auto* reply = std::get_if<generate_reply>(&outcome))
+            rp.deliver(std::move(*reply));
+          else
+            rp.deliver(make_failure(std::get<messages::failure>(outcome).code,
+                                    std::get<messages::failure>(outcome).message));
         };
-      }
-      j.done = [rp](generate_outcome outcome) mutable {
-        if (auto* reply = std::get_if<generate_reply>(&outcome))
-          rp.deliver(std::move(*reply));
-        else
-          rp.deliver(make_failure(std::get<messages::failure>(outcome).code,
-                                  std::get<messages::failure>(outcome).message));
-      };
-      j.req = std::move(req);
-      if (auto rejected = self->state.scheduler->enqueue(std::move(j))) {
-        spdlog::warn("gpu-owner {} refused: {}", rejected->j.req.request_id,
-                     std::get<messages::failure>(rejected->outcome).message);
-        rejected->j.done(std::move(rejected->outcome));
-      }
-      kick(self);
-      return rp;
-    },
-    [=](messages::cancel_atom, const std::string& id) {
-      std::vector<finished_job> done;
-      self->state.scheduler->cancel(id, done);
-      deliver_now(done);  // nobody waits for these answers
-      kick(self);
-    },
-    [=](messages::step_atom) { run_step(self); },
-    [=](messages::train_atom, const messages::train_request& req) -> caf::result<messages::job_status> {
-      auto paths = resolve_training(req, self->state.training);
-      if (auto* f = std::get_if<messages::failure>(&paths))
-        return make_failure(f->code, f->message);
-      auto submitted = self->state.jobs.submit(req, std::get<training_paths>(paths));
-      if (auto* f = std::get_if<messages::failure>(&submitted))
-        return make_failure(f->code, f->message);
-      report_jobs(self);
-      kick(self);
-      return std::get<messages::job_status>(submitted);
-    },
-    [=](messages::jobs_atom, const messages::job_request& req) -> caf::result<messages::job_list> {
-      auto& jobs = self->state.jobs;
-      if (req.action == "list")
-        return messages::job_list{jobs.list()};
-      auto status = req.action == "cancel" ? jobs.cancel(req.id) : jobs.get(req.id);
-      if (!status)
-        return make_failure(messages::errc::job_not_found, "no training job '" + req.id + "'");
-      if (req.action == "cancel")
+        j.req = std::move(req);
+        if (auto rejected = self->state.scheduler->enqueue(std::move(j))) {
+          spdlog::warn("gpu-owner {} refused: {}", rejected->j.req.request_id,
+                       std::get<messages::failure>(rejected->outcome).message);
+          rejected->j.done(std::move(rejected->outcome));
+        }
+        kick(self);
+        return rp;
+      },
+      [=](messages::cancel_atom, const std::string& id) {
+        std::vector<finished_generation> done;
+        self->state.scheduler->cancel(id, done);
+        deliver_now(done);  // nobody waits for these answers
+        kick(self);
+      },
+      [=](messages::step_atom) { run_step(self); },
+      [=](messages::train_atom,
+          const messages::train_request& req) -> caf::result<messages::job_status> {
+        auto paths = resolve_training(req, self->state.training);
+        if (auto* f = std::get_if<messages::failure>(&paths))
+          return make_failure(f->code, f->message);
+        auto submitted = self->state.jobs.submit(req, std::get<training_paths>(paths));
+        if (auto* f = std::get_if<messages::failure>(&submitted))
+          return make_failure(f->code, f->message);
         report_jobs(self);
-      return messages::job_list{{*status}};
-    },
-    [=](messages::train_step_atom) { run_train_step(self); }
-  );
+        kick(self);
+        return std::get<messages::job_status>(submitted);
+      },
+      [=](messages::jobs_atom,
+          const messages::job_request& req) -> caf::result<messages::job_list> {
+        auto& jobs = self->state.jobs;
+        if (req.action == messages::job_action::list)
+          return messages::job_list{jobs.list()};
+        auto status =
+            req.action == messages::job_action::cancel ? jobs.cancel(req.id) : jobs.get(req.id);
+        if (!status)
+          return make_failure(messages::errc::job_not_found, "no training job '" + req.id + "'");
+        if (req.action == messages::job_action::cancel)
+          report_jobs(self);
+        return messages::job_list{{*status}};
+      },
+      [=](messages::train_step_atom) { run_train_step(self); });
 }
 
 }  // namespace

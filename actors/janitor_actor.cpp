@@ -1,11 +1,14 @@
 #include "actors/janitor_actor.hpp"
 
+#include <optional>
+
 #include <chrono>
 
 #include <spdlog/spdlog.h>
 
-#include "model/memory_stats.hpp"
 #include "actors/handler_firewall.hpp"
+#include "messages/names.hpp"
+#include "model/memory_stats.hpp"
 
 namespace adapterd::actors {
 
@@ -31,7 +34,8 @@ cleanup_reply flush(self_ptr self, const cleanup_request& req, const messages::f
   cleanup_reply r;
   r.rss_before_bytes = model::read_memory_figures().rss_bytes;
   // After a request a small cache is left alone (cheap, still bounded); on demand, all goes.
-  auto slack = req.reason == "after_request" ? self->state.flush_slack_bytes : 0;
+  auto slack =
+      req.reason == messages::cleanup_reason::after_request ? self->state.flush_slack_bytes : 0;
   auto after = model::flush_allocator_caches(slack);
   r.status = "success";
   r.gpu_available = after.gpu_available;
@@ -44,16 +48,21 @@ cleanup_reply flush(self_ptr self, const cleanup_request& req, const messages::f
   r.freed = freed;
   self->send(self->state.monitor, messages::report_atom_v,
              messages::flush_event{req.reason, after.rss_bytes});
-  spdlog::debug("janitor {} {} {} flush: rss {} -> {} MiB", req.request_id, req.reason, req.level,
+  spdlog::debug("janitor {} {} {} flush: rss {} -> {} MiB", req.request_id,
+                messages::name_of(req.reason), messages::name_of(req.level),
                 r.rss_before_bytes >> 20, r.rss_after_bytes >> 20);
   return r;
 }
 
 // What a request's cleanup gives up before the flush: nothing, adapters, or everything.
-std::string eviction_level(const janitor_state& st, const cleanup_request& req) {
-  if (req.reason == "after_request")
-    return st.policy == cleanup_policy::unload ? "all" : "";
-  return req.level == "adapters" || req.level == "all" ? req.level : "";
+std::optional<messages::cleanup_level> eviction_level(const janitor_state& st,
+                                                      const cleanup_request& req) {
+  if (req.reason == messages::cleanup_reason::after_request)
+    return st.policy == cleanup_policy::unload ? std::optional(messages::cleanup_level::all)
+                                               : std::nullopt;
+  if (req.level == messages::cleanup_level::flush)
+    return std::nullopt;
+  return req.level;
 }
 
 std::chrono::seconds tick_period(uint32_t idle_s) {
@@ -72,37 +81,46 @@ messages::janitor_actor::behavior_type janitor_behavior(
   if (config.idle_unload_after_s > 0)
     self->delayed_send(self, tick_period(config.idle_unload_after_s), caf::tick_atom_v);
   return guarded_behavior<messages::janitor_actor::behavior_type>(
-    "janitor",
-    [=](messages::cleanup_atom, const cleanup_request& req) -> caf::result<cleanup_reply> {
-      if (req.reason == "after_request" && self->state.policy == cleanup_policy::off) {
-        cleanup_reply r;
-        r.status = "success";
-        r.message = "Cleanup policy is off";
-        return r;
-      }
-      auto level = eviction_level(self->state, req);
-      if (level.empty())
-        return flush(self, req, {});
-      auto rp = self->make_response_promise<cleanup_reply>();
-      self->request(self->state.supervisor, caf::infinite, messages::evict_atom_v, level)
-        .then([=](const messages::freed_report& freed) mutable { rp.deliver(flush(self, req, freed)); },
-              [=](const caf::error&) mutable { rp.deliver(flush(self, req, {})); });
-      return rp;
-    },
-    [=](caf::tick_atom) {
-      auto idle = self->state.idle_unload_after_s;
-      self->request(self->state.supervisor, caf::infinite, messages::idle_atom_v, idle)
-        .then(
-          [=](const messages::freed_report& freed) {
-            if (freed.models > 0) {
-              spdlog::info("janitor unloaded {} idle model(s) after {} s", freed.models, idle);
-              flush(self, cleanup_request{"idle", "idle_unload", "all", ""}, freed);
-            }
-            self->delayed_send(self, tick_period(idle), caf::tick_atom_v);
-          },
-          [=](const caf::error&) { self->delayed_send(self, tick_period(idle), caf::tick_atom_v); });
-    }
-  );
+      "janitor",
+      [=](messages::cleanup_atom, const cleanup_request& req) -> caf::result<cleanup_reply> {
+        if (req.reason == messages::cleanup_reason::after_request
+            && self->state.policy == cleanup_policy::off) {
+          cleanup_reply r;
+          r.status = "success";
+          r.message = "Cleanup policy is off";
+          return r;
+        }
+        auto level = eviction_level(self->state, req);
+        if (!level)
+          return flush(self, req, {});
+        auto rp = self->make_response_promise<cleanup_reply>();
+        self->request(self->state.supervisor, caf::infinite, messages::evict_atom_v, *level)
+            .then(
+                [=](const messages::freed_report& freed) mutable {
+                  rp.deliver(flush(self, req, freed));
+                },
+                [=](const caf::error&) mutable { rp.deliver(flush(self, req, {})); });
+        return rp;
+      },
+      [=](caf::tick_atom) {
+        auto idle = self->state.idle_unload_after_s;
+        self->request(self->state.supervisor, caf::infinite, messages::idle_atom_v, idle)
+            .then(
+                [=](const messages::freed_report& freed) {
+                  if (freed.models > 0) {
+                    spdlog::info("janitor unloaded {} idle model(s) after {} s", freed.models,
+                                 idle);
+                    flush(self,
+                          cleanup_request{"idle", messages::cleanup_reason::idle_unload,
+                                          messages::cleanup_level::all, ""},
+                          freed);
+                  }
+                  self->delayed_send(self, tick_period(idle), caf::tick_atom_v);
+                },
+                [=](const caf::error&) {
+                  self->delayed_send(self, tick_period(idle), caf::tick_atom_v);
+                });
+      });
 }
 
 }  // namespace

@@ -32,12 +32,15 @@ struct model_lease {
 /// Owns the model and adapter cache; loads on first use, keeps, evicts to stay in budget.
 /// evict: "adapters" or "all"; idle: unload models unused for that many seconds.
 using supervisor_actor = caf::typed_actor<
-  caf::replies_to<messages::acquire_atom, acquire_request>::with<model_lease>,
-  caf::replies_to<messages::evict_atom, std::string>::with<messages::freed_report>,
-  caf::replies_to<messages::idle_atom, uint32_t>::with<messages::freed_report>,
-  caf::replies_to<messages::tokenize_atom, messages::tokenize_request>::with<messages::tokenize_reply>,
-  caf::replies_to<messages::detokenize_atom, messages::detokenize_request>::with<messages::detokenize_reply>,
-  caf::replies_to<messages::adapters_atom, messages::adapter_request>::with<messages::adapter_reply>>;
+    caf::replies_to<messages::acquire_atom, acquire_request>::with<model_lease>,
+    caf::replies_to<messages::evict_atom, messages::cleanup_level>::with<messages::freed_report>,
+    caf::replies_to<messages::idle_atom, uint32_t>::with<messages::freed_report>,
+    caf::replies_to<messages::tokenize_atom,
+                    messages::tokenize_request>::with<messages::tokenize_reply>,
+    caf::replies_to<messages::detokenize_atom,
+                    messages::detokenize_request>::with<messages::detokenize_reply>,
+    caf::replies_to<messages::adapters_atom,
+                    messages::adapter_request>::with<messages::adapter_reply>>;
 
 }  // namespace adapterd::actors
 

@@ -87,9 +87,9 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
     caf::scoped_actor self{sys};
     std::string failure;
     self->request(a.supervisor, std::chrono::minutes(30), messages::adapters_atom_v,
-                  messages::adapter_request{"preload", "load", id, path})
-      .receive([](const messages::adapter_reply&) {},
-               [&](const caf::error& e) { failure = to_failure(e).message; });
+                  messages::adapter_request{"preload", messages::adapter_action::load, id, path})
+        .receive([](const messages::adapter_reply&) {},
+                 [&](const caf::error& e) { failure = to_failure(e).message; });
     // An adapter that does not fit this model (the config's demo adapters under another
     // --model) must not keep the server from starting: it is left out, loudly.
     if (!failure.empty())

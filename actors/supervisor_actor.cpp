@@ -411,9 +411,9 @@ messages::adapter_reply list_adapters(const supervisor_state& st) {
 
 caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messages::adapter_request& req) {
   auto& st = self->state;
-  if (req.action == "list")
+  if (req.action == messages::adapter_action::list)
     return list_adapters(st);
-  if (req.action == "load") {
+  if (req.action == messages::adapter_action::load) {
     if (req.path.empty())
       return make_failure(errc::bad_request, "'path' is required");
     auto id = req.id.empty() ? fs::path(req.path).lexically_normal().filename().string() : req.id;
@@ -428,7 +428,7 @@ caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messag
     spdlog::info("supervisor {} registered adapter {} = {}", req.request_id, id, req.path);
     return list_adapters(st);
   }
-  if (req.action == "unload") {
+  if (req.action == messages::adapter_action::unload) {
     auto it = st.adapter_ids.find(req.id);
     auto path = it != st.adapter_ids.end() ? it->second : req.id;
     auto resolved = resolve_adapter(st.config, path);
@@ -451,13 +451,13 @@ caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messag
     report(self);
     return list_adapters(st);
   }
-  return make_failure(errc::bad_request, "unknown adapter action '" + req.action + "'");
+  return make_failure(errc::bad_request, "unknown adapter action");
 }
 
-messages::freed_report evict(self_ptr self, const std::string& level) {
+messages::freed_report evict(self_ptr self, messages::cleanup_level level) {
   auto& st = self->state;
   messages::freed_report freed;
-  if (level == "all") {
+  if (level == messages::cleanup_level::all) {
     while (!st.models.empty())
       drop_model(self, st.models.begin()->first, freed);
   }
@@ -495,31 +495,33 @@ supervisor_actor::behavior_type supervisor_behavior(
   self->state.tokenizer_pool = std::move(tokenizers);
   report(self);
   return guarded_behavior<supervisor_actor::behavior_type>(
-    "supervisor",
-    [=](messages::acquire_atom, const acquire_request& req) -> caf::result<model_lease> {
-      auto lease = acquire(self, req);
-      if (!lease)
-        return lease.error();
-      return std::move(*lease);
-    },
-    [=](messages::tokenize_atom, const messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
-      auto t = tokenizer_for(self, req.model);
-      if (!t)
-        return t.error();
-      return self->delegate(self->state.tokenizer_pool, messages::tokenize_atom_v, tokenizer_ref{t->name, t->tok}, req);
-    },
-    [=](messages::detokenize_atom, const messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
-      auto t = tokenizer_for(self, req.model);
-      if (!t)
-        return t.error();
-      return self->delegate(self->state.tokenizer_pool, messages::detokenize_atom_v, tokenizer_ref{t->name, t->tok}, req);
-    },
-    [=](messages::adapters_atom, const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
-      return manage_adapters(self, req);
-    },
-    [=](messages::evict_atom, const std::string& level) { return evict(self, level); },
-    [=](messages::idle_atom, uint32_t seconds) { return unload_idle(self, seconds); }
-  );
+      "supervisor",
+      [=](messages::acquire_atom, const acquire_request& req) -> caf::result<model_lease> {
+        auto lease = acquire(self, req);
+        if (!lease)
+          return lease.error();
+        return std::move(*lease);
+      },
+      [=](messages::tokenize_atom,
+          const messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
+        auto t = tokenizer_for(self, req.model);
+        if (!t)
+          return t.error();
+        return self->delegate(self->state.tokenizer_pool, messages::tokenize_atom_v,
+                              tokenizer_ref{t->name, t->tok}, req);
+      },
+      [=](messages::detokenize_atom,
+          const messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
+        auto t = tokenizer_for(self, req.model);
+        if (!t)
+          return t.error();
+        return self->delegate(self->state.tokenizer_pool, messages::detokenize_atom_v,
+                              tokenizer_ref{t->name, t->tok}, req);
+      },
+      [=](messages::adapters_atom, const messages::adapter_request& req)
+          -> caf::result<messages::adapter_reply> { return manage_adapters(self, req); },
+      [=](messages::evict_atom, messages::cleanup_level level) { return evict(self, level); },
+      [=](messages::idle_atom, uint32_t seconds) { return unload_idle(self, seconds); });
 }
 
 }  // namespace

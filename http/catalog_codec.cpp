@@ -62,7 +62,7 @@ std::variant<messages::detokenize_request, api_error> parse_detokenize(const std
 std::variant<messages::adapter_request, api_error> parse_adapter_load(const std::string& text) {
   return decode_body<messages::adapter_request>(text, [](fields& f) {
     messages::adapter_request load;
-    load.action = "load";
+    load.action = messages::adapter_action::load;
     load.path = f.required_text("path", max_path_bytes);
     if (load.path.empty())
       f.fail("path", "missing_field", "(an adapter directory under the adapter roots) is required");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/generate_fields.hpp"
+#include "messages/names.hpp"
 
 namespace adapterd::http {
 
@@ -67,10 +68,11 @@ std::variant<messages::cleanup_request, api_error> parse_cleanup(const std::stri
   return decode<messages::cleanup_request>([&] {
     fields f(std::get<json>(body));
     messages::cleanup_request req;
-    req.reason = "manual";
-    if (auto level = f.text("level")) {
-      if (*level != "flush" && *level != "adapters" && *level != "all")
-        f.fail("level", "out_of_range", "must be flush, adapters or all");
+    req.reason = messages::cleanup_reason::manual;
+    if (auto name = f.text("level")) {
+      auto level = messages::from_name<messages::cleanup_level>(*name);
+      if (!level)
+        f.fail("level", "out_of_range", "must be " + messages::names_of<messages::cleanup_level>());
       req.level = *level;
     }
     if (auto node = f.text("node")) {
@@ -132,8 +134,7 @@ json cleanup_json(const messages::cleanup_reply& r) {
   out["rss_before_mb"] = round2(static_cast<double>(r.rss_before_bytes) / 1048576.0);
   out["rss_after_mb"] = round2(static_cast<double>(r.rss_after_bytes) / 1048576.0);
   out["model_unloaded"] = r.model_unloaded;
-  if (!r.level.empty())
-    out["level"] = r.level;
+  out["level"] = std::string(messages::name_of(r.level));
   out["freed"] = {{"adapters", r.freed.adapters},
                   {"adapter_mb", round2(static_cast<double>(r.freed.adapter_bytes) / 1048576.0)},
                   {"models", r.freed.models},
@@ -149,25 +150,28 @@ json cleanup_json(const messages::cleanup_reply& r) {
 json node_json(const messages::node_status& n) {
   auto mb = [](uint64_t bytes) { return round2(static_cast<double>(bytes) / 1048576.0); };
   return {
-    {"address", n.address},
-    {"name", n.name},
-    {"state", n.state},
-    {"error", n.error.empty() ? json(nullptr) : json(n.error)},
-    {"queue_depth", n.queue_depth},
-    {"running", n.running},
-    {"max_batch_size", n.max_batch_size},
-    {"in_flight", n.in_flight},
-    {"routed", n.routed},
-    {"failed_over", n.failed_over},
-    {"reconnects", n.reconnects},
-    {"process_rss_mb", mb(n.rss_bytes)},
-    {"gpu_available", n.gpu_available},
-    {"gpu_memory", {{"allocated_mb", round2(n.gpu_allocated_mb)}, {"reserved_mb", round2(n.gpu_reserved_mb)}}},
-    {"model", n.model.empty() ? json(nullptr) : json(n.model)},
-    {"adapters", n.adapters},
-    {"budget_free_mb", n.budget_free_bytes == std::numeric_limits<uint64_t>::max() ? json(nullptr)
-                                                                                   : json(mb(n.budget_free_bytes))},
-    {"last_seen_ms_ago", n.last_seen_ms_ago < 0 ? json(nullptr) : json(round2(n.last_seen_ms_ago))},
+      {"address", n.address},
+      {"name", n.name},
+      {"state", std::string(messages::name_of(n.state))},
+      {"error", n.error.empty() ? json(nullptr) : json(n.error)},
+      {"queue_depth", n.queue_depth},
+      {"running", n.running},
+      {"max_batch_size", n.max_batch_size},
+      {"in_flight", n.in_flight},
+      {"routed", n.routed},
+      {"failed_over", n.failed_over},
+      {"reconnects", n.reconnects},
+      {"process_rss_mb", mb(n.rss_bytes)},
+      {"gpu_available", n.gpu_available},
+      {"gpu_memory",
+       {{"allocated_mb", round2(n.gpu_allocated_mb)}, {"reserved_mb", round2(n.gpu_reserved_mb)}}},
+      {"model", n.model.empty() ? json(nullptr) : json(n.model)},
+      {"adapters", n.adapters},
+      {"budget_free_mb", n.budget_free_bytes == std::numeric_limits<uint64_t>::max()
+                             ? json(nullptr)
+                             : json(mb(n.budget_free_bytes))},
+      {"last_seen_ms_ago",
+       n.last_seen_ms_ago < 0 ? json(nullptr) : json(round2(n.last_seen_ms_ago))},
   };
 }
 

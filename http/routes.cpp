@@ -182,7 +182,7 @@ void completions(const call& c) { openai_generate(openai::endpoint::completions,
 void chat_completions(const call& c) { openai_generate(openai::endpoint::chat, c.req, c.svc, c.lim, c.out); }
 
 void models(const call& c) {
-  c.svc.ask(messages::adapter_request{c.req.request_id, "list", "", ""},
+  c.svc.ask(messages::adapter_request{c.req.request_id, messages::adapter_action::list, "", ""},
             reply_with<messages::adapter_reply>(c.out, openai::models_json, openai::to_api_error,
                                                 openai::error_response));
 }
@@ -191,7 +191,7 @@ void model(const call& c) {
   auto out = c.out;
   auto id = c.param;
   c.svc.ask(
-      messages::adapter_request{c.req.request_id, "list", "", ""},
+      messages::adapter_request{c.req.request_id, messages::adapter_action::list, "", ""},
       firewalled<messages::adapter_reply>(out, [out, id](outcome<messages::adapter_reply> r) {
         if (auto* list = std::get_if<messages::adapter_reply>(&r)) {
           if (auto body = openai::model_json(*list, id)) {
@@ -234,10 +234,10 @@ void train(const call& c) {
             }));
 }
 
-void jobs(const call& c, std::string action) {
+void jobs(const call& c, messages::job_action action) {
   messages::job_request j;
   j.request_id = c.req.request_id;
-  j.action = std::move(action);
+  j.action = action;
   j.id = c.param;
   bool one = !j.id.empty();
   c.svc.ask(std::move(j), reply_with<messages::job_list>(c.out, [one](const messages::job_list& l) {
@@ -309,17 +309,22 @@ const std::vector<route_entry>& table() {
       {"POST", "/detokenize", access::api, false, detokenize},
       {"GET", "/adapters", access::api, false,
        [](const call& c) {
-         adapters(c, messages::adapter_request{c.req.request_id, "list", "", ""});
+         adapters(c, messages::adapter_request{c.req.request_id, messages::adapter_action::list, "",
+                                               ""});
        }},
       {"POST", "/adapters", access::admin, false, adapters_load},
       {"POST", "/adapters/train", access::admin, false, train},
       {"DELETE", "/adapters/{id}", access::admin, false,
        [](const call& c) {
-         adapters(c, messages::adapter_request{c.req.request_id, "unload", c.param, ""});
+         adapters(c, messages::adapter_request{c.req.request_id, messages::adapter_action::unload,
+                                               c.param, ""});
        }},
-      {"GET", "/jobs", access::api, false, [](const call& c) { jobs(c, "list"); }},
-      {"GET", "/jobs/{id}", access::api, false, [](const call& c) { jobs(c, "get"); }},
-      {"DELETE", "/jobs/{id}", access::admin, false, [](const call& c) { jobs(c, "cancel"); }},
+      {"GET", "/jobs", access::api, false,
+       [](const call& c) { jobs(c, messages::job_action::list); }},
+      {"GET", "/jobs/{id}", access::api, false,
+       [](const call& c) { jobs(c, messages::job_action::get); }},
+      {"DELETE", "/jobs/{id}", access::admin, false,
+       [](const call& c) { jobs(c, messages::job_action::cancel); }},
       {"POST", "/cleanup-memory", access::admin, false, cleanup},
       {"GET", "/health", access::open, true, health},
       {"GET", "/metrics", access::open, true, metrics},

@@ -72,9 +72,11 @@ typename Inspector::result_type inspect(Inspector& f, adapter_info& x) {
 }
 
 /// list | load (path, optional id) | unload (id or path).
+enum class adapter_action : uint8_t { list, load, unload };
+
 struct adapter_request {
   std::string request_id;
-  std::string action = "list";
+  adapter_action action = adapter_action::list;
   std::string id;
   std::string path;
 };

@@ -45,11 +45,15 @@ typename Inspector::result_type inspect(Inspector& f, join_request& x) {
   return f(caf::meta::type_name("adapterd::join_request"), x.address, x.proof);
 }
 
+/// Where a router's link to a worker stands. refused: it failed the handshake, or its
+/// address is not one; requests waiting for a worker do not wait for it.
+enum class node_state : uint8_t { connecting, up, down, refused };
+
 /// One worker as its router sees it, for the router's /health.
 struct node_status {
   std::string address;
   std::string name;
-  std::string state;       // connecting | up | down | refused
+  node_state state = node_state::connecting;
   std::string error;       // why it is down or refused
   uint32_t queue_depth = 0;
   uint32_t running = 0;

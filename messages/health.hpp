@@ -9,6 +9,7 @@
 
 #include "messages/batch.hpp"
 #include "messages/cluster.hpp"
+#include "messages/memory.hpp"
 #include "messages/training.hpp"
 
 namespace adapterd::messages {
@@ -67,7 +68,7 @@ typename Inspector::result_type inspect(Inspector& f, model_state& x) {
 
 /// A flush the janitor ran.
 struct flush_event {
-  std::string reason;
+  cleanup_reason reason = cleanup_reason::after_request;
   uint64_t rss_after_bytes = 0;
 };
 

@@ -8,10 +8,16 @@
 
 namespace adapterd::messages {
 
+/// Why a cleanup runs: after each request (the seed's flush), asked for, or a model idle
+/// past --idle-unload-after.
+enum class cleanup_reason : uint8_t { after_request, manual, idle_unload };
+/// How much a manual cleanup gives up: the allocator cache, also idle adapters, or also models.
+enum class cleanup_level : uint8_t { flush, adapters, all };
+
 struct cleanup_request {
   std::string request_id;
-  std::string reason;          // "after_request" | "manual"
-  std::string level = "flush";  // manual: flush | adapters | all
+  cleanup_reason reason = cleanup_reason::manual;
+  cleanup_level level = cleanup_level::flush;
   std::string node;             // a router: only this worker (name or address); empty: all
 };
 
@@ -43,7 +49,7 @@ struct cleanup_reply {
   uint64_t rss_before_bytes = 0;
   uint64_t rss_after_bytes = 0;
   bool model_unloaded = false;
-  std::string level;
+  cleanup_level level = cleanup_level::flush;
   freed_report freed;
   std::string node;                 // which worker answered (through a router)
   std::string error;                // that worker's failure, when it failed

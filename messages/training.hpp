@@ -57,9 +57,11 @@ typename Inspector::result_type inspect(Inspector& f, job_status& x) {
 }
 
 /// list (id empty) | get | cancel.
+enum class job_action : uint8_t { list, get, cancel };
+
 struct job_request {
   std::string request_id;
-  std::string action = "list";
+  job_action action = job_action::list;
   std::string id;
 };
 

@@ -12,6 +12,7 @@
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
 #include "messages/memory.hpp"
+#include "messages/names.hpp"
 #include "messages/training.hpp"
 
 CAF_ERROR_CODE_ENUM(adapterd::messages::errc, "adapterd")

@@ -11,8 +11,8 @@
 
 using namespace adapterd;
 using actors::batch_scheduler;
-using actors::finished_job;
-using actors::job;
+using actors::finished_generation;
+using actors::pending_generation;
 
 namespace {
 
@@ -63,14 +63,14 @@ struct collector {
   std::map<std::string, std::string> streamed;
   std::vector<std::string> order;
 
-  job make(messages::generate_request req, bool stream = false) {
-    job j;
+  pending_generation make(messages::generate_request req, bool stream = false) {
+    pending_generation j;
     j.req = std::move(req);
     if (stream)
       j.on_chunk = [this](messages::stream_chunk c) { streamed[c.request_id] += c.text; };
     return j;
   }
-  void take(std::vector<finished_job>& done) {
+  void take(std::vector<finished_generation>& done) {
     for (auto& f : done) {
       order.push_back(f.j.req.request_id);
       answers[f.j.req.request_id] = f.outcome;
@@ -202,7 +202,7 @@ TEST_CASE("scheduler: cancelling frees the sequence; waiting ones answer at once
   c.take(done);
   REQUIRE(s.state().running == 1);
   CHECK(w.model->kv_pool_tokens_used() > 0);
-  std::vector<finished_job> out;
+  std::vector<finished_generation> out;
   CHECK(s.cancel("wait", out));
   REQUIRE(out.size() == 1);
   CHECK(std::get<messages::failure>(out[0].outcome).code == messages::errc::cancelled);

@@ -219,8 +219,10 @@ TEST_CASE("a router routes to a worker it authenticated and relays streamed text
   caf::actor_system sys{cfg};
   auto router = actors::spawn_router(sys, actors::router_config{secret, {w.address()}, 50, 30});
   caf::scoped_actor self{sys};
-  auto node = wait_for_node(self, router, [](const auto& n) { return n.state == "up" && n.last_seen_ms_ago >= 0; });
-  REQUIRE(node.state == "up");
+  auto node = wait_for_node(self, router, [](const auto& n) {
+    return n.state == messages::node_state::up && n.last_seen_ms_ago >= 0;
+  });
+  REQUIRE(node.state == messages::node_state::up);
   CHECK(node.name == "w1");
   CHECK(node.model == "/models/base");
 
@@ -240,13 +242,16 @@ TEST_CASE("a router routes to a worker it authenticated and relays streamed text
                   caf::after(5s) >> [] { FAIL("no streamed text"); });
   CHECK(streamed == "echo");
 
-  self->request(router, 5s, messages::cleanup_atom_v, messages::cleanup_request{"c", "manual", "flush", ""})
-    .receive([](const messages::cleanup_reply& r) {
-               CHECK(r.status == "success");
-               REQUIRE(r.nodes.size() == 1);
-               CHECK(r.nodes[0].node == "w1");
-             },
-             [&](const caf::error& e) { FAIL(failure_of(e).message); });
+  self->request(router, 5s, messages::cleanup_atom_v,
+                messages::cleanup_request{"c", messages::cleanup_reason::manual,
+                                          messages::cleanup_level::flush, ""})
+      .receive(
+          [](const messages::cleanup_reply& r) {
+            CHECK(r.status == "success");
+            REQUIRE(r.nodes.size() == 1);
+            CHECK(r.nodes[0].node == "w1");
+          },
+          [&](const caf::error& e) { FAIL(failure_of(e).message); });
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
 }
 
@@ -256,8 +261,9 @@ TEST_CASE("a router with the wrong secret marks the worker refused and routes no
   caf::actor_system sys{cfg};
   auto router = actors::spawn_router(sys, actors::router_config{"a-different-secret-entirely", {w.address()}, 50, 30});
   caf::scoped_actor self{sys};
-  auto node = wait_for_node(self, router, [](const auto& n) { return n.state == "refused"; });
-  CHECK(node.state == "refused");
+  auto node = wait_for_node(self, router,
+                            [](const auto& n) { return n.state == messages::node_state::refused; });
+  CHECK(node.state == messages::node_state::refused);
   bool unavailable = false;
   self->request(router, 5s, messages::generate_atom_v, messages::generate_request{})
     .receive([](const messages::generate_reply&) {},
@@ -276,7 +282,9 @@ TEST_CASE("a request a worker cannot serve moves to another worker", "[cluster]"
   auto router = actors::spawn_router(sys, actors::router_config{secret, {full.address(), roomy.address()}, 50, 30});
   caf::scoped_actor self{sys};
   wait_for_nodes(self, router, [](const auto& nodes) {
-    return std::count_if(nodes.begin(), nodes.end(), [](const auto& n) { return n.state == "up"; }) == 2;
+    return std::count_if(nodes.begin(), nodes.end(),
+                         [](const auto& n) { return n.state == messages::node_state::up; })
+           == 2;
   });
   for (uint64_t seq = 1; seq <= 4; ++seq) {
     messages::generate_request req;

@@ -7,6 +7,7 @@
 #include "caf/deep_to_string.hpp"
 
 #include "messages/interfaces.hpp"
+#include "messages/names.hpp"
 
 using namespace adapterd::messages;
 
@@ -42,7 +43,7 @@ TEST_CASE("messages round-trip through the binary serializer", "[messages]") {
   reply.queue_ms = 1.5;
   reply.service_seq = 9;
   check_round_trip(reply);
-  check_round_trip(cleanup_request{"r-2", "manual", "all", "worker-1"});
+  check_round_trip(cleanup_request{"r-2", cleanup_reason::manual, cleanup_level::all, "worker-1"});
   cleanup_reply c;
   c.status = "success";
   c.rss_after_bytes = 1234;
@@ -53,7 +54,7 @@ TEST_CASE("messages round-trip through the binary serializer", "[messages]") {
   m.path = "/m";
   m.model_loads = 2;
   check_round_trip(m);
-  check_round_trip(flush_event{"after_request", 99});
+  check_round_trip(flush_event{cleanup_reason::after_request, 99});
   health_report h;
   h.queue_depth = 4;
   h.model = m;
@@ -68,7 +69,7 @@ TEST_CASE("cluster messages round-trip, nested node lists included", "[messages]
   h.role = "router";
   node_status n;
   n.address = "127.0.0.1:9000";
-  n.state = "up";
+  n.state = node_state::up;
   n.adapters = {"models/a", "models/b"};
   n.last_seen_ms_ago = 12.5;
   h.nodes = {n, n};
@@ -154,4 +155,30 @@ TEST_CASE("every registered message type round-trips with every field set", "[me
   auto names = round_trip_each(std::make_integer_sequence<caf::type_id_t, count>{});
   CHECK(names.size() == count);
   CHECK(std::find(names.begin(), names.end(), std::string("adapterd::messages::generate_request")) != names.end());
+}
+
+namespace {
+
+template <class Enum>
+void check_names_round_trip() {
+  for (const auto& [value, name] : name_table<Enum>::entries) {
+    CHECK(name_of(value) == name);
+    CHECK(from_name<Enum>(name) == value);
+  }
+  CHECK_FALSE(from_name<Enum>("").has_value());
+  CHECK_FALSE(from_name<Enum>("LIST").has_value());  // names are exact
+}
+
+}  // namespace
+
+TEST_CASE("each enum of messages/ has one name per value, and names read back", "[messages]") {
+  check_names_round_trip<adapter_action>();
+  check_names_round_trip<job_action>();
+  check_names_round_trip<cleanup_reason>();
+  check_names_round_trip<cleanup_level>();
+  check_names_round_trip<node_state>();
+  CHECK(names_of<cleanup_level>() == "flush, adapters or all");
+  CHECK(caf::deep_to_string(cleanup_request{"r", cleanup_reason::manual, cleanup_level::all, ""})
+            .find("all")
+        != std::string::npos);
 }

@@ -13,15 +13,15 @@ namespace adapterd::actors {
 using messages::errc;
 using messages::request_event;
 
-struct batch_scheduler::waiting_job {
-  job j;
+struct batch_scheduler::waiting_generation {
+  pending_generation j;
   clock::time_point arrived;
   std::optional<model_lease> lease;
   std::optional<std::vector<int32_t>> prompt_ids;  // encoded once, however many steps it waits
 };
 
-struct batch_scheduler::running_job {
-  job j;
+struct batch_scheduler::running_generation {
+  pending_generation j;
   model_lease lease;
   std::unique_ptr<model::text_generation> gen;
   clock::time_point arrived;
@@ -89,24 +89,26 @@ batch_scheduler::batch_scheduler(scheduler_limits limits, event_fn events, flush
 
 batch_scheduler::~batch_scheduler() = default;
 
-void batch_scheduler::fail(job j, errc code, std::string message, std::vector<finished_job>& out) {
+void batch_scheduler::fail(pending_generation j, errc code, std::string message,
+                           std::vector<finished_generation>& out) {
   events_(request_event::failed, j.req.request_id, 0);
   out.push_back({std::move(j), messages::failure{code, std::move(message)}});
 }
 
-std::optional<finished_job> batch_scheduler::enqueue(job j) {
+std::optional<finished_generation> batch_scheduler::enqueue(pending_generation j) {
   if (waiting_.size() >= limits_.max_queue) {
     ++stats_.rejected;
     messages::failure why{errc::overloaded, "the queue is full (" + std::to_string(waiting_.size())
                                               + " waiting, max_queue " + std::to_string(limits_.max_queue)
                                               + "); try again shortly"};
-    return finished_job{std::move(j), why};
+    return finished_generation{std::move(j), why};
   }
-  waiting_.push_back(std::make_unique<waiting_job>(waiting_job{std::move(j), clock::now(), std::nullopt}));
+  waiting_.push_back(std::make_unique<waiting_generation>(
+      waiting_generation{std::move(j), clock::now(), std::nullopt}));
   return std::nullopt;
 }
 
-std::optional<job> batch_scheduler::take_waiting(const std::string& id) {
+std::optional<pending_generation> batch_scheduler::take_waiting(const std::string& id) {
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it)
     if ((*it)->j.req.request_id == id) {
       auto j = std::move((*it)->j);
@@ -116,7 +118,7 @@ std::optional<job> batch_scheduler::take_waiting(const std::string& id) {
   return std::nullopt;
 }
 
-bool batch_scheduler::cancel(const std::string& id, std::vector<finished_job>& out) {
+bool batch_scheduler::cancel(const std::string& id, std::vector<finished_generation>& out) {
   if (auto j = take_waiting(id)) {
     ++stats_.cancelled;
     fail(std::move(*j), errc::cancelled, "the client went away", out);
@@ -173,13 +175,13 @@ int64_t prompt_token_limit(const model_lease& lease) {
 }
 
 void batch_scheduler::lease_failed(const std::string& id, messages::failure why,
-                                   std::vector<finished_job>& out) {
+                                   std::vector<finished_generation>& out) {
   leasing_ = false;
   if (auto j = take_waiting(id))
     fail(std::move(*j), why.code, std::move(why.message), out);
 }
 
-void batch_scheduler::expire(std::vector<finished_job>& out) {
+void batch_scheduler::expire(std::vector<finished_generation>& out) {
   auto now = clock::now();
   for (auto it = waiting_.begin(); it != waiting_.end();) {
     if (past_deadline((*it)->j.req, (*it)->arrived, now)) {
@@ -211,7 +213,7 @@ void batch_scheduler::expire(std::vector<finished_job>& out) {
   }
 }
 
-void batch_scheduler::admit(std::vector<finished_job>& out) {
+void batch_scheduler::admit(std::vector<finished_generation>& out) {
   int64_t prefill_tokens = 0;
   size_t admitted_now = 0;
   while (!waiting_.empty() && waiting_.front()->lease && running_.size() < limits_.max_batch_size) {
@@ -278,7 +280,7 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
     ++stats_.generated_tokens;
     stats_.ttft_s.observe(std::chrono::duration<double>(first_token_at - item->arrived).count());
     stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
-    auto r = std::make_unique<running_job>();
+    auto r = std::make_unique<running_generation>();
     r->j = std::move(item->j);
     r->lease = std::move(*item->lease);
     r->gen = std::move(*gen);
@@ -291,9 +293,9 @@ void batch_scheduler::admit(std::vector<finished_job>& out) {
   }
 }
 
-void batch_scheduler::decode(std::vector<finished_job>& out) {
+void batch_scheduler::decode(std::vector<finished_generation>& out) {
   std::vector<model::generation*> batch;
-  std::vector<running_job*> stepped;
+  std::vector<running_generation*> stepped;
   for (auto& r : running_)
     if (!r->gen->finished()) {
       batch.push_back(&r->gen->tokens());
@@ -348,7 +350,7 @@ void batch_scheduler::decode(std::vector<finished_job>& out) {
   }
 }
 
-void batch_scheduler::finish(running_job& r, std::vector<finished_job>& out) {
+void batch_scheduler::finish(running_generation& r, std::vector<finished_generation>& out) {
   auto text = r.gen->take_text();
   if (r.j.on_chunk && !text.empty())
     r.j.on_chunk({r.j.req.request_id, std::move(text), static_cast<uint32_t>(r.gen->tokens_generated()),
@@ -389,8 +391,8 @@ void batch_scheduler::stream_text() {
     }
 }
 
-std::vector<finished_job> batch_scheduler::step() {
-  std::vector<finished_job> out;
+std::vector<finished_generation> batch_scheduler::step() {
+  std::vector<finished_generation> out;
   expire(out);
   admit(out);
   stream_text();  // the first token, from the prefill, goes out before the decode step

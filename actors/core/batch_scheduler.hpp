@@ -35,15 +35,15 @@ struct scheduler_limits {
 using generate_outcome = std::variant<messages::generate_reply, messages::failure>;
 
 /// One request as the scheduler holds it.
-struct job {
+struct pending_generation {
   messages::generate_request req;
   std::function<void(messages::stream_chunk)> on_chunk;  // set for streaming requests
   std::function<void(generate_outcome)> done;             // called exactly once
 };
 
 /// A request that left the scheduler, with its answer, for the caller to deliver.
-struct finished_job {
-  job j;
+struct finished_generation {
+  pending_generation j;
   generate_outcome outcome;
 };
 
@@ -63,10 +63,10 @@ public:
   ~batch_scheduler();
 
   /// Queues a request; a full queue answers `overloaded` at once (returned, not queued).
-  std::optional<finished_job> enqueue(job j);
+  std::optional<finished_generation> enqueue(pending_generation j);
   /// Ends a request whose client went away: a waiting one now (returned), a running one at
   /// the next step. False when the id is unknown (already answered).
-  bool cancel(const std::string& request_id, std::vector<finished_job>& out);
+  bool cancel(const std::string& request_id, std::vector<finished_generation>& out);
 
   /// The waiting request that needs a lease next, when the batch could take it now; the
   /// caller acquires one and calls leased() or lease_failed(). One at a time: null while
@@ -77,11 +77,11 @@ public:
   void leased(const std::string& request_id, model_lease lease,
               std::optional<std::vector<int32_t>> prompt_ids = std::nullopt);
   void lease_failed(const std::string& request_id, messages::failure why,
-                    std::vector<finished_job>& out);
+                    std::vector<finished_generation>& out);
 
   /// One step: expire timeouts, drop cancelled sequences, admit and prefill, decode one
   /// token for every running sequence, stream new text. Returns who finished.
-  std::vector<finished_job> step();
+  std::vector<finished_generation> step();
 
   /// Whether step() has anything to do now.
   bool has_work() const;
@@ -90,25 +90,26 @@ public:
   messages::batch_state state() const;
 
 private:
-  struct waiting_job;
-  struct running_job;
+ struct waiting_generation;
+ struct running_generation;
 
-  void admit(std::vector<finished_job>& out);
-  void decode(std::vector<finished_job>& out);
-  void expire(std::vector<finished_job>& out);
-  void finish(running_job& r, std::vector<finished_job>& out);
-  void stream_text();
-  void fail(job j, messages::errc code, std::string message, std::vector<finished_job>& out);
-  std::optional<job> take_waiting(const std::string& request_id);
+ void admit(std::vector<finished_generation>& out);
+ void decode(std::vector<finished_generation>& out);
+ void expire(std::vector<finished_generation>& out);
+ void finish(running_generation& r, std::vector<finished_generation>& out);
+ void stream_text();
+ void fail(pending_generation j, messages::errc code, std::string message,
+           std::vector<finished_generation>& out);
+ std::optional<pending_generation> take_waiting(const std::string& request_id);
 
-  scheduler_limits limits_;
-  event_fn events_;
-  flush_fn flush_;
-  std::deque<std::unique_ptr<waiting_job>> waiting_;
-  std::vector<std::unique_ptr<running_job>> running_;
-  bool leasing_ = false;
-  uint64_t admitted_ = 0;
-  messages::batch_state stats_;
+ scheduler_limits limits_;
+ event_fn events_;
+ flush_fn flush_;
+ std::deque<std::unique_ptr<waiting_generation>> waiting_;
+ std::vector<std::unique_ptr<running_generation>> running_;
+ bool leasing_ = false;
+ uint64_t admitted_ = 0;
+ messages::batch_state stats_;
 };
 
 }  // namespace adapterd::actors
