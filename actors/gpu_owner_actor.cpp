@@ -260,6 +260,8 @@ messages::gpu_owner_actor::behavior_type gpu_owner_behavior(self_ptr self, gpu_o
 }  // namespace
 
 messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, gpu_owner_config config) {
+  if (config.placement == actor_placement::scheduler_pool)
+    return sys.spawn(gpu_owner_behavior, std::move(config));
   return sys.spawn<caf::detached>(gpu_owner_behavior, std::move(config));
 }
 

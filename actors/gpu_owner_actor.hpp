@@ -13,6 +13,7 @@
 #include "actors/core/batch_scheduler.hpp"
 #include "actors/core/training_jobs.hpp"
 #include "actors/model_lease.hpp"
+#include "actors/service_config.hpp"
 #include "actors/tokenizer_pool_actor.hpp"
 #include "messages/interfaces.hpp"
 
@@ -25,6 +26,7 @@ struct gpu_owner_config {
   messages::monitor_actor monitor;
   scheduler_limits limits;
   training_settings training;
+  actor_placement placement = actor_placement::own_thread;
 };
 
 messages::gpu_owner_actor spawn_gpu_owner(caf::actor_system& sys, gpu_owner_config config);

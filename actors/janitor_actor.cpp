@@ -127,6 +127,8 @@ messages::janitor_actor::behavior_type janitor_behavior(
 
 messages::janitor_actor spawn_janitor(caf::actor_system& sys, const service_config& config,
                                       supervisor_actor supervisor, messages::monitor_actor monitor) {
+  if (config.placement == actor_placement::scheduler_pool)
+    return sys.spawn(janitor_behavior, config, std::move(supervisor), std::move(monitor));
   return sys.spawn<caf::detached>(janitor_behavior, config, std::move(supervisor), std::move(monitor));
 }
 

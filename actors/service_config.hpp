@@ -17,6 +17,11 @@ const char* to_string(node_role r);
 
 const char* to_string(cleanup_policy p);
 
+/// Where the long-working core actors (supervisor, janitor, gpu-owner) run: each on its own
+/// thread, so that loading or a long step never holds up another actor; or on the
+/// scheduler's pool, where CAF's deterministic test_coordinator can drive them in tests.
+enum class actor_placement { own_thread, scheduler_pool };
+
 struct service_config {
   std::string host = "127.0.0.1";
   uint16_t port = 8110;
@@ -44,6 +49,7 @@ struct service_config {
   uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time
   uint32_t max_queue = 256;               // requests waiting beyond the batch; more get 429
   int64_t max_prefill_tokens = 2048;      // prompt tokens admitted per step
+  actor_placement placement = actor_placement::own_thread;
 
   node_role role = node_role::standalone;
   std::string node_host = "127.0.0.1";    // where a worker publishes itself / a router takes joins

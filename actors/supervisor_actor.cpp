@@ -528,6 +528,9 @@ supervisor_actor::behavior_type supervisor_behavior(
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys, service_config config,
                                   messages::monitor_actor monitor, tokenizer_pool_actor tokenizers) {
+  if (config.placement == actor_placement::scheduler_pool)
+    return sys.spawn(supervisor_behavior, std::move(config), std::move(monitor),
+                     std::move(tokenizers));
   return sys.spawn<caf::detached>(supervisor_behavior, std::move(config), std::move(monitor), std::move(tokenizers));
 }
 

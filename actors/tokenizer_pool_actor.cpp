@@ -74,10 +74,13 @@ caf::result<Reply> relay(pool_ptr self, Ts... xs) {
   return rp;
 }
 
-tokenizer_pool_actor::behavior_type pool_behavior(pool_ptr self, unsigned threads) {
+tokenizer_pool_actor::behavior_type pool_behavior(pool_ptr self, unsigned threads,
+                                                  actor_placement placement) {
   for (unsigned i = 0; i < std::max(1u, threads); ++i) {
     // Linked: the workers end with the pool.
-    self->state.workers.push_back(self->spawn<caf::detached + caf::linked>(worker_behavior));
+    self->state.workers.push_back(placement == actor_placement::scheduler_pool
+                                      ? self->spawn<caf::linked>(worker_behavior)
+                                      : self->spawn<caf::detached + caf::linked>(worker_behavior));
     self->state.in_hand.push_back(0);
   }
   return guarded_behavior<tokenizer_pool_actor::behavior_type>(
@@ -93,8 +96,9 @@ tokenizer_pool_actor::behavior_type pool_behavior(pool_ptr self, unsigned thread
 
 }  // namespace
 
-tokenizer_pool_actor spawn_tokenizer_pool(caf::actor_system& sys, unsigned threads) {
-  return sys.spawn(pool_behavior, threads);
+tokenizer_pool_actor spawn_tokenizer_pool(caf::actor_system& sys, unsigned threads,
+                                          actor_placement placement) {
+  return sys.spawn(pool_behavior, threads, placement);
 }
 
 }  // namespace adapterd::actors

@@ -11,6 +11,7 @@
 #include "caf/typed_actor.hpp"
 #include "caf/typed_event_based_actor.hpp"
 
+#include "actors/service_config.hpp"
 #include "messages/catalog.hpp"
 #include "messages/generation.hpp"
 #include "messages/type_ids.hpp"
@@ -45,7 +46,8 @@ using tokenizer_pool_actor = caf::typed_actor<
     messages::detokenize_reply>>;
 
 /// `threads` detached workers behind one front.
-tokenizer_pool_actor spawn_tokenizer_pool(caf::actor_system& sys, unsigned threads);
+tokenizer_pool_actor spawn_tokenizer_pool(caf::actor_system& sys, unsigned threads,
+                                          actor_placement placement = actor_placement::own_thread);
 
 }  // namespace adapterd::actors
 

@@ -19,7 +19,9 @@ struct name_table;
 template <>
 struct name_table<adapter_action> {
   static constexpr std::pair<adapter_action, std::string_view> entries[] = {
-      {adapter_action::list, "list"}, {adapter_action::load, "load"}, {adapter_action::unload, "unload"}};
+      {adapter_action::list, "list"},
+      {adapter_action::load, "load"},
+      {adapter_action::unload, "unload"}};
 };
 template <>
 struct name_table<job_action> {
@@ -36,14 +38,17 @@ struct name_table<cleanup_reason> {
 template <>
 struct name_table<cleanup_level> {
   static constexpr std::pair<cleanup_level, std::string_view> entries[] = {
-      {cleanup_level::flush, "flush"}, {cleanup_level::adapters, "adapters"}, {cleanup_level::all, "all"}};
+      {cleanup_level::flush, "flush"},
+      {cleanup_level::adapters, "adapters"},
+      {cleanup_level::all, "all"}};
 };
 template <>
 struct name_table<node_state> {
-  static constexpr std::pair<node_state, std::string_view> entries[] = {{node_state::connecting, "connecting"},
-                                                                        {node_state::up, "up"},
-                                                                        {node_state::down, "down"},
-                                                                        {node_state::refused, "refused"}};
+  static constexpr std::pair<node_state, std::string_view> entries[] = {
+      {node_state::connecting, "connecting"},
+      {node_state::up, "up"},
+      {node_state::down, "down"},
+      {node_state::refused, "refused"}};
 };
 
 template <class Enum>
@@ -76,10 +81,20 @@ std::string names_of() {
 }
 
 // CAF's deep_to_string finds these, so logs and test output show names, not numbers.
-inline std::string to_string(adapter_action v) { return std::string(name_of(v)); }
-inline std::string to_string(job_action v) { return std::string(name_of(v)); }
-inline std::string to_string(cleanup_reason v) { return std::string(name_of(v)); }
-inline std::string to_string(cleanup_level v) { return std::string(name_of(v)); }
-inline std::string to_string(node_state v) { return std::string(name_of(v)); }
+inline std::string to_string(adapter_action v) {
+  return std::string(name_of(v));
+}
+inline std::string to_string(job_action v) {
+  return std::string(name_of(v));
+}
+inline std::string to_string(cleanup_reason v) {
+  return std::string(name_of(v));
+}
+inline std::string to_string(cleanup_level v) {
+  return std::string(name_of(v));
+}
+inline std::string to_string(node_state v) {
+  return std::string(name_of(v));
+}
 
 }  // namespace adapterd::messages

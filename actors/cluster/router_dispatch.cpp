@@ -20,14 +20,17 @@ namespace {
 // ending in it at a '/' boundary.
 bool names_path(const std::string& path, const std::string& requested) {
   auto want = requested.rfind("./", 0) == 0 ? requested.substr(2) : requested;
-  return path == want || (path.size() > want.size() && path.compare(path.size() - want.size(), want.size(), want) == 0
-                          && path[path.size() - want.size() - 1] == '/');
+  return path == want
+         || (path.size() > want.size()
+             && path.compare(path.size() - want.size(), want.size(), want) == 0
+             && path[path.size() - want.size() - 1] == '/');
 }
 
 bool holds(const worker_link& link, const std::string& requested) {
   if (requested.empty())
     return true;
-  return std::any_of(link.held.begin(), link.held.end(), [&](const auto& path) { return names_path(path, requested); });
+  return std::any_of(link.held.begin(), link.held.end(),
+                     [&](const auto& path) { return names_path(path, requested); });
 }
 
 uint64_t known_bytes(const router_state& st, const std::string& requested) {
@@ -74,7 +77,8 @@ void dispatch(router_self self, uint64_t seq) {
     order.push_back(&link);
   }
   auto pick = pick_route(candidates);
-  bool none_up = std::none_of(candidates.begin(), candidates.end(), [](const auto& c) { return c.up; });
+  bool none_up =
+      std::none_of(candidates.begin(), candidates.end(), [](const auto& c) { return c.up; });
   // Down and connecting links are being redialled; refused ones are not.
   bool reconnecting = std::any_of(st.links.begin(), st.links.end(), [](const auto& l) {
     return l.second.state == link_state::down || l.second.state == link_state::connecting;
@@ -96,7 +100,8 @@ void dispatch(router_self self, uint64_t seq) {
   }
   // The router keeps each request's deadline itself: a worker that went silent (a
   // partition sends no FIN) cannot hold a client past it.
-  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - clock_type::now());
+  auto remaining =
+      std::chrono::duration_cast<std::chrono::milliseconds>(r.deadline - clock_type::now());
   if (remaining.count() <= 0) {
     finish(self, seq, make_failure(errc::timeout, "no answer within the request's deadline"));
     return;
@@ -107,49 +112,51 @@ void dispatch(router_self self, uint64_t seq) {
   auto attempt = ++r.attempt;
   ++link.in_flight;
   ++link.routed;
-  spdlog::debug("router {} -> {} (load {}, attempt {})", r.req.request_id, link.address, candidates[*pick].load, attempt);
+  spdlog::debug("router {} -> {} (load {}, attempt {})", r.req.request_id, link.address,
+                candidates[*pick].load, attempt);
   self->request(link.handle, remaining, messages::generate_atom_v, r.req)
-    .then(
-      [self, seq, attempt](messages::generate_reply& reply) {
-        auto it = self->state.requests.find(seq);
-        if (it == self->state.requests.end() || it->second.attempt != attempt)
-          return;  // already answered (its worker went away meanwhile)
-        auto lit = self->state.links.find(it->second.address);
-        if (lit != self->state.links.end()) {
-          --lit->second.in_flight;
-          lit->second.held.insert(it->second.req.adapter_path);
-          lit->second.held.insert(it->second.req.base_model);
-          reply.node = lit->second.info.name;
-        }
-        finish(self, seq, std::move(reply));
-      },
-      [self, seq, attempt](const caf::error& e) {
-        auto it = self->state.requests.find(seq);
-        if (it == self->state.requests.end() || it->second.attempt != attempt)
-          return;
-        auto& r = it->second;
-        auto lit = self->state.links.find(r.address);
-        if (lit != self->state.links.end())
-          --lit->second.in_flight;
-        if (e == caf::sec::request_timeout) {
-          if (lit != self->state.links.end() && lit->second.state == link_state::up)
-            self->send(lit->second.handle, messages::cancel_atom_v, r.req.request_id);
-          spdlog::warn("router {} timed out on {}", r.req.request_id, r.address);
-          return finish(self, seq, make_failure(errc::timeout, "no answer within the request's deadline"));
-        }
-        auto f = to_failure(e);
-        // What another worker might do better: its memory, its queue, being there, or
-        // holding the model or adapter (ids registered, or trained, on that worker alone).
-        bool elsewhere = f.code == errc::insufficient_memory || f.code == errc::out_of_memory
-                         || f.code == errc::overloaded || f.code == errc::unavailable
-                         || f.code == errc::unauthorized || f.code == errc::unknown_model
-                         || f.code == errc::adapter_not_found;
-        if (elsewhere && !r.streamed) {
-          r.last_failure = f;
-          return dispatch(self, seq);
-        }
-        finish(self, seq, make_failure(f.code, f.message));
-      });
+      .then(
+          [self, seq, attempt](messages::generate_reply& reply) {
+            auto it = self->state.requests.find(seq);
+            if (it == self->state.requests.end() || it->second.attempt != attempt)
+              return;  // already answered (its worker went away meanwhile)
+            auto lit = self->state.links.find(it->second.address);
+            if (lit != self->state.links.end()) {
+              --lit->second.in_flight;
+              lit->second.held.insert(it->second.req.adapter_path);
+              lit->second.held.insert(it->second.req.base_model);
+              reply.node = lit->second.info.name;
+            }
+            finish(self, seq, std::move(reply));
+          },
+          [self, seq, attempt](const caf::error& e) {
+            auto it = self->state.requests.find(seq);
+            if (it == self->state.requests.end() || it->second.attempt != attempt)
+              return;
+            auto& r = it->second;
+            auto lit = self->state.links.find(r.address);
+            if (lit != self->state.links.end())
+              --lit->second.in_flight;
+            if (e == caf::sec::request_timeout) {
+              if (lit != self->state.links.end() && lit->second.state == link_state::up)
+                self->send(lit->second.handle, messages::cancel_atom_v, r.req.request_id);
+              spdlog::warn("router {} timed out on {}", r.req.request_id, r.address);
+              return finish(self, seq,
+                            make_failure(errc::timeout, "no answer within the request's deadline"));
+            }
+            auto f = to_failure(e);
+            // What another worker might do better: its memory, its queue, being there, or
+            // holding the model or adapter (ids registered, or trained, on that worker alone).
+            bool elsewhere = f.code == errc::insufficient_memory || f.code == errc::out_of_memory
+                             || f.code == errc::overloaded || f.code == errc::unavailable
+                             || f.code == errc::unauthorized || f.code == errc::unknown_model
+                             || f.code == errc::adapter_not_found;
+            if (elsewhere && !r.streamed) {
+              r.last_failure = f;
+              return dispatch(self, seq);
+            }
+            finish(self, seq, make_failure(f.code, f.message));
+          });
 }
 
 void retry_parked(router_self self, bool expired_only) {
@@ -166,10 +173,12 @@ void retry_parked(router_self self, bool expired_only) {
     if (expired_only) {
       auto& r = st.requests.at(seq);
       if (r.deadline <= now)
-        finish(self, seq, make_failure(errc::timeout, "no worker came up within the request's deadline"));
+        finish(self, seq,
+               make_failure(errc::timeout, "no worker came up within the request's deadline"));
       else
-        finish(self, seq, make_failure(errc::unavailable, "no worker is up (" + std::to_string(st.links.size())
-                                                            + " known, none came back within 5 s)"));
+        finish(self, seq,
+               make_failure(errc::unavailable, "no worker is up (" + std::to_string(st.links.size())
+                                                   + " known, none came back within 5 s)"));
       continue;
     }
     dispatch(self, seq);

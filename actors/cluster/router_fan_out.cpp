@@ -8,12 +8,14 @@ namespace adapterd::actors::router {
 
 using messages::errc;
 
-caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self, const messages::cleanup_request& req) {
+caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self,
+                                                     const messages::cleanup_request& req) {
   std::vector<worker_link*> targets;
   for (auto& [address, link] : self->state.links)
     if (req.node.empty() || req.node == address || req.node == link.info.name) {
       if (!req.node.empty() && link.state != link_state::up)
-        return make_failure(errc::unavailable, "worker " + req.node + " is " + to_string(link.state));
+        return make_failure(errc::unavailable,
+                            "worker " + req.node + " is " + to_string(link.state));
       if (link.state == link_state::up)
         targets.push_back(&link);
     }
@@ -21,7 +23,8 @@ caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self, const mes
     return make_failure(errc::bad_request, "no worker is named " + req.node);
   messages::cleanup_reply start;
   start.level = req.level;
-  auto merge = [](messages::cleanup_reply& t, messages::cleanup_reply one, const std::string& name) {
+  auto merge = [](messages::cleanup_reply& t, messages::cleanup_reply one,
+                  const std::string& name) {
     t.gpu_available = t.gpu_available || one.gpu_available;
     t.gpu_allocated_mb += one.gpu_allocated_mb;
     t.gpu_reserved_mb += one.gpu_reserved_mb;
@@ -42,17 +45,21 @@ caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self, const mes
     one.error = f.message;
     t.nodes.push_back(std::move(one));
   };
-  auto done = [](messages::cleanup_reply& t, size_t answered) -> caf::expected<messages::cleanup_reply> {
+  auto done = [](messages::cleanup_reply& t,
+                 size_t answered) -> caf::expected<messages::cleanup_reply> {
     t.status = answered == t.nodes.size() ? "success" : "partial";
-    t.message = "Memory cleaned up on " + std::to_string(answered) + " of " + std::to_string(t.nodes.size())
-                + " workers";
+    t.message = "Memory cleaned up on " + std::to_string(answered) + " of "
+                + std::to_string(t.nodes.size()) + " workers";
     return std::move(t);
   };
-  return gather_from_workers(self, targets, std::chrono::seconds(120), std::move(start), messages::cleanup_atom_v, req, merge, fail, done);
+  return gather_from_workers(self, targets, std::chrono::seconds(120), std::move(start),
+                             messages::cleanup_atom_v, req, merge, fail, done);
 }
 
-caf::result<messages::adapter_reply> fan_out_adapters(router_self self, const messages::adapter_request& req) {
-  auto merge = [](messages::adapter_reply& total, messages::adapter_reply one, const std::string& name) {
+caf::result<messages::adapter_reply> fan_out_adapters(router_self self,
+                                                      const messages::adapter_request& req) {
+  auto merge = [](messages::adapter_reply& total, messages::adapter_reply one,
+                  const std::string& name) {
     if (total.default_model.empty())
       total.default_model = one.default_model;
     for (auto& m : one.models)
@@ -69,13 +76,15 @@ caf::result<messages::adapter_reply> fan_out_adapters(router_self self, const me
     if (!*failure)
       *failure = f;
   };
-  auto done = [failure](messages::adapter_reply& total, size_t answered) -> caf::expected<messages::adapter_reply> {
+  auto done = [failure](messages::adapter_reply& total,
+                        size_t answered) -> caf::expected<messages::adapter_reply> {
     if (answered == 0 && *failure)
       return make_failure((*failure)->code, (*failure)->message);
     return std::move(total);
   };
-  return gather_from_workers(self, up_workers(self), std::chrono::seconds(120), messages::adapter_reply{}, messages::adapters_atom_v, req,
-                             merge, fail, done);
+  return gather_from_workers(self, up_workers(self), std::chrono::seconds(120),
+                             messages::adapter_reply{}, messages::adapters_atom_v, req, merge, fail,
+                             done);
 }
 
 caf::result<messages::job_list> fan_out_jobs(router_self self, const messages::job_request& req) {
@@ -83,14 +92,15 @@ caf::result<messages::job_list> fan_out_jobs(router_self self, const messages::j
     for (auto& j : one.jobs)
       total.jobs.push_back(std::move(j));
   };
-  auto fail = [](messages::job_list&, const messages::failure&, const std::string&) {};  // not there
+  auto fail = [](messages::job_list&, const messages::failure&, const std::string&) {
+  };  // not there
   auto done = [req](messages::job_list& total, size_t) -> caf::expected<messages::job_list> {
     if (req.action != messages::job_action::list && total.jobs.empty())
       return make_failure(errc::job_not_found, "no training job '" + req.id + "'");
     return std::move(total);
   };
-  return gather_from_workers(self, up_workers(self), std::chrono::seconds(60), messages::job_list{}, messages::jobs_atom_v, req, merge,
-                             fail, done);
+  return gather_from_workers(self, up_workers(self), std::chrono::seconds(60), messages::job_list{},
+                             messages::jobs_atom_v, req, merge, fail, done);
 }
 
 }  // namespace adapterd::actors::router

@@ -38,13 +38,13 @@ inline std::vector<worker_link*> up_workers(router_self self) {
   return out;
 }
 
-// Sends `req` to each of `targets` (answers within `timeout`), starting from `total`: `merge(total, one, worker name)`
-// takes each answer and `fail(total, failure, worker name)` each failure; once all have
-// answered, `done(total, answered)` makes the reply.
+// Sends `req` to each of `targets` (answers within `timeout`), starting from `total`: `merge(total,
+// one, worker name)` takes each answer and `fail(total, failure, worker name)` each failure; once
+// all have answered, `done(total, answered)` makes the reply.
 template <class Reply, class Atom, class Request, class Merge, class Fail, class Done>
 caf::result<Reply> gather_from_workers(router_self self, const std::vector<worker_link*>& targets,
-                                       std::chrono::seconds timeout, Reply total, Atom atom, const Request& req,
-                                       Merge merge, Fail fail, Done done) {
+                                       std::chrono::seconds timeout, Reply total, Atom atom,
+                                       const Request& req, Merge merge, Fail fail, Done done) {
   if (targets.empty())
     return make_failure(messages::errc::unavailable, "no worker is up");
   struct gathering {
@@ -68,25 +68,27 @@ caf::result<Reply> gather_from_workers(router_self self, const std::vector<worke
   for (auto* link : targets) {
     auto name = link->info.name.empty() ? link->address : link->info.name;
     self->request(link->handle, timeout, atom, req)
-      .then(
-        [g, name, merge, finish_one](Reply& one) {
-          ++g->answered;
-          merge(g->total, std::move(one), name);
-          finish_one();
-        },
-        [g, name, fail, finish_one](const caf::error& e) {
-          fail(g->total, to_failure(e), name);
-          finish_one();
-        });
+        .then(
+            [g, name, merge, finish_one](Reply& one) {
+              ++g->answered;
+              merge(g->total, std::move(one), name);
+              finish_one();
+            },
+            [g, name, fail, finish_one](const caf::error& e) {
+              fail(g->total, to_failure(e), name);
+              finish_one();
+            });
   }
   return g->rp;
 }
 
 /// Sends the cleanup to every worker that is up, or to the one named, and sums the answers.
-caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self, const messages::cleanup_request& req);
+caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self,
+                                                     const messages::cleanup_request& req);
 /// A list gathers every worker's adapters; a load or unload goes to all of them. The answer
 /// lists each adapter with the worker that holds it.
-caf::result<messages::adapter_reply> fan_out_adapters(router_self self, const messages::adapter_request& req);
+caf::result<messages::adapter_reply> fan_out_adapters(router_self self,
+                                                      const messages::adapter_request& req);
 /// A list gathers every worker's jobs; a get or cancel goes to all, and the one that has
 /// the job answers.
 caf::result<messages::job_list> fan_out_jobs(router_self self, const messages::job_request& req);

@@ -52,43 +52,46 @@ static void set_state(worker_link& link, link_state state, std::string error) {
 void handshake(router_self self, const std::string& address, messages::worker_actor handle) {
   auto nonce = make_nonce();
   self->request(handle, std::chrono::seconds(10), messages::hello_atom_v, nonce)
-    .then(
-      [self, address, handle, nonce](const messages::node_hello& hello) {
-        auto& link = self->state.links[address];
-        const auto& secret = self->state.config.secret;
-        if (!check_proof(secret, "worker", nonce, hello.proof)) {
-          set_state(link, link_state::refused, "the worker does not know the cluster secret");
-          return schedule_redial(self, link);
-        }
-        self->request(handle, std::chrono::seconds(10), messages::auth_atom_v,
-                      make_proof(secret, "router", hello.nonce))
-          .then(
-            [self, address, handle](const messages::node_info& info) {
-              auto& link = self->state.links[address];
-              link.handle = handle;
-              link.node = handle.node();
-              link.info = info;
-              link.dialing = false;
-              link.backoff = std::chrono::milliseconds(250);
-              link.seen = false;
-              link.last = {};  // what it reported before it went away no longer holds
-              link.held.clear();
-              set_state(link, link_state::up, "");
-              retry_parked(self, false);
-              self->monitor(handle);
-            },
-            [self, address](const caf::error& e) {
-              auto& link = self->state.links[address];
-              auto f = to_failure(e);
-              set_state(link, f.code == errc::unauthorized ? link_state::refused : link_state::down, f.message);
-              schedule_redial(self, link);
-            });
-      },
-      [self, address](const caf::error& e) {
-        auto& link = self->state.links[address];
-        set_state(link, link_state::down, to_failure(e).message);
-        schedule_redial(self, link);
-      });
+      .then(
+          [self, address, handle, nonce](const messages::node_hello& hello) {
+            auto& link = self->state.links[address];
+            const auto& secret = self->state.config.secret;
+            if (!check_proof(secret, "worker", nonce, hello.proof)) {
+              set_state(link, link_state::refused, "the worker does not know the cluster secret");
+              return schedule_redial(self, link);
+            }
+            self->request(handle, std::chrono::seconds(10), messages::auth_atom_v,
+                          make_proof(secret, "router", hello.nonce))
+                .then(
+                    [self, address, handle](const messages::node_info& info) {
+                      auto& link = self->state.links[address];
+                      link.handle = handle;
+                      link.node = handle.node();
+                      link.info = info;
+                      link.dialing = false;
+                      link.backoff = std::chrono::milliseconds(250);
+                      link.seen = false;
+                      link.last = {};  // what it reported before it went away no longer holds
+                      link.held.clear();
+                      set_state(link, link_state::up, "");
+                      retry_parked(self, false);
+                      self->monitor(handle);
+                    },
+                    [self, address](const caf::error& e) {
+                      auto& link = self->state.links[address];
+                      auto f = to_failure(e);
+                      set_state(
+                          link,
+                          f.code == errc::unauthorized ? link_state::refused : link_state::down,
+                          f.message);
+                      schedule_redial(self, link);
+                    });
+          },
+          [self, address](const caf::error& e) {
+            auto& link = self->state.links[address];
+            set_state(link, link_state::down, to_failure(e).message);
+            schedule_redial(self, link);
+          });
 }
 
 void dial(router_self self, const std::string& address) {
@@ -103,12 +106,16 @@ void dial(router_self self, const std::string& address) {
   }
   link.dialing = true;
   dial_node<messages::worker_actor>(
-    self, *where, [self, address](messages::worker_actor handle) { handshake(self, address, std::move(handle)); },
-    [self, address](const std::string& why) {
-      auto& link = self->state.links[address];
-      set_state(link, link.state == link_state::refused ? link_state::refused : link_state::down, "cannot connect: " + why);
-      schedule_redial(self, link);
-    });
+      self, *where,
+      [self, address](messages::worker_actor handle) {
+        handshake(self, address, std::move(handle));
+      },
+      [self, address](const std::string& why) {
+        auto& link = self->state.links[address];
+        set_state(link, link.state == link_state::refused ? link_state::refused : link_state::down,
+                  "cannot connect: " + why);
+        schedule_redial(self, link);
+      });
 }
 
 void worker_went_away(router_self self, worker_link& link, const std::string& why) {
@@ -124,7 +131,10 @@ void worker_went_away(router_self self, worker_link& link, const std::string& wh
     if (r.address == link.address)
       (r.streamed ? lost : moved).push_back(seq);
   for (auto seq : lost)
-    finish(self, seq, make_failure(errc::worker_lost, "worker " + link.address + " went away after it had streamed part of the answer"));
+    finish(self, seq,
+           make_failure(
+               errc::worker_lost,
+               "worker " + link.address + " went away after it had streamed part of the answer"));
   for (auto seq : moved) {
     ++link.failed_over;
     auto& r = self->state.requests.at(seq);
@@ -157,27 +167,31 @@ void poll(router_self self) {
       continue;
     auto handle = link.handle;
     self->request(link.handle, poll_timeout, messages::health_atom_v)
-      .then(
-        [self, address = address, handle](messages::health_report& report) {
-          auto it = self->state.links.find(address);
-          if (it != self->state.links.end() && it->second.state == link_state::up && it->second.handle == handle) {
-            it->second.missed_polls = 0;
-            absorb_status(self, it->second, std::move(report));
-          }
-        },
-        [self, address = address, handle](const caf::error& e) {
-          spdlog::debug("router: no status from {}: {}", address, caf::to_string(e));
-          auto it = self->state.links.find(address);
-          if (it == self->state.links.end() || it->second.state != link_state::up || it->second.handle != handle)
-            return;
-          // A partition sends no FIN or RST: silence is the only sign. Its requests move on.
-          if (++it->second.missed_polls >= max_missed_polls)
-            worker_went_away(self, it->second, "silent: " + std::to_string(it->second.missed_polls)
-                                                 + " status polls unanswered");
-        });
+        .then(
+            [self, address = address, handle](messages::health_report& report) {
+              auto it = self->state.links.find(address);
+              if (it != self->state.links.end() && it->second.state == link_state::up
+                  && it->second.handle == handle) {
+                it->second.missed_polls = 0;
+                absorb_status(self, it->second, std::move(report));
+              }
+            },
+            [self, address = address, handle](const caf::error& e) {
+              spdlog::debug("router: no status from {}: {}", address, caf::to_string(e));
+              auto it = self->state.links.find(address);
+              if (it == self->state.links.end() || it->second.state != link_state::up
+                  || it->second.handle != handle)
+                return;
+              // A partition sends no FIN or RST: silence is the only sign. Its requests move on.
+              if (++it->second.missed_polls >= max_missed_polls)
+                worker_went_away(self, it->second,
+                                 "silent: " + std::to_string(it->second.missed_polls)
+                                     + " status polls unanswered");
+            });
   }
   retry_parked(self, true);
-  self->delayed_send(self, std::chrono::milliseconds(self->state.config.poll_ms), messages::poll_atom_v);
+  self->delayed_send(self, std::chrono::milliseconds(self->state.config.poll_ms),
+                     messages::poll_atom_v);
 }
 
 static messages::node_status status_of(const worker_link& link) {
@@ -203,7 +217,8 @@ static messages::node_status status_of(const worker_link& link) {
       s.adapters.push_back(item.path);
   s.budget_free_bytes = link.seen ? budget_free(link.last) : std::numeric_limits<uint64_t>::max();
   if (link.seen)
-    s.last_seen_ms_ago = std::chrono::duration<double, std::milli>(clock_type::now() - link.last_seen).count();
+    s.last_seen_ms_ago =
+        std::chrono::duration<double, std::milli>(clock_type::now() - link.last_seen).count();
   s.reconnects = link.reconnects;
   return s;
 }

@@ -66,7 +66,7 @@ struct router_state {
   router_state() = default;  // non-aggregate: CAF 0.17's C++20 state trap
 
   router_config config;
-  std::map<std::string, router::worker_link> links;              // by address
+  std::map<std::string, router::worker_link> links;               // by address
   std::unordered_map<uint64_t, router::routed_request> requests;  // by arrival_seq
   std::map<std::string, uint64_t> weight_bytes;  // path -> bytes, as any worker reported it
   // Requests that found no worker up while one was reconnecting: they wait for it (within
