@@ -36,7 +36,10 @@ result<std::vector<int32_t>> encode_prompt(const tokenizer& tok, const std::stri
                       "this model has no chat template (tokenizer_config.json has no chat_template): "
                       "use /v1/completions with a plain prompt");
   chat_template_input input{chat, true, tok.bos_token(), tok.eos_token()};
-  auto rendered = render_chat_template(tok.chat_template(), input);
+  const auto& compiled = tok.compiled_chat_template();
+  if (!compiled)
+    return compiled.err();
+  auto rendered = (*compiled)->render(input);
   if (!rendered)
     return rendered.err();
   if (auto e = too_long(tok, rendered->size(), max_tokens))

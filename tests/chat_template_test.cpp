@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -83,4 +84,36 @@ TEST_CASE("a template nested beyond the bound is an error, not a stack overflow"
     REQUIRE_FALSE(r);
     CHECK(r.err().message.find("nests deeper") != std::string::npos);
   }
+}
+
+TEST_CASE(
+    "a template compiled once renders every conversation, from any thread, as a fresh parse does",
+    "[chat]") {
+  auto data = goldens();
+  for (const auto& [name, source] : data["templates"].items()) {
+    INFO(name);
+    auto compiled = chat_template::compile(source.get<std::string>());
+    REQUIRE(compiled);
+    for (const auto& [conversation, turns] : data["conversations"].items()) {
+      chat_template_input input;
+      for (const auto& m : turns)
+        input.messages.push_back({m["role"], m["content"]});
+      input.bos_token = data["tokens"]["bos_token"];
+      input.eos_token = data["tokens"]["eos_token"];
+      auto fresh = render_chat_template(source.get<std::string>(), input);
+      // Two threads render the same compiled template at once: it holds no render state.
+      result<std::string> a = std::string(), b = std::string();
+      std::thread other([&] { a = (*compiled)->render(input); });
+      b = (*compiled)->render(input);
+      other.join();
+      REQUIRE(static_cast<bool>(fresh) == static_cast<bool>(a));
+      if (fresh) {
+        CHECK(*a == *fresh);
+        CHECK(*b == *fresh);
+      }
+    }
+  }
+  auto broken = chat_template::compile("{% for %}");
+  REQUIRE_FALSE(broken);
+  CHECK(broken.err().message.find("chat template") != std::string::npos);
 }

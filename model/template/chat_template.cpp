@@ -1238,13 +1238,26 @@ private:
 
 }  // namespace
 
-result<std::string> render_chat_template(const std::string& source, const chat_template_input& input) {
+struct chat_template::program {
+  body top;
+};
+
+result<std::shared_ptr<const chat_template>> chat_template::compile(const std::string& source) {
   try {
     // Jinja drops one newline at the very end of a template (keep_trailing_newline=False).
     auto text = source;
     if (!text.empty() && text.back() == '\n')
       text.pop_back();
-    auto program = template_parser(split_source(text)).parse_top();
+    auto parsed = std::make_shared<program>();
+    parsed->top = template_parser(split_source(text)).parse_top();
+    return std::make_shared<const chat_template>(std::move(parsed));
+  } catch (const std::exception& e) {  // template_error, or a library error while parsing
+    return make_error(errc::invalid_argument, std::string("chat template: ") + e.what());
+  }
+}
+
+result<std::string> chat_template::render(const chat_template_input& input) const {
+  try {
     scope_stack s;
     s.frames.emplace_back();
     auto messages = value::new_list();
@@ -1260,13 +1273,19 @@ result<std::string> render_chat_template(const std::string& source, const chat_t
     s.set("eos_token", value::of(input.eos_token));
     std::string out;
     loop_signal sig;
-    run_body(program, s, out, sig);
+    run_body(program_->top, s, out, sig);
     return out;
-  } catch (const template_error& e) {
-    return make_error(errc::invalid_argument, std::string("chat template: ") + e.what());
-  } catch (const std::exception& e) {
+  } catch (const std::exception& e) {  // template_error, or a library error while rendering
     return make_error(errc::invalid_argument, std::string("chat template: ") + e.what());
   }
+}
+
+result<std::string> render_chat_template(const std::string& source,
+                                         const chat_template_input& input) {
+  auto compiled = chat_template::compile(source);
+  if (!compiled)
+    return compiled.err();
+  return (*compiled)->render(input);
 }
 
 }  // namespace adapterd::model

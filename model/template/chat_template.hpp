@@ -6,6 +6,7 @@
 // slices, attributes, the usual operators, `x if c else y`, filters, `is` tests,
 // raise_exception, namespace, range, and the string and dict methods templates call.
 // Anything else is a clear error, never a wrong prompt.
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,24 @@ struct chat_template_input {
   std::string eos_token;
 };
 
-/// The prompt `source` makes of `input`; errc::invalid_argument when the template cannot be
-/// rendered (a syntax it does not support, or the template's own raise_exception).
+/// A template parsed once, rendered for each request. Immutable once compiled: any thread
+/// may render it at the same time.
+class chat_template {
+ public:
+  /// errc::invalid_argument for a syntax it does not support.
+  static result<std::shared_ptr<const chat_template>> compile(const std::string& source);
+  /// errc::invalid_argument when rendering fails (the template's own raise_exception, a
+  /// value of the wrong type).
+  result<std::string> render(const chat_template_input& input) const;
+
+  struct program;  // the parsed statements
+  explicit chat_template(std::shared_ptr<const program> p) : program_(std::move(p)) {}
+
+ private:
+  std::shared_ptr<const program> program_;
+};
+
+/// compile, then render: the prompt `source` makes of `input`.
 result<std::string> render_chat_template(const std::string& source, const chat_template_input& input);
 
 }  // namespace adapterd::model

@@ -160,6 +160,10 @@ result<std::shared_ptr<const tokenizer>> tokenizer::from_json(const std::string&
           if (named.value("name", "") == "default")
             t->chat_template_ = named.value("template", "");
     }
+    // Parsed once here, not on every chat request; a template that does not parse keeps
+    // its error for the chat requests, and plain prompts still work.
+    if (!t->chat_template_.empty())
+      t->compiled_template_ = chat_template::compile(t->chat_template_);
     return std::shared_ptr<const tokenizer>(t);
   } catch (const std::exception& e) {  // json::exception, or a json_integer out of range
     return make_error(errc::invalid_model, std::string("tokenizer.json: ") + e.what());

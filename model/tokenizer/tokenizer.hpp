@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/result.hpp"
+#include "model/template/chat_template.hpp"
 
 namespace adapterd::model {
 
@@ -54,6 +55,10 @@ public:
   /// tokenizer_config.json's chat_template (its "default" one when it names several),
   /// bos_token and eos_token; empty when absent.
   const std::string& chat_template() const { return chat_template_; }
+  /// That template parsed once at load, or why it could not be (null with no template).
+  const result<std::shared_ptr<const model::chat_template>>& compiled_chat_template() const {
+    return compiled_template_;
+  }
   const std::string& bos_token() const { return bos_token_; }
   const std::string& eos_token() const { return eos_token_; }
 
@@ -76,6 +81,7 @@ private:
   std::vector<int32_t> prefix_ids_, suffix_ids_;    // what add_special_tokens puts around
   std::optional<int32_t> eos_id_;
   std::string chat_template_, bos_token_, eos_token_;
+  result<std::shared_ptr<const model::chat_template>> compiled_template_{nullptr};
   size_t vocab_size_ = 0;
   size_t max_token_bytes_ = 4;
 };
