@@ -17,36 +17,20 @@ enum class service : uint8_t { cleanup, catalog, training };
 template <class Request>
 struct call_traits;
 
-template <>
-struct call_traits<cleanup_request> {
-  using reply = cleanup_reply;
-  static constexpr service owner = service::cleanup;
+template <class Reply, service Owner>
+struct call_of {
+  using reply = Reply;
+  static constexpr service owner = Owner;
 };
-template <>
-struct call_traits<tokenize_request> {
-  using reply = tokenize_reply;
-  static constexpr service owner = service::catalog;
-};
-template <>
-struct call_traits<detokenize_request> {
-  using reply = detokenize_reply;
-  static constexpr service owner = service::catalog;
-};
-template <>
-struct call_traits<adapter_request> {
-  using reply = adapter_reply;
-  static constexpr service owner = service::catalog;
-};
-template <>
-struct call_traits<train_request> {
-  using reply = job_status;
-  static constexpr service owner = service::training;
-};
-template <>
-struct call_traits<job_request> {
-  using reply = job_list;
-  static constexpr service owner = service::training;
-};
+
+// clang-format off
+template <> struct call_traits<cleanup_request> : call_of<cleanup_reply, service::cleanup> {};
+template <> struct call_traits<tokenize_request> : call_of<tokenize_reply, service::catalog> {};
+template <> struct call_traits<detokenize_request> : call_of<detokenize_reply, service::catalog> {};
+template <> struct call_traits<adapter_request> : call_of<adapter_reply, service::catalog> {};
+template <> struct call_traits<train_request> : call_of<job_status, service::training> {};
+template <> struct call_traits<job_request> : call_of<job_list, service::training> {};
+// clang-format on
 
 template <class... Requests>
 struct call_list {};

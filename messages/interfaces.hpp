@@ -77,29 +77,19 @@ using router_actor
 /// The atom each envelope call travels with (see messages/calls.hpp).
 template <class Request>
 struct call_atom;
-template <>
-struct call_atom<cleanup_request> {
-  using type = cleanup_atom;
+
+template <class Atom>
+struct atom_is {
+  using type = Atom;
 };
-template <>
-struct call_atom<tokenize_request> {
-  using type = tokenize_atom;
-};
-template <>
-struct call_atom<detokenize_request> {
-  using type = detokenize_atom;
-};
-template <>
-struct call_atom<adapter_request> {
-  using type = adapters_atom;
-};
-template <>
-struct call_atom<train_request> {
-  using type = train_atom;
-};
-template <>
-struct call_atom<job_request> {
-  using type = jobs_atom;
-};
+
+// clang-format off
+template <> struct call_atom<cleanup_request> : atom_is<cleanup_atom> {};
+template <> struct call_atom<tokenize_request> : atom_is<tokenize_atom> {};
+template <> struct call_atom<detokenize_request> : atom_is<detokenize_atom> {};
+template <> struct call_atom<adapter_request> : atom_is<adapters_atom> {};
+template <> struct call_atom<train_request> : atom_is<train_atom> {};
+template <> struct call_atom<job_request> : atom_is<jobs_atom> {};
+// clang-format on
 
 }  // namespace adapterd::messages

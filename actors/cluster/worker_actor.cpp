@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -52,6 +53,29 @@ caf::result<Reply> pass_on(self_ptr self, const Target& target, Ts&&... xs) {
   if (!trusted(self))
     return refusal();
   return self->delegate(target, std::forward<Ts>(xs)...);
+}
+
+// Each envelope call (messages/calls.hpp) goes to the node's actor that owns it: one handler
+// per call, made from the list, so a new call needs nothing here.
+template <class Request>
+auto pass_on_call(self_ptr self) {
+  using atom = typename messages::call_atom<Request>::type;
+  using reply = typename messages::call_traits<Request>::reply;
+  return [self](atom a, Request& req) -> caf::result<reply> {
+    constexpr auto owner = messages::call_traits<Request>::owner;
+    const auto& c = self->state.config;
+    if constexpr (owner == messages::service::cleanup)
+      return pass_on<reply>(self, c.janitor, a, std::move(req));
+    else if constexpr (owner == messages::service::catalog)
+      return pass_on<reply>(self, c.catalog, a, std::move(req));
+    else
+      return pass_on<reply>(self, c.gpu_owner, a, std::move(req));
+  };
+}
+
+template <class... Requests>
+auto pass_on_calls(self_ptr self, messages::call_list<Requests...>) {
+  return std::make_tuple(pass_on_call<Requests>(self)...);
 }
 
 void join_routers(self_ptr self) {
@@ -125,63 +149,52 @@ messages::worker_actor::behavior_type worker_behavior(self_ptr self, worker_conf
   });
   if (!self->state.config.join.empty())
     self->send(self, messages::join_atom_v);
-  return guarded_behavior<messages::worker_actor::behavior_type>(
-    "worker",
-    [=](messages::hello_atom, const std::string& router_nonce) {
-      auto& st = self->state;
-      auto nonce = make_nonce();
-      st.pending[sender_node(self)] = nonce;
-      return messages::node_hello{nonce, make_proof(st.config.secret, "worker", router_nonce)};
-    },
-    [=](messages::auth_atom, const std::string& proof) -> caf::result<messages::node_info> {
-      auto& st = self->state;
-      auto node = sender_node(self);
-      auto it = st.pending.find(node);
-      bool ok = it != st.pending.end() && check_proof(st.config.secret, "router", it->second, proof);
-      if (it != st.pending.end())
-        st.pending.erase(it);
-      if (!ok) {
-        spdlog::warn("worker refused node {}: wrong cluster secret", caf::to_string(node));
-        return make_failure(messages::errc::unauthorized, "wrong cluster secret");
-      }
-      st.trusted.insert(node);
-      if (auto router = self->current_sender()) {
-        st.trusted_routers[caf::actor_cast<caf::actor_addr>(router)] = node;
-        self->monitor(caf::actor_cast<caf::actor>(router));
-      }
-      spdlog::info("worker trusts router node {}", caf::to_string(node));
-      return messages::node_info{st.config.name, st.config.max_batch_size, st.config.max_queue};
-    },
-    [=](messages::generate_atom, messages::generate_request& req) -> caf::result<messages::generate_reply> {
-      return pass_on<messages::generate_reply>(self, self->state.config.gpu_owner, messages::generate_atom_v, std::move(req));
-    },
-    [=](messages::cancel_atom, std::string& id) {
-      if (trusted(self))
-        self->send(self->state.config.gpu_owner, messages::cancel_atom_v, std::move(id));
-    },
-    [=](messages::cleanup_atom, messages::cleanup_request& req) -> caf::result<messages::cleanup_reply> {
-      return pass_on<messages::cleanup_reply>(self, self->state.config.janitor, messages::cleanup_atom_v, std::move(req));
-    },
-    [=](messages::health_atom) -> caf::result<messages::health_report> {
-      return pass_on<messages::health_report>(self, self->state.config.monitor, messages::health_atom_v);
-    },
-    [=](messages::tokenize_atom, messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
-      return pass_on<messages::tokenize_reply>(self, self->state.config.catalog, messages::tokenize_atom_v, std::move(req));
-    },
-    [=](messages::detokenize_atom, messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
-      return pass_on<messages::detokenize_reply>(self, self->state.config.catalog, messages::detokenize_atom_v, std::move(req));
-    },
-    [=](messages::adapters_atom, messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
-      return pass_on<messages::adapter_reply>(self, self->state.config.catalog, messages::adapters_atom_v, std::move(req));
-    },
-    [=](messages::train_atom, messages::train_request& req) -> caf::result<messages::job_status> {
-      return pass_on<messages::job_status>(self, self->state.config.gpu_owner, messages::train_atom_v, std::move(req));
-    },
-    [=](messages::jobs_atom, messages::job_request& req) -> caf::result<messages::job_list> {
-      return pass_on<messages::job_list>(self, self->state.config.gpu_owner, messages::jobs_atom_v, std::move(req));
-    },
-    [=](messages::join_atom) { join_routers(self); }
-  );
+  auto hello = [=](messages::hello_atom, const std::string& router_nonce) {
+    auto& st = self->state;
+    auto nonce = make_nonce();
+    st.pending[sender_node(self)] = nonce;
+    return messages::node_hello{nonce, make_proof(st.config.secret, "worker", router_nonce)};
+  };
+  auto auth = [=](messages::auth_atom,
+                  const std::string& proof) -> caf::result<messages::node_info> {
+    auto& st = self->state;
+    auto node = sender_node(self);
+    auto it = st.pending.find(node);
+    bool ok = it != st.pending.end() && check_proof(st.config.secret, "router", it->second, proof);
+    if (it != st.pending.end())
+      st.pending.erase(it);
+    if (!ok) {
+      spdlog::warn("worker refused node {}: wrong cluster secret", caf::to_string(node));
+      return make_failure(messages::errc::unauthorized, "wrong cluster secret");
+    }
+    st.trusted.insert(node);
+    if (auto router = self->current_sender()) {
+      st.trusted_routers[caf::actor_cast<caf::actor_addr>(router)] = node;
+      self->monitor(caf::actor_cast<caf::actor>(router));
+    }
+    spdlog::info("worker trusts router node {}", caf::to_string(node));
+    return messages::node_info{st.config.name, st.config.max_batch_size, st.config.max_queue};
+  };
+  auto generate = [=](messages::generate_atom,
+                      messages::generate_request& req) -> caf::result<messages::generate_reply> {
+    return pass_on<messages::generate_reply>(self, self->state.config.gpu_owner,
+                                             messages::generate_atom_v, std::move(req));
+  };
+  auto cancel = [=](messages::cancel_atom, std::string& id) {
+    if (trusted(self))
+      self->send(self->state.config.gpu_owner, messages::cancel_atom_v, std::move(id));
+  };
+  auto health = [=](messages::health_atom) -> caf::result<messages::health_report> {
+    return pass_on<messages::health_report>(self, self->state.config.monitor,
+                                            messages::health_atom_v);
+  };
+  auto join = [=](messages::join_atom) { join_routers(self); };
+  return std::apply(
+      [&](auto... calls) {
+        return guarded_behavior<messages::worker_actor::behavior_type>(
+            "worker", hello, auth, generate, cancel, health, join, calls...);
+      },
+      pass_on_calls(self, messages::api_calls{}));
 }
 
 }  // namespace
