@@ -1,0 +1,170 @@
+#include "model/template/value.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace adapterd::model::jinja {
+
+const char* type_name(const value& v) {
+  switch (v.kind) {
+    case value::undefined:
+      return "undefined";
+    case value::none:
+      return "none";
+    case value::boolean:
+      return "bool";
+    case value::integer:
+      return "int";
+    case value::number:
+      return "float";
+    case value::string:
+      return "string";
+    case value::list:
+      return "list";
+    case value::dict:
+      return "dict";
+  }
+  return "?";
+}
+
+bool truthy(const value& v) {
+  switch (v.kind) {
+    case value::undefined:
+    case value::none:
+      return false;
+    case value::boolean:
+      return v.b;
+    case value::integer:
+      return v.i != 0;
+    case value::number:
+      return v.d != 0;
+    case value::string:
+      return !v.s.empty();
+    case value::list:
+      return !v.l->empty();
+    case value::dict:
+      return !v.m->empty();
+  }
+  return false;
+}
+
+std::string python_float(double d) {
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 1e16) {
+    std::ostringstream out;
+    out << static_cast<int64_t>(d) << ".0";
+    return out.str();
+  }
+  std::ostringstream out;
+  out.precision(17);
+  out << d;
+  return out.str();
+}
+
+std::string str(const value& v) {
+  switch (v.kind) {
+    case value::undefined:
+      return "";
+    case value::none:
+      return "None";
+    case value::boolean:
+      return v.b ? "True" : "False";
+    case value::integer:
+      return std::to_string(v.i);
+    case value::number:
+      return python_float(v.d);
+    case value::string:
+      return v.s;
+    case value::list:
+    case value::dict:
+      return repr(v);
+  }
+  return "";
+}
+
+std::string repr(const value& v) {
+  if (v.kind == value::string) {
+    std::string out = "'";
+    for (char c : v.s) {
+      if (c == '\'' || c == '\\')
+        out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    return out + "'";
+  }
+  if (v.kind == value::list) {
+    std::string out = "[";
+    for (size_t k = 0; k < v.l->size(); ++k)
+      out += (k ? ", " : "") + repr((*v.l)[k]);
+    return out + "]";
+  }
+  if (v.kind == value::dict) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [k, x] : *v.m) {
+      out += (first ? "'" : ", '") + k + "': " + repr(x);
+      first = false;
+    }
+    return out + "}";
+  }
+  return str(v);
+}
+
+nlohmann::json to_json_value(const value& v) {
+  switch (v.kind) {
+    case value::undefined:
+    case value::none:
+      return nullptr;
+    case value::boolean:
+      return v.b;
+    case value::integer:
+      return v.i;
+    case value::number:
+      return v.d;
+    case value::string:
+      return v.s;
+    case value::list: {
+      auto out = nlohmann::json::array();
+      for (const auto& x : *v.l)
+        out.push_back(to_json_value(x));
+      return out;
+    }
+    case value::dict: {
+      auto out = nlohmann::json::object();
+      for (const auto& [k, x] : *v.m)
+        out[k] = to_json_value(x);
+      return out;
+    }
+  }
+  return nullptr;
+}
+
+bool equal(const value& a, const value& b) {
+  if (a.numeric() && b.numeric())
+    return a.as_double() == b.as_double();
+  if (a.kind != b.kind)
+    return (a.kind == value::none || a.kind == value::undefined)
+           && (b.kind == value::none || b.kind == value::undefined) && a.kind == b.kind;
+  switch (a.kind) {
+    case value::string:
+      return a.s == b.s;
+    case value::list:
+      if (a.l->size() != b.l->size())
+        return false;
+      for (size_t k = 0; k < a.l->size(); ++k)
+        if (!equal((*a.l)[k], (*b.l)[k]))
+          return false;
+      return true;
+    case value::dict:
+      return repr(a) == repr(b);
+    default:
+      return true;  // none == none, undefined == undefined
+  }
+}
+
+}  // namespace adapterd::model::jinja
