@@ -1,6 +1,7 @@
 // adapterd: serve a model with LoRA adapters over HTTP (the seed's contract).
 // Options: defaults < config file (config/adapterd.ini, or --config-file=) < environment
-// (ADAPTERD_PORT=8111 for --port) < command line.
+// (ADAPTERD_PORT=8111 for --port) < command line. Over 400 lines on purpose: the option
+// table and its checks are the command line's one reference.
 #include <signal.h>
 #include <unistd.h>
 

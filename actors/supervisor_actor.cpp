@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the model and adapter cache (acquire, tiers, eviction,
+// idle unload, registration) is one state; its CAF-free plan is actors/core/eviction_plan.
 #include "actors/supervisor_actor.hpp"
 
 #include <chrono>

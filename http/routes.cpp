@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the route table and its one handler per route read best
+// side by side; each handler is a few lines of decoding and one backend call.
 #include "http/routes.hpp"
 
 #include <chrono>

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one Beast session (read, deadline, write, stream, close)
+// and the acceptor that bounds them; the states of a connection belong together.
 #include "http/server.hpp"
 
 #include <atomic>

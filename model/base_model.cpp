@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the layer's one face (loading, adapters, KV pool, batched
+// generation) over llama/; each part is small and they share the model's lifetime.
 #include "model/base_model.hpp"
 
 #include "model/llama/spin_pool.hpp"

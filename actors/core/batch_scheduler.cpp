@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: one state machine (waiting, admitted, running, finished)
+// whose steps share its invariants; split, each part would need all of them.
 #include "actors/core/batch_scheduler.hpp"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// Over 400 lines on purpose: the autograd Llama and the two loops that train it
+// (pretraining and LoRA) share the model code and its checkpoint writing.
 #include "model/train/trainer.hpp"
 
 #include <algorithm>
