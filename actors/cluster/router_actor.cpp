@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <string>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -36,123 +37,95 @@ messages::router_actor::behavior_type router_behavior(router_self self, router_c
   for (const auto& address : self->state.config.workers)
     dial(self, address);
   self->send(self, messages::poll_atom_v);
-  return guarded_behavior<messages::router_actor::behavior_type>(
-      "router",
-      [=](messages::generate_atom,
-          messages::generate_request& req) -> caf::result<messages::generate_reply> {
-        if (!from_this_node(self))
-          return not_local();
-        // Read the sender first: making the response promise takes it from the message.
-        auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
-        auto seq = req.arrival_seq;
-        routed_request r;
-        auto seconds = req.timeout_s > 0
-                           ? req.timeout_s
-                           : static_cast<double>(self->state.config.request_timeout_s);
-        r.deadline = clock_type::now()
-                     + std::chrono::duration_cast<clock_type::duration>(
-                         std::chrono::duration<double>(seconds));
-        r.req = std::move(req);
-        r.requester = requester;
-        r.rp = self->make_response_promise<messages::generate_reply>();
-        auto rp = r.rp;
-        self->state.requests[seq] = std::move(r);
-        dispatch(self, seq);
-        return rp;
+  auto generate = [=](messages::generate_atom,
+                      messages::generate_request& req) -> caf::result<messages::generate_reply> {
+    if (!from_this_node(self))
+      return not_local();
+    // Read the sender first: making the response promise takes it from the message.
+    auto requester = caf::actor_cast<messages::chunk_sink>(self->current_sender());
+    auto seq = req.arrival_seq;
+    routed_request r;
+    auto seconds = req.timeout_s > 0 ? req.timeout_s
+                                     : static_cast<double>(self->state.config.request_timeout_s);
+    r.deadline =
+        clock_type::now()
+        + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
+    r.req = std::move(req);
+    r.requester = requester;
+    r.rp = self->make_response_promise<messages::generate_reply>();
+    auto rp = r.rp;
+    self->state.requests[seq] = std::move(r);
+    dispatch(self, seq);
+    return rp;
+  };
+  auto cancel = [=](messages::cancel_atom, const std::string& id) {
+    if (!from_this_node(self))
+      return;
+    for (auto& [seq, r] : self->state.requests)
+      if (r.req.request_id == id) {
+        auto it = self->state.links.find(r.address);
+        if (it != self->state.links.end() && it->second.state == link_state::up)
+          self->send(it->second.handle, messages::cancel_atom_v, id);
+      }
+  };
+  auto health = [=](messages::health_atom) -> caf::result<messages::health_report> {
+    if (!from_this_node(self))
+      return not_local();
+    return health_of(self);
+  };
+  auto chunk = [=](messages::chunk_atom, messages::stream_chunk& c) {
+    auto it = self->state.requests.find(c.arrival_seq);
+    if (it == self->state.requests.end())
+      return;
+    auto& r = it->second;
+    auto lit = self->state.links.find(r.address);
+    const auto& sender = self->current_sender();
+    // Only the worker now serving this request may add to its text.
+    if (lit == self->state.links.end() || !sender || sender->node() != lit->second.node)
+      return;
+    r.streamed = true;
+    self->send(r.requester, messages::chunk_atom_v, std::move(c));
+  };
+  auto join = [=](messages::join_atom,
+                  const messages::join_request& req) -> caf::result<std::string> {
+    if (!check_proof(self->state.config.secret, "join", req.address, req.proof)) {
+      spdlog::warn("router refused a join from {}: wrong cluster secret", req.address);
+      return make_failure(errc::unauthorized, "wrong cluster secret");
+    }
+    if (!parse_node_address(req.address))
+      return make_failure(errc::bad_request, "'" + req.address + "' is not a host:port address");
+    spdlog::info("router: worker {} asks to join", req.address);
+    auto& link = self->state.links[req.address];
+    link.address = req.address;
+    if (link.state != link_state::up) {
+      link.backoff = std::chrono::milliseconds(250);
+      // The worker asked over its own connection: talk back on it. Dialling its node
+      // port as well would open a second link between the same two nodes, which CAF
+      // resolves by dropping one, and with it the proxies on both sides.
+      auto worker = caf::actor_cast<messages::worker_actor>(self->current_sender());
+      if (worker && !link.dialing) {
+        link.dialing = true;
+        handshake(self, req.address, std::move(worker));
+      } else if (!link.dialing) {
+        dial(self, req.address);
+      }
+    }
+    return std::string("ok");
+  };
+  auto redial = [=](messages::dial_atom, const std::string& address) {
+    if (from_self(self))
+      dial(self, address);
+  };
+  auto poll_round = [=](messages::poll_atom) {
+    if (from_self(self))
+      poll(self);
+  };
+  return std::apply(
+      [&](auto... calls) {
+        return guarded_behavior<messages::router_actor::behavior_type>(
+            "router", generate, cancel, health, chunk, join, redial, poll_round, calls...);
       },
-      [=](messages::cancel_atom, const std::string& id) {
-        if (!from_this_node(self))
-          return;
-        for (auto& [seq, r] : self->state.requests)
-          if (r.req.request_id == id) {
-            auto it = self->state.links.find(r.address);
-            if (it != self->state.links.end() && it->second.state == link_state::up)
-              self->send(it->second.handle, messages::cancel_atom_v, id);
-          }
-      },
-      [=](messages::cleanup_atom,
-          const messages::cleanup_request& req) -> caf::result<messages::cleanup_reply> {
-        if (!from_this_node(self))
-          return not_local();
-        return fan_out_cleanup(self, req);
-      },
-      [=](messages::health_atom) -> caf::result<messages::health_report> {
-        if (!from_this_node(self))
-          return not_local();
-        return health_of(self);
-      },
-      [=](messages::tokenize_atom,
-          messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
-        return to_any_worker<messages::tokenize_reply>(self, messages::tokenize_atom_v,
-                                                       std::move(req));
-      },
-      [=](messages::detokenize_atom,
-          messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
-        return to_any_worker<messages::detokenize_reply>(self, messages::detokenize_atom_v,
-                                                         std::move(req));
-      },
-      [=](messages::adapters_atom,
-          const messages::adapter_request& req) -> caf::result<messages::adapter_reply> {
-        if (!from_this_node(self))
-          return not_local();
-        return fan_out_adapters(self, req);
-      },
-      [=](messages::train_atom, messages::train_request& req) -> caf::result<messages::job_status> {
-        return to_any_worker<messages::job_status>(self, messages::train_atom_v, std::move(req));
-      },
-      [=](messages::jobs_atom,
-          const messages::job_request& req) -> caf::result<messages::job_list> {
-        if (!from_this_node(self))
-          return not_local();
-        return fan_out_jobs(self, req);
-      },
-      [=](messages::chunk_atom, messages::stream_chunk& c) {
-        auto it = self->state.requests.find(c.arrival_seq);
-        if (it == self->state.requests.end())
-          return;
-        auto& r = it->second;
-        auto lit = self->state.links.find(r.address);
-        const auto& sender = self->current_sender();
-        // Only the worker now serving this request may add to its text.
-        if (lit == self->state.links.end() || !sender || sender->node() != lit->second.node)
-          return;
-        r.streamed = true;
-        self->send(r.requester, messages::chunk_atom_v, std::move(c));
-      },
-      [=](messages::join_atom, const messages::join_request& req) -> caf::result<std::string> {
-        if (!check_proof(self->state.config.secret, "join", req.address, req.proof)) {
-          spdlog::warn("router refused a join from {}: wrong cluster secret", req.address);
-          return make_failure(errc::unauthorized, "wrong cluster secret");
-        }
-        if (!parse_node_address(req.address))
-          return make_failure(errc::bad_request,
-                              "'" + req.address + "' is not a host:port address");
-        spdlog::info("router: worker {} asks to join", req.address);
-        auto& link = self->state.links[req.address];
-        link.address = req.address;
-        if (link.state != link_state::up) {
-          link.backoff = std::chrono::milliseconds(250);
-          // The worker asked over its own connection: talk back on it. Dialling its node
-          // port as well would open a second link between the same two nodes, which CAF
-          // resolves by dropping one, and with it the proxies on both sides.
-          auto worker = caf::actor_cast<messages::worker_actor>(self->current_sender());
-          if (worker && !link.dialing) {
-            link.dialing = true;
-            handshake(self, req.address, std::move(worker));
-          } else if (!link.dialing) {
-            dial(self, req.address);
-          }
-        }
-        return std::string("ok");
-      },
-      [=](messages::dial_atom, const std::string& address) {
-        if (from_self(self))
-          dial(self, address);
-      },
-      [=](messages::poll_atom) {
-        if (from_self(self))
-          poll(self);
-      });
+      router_calls(self, messages::api_calls{}));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // least loaded one; cleanup, adapters and jobs are gathered from every worker that is up.
 #include <chrono>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "actors/cluster/router_state.hpp"
@@ -92,5 +93,48 @@ caf::result<messages::adapter_reply> fan_out_adapters(router_self self,
 /// A list gathers every worker's jobs; a get or cancel goes to all, and the one that has
 /// the job answers.
 caf::result<messages::job_list> fan_out_jobs(router_self self, const messages::job_request& req);
+
+/// How the router answers an envelope call (messages/calls.hpp): by default the least
+/// loaded worker answers it; calls whose answer lives on every worker are gathered.
+template <class Request>
+struct router_call {
+  static auto handler(router_self self) {
+    using atom = typename messages::call_atom<Request>::type;
+    using reply = typename messages::call_traits<Request>::reply;
+    return [self](atom a, Request& req) -> caf::result<reply> {
+      return to_any_worker<reply>(self, a, std::move(req));
+    };
+  }
+};
+
+template <class Request, class Reply, class Atom,
+          caf::result<Reply> (*gather)(router_self, const Request&)>
+struct gathered_call {
+  static auto handler(router_self self) {
+    return [self](Atom, const Request& req) -> caf::result<Reply> {
+      if (!from_this_node(self))
+        return not_local();
+      return gather(self, req);
+    };
+  }
+};
+
+template <>
+struct router_call<messages::cleanup_request>
+    : gathered_call<messages::cleanup_request, messages::cleanup_reply, messages::cleanup_atom,
+                    fan_out_cleanup> {};
+template <>
+struct router_call<messages::adapter_request>
+    : gathered_call<messages::adapter_request, messages::adapter_reply, messages::adapters_atom,
+                    fan_out_adapters> {};
+template <>
+struct router_call<messages::job_request>
+    : gathered_call<messages::job_request, messages::job_list, messages::jobs_atom, fan_out_jobs> {
+};
+
+template <class... Requests>
+auto router_calls(router_self self, messages::call_list<Requests...>) {
+  return std::make_tuple(router_call<Requests>::handler(self)...);
+}
 
 }  // namespace adapterd::actors::router
