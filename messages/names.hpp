@@ -16,40 +16,30 @@ namespace adapterd::messages {
 template <class Enum>
 struct name_table;
 
-template <>
-struct name_table<adapter_action> {
+// clang-format off
+template <> struct name_table<adapter_action> {
   static constexpr std::pair<adapter_action, std::string_view> entries[] = {
-      {adapter_action::list, "list"},
-      {adapter_action::load, "load"},
-      {adapter_action::unload, "unload"}};
+    {adapter_action::list, "list"}, {adapter_action::load, "load"}, {adapter_action::unload, "unload"}};
 };
-template <>
-struct name_table<job_action> {
+template <> struct name_table<job_action> {
   static constexpr std::pair<job_action, std::string_view> entries[] = {
-      {job_action::list, "list"}, {job_action::get, "get"}, {job_action::cancel, "cancel"}};
+    {job_action::list, "list"}, {job_action::get, "get"}, {job_action::cancel, "cancel"}};
 };
-template <>
-struct name_table<cleanup_reason> {
+template <> struct name_table<cleanup_reason> {
   static constexpr std::pair<cleanup_reason, std::string_view> entries[] = {
-      {cleanup_reason::after_request, "after_request"},
-      {cleanup_reason::manual, "manual"},
-      {cleanup_reason::idle_unload, "idle_unload"}};
+    {cleanup_reason::after_request, "after_request"}, {cleanup_reason::manual, "manual"},
+    {cleanup_reason::idle_unload, "idle_unload"}};
 };
-template <>
-struct name_table<cleanup_level> {
+template <> struct name_table<cleanup_level> {
   static constexpr std::pair<cleanup_level, std::string_view> entries[] = {
-      {cleanup_level::flush, "flush"},
-      {cleanup_level::adapters, "adapters"},
-      {cleanup_level::all, "all"}};
+    {cleanup_level::flush, "flush"}, {cleanup_level::adapters, "adapters"}, {cleanup_level::all, "all"}};
 };
-template <>
-struct name_table<node_state> {
+template <> struct name_table<node_state> {
   static constexpr std::pair<node_state, std::string_view> entries[] = {
-      {node_state::connecting, "connecting"},
-      {node_state::up, "up"},
-      {node_state::down, "down"},
-      {node_state::refused, "refused"}};
+    {node_state::connecting, "connecting"}, {node_state::up, "up"}, {node_state::down, "down"},
+    {node_state::refused, "refused"}};
 };
+// clang-format on
 
 template <class Enum>
 std::string_view name_of(Enum value) {

@@ -233,35 +233,23 @@ value apply_filter(const std::string& name, const value& v, const std::vector<va
 }
 
 bool apply_test(const std::string& name, const value& v, const std::vector<value>& args) {
-  if (name == "defined")
-    return v.kind != value::undefined;
-  if (name == "undefined")
-    return v.kind == value::undefined;
-  if (name == "none")
-    return v.kind == value::none;
-  if (name == "string")
-    return v.kind == value::string;
-  if (name == "number")
-    return v.kind == value::integer || v.kind == value::number;
-  if (name == "integer")
-    return v.kind == value::integer;
-  if (name == "float")
-    return v.kind == value::number;
-  if (name == "boolean")
-    return v.kind == value::boolean;
-  if (name == "true")
-    return v.kind == value::boolean && v.b;
-  if (name == "false")
-    return v.kind == value::boolean && !v.b;
-  if (name == "mapping")
-    return v.kind == value::dict;
-  if (name == "sequence" || name == "iterable")
-    return v.kind == value::list || v.kind == value::string || v.kind == value::dict;
-  if (name == "even" || name == "odd")
-    return v.kind == value::integer && (v.i % 2 == 0) == (name == "even");
-  if (name == "equalto" || name == "eq" || name == "sameas")
-    return !args.empty() && equal(v, args[0]);
+  // clang-format off
+  if (name == "defined") return v.kind != value::undefined;
+  if (name == "undefined") return v.kind == value::undefined;
+  if (name == "none") return v.kind == value::none;
+  if (name == "string") return v.kind == value::string;
+  if (name == "number") return v.kind == value::integer || v.kind == value::number;
+  if (name == "integer") return v.kind == value::integer;
+  if (name == "float") return v.kind == value::number;
+  if (name == "boolean") return v.kind == value::boolean;
+  if (name == "true") return v.kind == value::boolean && v.b;
+  if (name == "false") return v.kind == value::boolean && !v.b;
+  if (name == "mapping") return v.kind == value::dict;
+  if (name == "sequence" || name == "iterable") return v.kind == value::list || v.kind == value::string || v.kind == value::dict;
+  if (name == "even" || name == "odd") return v.kind == value::integer && (v.i % 2 == 0) == (name == "even");
+  if (name == "equalto" || name == "eq" || name == "sameas") return !args.empty() && equal(v, args[0]);
   throw template_error("unsupported test '" + name + "'");
+  // clang-format on
 }
 
 value binary(const std::string& op, const value& a, const value& b) {

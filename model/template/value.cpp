@@ -9,22 +9,14 @@ namespace adapterd::model::jinja {
 
 const char* type_name(const value& v) {
   switch (v.kind) {
-    case value::undefined:
-      return "undefined";
-    case value::none:
-      return "none";
-    case value::boolean:
-      return "bool";
-    case value::integer:
-      return "int";
-    case value::number:
-      return "float";
-    case value::string:
-      return "string";
-    case value::list:
-      return "list";
-    case value::dict:
-      return "dict";
+    case value::undefined: return "undefined";
+    case value::none: return "none";
+    case value::boolean: return "bool";
+    case value::integer: return "int";
+    case value::number: return "float";
+    case value::string: return "string";
+    case value::list: return "list";
+    case value::dict: return "dict";
   }
   return "?";
 }
@@ -32,20 +24,13 @@ const char* type_name(const value& v) {
 bool truthy(const value& v) {
   switch (v.kind) {
     case value::undefined:
-    case value::none:
-      return false;
-    case value::boolean:
-      return v.b;
-    case value::integer:
-      return v.i != 0;
-    case value::number:
-      return v.d != 0;
-    case value::string:
-      return !v.s.empty();
-    case value::list:
-      return !v.l->empty();
-    case value::dict:
-      return !v.m->empty();
+    case value::none: return false;
+    case value::boolean: return v.b;
+    case value::integer: return v.i != 0;
+    case value::number: return v.d != 0;
+    case value::string: return !v.s.empty();
+    case value::list: return !v.l->empty();
+    case value::dict: return !v.m->empty();
   }
   return false;
 }
@@ -64,21 +49,14 @@ std::string python_float(double d) {
 
 std::string str(const value& v) {
   switch (v.kind) {
-    case value::undefined:
-      return "";
-    case value::none:
-      return "None";
-    case value::boolean:
-      return v.b ? "True" : "False";
-    case value::integer:
-      return std::to_string(v.i);
-    case value::number:
-      return python_float(v.d);
-    case value::string:
-      return v.s;
+    case value::undefined: return "";
+    case value::none: return "None";
+    case value::boolean: return v.b ? "True" : "False";
+    case value::integer: return std::to_string(v.i);
+    case value::number: return python_float(v.d);
+    case value::string: return v.s;
     case value::list:
-    case value::dict:
-      return repr(v);
+    case value::dict: return repr(v);
   }
   return "";
 }
@@ -118,16 +96,11 @@ std::string repr(const value& v) {
 nlohmann::json to_json_value(const value& v) {
   switch (v.kind) {
     case value::undefined:
-    case value::none:
-      return nullptr;
-    case value::boolean:
-      return v.b;
-    case value::integer:
-      return v.i;
-    case value::number:
-      return v.d;
-    case value::string:
-      return v.s;
+    case value::none: return nullptr;
+    case value::boolean: return v.b;
+    case value::integer: return v.i;
+    case value::number: return v.d;
+    case value::string: return v.s;
     case value::list: {
       auto out = nlohmann::json::array();
       for (const auto& x : *v.l)
@@ -151,8 +124,7 @@ bool equal(const value& a, const value& b) {
     return (a.kind == value::none || a.kind == value::undefined)
            && (b.kind == value::none || b.kind == value::undefined) && a.kind == b.kind;
   switch (a.kind) {
-    case value::string:
-      return a.s == b.s;
+    case value::string: return a.s == b.s;
     case value::list:
       if (a.l->size() != b.l->size())
         return false;
@@ -160,10 +132,8 @@ bool equal(const value& a, const value& b) {
         if (!equal((*a.l)[k], (*b.l)[k]))
           return false;
       return true;
-    case value::dict:
-      return repr(a) == repr(b);
-    default:
-      return true;  // none == none, undefined == undefined
+    case value::dict: return repr(a) == repr(b);
+    default: return true;  // none == none, undefined == undefined
   }
 }
 

@@ -29,47 +29,15 @@ struct value {
   list_ptr l;
   dict_ptr m;
 
-  static value of(bool x) {
-    value v;
-    v.kind = boolean;
-    v.b = x;
-    return v;
-  }
-  static value of(int64_t x) {
-    value v;
-    v.kind = integer;
-    v.i = x;
-    return v;
-  }
-  static value of(double x) {
-    value v;
-    v.kind = number;
-    v.d = x;
-    return v;
-  }
-  static value of(std::string x) {
-    value v;
-    v.kind = string;
-    v.s = std::move(x);
-    return v;
-  }
-  static value null() {
-    value v;
-    v.kind = none;
-    return v;
-  }
-  static value new_list() {
-    value v;
-    v.kind = list;
-    v.l = std::make_shared<std::vector<value>>();
-    return v;
-  }
-  static value new_dict() {
-    value v;
-    v.kind = dict;
-    v.m = std::make_shared<std::vector<std::pair<std::string, value>>>();
-    return v;
-  }
+  // clang-format off
+  static value of(bool x) { value v; v.kind = boolean; v.b = x; return v; }
+  static value of(int64_t x) { value v; v.kind = integer; v.i = x; return v; }
+  static value of(double x) { value v; v.kind = number; v.d = x; return v; }
+  static value of(std::string x) { value v; v.kind = string; v.s = std::move(x); return v; }
+  static value null() { value v; v.kind = none; return v; }
+  static value new_list() { value v; v.kind = list; v.l = std::make_shared<std::vector<value>>(); return v; }
+  static value new_dict() { value v; v.kind = dict; v.m = std::make_shared<std::vector<std::pair<std::string, value>>>(); return v; }
+  // clang-format on
 
   bool numeric() const { return kind == integer || kind == number || kind == boolean; }
   double as_double() const {
