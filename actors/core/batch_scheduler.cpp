@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/error_mapping.hpp"
+#include "actors/core/model_errors.hpp"
 #include "model/prompt.hpp"
 #include "model/text_generation.hpp"
 

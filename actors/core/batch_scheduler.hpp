@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "actors/model_lease.hpp"
+#include "actors/core/model_lease.hpp"
 #include "messages/batch.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
