@@ -63,7 +63,7 @@ struct calls {
 };
 
 // A supervisor that frees what it is told to, or fails when `fail_evictions` is set.
-actors::supervisor_actor::behavior_type fake_supervisor(actors::supervisor_actor::pointer self,
+actors::supervisor_actor::behavior_type fake_supervisor(actors::supervisor_actor::pointer,
                                                         std::shared_ptr<calls> log,
                                                         bool fail_evictions) {
   return {

@@ -106,7 +106,7 @@ std::optional<finished_generation> batch_scheduler::enqueue(pending_generation j
     return finished_generation{std::move(j), why};
   }
   waiting_.push_back(std::make_unique<waiting_generation>(
-      waiting_generation{std::move(j), clock::now(), std::nullopt}));
+      waiting_generation{std::move(j), clock::now(), std::nullopt, std::nullopt}));
   return std::nullopt;
 }
 
