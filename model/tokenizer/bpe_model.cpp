@@ -109,16 +109,13 @@ void bpe_model::encode_word(const std::string& word, std::vector<int32_t>& out) 
   // mostly cached, instead of millions of symbols that crowd the caches.
   size_t piece_start = 0;
   int32_t previous = unknown_char;
-  for (size_t i = 0; i < word.size();) {
-    size_t n = utf8::char_length(word, i);
-    auto id = token_to_id(word.substr(i, n));
+  for_each_char(word, [&](size_t at, int32_t id) {
     if (previous >= 0 && id >= 0 && joinable_chars_.find(previous, id) == nullptr) {
-      merge_cached(word.substr(piece_start, i - piece_start), out);
-      piece_start = i;
+      merge_cached(word.substr(piece_start, at - piece_start), out);
+      piece_start = at;
     }
     previous = id;
-    i += n;
-  }
+  });
   merge_cached(word.substr(piece_start), out);
 }
 
@@ -143,26 +140,20 @@ void bpe_model::merge_cached(const std::string& word, std::vector<int32_t>& out)
 
 void bpe_model::note_joinable_chars(const std::string& joined) {
   int32_t previous = unknown_char;
-  for (size_t i = 0; i < joined.size();) {
-    size_t n = utf8::char_length(joined, i);
-    auto id = token_to_id(joined.substr(i, n));
+  for_each_char(joined, [&](size_t, int32_t id) {
     if (previous >= 0 && id >= 0)
       joinable_chars_.insert(previous, id, true);
     previous = id;
-    i += n;
-  }
+  });
 }
 
 bpe_model::symbol_list bpe_model::split_symbols(const std::string& word) const {
   symbol_list symbols;
   symbols.reserve(word.size());
-  for (size_t i = 0; i < word.size();) {
-    size_t n = utf8::char_length(word, i);
+  for_each_char(word, [&](size_t, int32_t id) {
     auto at = static_cast<int32_t>(symbols.size());
-    auto id = token_to_id(word.substr(i, n));
     symbols.push_back({id < 0 ? unknown_char : id, at - 1, at + 1});
-    i += n;
-  }
+  });
   symbols.back().next = -1;
   return symbols;
 }

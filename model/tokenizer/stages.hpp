@@ -15,6 +15,7 @@
 #include "model/huge_page_allocator.hpp"
 #include "model/result.hpp"
 #include "model/tokenizer/id_pair_table.hpp"
+#include "model/tokenizer/utf8.hpp"
 
 namespace adapterd::model {
 
@@ -90,6 +91,16 @@ private:
   using symbol_list = std::vector<symbol, huge_page_allocator<symbol>>;
   static constexpr int32_t unknown_char = -1;
   static constexpr int32_t absorbed = -2;
+  /// Calls fn(byte offset, id) for each UTF-8 character of text, the id being that
+  /// character's own token (negative when the vocabulary has none).
+  template <class Fn>
+  void for_each_char(const std::string& text, Fn fn) const {
+    for (size_t i = 0; i < text.size();) {
+      size_t n = utf8::char_length(text, i);
+      fn(i, token_to_id(text.substr(i, n)));
+      i += n;
+    }
+  }
   /// Encodes a word from the word cache, merging it on a miss.
   void merge_cached(const std::string& word, std::vector<int32_t>& out) const;
   /// Records the character pairs inside a token that a merge makes.
