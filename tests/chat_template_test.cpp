@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -84,6 +86,50 @@ TEST_CASE("a template nested beyond the bound is an error, not a stack overflow"
     REQUIRE_FALSE(r);
     CHECK(r.err().message.find("nests deeper") != std::string::npos);
   }
+}
+
+TEST_CASE(
+    "a template's values stay finite: no self-holding namespace, no unbounded nesting, "
+    "no unbounded work, no integer overflow",
+    "[chat]") {
+  adapterd::model::chat_template_input input{{{"user", "hi"}}, true, "<s>", "</s>"};
+  auto render = [&](const std::string& source) { return render_chat_template(source, input); };
+  // A namespace given itself keeps a copy: Jinja would print the cycle as {...}; it renders.
+  auto self = render(
+      "{% set ns = namespace(a=1) %}{% set ns.me = ns %}{% set ns.me2 = ns %}"
+      "{{ ns.me2 }}|{{ ns.me2 | tojson }}|{{ ns.me2 == ns.me2 }}");
+  REQUIRE(self);
+  CHECK(*self == "{'a': 1, 'me': {'a': 1}}|{\"a\": 1, \"me\": {\"a\": 1}}|True");
+  std::string chain;
+  for (int i = 0; i < 100000; ++i)
+    chain += "{% set a = [a] %}";
+  for (const auto& [source, why] : std::vector<std::pair<std::string, std::string>>{
+           {"{% set ns = namespace(x=0) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}"
+            "{% endfor %}{{ ns.x }}",
+            "nest deeper"},
+           {chain + "{{ a }}", "nest deeper"},
+           {"{{ range(1000000000000) | length }}", "more work"},
+           {"{{ 'x' * 1000000000000 }}", "more work"},
+           {"{% set ns = namespace(s='ab') %}{% for i in range(80) %}{% set ns.s = ns.s + ns.s %}"
+            "{% endfor %}{{ ns.s | length }}",
+            "more work"},
+           {"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "more work"},
+           {"{{ 9223372036854775807 + 1 }}", "integer overflow"},
+           {"{{ 4611686018427387904 * 4 }}", "integer overflow"},
+           {"{{ 99999999999999999999.0 | int }}", "beyond 64-bit"},
+       }) {
+    INFO(source.substr(0, 120));
+    auto out = render(source);
+    REQUIRE_FALSE(out);
+    CHECK(out.err().message.find(why) != std::string::npos);
+  }
+  // Edges of int64 that Python answers and C++ would overflow on.
+  auto edges = render(
+      "{{ (-9223372036854775807 - 1) % -1 }}|{{ 'abc'[::9223372036854775807] }}|"
+      "{{ range(9223372036854775800, 9223372036854775807, 4) | list | length }}");
+  REQUIRE(edges);
+  CHECK(*edges == "0|a|2");
 }
 
 TEST_CASE(

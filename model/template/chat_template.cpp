@@ -30,6 +30,11 @@ result<std::shared_ptr<const chat_template>> chat_template::compile(const std::s
 
 result<std::string> chat_template::render(const chat_template_input& input) const {
   try {
+    uint64_t input_bytes = 0;
+    for (const auto& m : input.messages)
+      input_bytes += m.role.size() + m.content.size();
+    // Room for any real template over any conversation: each message rendered a few dozen times.
+    work_budget budget((uint64_t{256} << 20) + 64 * input_bytes);
     scope_stack s;
     s.frames.emplace_back();
     auto messages = value::new_list();

@@ -14,6 +14,33 @@ int64_t to_index(const value& v, const char* what) {
   return v.kind == value::boolean ? v.b : v.i;
 }
 
+namespace {
+
+int64_t int_of(double d) {
+  // 2^63 is exact as a double; anything at or beyond it (or NaN) has no int64.
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+    throw template_error("a number beyond 64-bit integers");
+  return static_cast<int64_t>(d);
+}
+
+// json.dumps as transformers' tojson calls it: ", " and ": " on one line, or indented.
+std::string python_json(const nlohmann::json& j, int indent) {
+  if (indent >= 0 || !j.is_structured())
+    return j.dump(indent, ' ', false);
+  std::string out(1, j.is_array() ? '[' : '{');
+  bool first = true;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    out += first ? "" : ", ";
+    first = false;
+    if (j.is_object())
+      out += nlohmann::json(it.key()).dump(-1, ' ', false) + ": ";
+    out += python_json(*it, indent);
+  }
+  return out + (j.is_array() ? ']' : '}');
+}
+
+}  // namespace
+
 value subscript(const value& obj, const value& key) {
   if (obj.kind == value::dict) {
     if (key.kind != value::string)
@@ -55,12 +82,15 @@ value slice(const value& obj, const value& start, const value& stop, const value
   };
   int64_t a = clamp(start, st > 0 ? 0 : n - 1), b = clamp(stop, st > 0 ? n : -1);
   auto out = obj.kind == value::list ? value::new_list() : value::of(std::string());
-  for (int64_t k = a; st > 0 ? k < b : k > b; k += st) {
+  for (int64_t k = a; st > 0 ? k < b : k > b;) {
     if (obj.kind == value::list)
-      out.l->push_back((*obj.l)[k]);
+      out.push((*obj.l)[k]);
     else
       out.s += obj.s[k];
+    if (__builtin_add_overflow(k, st, &k))  // a step past the end of the int64 range ends it
+      break;
   }
+  charge_work(out.s.size());
   return out;
 }
 
@@ -116,15 +146,15 @@ value call_method(const value& obj, const std::string& name, const std::vector<v
       if (arg(0).kind == value::string && !arg(0).s.empty()) {
         size_t p = 0, q;
         while ((q = s.find(arg(0).s, p)) != std::string::npos) {
-          out.l->push_back(value::of(s.substr(p, q - p)));
+          out.push(value::of(s.substr(p, q - p)));
           p = q + arg(0).s.size();
         }
-        out.l->push_back(value::of(s.substr(p)));
+        out.push(value::of(s.substr(p)));
       } else {
         std::istringstream in(s);
         std::string word;
         while (in >> word)
-          out.l->push_back(value::of(word));
+          out.push(value::of(word));
       }
       return out;
     }
@@ -138,14 +168,14 @@ value call_method(const value& obj, const std::string& name, const std::vector<v
       auto out = value::new_list();
       for (const auto& [k, v] : *obj.m) {
         if (name == "keys") {
-          out.l->push_back(value::of(k));
+          out.push(value::of(k));
         } else if (name == "values") {
-          out.l->push_back(v);
+          out.push(v);
         } else {
           auto pair = value::new_list();
-          pair.l->push_back(value::of(k));
-          pair.l->push_back(v);
-          out.l->push_back(pair);
+          pair.push(value::of(k));
+          pair.push(v);
+          out.push(pair);
         }
       }
       return out;
@@ -174,14 +204,16 @@ value apply_filter(const std::string& name, const value& v, const std::vector<va
   if (name == "safe")
     return v;
   if (name == "tojson") {
-    int indent = arg(0).kind == value::integer ? static_cast<int>(arg(0).i) : -1;
-    // Python's json.dumps separators, as transformers' tojson uses them.
-    auto text = to_json_value(v).dump(indent, ' ', false);
-    return value::of(text);
+    int indent = arg(0).kind == value::integer
+                     ? static_cast<int>(std::clamp<int64_t>(arg(0).i, -1, 64))
+                     : -1;
+    return value::of(python_json(to_json_value(v), indent));
   }
   if (name == "int") {
+    if (v.kind == value::integer || v.kind == value::boolean)
+      return value::of(to_index(v, "an int"));
     if (v.numeric())
-      return value::of(static_cast<int64_t>(v.as_double()));
+      return value::of(int_of(std::trunc(v.as_double())));
     try {
       return value::of(static_cast<int64_t>(std::stoll(str(v))));
     } catch (const std::exception&) {
@@ -217,7 +249,7 @@ value apply_filter(const std::string& name, const value& v, const std::vector<va
     auto out = value::new_list();
     if (v.kind == value::string)
       for (char c : v.s)
-        out.l->push_back(value::of(std::string(1, c)));
+        out.push(value::of(std::string(1, c)));
     return out;
   }
   if (name == "reverse" && v.kind == value::list) {
@@ -275,11 +307,17 @@ value binary(const std::string& op, const value& a, const value& b) {
     return value::of(a.s + b.s);
   if (op == "+" && a.kind == value::list && b.kind == value::list) {
     auto out = value::new_list();
+    charge_work((a.l->size() + b.l->size()) * sizeof(value));
     out.l->insert(out.l->end(), a.l->begin(), a.l->end());
     out.l->insert(out.l->end(), b.l->begin(), b.l->end());
+    out.depth = std::max(a.depth, b.depth);
     return out;
   }
   if (op == "*" && a.kind == value::string && b.kind == value::integer) {
+    if (b.i > 0)
+      charge_work(static_cast<uint64_t>(b.i) > UINT64_MAX / (a.s.size() + 1)
+                      ? UINT64_MAX
+                      : static_cast<uint64_t>(b.i) * a.s.size());
     std::string out;
     for (int64_t k = 0; k < b.i; ++k)
       out += a.s;
@@ -300,21 +338,27 @@ value binary(const std::string& op, const value& a, const value& b) {
     return value::of(x <= y);
   if (op == ">=")
     return value::of(x >= y);
+  int64_t exact = 0;  // Python's integers do not overflow; beyond 64 bits is an error here
+  auto checked = [&](bool overflowed) {
+    if (overflowed)
+      throw template_error(std::string("integer overflow in '") + op + "'");
+    return value::of(exact);
+  };
   if (op == "+")
-    return ints ? value::of(ai + bi) : value::of(x + y);
+    return ints ? checked(__builtin_add_overflow(ai, bi, &exact)) : value::of(x + y);
   if (op == "-")
-    return ints ? value::of(ai - bi) : value::of(x - y);
+    return ints ? checked(__builtin_sub_overflow(ai, bi, &exact)) : value::of(x - y);
   if (op == "*")
-    return ints ? value::of(ai * bi) : value::of(x * y);
+    return ints ? checked(__builtin_mul_overflow(ai, bi, &exact)) : value::of(x * y);
   if ((op == "/" || op == "//" || op == "%") && y == 0)
     throw template_error("division by zero");
   if (op == "/")
     return value::of(x / y);
   if (op == "//")
-    return ints ? value::of(static_cast<int64_t>(std::floor(x / y))) : value::of(std::floor(x / y));
+    return ints ? value::of(int_of(std::floor(x / y))) : value::of(std::floor(x / y));
   if (op == "%") {
     if (ints)
-      return value::of(((ai % bi) + bi) % bi);  // Python's sign rule
+      return value::of(bi == -1 ? 0 : ((ai % bi) + bi) % bi);  // Python's sign rule
     return value::of(x - y * std::floor(x / y));
   }
   if (op == "**")

@@ -82,12 +82,17 @@ inline void run_body(const body& b, scope_stack& s, std::string& out, loop_signa
 
 struct text_node final : node {
   std::string text;
-  void run(scope_stack&, std::string& out, loop_signal&) const override { out += text; }
+  void run(scope_stack&, std::string& out, loop_signal&) const override {
+    charge_work(text.size());
+    out += text;
+  }
 };
 struct output_node final : node {
   expr_ptr e;
   void run(scope_stack& s, std::string& out, loop_signal&) const override {
-    out += str(e->eval(s));
+    auto text = str(e->eval(s));
+    charge_work(text.size());
+    out += text;
   }
 };
 struct if_node final : node {
@@ -116,6 +121,7 @@ struct for_node final : node {
     } else if (seq.kind != value::undefined && seq.kind != value::none) {
       throw template_error(std::string("cannot loop over a ") + type_name(seq));
     }
+    charge_work(items.size() * sizeof(value));
     auto bind = [&](const value& item) {
       if (vars.size() == 1) {
         s.set(vars[0], item);
@@ -140,6 +146,7 @@ struct for_node final : node {
     }
     auto n = static_cast<int64_t>(items.size());
     for (int64_t k = 0; k < n; ++k) {
+      charge_work(sizeof(value));
       s.frames.emplace_back();
       auto loop = value::new_dict();
       loop.put("index", value::of(k + 1));
@@ -173,7 +180,7 @@ struct set_node final : node {
     auto ns = s.lookup(target);
     if (ns.kind != value::dict)
       throw template_error("cannot set an attribute of " + target + ", which is not a namespace");
-    ns.put(attr, v);  // shared: the namespace object itself changes
+    ns.put(attr, detached(v));  // the namespace object itself changes, and never holds itself
   }
 };
 struct signal_node final : node {

@@ -300,8 +300,11 @@ class expr_parser {
         if (step == 0)
           throw template_error("range step cannot be zero");
         auto out = value::new_list();
-        for (int64_t k = from; step > 0 ? k < to : k > to; k += step)
-          out.l->push_back(value::of(k));
+        for (int64_t k = from; step > 0 ? k < to : k > to;) {
+          out.push(value::of(k));  // charged per slot: a huge range is a budget error
+          if (__builtin_add_overflow(k, step, &k))
+            break;
+        }
         return out;
       });
     }
@@ -394,7 +397,7 @@ class expr_parser {
     return make([items](scope_stack& s) {
       auto out = value::new_list();
       for (const auto& e : items)
-        out.l->push_back(e->eval(s));
+        out.push(e->eval(s));
       return out;
     });
   }

@@ -117,6 +117,46 @@ nlohmann::json to_json_value(const value& v) {
   return nullptr;
 }
 
+namespace {
+thread_local work_budget* open_budget = nullptr;
+}
+
+work_budget::work_budget(uint64_t units) : left_(units), outer_(open_budget) {
+  open_budget = this;
+}
+
+work_budget::~work_budget() {
+  open_budget = outer_;
+}
+
+void charge_work(uint64_t units) {
+  auto* budget = open_budget;
+  if (!budget)
+    return;
+  if (units > budget->left_)
+    throw template_error(
+        "the template does more work than a render may (a runaway loop or an "
+        "ever-growing value)");
+  budget->left_ -= units;
+}
+
+value detached(const value& v) {
+  if (v.kind == value::list) {
+    auto out = value::new_list();
+    out.l->reserve(v.l->size());
+    for (const auto& x : *v.l)
+      out.push(detached(x));
+    return out;
+  }
+  if (v.kind == value::dict) {
+    auto out = value::new_dict();
+    for (const auto& [k, x] : *v.m)
+      out.put(k, detached(x));
+    return out;
+  }
+  return v;
+}
+
 bool equal(const value& a, const value& b) {
   if (a.numeric() && b.numeric())
     return a.as_double() == b.as_double();

@@ -15,7 +15,8 @@ std::shared_ptr<const adapterd::model::tokenizer> fixed_tokenizer() {
     std::string vocab = "{";
     int id = 0;
     auto add = [&](const std::string& t) {
-      vocab += (id ? "," : "") + std::string("\"") + t + "\":" + std::to_string(id++);
+      vocab += (id ? "," : "") + std::string("\"") + t + "\":" + std::to_string(id);
+      ++id;
     };
     for (int c = '!'; c <= '~'; ++c)
       add(c == '"' ? "\\\"" : c == '\\' ? "\\\\" : std::string(1, static_cast<char>(c)));
