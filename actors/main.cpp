@@ -50,6 +50,8 @@ public:
   std::string adapter_roots = "models";
   std::string device = "auto";
   std::string dtype = "auto";
+  std::string weights = "auto";
+  std::string kv_dtype = "auto";
   int32_t threads = 0;
   std::string policy = "flush";
   bool lazy_load = false;
@@ -91,55 +93,86 @@ public:
 
   adapterd_config() {
     opt_group{custom_options_, "global"}
-      .add(host, "host", "address to listen on (default 127.0.0.1)")
-      .add(port, "port,p", "HTTP port (default 8110; 0 picks a free one)")
-      .add(model, "model,m", "directory of the default Hugging Face model")
-      .add(model_roots, "model-roots", "':'-separated directories other base_models may come from")
-      .add(adapter_roots, "adapter-roots", "':'-separated directories adapter_path must lie in")
-      .add(device, "device", "auto | cpu | cuda")
-      .add(dtype, "dtype", "compute dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16")
-      .add(threads, "threads", "libtorch intra-op threads (0: one per core)")
-      .add(policy, "cleanup-policy", "after each request: flush | unload | off")
-      .add(lazy_load, "lazy-load", "load the default model on the first request, not at start-up")
-      .add(max_new_tokens_limit, "max-new-tokens-limit", "largest max_new_tokens a request may ask")
-      .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
-      .add(max_connections, "max-connections", "open HTTP connections at once; more get 503")
-      .add(tokenizer_threads, "tokenizer-threads", "threads that encode and decode text, off the model's")
-      .add(gpu_budget_mb, "gpu-budget-mb", "memory budget for weights, adapters and KV on the GPU (0: none)")
-      .add(cpu_budget_mb, "cpu-budget-mb", "the same for CPU models, and the host tier of GPU adapters (0: none)")
-      .add(kv_reserve_tokens, "kv-reserve-tokens", "KV cache reserved for one sequence; caps prompt + output")
-      .add(max_models, "max-models", "base models resident at once")
-      .add(flush_slack_mb, "flush-slack-mb", "after-request flushes leave allocator caches under this alone")
-      .add(idle_unload_after_s, "idle-unload-after", "unload a model unused for this many seconds (0: never)")
-      .add(fault_activation_limit_kb, "fault-activation-limit-kb",
-           "tests only: fail forward passes above this activation size, as if out of memory")
-      .add(request_timeout_s, "request-timeout", "seconds a request may wait and run")
-      .add(max_batch_size, "max-batch-size", "sequences decoded together (1: one request at a time, as the seed)")
-      .add(max_queue, "max-queue", "requests that may wait for the batch; more get 429")
-      .add(max_prefill_tokens, "max-prefill-tokens", "prompt tokens admitted into the batch per step")
-      .add(log_level, "log-level", "trace | debug | info | warn | error")
-      .add(role, "role", "standalone | worker (a device for routers; HTTP /health only) | router (the API over workers)")
-      .add(node_host, "node-host", "address a worker publishes itself on, or a router takes joins on (default 127.0.0.1)")
-      .add(node_port, "node-port", "a worker's node port (0: any free one); a router's port for joining workers (0: none)")
-      .add(node_name, "node-name", "a worker's name in its router's /health (default host:node-port)")
-      .add(node_secret_file, "node-secret-file",
-           "file holding the cluster's shared secret (or set ADAPTERD_NODE_SECRET); needed by workers and routers")
-      .add(node_cert, "node-cert", "this node's TLS certificate (PEM), signed by the cluster CA; needed by workers and routers")
-      .add(node_key, "node-key", "the private key of --node-cert (PEM, unencrypted, mode 600)")
-      .add(node_ca, "node-ca", "the cluster CA (PEM): nodes accept only peers whose certificate it signed")
-      .add(workers, "workers", "a router's workers, ','-separated host:port node addresses")
-      .add(join, "join", "a worker asks these routers (','-separated host:port) to dial it")
-      .add(advertise, "advertise", "the host:port a worker gives routers to dial (default node-host:node-port)")
-      .add(node_poll_ms, "node-poll-ms", "a router asks each worker for its status this often")
-      .add(api_keys_file, "api-keys-file", "file of API keys, one per line (or ADAPTERD_API_KEYS, ','-separated); none: open")
-      .add(admin_keys_file, "admin-keys-file",
-           "file of admin keys for cleanup and adapter load/unload (or ADAPTERD_ADMIN_KEYS)")
-      .add(adapters, "adapters", "adapters to load at start, ','-separated id=path")
-      .add(shutdown_grace_s, "shutdown-grace", "on SIGTERM/SIGINT, seconds in-flight requests get to finish")
-      .add(data_roots, "data-roots", "':'-separated directories training datasets must lie in")
-      .add(trained_adapters_dir, "trained-adapters-dir",
-           "where training jobs write adapters (default: the first adapter root's trained/)")
-      .add(train_share, "train-share", "share of device time a training job gets while generation is busy (0-1)");
+        .add(host, "host", "address to listen on (default 127.0.0.1)")
+        .add(port, "port,p", "HTTP port (default 8110; 0 picks a free one)")
+        .add(model, "model,m", "directory of the default Hugging Face model")
+        .add(model_roots, "model-roots",
+             "':'-separated directories other base_models may come from")
+        .add(adapter_roots, "adapter-roots", "':'-separated directories adapter_path must lie in")
+        .add(device, "device", "auto | cpu | cuda")
+        .add(
+            dtype, "dtype",
+            "compute dtype: auto (float32 on CPU, bfloat16 on CUDA) | float32 | bfloat16 | float16")
+        .add(weights, "weights",
+             "weight format of the CPU kernels: auto (f32) | f32 | bf16 | int8 (GGUF Q8_0 blocks) "
+             "| q4 (Q4_0)")
+        .add(kv_dtype, "kv-dtype",
+             "KV cache type: auto (the compute dtype) | float32 | bfloat16 (half the memory)")
+        .add(threads, "threads", "libtorch intra-op threads (0: one per core)")
+        .add(policy, "cleanup-policy", "after each request: flush | unload | off")
+        .add(lazy_load, "lazy-load", "load the default model on the first request, not at start-up")
+        .add(max_new_tokens_limit, "max-new-tokens-limit",
+             "largest max_new_tokens a request may ask")
+        .add(max_body_bytes, "max-body-bytes", "largest request body in bytes")
+        .add(max_connections, "max-connections", "open HTTP connections at once; more get 503")
+        .add(tokenizer_threads, "tokenizer-threads",
+             "threads that encode and decode text, off the model's")
+        .add(gpu_budget_mb, "gpu-budget-mb",
+             "memory budget for weights, adapters and KV on the GPU (0: none)")
+        .add(cpu_budget_mb, "cpu-budget-mb",
+             "the same for CPU models, and the host tier of GPU adapters (0: none)")
+        .add(kv_reserve_tokens, "kv-reserve-tokens",
+             "KV cache reserved for one sequence; caps prompt + output")
+        .add(max_models, "max-models", "base models resident at once")
+        .add(flush_slack_mb, "flush-slack-mb",
+             "after-request flushes leave allocator caches under this alone")
+        .add(idle_unload_after_s, "idle-unload-after",
+             "unload a model unused for this many seconds (0: never)")
+        .add(fault_activation_limit_kb, "fault-activation-limit-kb",
+             "tests only: fail forward passes above this activation size, as if out of memory")
+        .add(request_timeout_s, "request-timeout", "seconds a request may wait and run")
+        .add(max_batch_size, "max-batch-size",
+             "sequences decoded together (1: one request at a time, as the seed)")
+        .add(max_queue, "max-queue", "requests that may wait for the batch; more get 429")
+        .add(max_prefill_tokens, "max-prefill-tokens",
+             "prompt tokens admitted into the batch per step")
+        .add(log_level, "log-level", "trace | debug | info | warn | error")
+        .add(role, "role",
+             "standalone | worker (a device for routers; HTTP /health only) | router (the API over "
+             "workers)")
+        .add(node_host, "node-host",
+             "address a worker publishes itself on, or a router takes joins on (default 127.0.0.1)")
+        .add(
+            node_port, "node-port",
+            "a worker's node port (0: any free one); a router's port for joining workers (0: none)")
+        .add(node_name, "node-name",
+             "a worker's name in its router's /health (default host:node-port)")
+        .add(node_secret_file, "node-secret-file",
+             "file holding the cluster's shared secret (or set ADAPTERD_NODE_SECRET); needed by "
+             "workers and routers")
+        .add(node_cert, "node-cert",
+             "this node's TLS certificate (PEM), signed by the cluster CA; needed by workers and "
+             "routers")
+        .add(node_key, "node-key", "the private key of --node-cert (PEM, unencrypted, mode 600)")
+        .add(node_ca, "node-ca",
+             "the cluster CA (PEM): nodes accept only peers whose certificate it signed")
+        .add(workers, "workers", "a router's workers, ','-separated host:port node addresses")
+        .add(join, "join", "a worker asks these routers (','-separated host:port) to dial it")
+        .add(advertise, "advertise",
+             "the host:port a worker gives routers to dial (default node-host:node-port)")
+        .add(node_poll_ms, "node-poll-ms", "a router asks each worker for its status this often")
+        .add(api_keys_file, "api-keys-file",
+             "file of API keys, one per line (or ADAPTERD_API_KEYS, ','-separated); none: open")
+        .add(admin_keys_file, "admin-keys-file",
+             "file of admin keys for cleanup and adapter load/unload (or ADAPTERD_ADMIN_KEYS)")
+        .add(adapters, "adapters", "adapters to load at start, ','-separated id=path")
+        .add(shutdown_grace_s, "shutdown-grace",
+             "on SIGTERM/SIGINT, seconds in-flight requests get to finish")
+        .add(data_roots, "data-roots", "':'-separated directories training datasets must lie in")
+        .add(trained_adapters_dir, "trained-adapters-dir",
+             "where training jobs write adapters (default: the first adapter root's trained/)")
+        .add(train_share, "train-share",
+             "share of device time a training job gets while generation is busy (0-1)");
     add_message_types<caf::id_block::adapterd>();
     // The work-stealing default polls for work on every core; on a small machine that
     // polling takes CPU from the model. Actors here block on real work, so share a queue.
@@ -196,6 +229,8 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.adapter_roots = split(c.adapter_roots, ':');
   s.device = c.device;
   s.dtype = c.dtype;
+  s.weights = c.weights;
+  s.kv_dtype = c.kv_dtype;
   s.threads = c.threads;
   s.preload = !c.lazy_load;
   s.max_new_tokens_limit = c.max_new_tokens_limit;
@@ -225,6 +260,14 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
   if (c.dtype != "auto" && c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16")
     problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
+  if (c.weights != "auto" && c.weights != "f32" && c.weights != "bf16" && c.weights != "int8"
+      && c.weights != "q4")
+    problem = "--weights must be auto, f32, bf16, int8 or q4, not '" + c.weights + "'";
+  else if (c.weights != "auto" && c.weights != "f32" && c.device == "cuda")
+    problem =
+        "--weights=" + c.weights + " runs on the CPU kernels; it cannot go with --device=cuda";
+  if (c.kv_dtype != "auto" && c.kv_dtype != "float32" && c.kv_dtype != "bfloat16")
+    problem = "--kv-dtype must be auto, float32 or bfloat16, not '" + c.kv_dtype + "'";
   if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0 || c.max_connections == 0
       || c.tokenizer_threads == 0 || c.tokenizer_threads > 64)
     problem = "limits must be positive";

@@ -30,6 +30,9 @@ struct service_config {
   std::vector<std::string> adapter_roots; // adapters must lie below one of these
   std::string device = "auto";            // auto | cpu | cuda
   std::string dtype = "auto";             // auto | float32 | bfloat16 | float16
+  std::string weights = "auto";
+  std::string kv_dtype = "auto";  // auto (the compute dtype) | float32 | bfloat16  // auto (f32) |
+                                  // f32 | bf16 | int8 | q4: every model's CPU weights
   int threads = 0;                        // libtorch intra-op threads; 0: its default
   cleanup_policy policy = cleanup_policy::flush;
   uint64_t flush_slack_bytes = 8 << 20;   // after-request flushes leave caches below this alone

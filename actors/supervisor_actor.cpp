@@ -77,12 +77,15 @@ void report(self_ptr self) {
     s.path = m.path();
     s.device = m.device();
     s.dtype = m.dtype();
+    s.weights = m.weights_format();
+    s.kv_dtype = m.kv_dtype();
     s.weight_bytes = m.weight_bytes();
     s.kv_reserve_bytes = m.kv_pool_bytes();
     s.device_budget_bytes = device_budget(st.config, m.device());
   }
   for (const auto& [key, e] : st.models)
-    s.resident.push_back({"model", e.model->path(), e.model->device(), "device", e.model->weight_bytes()});
+    s.resident.push_back({"model", e.model->path(), e.model->device(), "device",
+                          e.model->weight_bytes(), e.model->weights_format()});
   for (const auto* tier : {&st.device_adapters, &st.host_adapters})
     for (const auto& [key, e] : *tier) {
       s.resident.push_back({"adapter", e.adapter->path(), e.adapter->device(),
@@ -211,8 +214,13 @@ caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& r
   auto it = st.models.find(key);
   if (it != st.models.end())
     return &it->second;
-  model::load_options options{device, st.config.threads, st.config.dtype,
-                              st.config.fault_activation_limit_bytes, st.config.kv_reserve_tokens};
+  model::load_options options{device,
+                              st.config.threads,
+                              st.config.dtype,
+                              st.config.fault_activation_limit_bytes,
+                              st.config.kv_reserve_tokens,
+                              st.config.weights,
+                              st.config.kv_dtype};
   auto estimate = model::estimate_weight_bytes(dir, options);
   if (!estimate)
     return from_model_error(estimate.err());
@@ -243,8 +251,9 @@ caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& r
                         "cannot load base model: " + e.message);
   }
   ++st.model_loads;
-  spdlog::info("supervisor {} loaded {} on {} as {} ({}) in {:.0f} ms", req.request_id, dir,
-               (*loaded)->device(), (*loaded)->dtype(), mib((*loaded)->weight_bytes()),
+  spdlog::info("supervisor {} loaded {} on {} as {}, weights {} ({}) in {:.0f} ms", req.request_id,
+               dir, (*loaded)->device(), (*loaded)->dtype(), (*loaded)->weights_format(),
+               mib((*loaded)->weight_bytes()),
                std::chrono::duration<double, std::milli>(clock_type::now() - start).count());
   return &(st.models[key] = model_entry{*loaded, 0, clock_type::now()});
 }

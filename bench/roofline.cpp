@@ -1,17 +1,23 @@
-// adapterd-roofline MODEL_DIR [ROUNDS]: batch-1 decode tokens/s as a fraction of what this
-// machine's memory bandwidth allows for the model's weights (bandwidth / weight bytes), with
-// the GEMM rate for scale. Each round measures all three one after another, so that the
-// noise of a shared machine hits them alike; the report gives every round and the medians.
+// adapterd-roofline MODEL_DIR [ROUNDS] [--weights=f32,bf16,int8,q4] [--threads=1,2]
+//   [--kv-dtype=bfloat16] [--context=N]:
+// batch-1 decode tokens/s for each weight format and thread count, each against the
+// roofline of that format's bytes (read bandwidth / weight bytes) measured in the same run.
+// Each round measures every case one after another, so that the noise of a shared machine
+// hits them alike; the report gives the medians, the fraction of the roofline and the
+// speed relative to f32 at the same thread count.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "bench/stats.hpp"
 #include "model/base_model.hpp"
 #include "model/llama/cpu_kernels.hpp"
-#include "model/llama/gemm_probe.hpp"
+#include "model/quant/dense.hpp"
 
 using namespace adapterd;
 using clock_type = std::chrono::steady_clock;
@@ -21,9 +27,12 @@ namespace {
 // Read bandwidth: every thread sums its share of a 1 GiB huge-page buffer; best of 5.
 double read_bandwidth_gbs(int threads) {
   const size_t floats = (size_t(1) << 30) / sizeof(float);
-  auto buffer = model::cpu::allocate_huge(floats);
-  for (size_t i = 0; i < floats; ++i)
-    buffer.get()[i] = static_cast<float>(i & 1023);
+  static auto buffer = [&] {
+    auto b = model::cpu::allocate_huge(floats);
+    for (size_t i = 0; i < floats; ++i)
+      b.get()[i] = static_cast<float>(i & 1023);
+    return b;
+  }();
   double best = 0;
   std::vector<float> sums(static_cast<size_t>(threads));
   for (int rep = 0; rep < 5; ++rep) {
@@ -44,10 +53,14 @@ double read_bandwidth_gbs(int threads) {
   return best;
 }
 
-double decode_tokens_per_s(const model::base_model& m, int tokens) {
+// Decodes after a prompt of `context` tokens (0: a short sentence), where the KV reads join
+// the weights'.
+double decode_tokens_per_s(const model::base_model& m, int tokens, int context) {
   model::generation_params p;
   p.max_new_tokens = static_cast<uint32_t>(tokens + 1);
   auto ids = m.tok().encode("The roofline of a decoder is the speed of its memory", true);
+  while (static_cast<int>(ids.size()) < context)
+    ids.push_back(ids[1 + ids.size() % 8]);
   auto g = m.begin(ids, p, nullptr);
   if (!g)
     throw std::runtime_error(g.err().message);
@@ -61,47 +74,109 @@ double decode_tokens_per_s(const model::base_model& m, int tokens) {
   return done / std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');)
+    out.push_back(part);
+  return out;
+}
+
+struct result_row {
+  std::vector<double> bandwidth, roofline, decode, fraction;
+  double bytes = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || argv[1][0] == '-') {
-    std::cerr << "usage: adapterd-roofline MODEL_DIR [ROUNDS]\n";
+  std::vector<std::string> positional, formats{"f32"}, thread_counts;
+  std::string kv_dtype = "auto";
+  int context = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind("--weights=", 0) == 0)
+      formats = split(a.substr(10));
+    else if (a.rfind("--kv-dtype=", 0) == 0)
+      kv_dtype = a.substr(11);
+    else if (a.rfind("--context=", 0) == 0)
+      context = std::atoi(a.c_str() + 10);
+    else if (a.rfind("--threads=", 0) == 0)
+      thread_counts = split(a.substr(10));
+    else if (a[0] == '-')
+      positional.clear(), positional.push_back("");  // refused below
+    else
+      positional.push_back(a);
+  }
+  if (positional.empty() || positional[0].empty() || positional.size() > 2) {
+    std::cerr << "usage: adapterd-roofline MODEL_DIR [ROUNDS] [--weights=f32,bf16,int8,q4] "
+                 "[--threads=1,2]\n";
     return 2;
   }
-  int rounds = argc > 2 ? std::atoi(argv[2]) : 5;
+  int rounds = positional.size() > 1 ? std::atoi(positional[1].c_str()) : 5;
   if (rounds < 1 || rounds > 100) {
     std::cerr << "adapterd-roofline: ROUNDS must be 1 to 100\n";
     return 2;
   }
-  auto m = model::base_model::load(argv[1], model::load_options{"cpu", 0});
-  if (!m) {
-    std::cerr << "adapterd-roofline: " << m.err().message << "\n";
-    return 1;
-  }
-  const double bytes = static_cast<double>((*m)->weight_bytes());
-  const int threads = static_cast<int>(std::thread::hardware_concurrency());
-  std::printf("model %s: %.1f MB of weights (%s), %d threads, CPU kernels %s\n", argv[1], bytes / 1e6,
-              (*m)->dtype().c_str(), threads, model::cpu::kernels_available() ? "on" : "off");
-  std::printf("round  read GB/s  GEMM GFLOP/s  roofline tok/s  decode tok/s  fraction\n");
-  std::vector<double> bw, gemm, roof, dec, frac;
-  try {
-    for (int r = 1; r <= rounds; ++r) {
-      bw.push_back(read_bandwidth_gbs(threads));
-      dec.push_back(decode_tokens_per_s(**m, 64));
-      gemm.push_back(model::measure_gemm_gflops(1024, 5));
-      roof.push_back(bw.back() * 1e9 / bytes);
-      frac.push_back(dec.back() / roof.back());
-      std::printf("%5d  %9.1f  %12.1f  %14.1f  %12.1f  %7.1f %%\n", r, bw.back(), gemm.back(), roof.back(),
-                  dec.back(), 100 * frac.back());
+  if (thread_counts.empty())
+    thread_counts.push_back(std::to_string(std::thread::hardware_concurrency()));
+  std::vector<int> threads;
+  for (const auto& t : thread_counts) {
+    threads.push_back(std::atoi(t.c_str()));
+    if (threads.back() < 1 || threads.back() > 256) {
+      std::cerr << "adapterd-roofline: --threads takes counts from 1 to 256\n";
+      return 2;
     }
+  }
+  // One model per format, loaded once; the thread count changes between cases.
+  std::map<std::string, std::shared_ptr<const model::base_model>> models;
+  for (const auto& f : formats) {
+    model::load_options options;
+    options.device = "cpu";
+    options.weights = f;
+    options.kv_dtype = kv_dtype;
+    options.threads = *std::max_element(threads.begin(), threads.end());
+    auto m = model::base_model::load(positional[0], options);
+    if (!m) {
+      std::cerr << "adapterd-roofline: " << f << ": " << m.err().message << "\n";
+      return 1;
+    }
+    models[f] = *m;
+  }
+  std::printf("model %s, kernels %s, KV %s, context %d, %d rounds\n", positional[0].c_str(),
+              model::quant::kernel_isa(), models.begin()->second->kv_dtype().c_str(), context,
+              rounds);
+  std::map<std::pair<std::string, int>, result_row> results;
+  try {
+    for (int r = 1; r <= rounds; ++r)
+      for (int t : threads) {
+        model::set_cpu_threads(t);
+        const double bw = read_bandwidth_gbs(t);
+        for (const auto& f : formats) {
+          auto& row = results[{f, t}];
+          row.bytes = static_cast<double>(models[f]->weight_bytes());
+          row.bandwidth.push_back(bw);
+          row.roofline.push_back(bw * 1e9 / row.bytes);
+          row.decode.push_back(decode_tokens_per_s(*models[f], 48, context));
+          row.fraction.push_back(row.decode.back() / row.roofline.back());
+        }
+      }
   } catch (const std::exception& e) {
     std::cerr << "adapterd-roofline: " << e.what() << "\n";
     return 1;
   }
   using bench::median;
-  std::printf("median %9.1f  %12.1f  %14.1f  %12.1f  %7.1f %%\n", median(bw), median(gemm), median(roof),
-              median(dec), 100 * median(frac));
-  std::printf("fraction: median of the rounds' own fractions %.1f %%; median decode / median roofline %.1f %%\n",
-              100 * median(frac), 100 * median(dec) / median(roof));
+  std::printf(
+      "weights  threads  weight MB  read GB/s  roofline tok/s  decode tok/s  of roofline  x f32\n");
+  for (int t : threads)
+    for (const auto& f : formats) {
+      const auto& row = results[{f, t}];
+      const auto f32 = results.find({"f32", t});
+      const double speedup =
+          f32 == results.end() ? 0 : median(row.decode) / median(f32->second.decode);
+      std::printf("%-7s  %7d  %9.1f  %9.1f  %14.1f  %12.1f  %9.1f %%  %5.2f\n", f.c_str(), t,
+                  row.bytes / 1e6, median(row.bandwidth), median(row.roofline), median(row.decode),
+                  100 * median(row.fraction), speedup);
+    }
   return 0;
 }

@@ -34,11 +34,13 @@ struct resident_item {
   std::string device;
   std::string tier;  // "device" | "host"
   uint64_t bytes = 0;
+  std::string weights;  // a model's weight format ("f32", "bf16", "int8", "q4"); adapters: ""
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resident_item& x) {
-  return f(caf::meta::type_name("adapterd::resident_item"), x.kind, x.path, x.device, x.tier, x.bytes);
+  return f(caf::meta::type_name("adapterd::resident_item"), x.kind, x.path, x.device, x.tier,
+           x.bytes, x.weights);
 }
 
 /// What the supervisor holds, reported whenever it changes.
@@ -47,6 +49,8 @@ struct model_state {
   std::string path;
   std::string device;
   std::string dtype;
+  std::string weights;   // the weight format the CPU kernels hold (--weights)
+  std::string kv_dtype;  // the KV cache's type (--kv-dtype)
   uint64_t weight_bytes = 0;
   uint32_t adapters_cached = 0;
   uint64_t adapter_bytes = 0;
@@ -62,8 +66,9 @@ struct model_state {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, model_state& x) {
   return f(caf::meta::type_name("adapterd::model_state"), x.loaded, x.path, x.device, x.dtype,
-           x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads, x.adapter_loads,
-           x.evictions, x.host_reloads, x.kv_reserve_bytes, x.device_budget_bytes, x.resident);
+           x.weights, x.kv_dtype, x.weight_bytes, x.adapters_cached, x.adapter_bytes, x.model_loads,
+           x.adapter_loads, x.evictions, x.host_reloads, x.kv_reserve_bytes, x.device_budget_bytes,
+           x.resident);
 }
 
 /// A flush the janitor ran.

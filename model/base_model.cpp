@@ -12,6 +12,7 @@
 #include "model/io/weights.hpp"
 #include "model/llama/llama.hpp"
 #include "model/llama/spin_pool.hpp"
+#include "model/quant/weight_format.hpp"
 #include "model/text_generation.hpp"
 
 namespace adapterd::model {
@@ -105,6 +106,8 @@ result<torch::ScalarType> pick_dtype(const std::string& name, torch::Device devi
 struct placement {
   torch::Device device;
   torch::ScalarType dtype;
+  quant::weight_format weights;
+  torch::ScalarType kv_dtype;
 };
 
 result<placement> pick_placement(const load_options& options) {
@@ -114,7 +117,25 @@ result<placement> pick_placement(const load_options& options) {
   auto dtype = pick_dtype(options.dtype, *device);
   if (!dtype)
     return dtype.err();
-  return placement{*device, *dtype};
+  // auto is f32: what the goldens check bit for bit; the smaller formats are a choice.
+  auto weights = options.weights == "auto" ? quant::weight_format::f32
+                                           : quant::weight_format_from_name(options.weights);
+  if (!weights)
+    return make_error(errc::invalid_argument,
+                      "weights must be auto, f32, bf16, int8 or q4, not '" + options.weights + "'");
+  if (*weights != quant::weight_format::f32 && (!device->is_cpu() || *dtype != torch::kFloat32))
+    return make_error(errc::invalid_argument, std::string("--weights=") + quant::name_of(*weights)
+                                                + " runs on the CPU kernels: it needs --device=cpu and "
+                                                  "float32 compute");
+  torch::ScalarType kv = *dtype;
+  if (options.kv_dtype != "auto") {
+    auto picked = pick_dtype(options.kv_dtype, *device);
+    if (!picked || *picked == torch::kFloat16)
+      return make_error(errc::invalid_argument, "kv_dtype must be auto, float32 or bfloat16, not '"
+                                                    + options.kv_dtype + "'");
+    kv = *picked;
+  }
+  return placement{*device, *dtype, *weights, kv};
 }
 
 // The longest prompt + output a generation with `params` may reach.
@@ -144,7 +165,31 @@ std::optional<error> check_ids(const std::vector<int32_t>& ids, const model_conf
   return std::nullopt;
 }
 
+// Bytes one stored tensor takes once loaded: the linear weights (and the head and token
+// table, see llama_model::pack_for_cpu) in the weight format, the rest in the dtype.
+size_t packed_bytes(const std::string& name, const std::vector<int64_t>& shape,
+                    const model_config& c, torch::ScalarType dtype, quant::weight_format format) {
+  size_t numel = 1;
+  for (auto d : shape)
+    numel *= static_cast<size_t>(d);
+  const bool matrix =
+      shape.size() == 2 && name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0;
+  if (format == quant::weight_format::f32 || !matrix)
+    return numel * c10::elementSize(dtype);
+  const bool head =
+      name == "lm_head.weight" || (c.tie_word_embeddings && name == "model.embed_tokens.weight");
+  auto f = head && format == quant::weight_format::q4_0 ? quant::weight_format::q8_0 : format;
+  const auto cols = static_cast<size_t>(shape[1]);
+  if (!quant::fits(f, cols))
+    f = quant::weight_format::f32;
+  return static_cast<size_t>(shape[0]) * quant::row_bytes(f, cols);
+}
+
 }  // namespace
+
+void set_cpu_threads(int threads) {
+  spin_pool::instance().set_limit(static_cast<size_t>(std::max(1, threads)));
+}
 
 result<std::string> resolve_device(const std::string& name) {
   auto device = pick_device(name);
@@ -160,14 +205,26 @@ const std::string& base_model::path() const { return impl_->path; }
 const model_config& base_model::config() const { return impl_->model.config(); }
 const tokenizer& base_model::tok() const { return *impl_->tok; }
 std::string base_model::device() const { return impl_->model.device().str(); }
-std::string base_model::dtype() const {
-  switch (impl_->model.dtype()) {
+namespace {
+std::string dtype_name(torch::ScalarType t) {
+  switch (t) {
     case torch::kBFloat16: return "bfloat16";
     case torch::kFloat16: return "float16";
     default: return "float32";
   }
 }
+}  // namespace
+
+std::string base_model::dtype() const {
+  return dtype_name(impl_->model.dtype());
+}
+std::string base_model::kv_dtype() const {
+  return dtype_name(impl_->model.kv_dtype());
+}
 size_t base_model::weight_bytes() const { return impl_->weight_bytes; }
+std::string base_model::weights_format() const {
+  return quant::name_of(impl_->model.weights_format());
+}
 
 result<std::shared_ptr<const base_model>> base_model::load(const std::string& dir,
                                                            const load_options& options) {
@@ -191,27 +248,15 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
     auto weights = load_llama_weights(dir, *config, where->device, where->dtype);
     if (!weights)
       return weights.err();
-    size_t bytes = 0;
-    auto count = [&](const torch::Tensor& t) {
-      if (t.defined())
-        bytes += static_cast<size_t>(t.numel()) * t.element_size();
-    };
-    count(weights->embed);
-    count(weights->final_norm);
-    if (!config->tie_word_embeddings)
-      count(weights->lm_head);
-    for (const auto& layer : weights->layers) {
-      count(layer.input_norm);
-      count(layer.post_attention_norm);
-      for (const auto& lin : layer.linear) {
-        count(lin.weight);
-        count(lin.bias);
-      }
-    }
-    std::unique_ptr<impl> p(new impl{
-      dir, *tok,
-      llama_model(*config, std::move(*weights), where->device, where->dtype, options.activation_limit_bytes),
-      bytes, nullptr, {}});
+    std::unique_ptr<impl> p(
+        new impl{dir,
+                 *tok,
+                 llama_model(*config, std::move(*weights), where->device, where->dtype,
+                             options.activation_limit_bytes, where->weights, where->kv_dtype),
+                 0,
+                 nullptr,
+                 {}});
+    p->weight_bytes = p->model.resident_weight_bytes();
     if (options.kv_pool_tokens > 0)
       p->pool = std::make_unique<kv_pool>(p->model, options.kv_pool_tokens);
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
@@ -236,9 +281,12 @@ result<size_t> estimate_weight_bytes(const std::string& dir, const load_options&
     auto index = open_tensors(dir, "model.safetensors");
     if (!index)
       return index.err();
+    auto config = load_model_config(dir);
+    if (!config)
+      return config.err();
     size_t bytes = 0;
     for (const auto& [name, view] : index->by_name)
-      bytes += static_cast<size_t>(view->numel()) * c10::elementSize(where->dtype);
+      bytes += packed_bytes(name, view->shape, *config, where->dtype, where->weights);
     return bytes;
   });
 }
@@ -252,7 +300,7 @@ result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& opt
   if (!c)
     return c.err();
   return static_cast<size_t>(2 * c->num_layers * c->num_kv_heads * c->head_dim * tokens)
-         * c10::elementSize(where->dtype);
+         * c10::elementSize(where->kv_dtype);
 }
 
 result<size_t> base_model::estimate_adapter_bytes(const std::string& dir) const {
@@ -307,7 +355,7 @@ bool base_model::kv_pool_fits(int64_t tokens) const {
 size_t base_model::kv_cache_bytes(int64_t tokens) const {
   const auto& c = config();
   return static_cast<size_t>(2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens)
-         * c10::elementSize(impl_->model.dtype());
+         * c10::elementSize(impl_->model.kv_dtype());
 }
 
 result<generation_output> base_model::generate(const std::string& prompt,
@@ -482,6 +530,14 @@ result<std::vector<float>> base_model::logits(const std::vector<int32_t>& ids,
     torch::InferenceMode guard;
     const auto& model = impl_->model;
     const auto* lora = adapter ? &adapter->get().weights : nullptr;
+    if (model.weights_format()
+        != quant::weight_format::f32) {  // only the CPU kernels hold these weights
+      auto all = model.sequence_logits_cpu(std::vector<int64_t>(ids.begin(), ids.end()), lora);
+      if (!all)
+        return make_error(errc::invalid_argument,
+                          "these logits need the CPU kernels, which cannot run this adapter");
+      return to_host(*all);
+    }
     auto cache = model.make_cache(static_cast<int64_t>(ids.size()));
     if (!incremental)
       return to_host(model.logits(model.forward(ids_tensor(ids, model.device()), cache, lora)));
@@ -493,6 +549,9 @@ result<std::vector<float>> base_model::logits(const std::vector<int32_t>& ids,
 }
 
 result<std::shared_ptr<const base_model>> base_model::merged_with(const lora_adapter& adapter) const {
+  if (impl_->model.weights_format() != quant::weight_format::f32)
+    return make_error(errc::invalid_argument,
+                      "merging an adapter needs the f32 weights (--weights=f32)");
   return guarded("merging adapter", [&]() -> result<std::shared_ptr<const base_model>> {
     torch::InferenceMode guard;
     auto weights = impl_->model.weights();  // tensors are shared; replaced ones are new

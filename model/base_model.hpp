@@ -26,6 +26,11 @@ struct load_options {
   /// Tokens of the KV pool allocated with the model, shared by the sequences that run at
   /// once (generation_params::pooled_kv). 0: no pool.
   int64_t kv_pool_tokens = 0;
+  /// How the CPU kernels hold the linear weights: auto (f32) | f32 | bf16 | int8 | q4.
+  /// Quantised on load from the safetensors as saved; nothing converted is written.
+  std::string weights = "auto";
+  /// The KV cache's type: auto (the compute dtype) | float32 | bfloat16 (half the memory).
+  std::string kv_dtype = "auto";
 };
 
 /// Bytes the weights of `dir` will take once loaded with `options` (from the safetensors
@@ -35,6 +40,9 @@ result<size_t> estimate_weight_bytes(const std::string& dir, const load_options&
 /// Bytes of the KV cache (or pool) of `tokens` tokens.
 result<size_t> estimate_kv_bytes(const std::string& dir, const load_options& options,
                                  int64_t tokens);
+
+/// Uses at most `threads` of the CPU decode pool from now on (benchmarks compare counts).
+void set_cpu_threads(int threads);
 
 /// The device a load_options::device name stands for here ("auto" -> "cuda:0" or "cpu").
 result<std::string> resolve_device(const std::string& name);
@@ -101,6 +109,8 @@ public:
   const tokenizer& tok() const;
   std::string device() const;  // "cpu", "cuda:0"
   std::string dtype() const;   // "float32", "bfloat16", "float16"
+  std::string weights_format() const;  // "f32", "bf16", "int8", "q4" (load_options::weights)
+  std::string kv_dtype() const;        // "float32", "bfloat16", "float16"
   size_t weight_bytes() const;
 
   result<std::shared_ptr<const lora_adapter>> load_adapter(const std::string& dir) const;

@@ -2,7 +2,8 @@
 // OUT_DIR/tiny-llama-lora (and tiny-llama-lora-1 ... when ADAPTERS > 1). SIZE "bench" makes
 // a 12-layer, 768-wide model (~78 M parameters, 290 MiB fp32) whose decode is bound by
 // weight reads, for benchmarks; "base" a 9-layer, 1024-wide one (102 M, 408.8 MB fp32) for
-// the roofline report.
+// the roofline report; "half" a 20-layer, 1536-wide one (~0.5 B, 2 GB fp32) whose weights
+// dwarf every cache, for the weight formats' rooflines.
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -11,9 +12,10 @@
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || argv[1][0] == '-') {
-    std::cerr << "usage: adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [tiny|bench|base]\n"
-                 "writes OUT_DIR/tiny-llama (model) and OUT_DIR/tiny-llama-lora (adapter),\n"
-                 "plus OUT_DIR/tiny-llama-lora-1 ... when ADAPTERS > 1\n";
+    std::cerr
+        << "usage: adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [tiny|bench|base|half]\n"
+           "writes OUT_DIR/tiny-llama (model) and OUT_DIR/tiny-llama-lora (adapter),\n"
+           "plus OUT_DIR/tiny-llama-lora-1 ... when ADAPTERS > 1\n";
     return argc < 2 || argv[1][0] == '-' ? 2 : 0;
   }
   adapterd::model::tiny_model_spec spec;
@@ -26,8 +28,10 @@ int main(int argc, char** argv) {
     std::cerr << "adapterd-make-tiny-model: SEED and ADAPTERS must be non-negative integers\n";
     return 2;
   }
-  const std::pair<const char*, adapterd::model::llama_shape> sizes[] = {{"bench", {768, 2048, 12, 12, 4, 1024}},
-                                                                         {"base", {1024, 2816, 9, 16, 4, 1024}}};
+  const std::pair<const char*, adapterd::model::llama_shape> sizes[] = {
+      {"bench", {768, 2048, 12, 12, 4, 1024}},
+      {"base", {1024, 2816, 9, 16, 4, 1024}},
+      {"half", {1536, 4096, 20, 16, 4, 1024}}};
   std::string size = argc > 4 ? argv[4] : "tiny";
   bool known = size == "tiny";
   for (const auto& [name, shape] : sizes)
@@ -37,7 +41,7 @@ int main(int argc, char** argv) {
       known = true;
     }
   if (!known) {
-    std::cerr << "adapterd-make-tiny-model: SIZE must be tiny, bench or base\n";
+    std::cerr << "adapterd-make-tiny-model: SIZE must be tiny, bench, base or half\n";
     return 2;
   }
   if (spec.adapters < 1 || spec.adapters > 64) {

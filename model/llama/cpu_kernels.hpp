@@ -9,6 +9,7 @@
 // horizontal reduction, then the scalar tail), whatever the number of rows and however
 // the rows are tiled: a row's result never depends on what else is in the batch.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 namespace adapterd::model::cpu {
@@ -27,6 +28,9 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 float dot(const float* a, const float* b, size_t n);
 /// out[i] += weight * v[i].
 void axpy(float weight, const float* v, float* out, size_t n);
+/// The same over a bf16 operand (a bf16 KV cache, --kv-dtype=bf16).
+float dot(const float* a, const uint16_t* b, size_t n);
+void axpy(float weight, const uint16_t* v, float* out, size_t n);
 
 /// gate[i] = silu(gate[i]) * up[i], in place.
 void silu_mul(float* gate, const float* up, size_t n);

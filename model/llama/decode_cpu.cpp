@@ -26,7 +26,9 @@ void parallel(size_t n, size_t min_per_part, const Body& body) {
     return body(0, n);
   const size_t chunks = std::min(n, parts * 4);
   std::atomic<size_t> next{0};
-  pool.run([&](size_t) {
+  pool.run([&](size_t part) {
+    if (part >= parts)
+      return;  // a thread beyond spin_pool::set_limit()
     for (size_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1))
       body(n * c / chunks, n * (c + 1) / chunks);
   });
@@ -38,6 +40,15 @@ void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, co
   parallel(n, 32, [&](size_t begin, size_t end) { cpu::dense_rows(x, rows, ldx, w, k, bias, y, ldy, begin, end); });
 }
 
+// The same for a weight matrix in any format: the activations are put in the form its
+// kernel reads once (in `act`, reused), then the columns run in parallel.
+void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, const float* bias,
+           float* y, size_t ldy, quant::activations& act) {
+  quant::prepare(act, w.format, x, rows, ldx, w.cols);
+  parallel(w.rows, 32,
+           [&](size_t begin, size_t end) { quant::dense_rows(w, act, bias, y, ldy, begin, end); });
+}
+
 const float* ptr(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
 bool packable(const torch::Tensor& t) {
@@ -47,37 +58,93 @@ bool packable(const torch::Tensor& t) {
 }  // namespace
 
 void llama_model::pack_for_cpu() {
-  if (!device_.is_cpu() || dtype_ != torch::kFloat32 || !cpu::kernels_available())
+  using quant::weight_format;
+  const bool kernels = device_.is_cpu() && dtype_ == torch::kFloat32 && cpu::kernels_available();
+  if (!kernels) {
+    if (weights_format_ != weight_format::f32)
+      throw std::invalid_argument(std::string("--weights=") + quant::name_of(weights_format_)
+                                  + " needs the CPU, float32 compute and a CPU with AVX2");
     return;
-  size_t floats = static_cast<size_t>(weights_.lm_head.numel());
+  }
+  const bool tied = weights_.lm_head.data_ptr() == weights_.embed.data_ptr();
+  const bool quantised = weights_format_ != weight_format::f32;
+  // A matrix whose rows do not fill whole blocks stays f32. The head stays 8-bit under a
+  // 4-bit format (as llama.cpp keeps output.weight at 6 bits or more): its error reaches
+  // every logit directly.
+  auto format_of = [&](const torch::Tensor& t, bool head) {
+    auto f = head && weights_format_ == weight_format::q4_0 ? weight_format::q8_0 : weights_format_;
+    return quant::fits(f, static_cast<size_t>(t.size(1))) ? f : weight_format::f32;
+  };
+  auto bytes_of = [](const torch::Tensor& t, weight_format f) {
+    return static_cast<size_t>(t.size(0)) * quant::row_bytes(f, static_cast<size_t>(t.size(1)));
+  };
+  size_t bytes = 0;
   for (const auto& layer : weights_.layers)
     for (const auto& lin : layer.linear)
-      floats += static_cast<size_t>(lin.weight.numel());
-  arena_ = cpu::allocate_huge(floats);
+      bytes += bytes_of(lin.weight, format_of(lin.weight, false));
+  bytes += bytes_of(weights_.lm_head, format_of(weights_.lm_head, true));
+  if (quantised && !tied)
+    bytes += bytes_of(weights_.embed, format_of(weights_.embed, false));
+  arena_ = cpu::allocate_huge((bytes + sizeof(float) - 1) / sizeof(float));
   auto keep = arena_;
+  auto* base = reinterpret_cast<uint8_t*>(arena_.get());
   size_t at = 0;
-  // Copies `t` into the arena and makes it a view of its copy.
-  auto move_in = [&](torch::Tensor& t) {
+  // Packs `t` into the arena. f32 leaves `t` a view of its copy (libtorch still runs the
+  // model: training merges, the golden checks); other formats release it.
+  auto move_in = [&](torch::Tensor& t, bool head) {
+    const auto f = format_of(t, head);
     auto src = t.to(torch::kFloat32).contiguous();
-    float* dst = arena_.get() + at;
-    std::memcpy(dst, src.data_ptr<float>(), static_cast<size_t>(src.numel()) * sizeof(float));
-    at += static_cast<size_t>(src.numel());
-    t = torch::from_blob(dst, src.sizes(), [keep](void*) {}, torch::TensorOptions().dtype(torch::kFloat32));
+    quant::matrix m{f, static_cast<size_t>(t.size(0)), static_cast<size_t>(t.size(1)), 0,
+                    base + at};
+    m.stride = quant::row_bytes(f, m.cols);
+    quant::pack_rows(f, src.data_ptr<float>(), m.rows, m.cols, base + at);
+    at += m.rows * m.stride;
+    if (quantised)
+      t = torch::Tensor();
+    else
+      t = torch::from_blob(
+          base + (at - m.rows * m.stride), src.sizes(), [keep](void*) {},
+          torch::TensorOptions().dtype(torch::kFloat32));
+    return m;
   };
-  for (auto& layer : weights_.layers)
-    for (auto& lin : layer.linear)  // q, k, v, o, gate, up, down: q|k|v and gate|up adjacent
-      move_in(lin.weight);
-  const bool tied = weights_.lm_head.data_ptr() == weights_.embed.data_ptr();
-  move_in(weights_.lm_head);
-  if (tied)
+  // Two adjacent matrices of one format as one: their rows follow each other.
+  auto joined = [](const quant::matrix& a, const quant::matrix& b) {
+    auto m = a;
+    if (a.format == b.format && a.cols == b.cols && a.data + a.rows * a.stride == b.data)
+      m.rows += b.rows;
+    else
+      m.rows = 0;  // not joinable: refused below
+    return m;
+  };
+  packed_.clear();
+  bool ok = true;
+  for (auto& layer : weights_.layers) {
+    auto& l = layer.linear;
+    packed_layer p;
+    auto q = move_in(l[0].weight, false), k = move_in(l[1].weight, false),
+         v = move_in(l[2].weight, false);
+    p.qkv = joined(joined(q, k), v);
+    p.o = move_in(l[3].weight, false);
+    auto gate = move_in(l[4].weight, false), up = move_in(l[5].weight, false);
+    p.gate_up = joined(gate, up);
+    p.down = move_in(l[6].weight, false);
+    ok = ok && p.qkv.rows == q.rows + k.rows + v.rows && p.gate_up.rows == gate.rows + up.rows;
+    packed_.push_back(std::move(p));
+  }
+  lm_head_ = move_in(weights_.lm_head, true);
+  if (tied) {
     weights_.embed = weights_.lm_head;
+    embed_rows_ = lm_head_;
+  } else if (quantised) {
+    embed_rows_ = move_in(weights_.embed, false);
+  }
   // The rest leaves the memory-mapped file too, so that the mapping (and the page cache
   // the copy touched, which counts as resident) goes away.
   auto own = [](torch::Tensor& t) {
     if (t.defined())
       t = t.clone();
   };
-  if (!tied)
+  if (!tied && !quantised)
     own(weights_.embed);
   own(weights_.final_norm);
   for (auto& layer : weights_.layers) {
@@ -86,24 +153,62 @@ void llama_model::pack_for_cpu() {
     for (auto& lin : layer.linear)
       own(lin.bias);
   }
+  if (!tied && !quantised)
+    embed_rows_ = quant::matrix{weight_format::f32, static_cast<size_t>(weights_.embed.size(0)),
+                                static_cast<size_t>(weights_.embed.size(1)),
+                                static_cast<size_t>(weights_.embed.size(1)) * sizeof(float),
+                                reinterpret_cast<const uint8_t*>(weights_.embed.data_ptr<float>())};
   auto fuse_bias = [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
     std::vector<torch::Tensor> parts{a, b};
     if (c.defined())
       parts.push_back(c);
     return a.defined() ? torch::cat(parts).to(torch::kFloat32).contiguous() : torch::Tensor();
   };
-  for (auto& layer : weights_.layers) {
-    const auto& l = layer.linear;
-    packed_layer p;
-    p.qkv_bias = fuse_bias(l[0].bias, l[1].bias, l[2].bias);
-    p.gate_up_bias = fuse_bias(l[4].bias, l[5].bias, torch::Tensor());
-    packed_.push_back(std::move(p));
+  for (size_t i = 0; i < weights_.layers.size(); ++i) {
+    const auto& l = weights_.layers[i].linear;
+    packed_[i].qkv_bias = fuse_bias(l[0].bias, l[1].bias, l[2].bias);
+    packed_[i].gate_up_bias = fuse_bias(l[4].bias, l[5].bias, torch::Tensor());
   }
-  bool ok = packable(weights_.embed) && packable(weights_.final_norm) && packable(cos_) && packable(sin_);
+  ok = ok && packable(weights_.final_norm) && packable(cos_) && packable(sin_);
   for (const auto& layer : weights_.layers)
     ok = ok && packable(layer.input_norm) && packable(layer.post_attention_norm);
-  if (!ok)
+  if (!ok) {
+    if (quantised)
+      throw std::invalid_argument(std::string("--weights=") + quant::name_of(weights_format_)
+                                  + ": this model's layout does not fit the CPU kernels");
     packed_.clear();
+  }
+}
+
+size_t llama_model::resident_weight_bytes() const {
+  size_t bytes = 0;
+  auto count = [&](const torch::Tensor& t) {
+    if (t.defined())
+      bytes += static_cast<size_t>(t.numel()) * t.element_size();
+  };
+  const bool tied =
+      weights_.lm_head.defined() && weights_.lm_head.data_ptr() == weights_.embed.data_ptr();
+  count(weights_.final_norm);
+  for (const auto& layer : weights_.layers) {
+    count(layer.input_norm);
+    count(layer.post_attention_norm);
+    for (const auto& lin : layer.linear) {
+      count(lin.weight);
+      count(lin.bias);
+    }
+  }
+  count(weights_.lm_head);
+  if (!tied)
+    count(weights_.embed);
+  if (weights_format_ == quant::weight_format::f32)
+    return bytes;  // the linear weights are libtorch views of the arena: counted above
+  for (const auto& p : packed_)
+    for (const auto* m : {&p.qkv, &p.o, &p.gate_up, &p.down})
+      bytes += m->rows * m->stride;
+  bytes += lm_head_.rows * lm_head_.stride;
+  if (embed_rows_.data != lm_head_.data)
+    bytes += embed_rows_.rows * embed_rows_.stride;
+  return bytes;
 }
 
 bool llama_model::cpu_decode_ready(const std::vector<const lora_weights*>& loras) const {
@@ -153,6 +258,16 @@ void llama_model::add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t l
   }
 }
 
+std::optional<torch::Tensor> llama_model::sequence_logits_cpu(const std::vector<int64_t>& ids,
+                                                              const lora_weights* lora) const {
+  std::vector<const lora_weights*> loras(ids.size(), lora);
+  if (ids.empty() || !cpu_decode_ready(loras))
+    return std::nullopt;
+  auto cache = make_cache(static_cast<int64_t>(ids.size()));
+  std::vector<kv_cache*> caches(ids.size(), &cache);
+  return decode_batch_cpu(ids, caches, loras);
+}
+
 std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
                                                       const lora_weights* lora) const {
   std::vector<const lora_weights*> loras(ids.size(), lora);
@@ -192,15 +307,15 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
   const double eps = config_.rms_norm_eps;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t window = config_.sliding_window;
+  const bool kv_bf16 = kv_dtype_ == torch::kBFloat16;
   s.x.resize(rows * h);
   s.norm.resize(rows * h);
   s.qkv.resize(rows * qkv_n);
   s.attn.resize(rows * q_out);
   s.proj.resize(rows * h);
   s.gate_up.resize(rows * 2 * inter);
-  const float* embed = ptr(weights_.embed);
   for (size_t r = 0; r < rows; ++r)
-    std::memcpy(&s.x[r * h], embed + static_cast<size_t>(ids[r]) * h, h * sizeof(float));
+    quant::dequantize_row(embed_rows_, static_cast<size_t>(ids[r]), &s.x[r * h]);
   const float* cos_all = ptr(cos_);
   const float* sin_all = ptr(sin_);
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
@@ -210,7 +325,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       for (size_t r = a; r < b; ++r)
         cpu::rms_norm_row(&s.x[r * h], ptr(w.input_norm), h, eps, &s.norm[r * h]);
     });
-    dense(s.norm.data(), rows, h, ptr(w.linear[0].weight), h, ptr(pk.qkv_bias), s.qkv.data(), qkv_n, qkv_n);
+    dense(pk.qkv, s.norm.data(), rows, h, ptr(pk.qkv_bias), s.qkv.data(), qkv_n, s.act);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::q, loras, s.qkv.data(), qkv_n, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::k, loras, s.qkv.data() + q_out, qkv_n, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::v, loras, s.qkv.data() + q_out + kv_out, qkv_n, s);
@@ -232,12 +347,20 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       auto& kt = cache.k[l];
       auto& vt = cache.v[l];
       const auto ks0 = kt.stride(0), ks1 = kt.stride(1), vs0 = vt.stride(0), vs1 = vt.stride(1);
-      float* kp = kt.data_ptr<float>();
-      float* vp = vt.data_ptr<float>();
       for (size_t g = 0; g < kvh; ++g) {
-        std::memcpy(kp + static_cast<int64_t>(g) * ks0 + pos * ks1, row + q_out + g * d, d * sizeof(float));
-        std::memcpy(vp + static_cast<int64_t>(g) * vs0 + pos * vs1, row + q_out + kv_out + g * d,
-                    d * sizeof(float));
+        const int64_t k_at = static_cast<int64_t>(g) * ks0 + pos * ks1,
+                      v_at = static_cast<int64_t>(g) * vs0 + pos * vs1;
+        if (kv_bf16) {
+          auto* kp = reinterpret_cast<uint16_t*>(kt.data_ptr()) + k_at;
+          auto* vp = reinterpret_cast<uint16_t*>(vt.data_ptr()) + v_at;
+          for (size_t i = 0; i < d; ++i) {
+            kp[i] = quant::f32_to_bf16(row[q_out + g * d + i]);
+            vp[i] = quant::f32_to_bf16(row[q_out + kv_out + g * d + i]);
+          }
+        } else {
+          std::memcpy(kt.data_ptr<float>() + k_at, row + q_out + g * d, d * sizeof(float));
+          std::memcpy(vt.data_ptr<float>() + v_at, row + q_out + kv_out + g * d, d * sizeof(float));
+        }
       }
     }
     // One-token attention for every (row, head): scores, softmax, weighted values.
@@ -250,14 +373,30 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         const auto& kt = cache.k[l];
         const auto& vt = cache.v[l];
         const size_t g = head / group;
-        const float* kp = kt.data_ptr<float>() + static_cast<int64_t>(g) * kt.stride(0);
-        const float* vp = vt.data_ptr<float>() + static_cast<int64_t>(g) * vt.stride(0);
+        const int64_t k_head = static_cast<int64_t>(g) * kt.stride(0),
+                      v_head = static_cast<int64_t>(g) * vt.stride(0);
+        // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype).
+        auto key_dot = [&](const float* q, int64_t t) {
+          return kv_bf16 ? cpu::dot(
+                     q,
+                     reinterpret_cast<const uint16_t*>(kt.data_ptr()) + k_head + t * kt.stride(1),
+                     d)
+                         : cpu::dot(q, kt.data_ptr<float>() + k_head + t * kt.stride(1), d);
+        };
+        auto add_value = [&](float weight, int64_t t, float* out) {
+          if (kv_bf16)
+            cpu::axpy(weight,
+                      reinterpret_cast<const uint16_t*>(vt.data_ptr()) + v_head + t * vt.stride(1),
+                      out, d);
+          else
+            cpu::axpy(weight, vt.data_ptr<float>() + v_head + t * vt.stride(1), out, d);
+        };
         const float* q = &s.qkv[r * qkv_n + head * d];
         const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
         p.assign(static_cast<size_t>(total - first), 0);
         float top = -std::numeric_limits<float>::infinity();
         for (int64_t t = first; t < total; ++t) {
-          const float dot = cpu::dot(q, kp + t * kt.stride(1), d) * scale;
+          const float dot = key_dot(q, t) * scale;
           p[static_cast<size_t>(t - first)] = dot;
           top = std::max(top, dot);
         }
@@ -269,11 +408,11 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         float* out = &s.attn[r * q_out + head * d];
         std::fill(out, out + d, 0.0f);
         for (int64_t t = first; t < total; ++t) {
-          cpu::axpy(p[static_cast<size_t>(t - first)] / sum, vp + t * vt.stride(1), out, d);
+          add_value(p[static_cast<size_t>(t - first)] / sum, t, out);
         }
       }
     });
-    dense(s.attn.data(), rows, q_out, ptr(w.linear[3].weight), q_out, ptr(w.linear[3].bias), s.proj.data(), h, h);
+    dense(pk.o, s.attn.data(), rows, q_out, ptr(w.linear[3].bias), s.proj.data(), h, s.act);
     add_lora_cpu(s.attn.data(), q_out, rows, l, proj::o, loras, s.proj.data(), h, s);
     for (size_t i = 0; i < rows * h; ++i)
       s.x[i] += s.proj[i];
@@ -281,16 +420,16 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       for (size_t r = a; r < b; ++r)
         cpu::rms_norm_row(&s.x[r * h], ptr(w.post_attention_norm), h, eps, &s.norm[r * h]);
     });
-    dense(s.norm.data(), rows, h, ptr(w.linear[4].weight), h, ptr(pk.gate_up_bias), s.gate_up.data(), 2 * inter,
-          2 * inter);
+    dense(pk.gate_up, s.norm.data(), rows, h, ptr(pk.gate_up_bias), s.gate_up.data(), 2 * inter,
+          s.act);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::gate, loras, s.gate_up.data(), 2 * inter, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::up, loras, s.gate_up.data() + inter, 2 * inter, s);
     parallel(rows, 2, [&](size_t a, size_t b) {
       for (size_t r = a; r < b; ++r)
         cpu::silu_mul(&s.gate_up[r * 2 * inter], &s.gate_up[r * 2 * inter + inter], inter);
     });
-    dense(s.gate_up.data(), rows, 2 * inter, ptr(w.linear[6].weight), inter, ptr(w.linear[6].bias), s.proj.data(),
-          h, h);
+    dense(pk.down, s.gate_up.data(), rows, 2 * inter, ptr(w.linear[6].bias), s.proj.data(), h,
+          s.act);
     add_lora_cpu(s.gate_up.data(), 2 * inter, rows, l, proj::down, loras, s.proj.data(), h, s);
     for (size_t i = 0; i < rows * h; ++i)
       s.x[i] += s.proj[i];
@@ -303,10 +442,10 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       out_rows.push_back(r);
   for (size_t i = 0; i < out_rows.size(); ++i)
     cpu::rms_norm_row(&s.x[out_rows[i] * h], ptr(weights_.final_norm), h, eps, &s.norm[i * h]);
-  const auto vocab = static_cast<size_t>(weights_.lm_head.size(0));
+  const auto vocab = lm_head_.rows;
   auto logits = torch::empty({static_cast<int64_t>(out_rows.size()), static_cast<int64_t>(vocab)}, torch::kFloat32);
-  dense(s.norm.data(), out_rows.size(), h, ptr(weights_.lm_head), h, nullptr, logits.data_ptr<float>(), vocab,
-        vocab);
+  dense(lm_head_, s.norm.data(), out_rows.size(), h, nullptr, logits.data_ptr<float>(), vocab,
+        s.act);
   return logits;
 }
 

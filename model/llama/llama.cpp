@@ -45,6 +45,21 @@ const char* proj_module(proj p) {
   return names[static_cast<size_t>(p)];
 }
 
+std::pair<int64_t, int64_t> linear_shape(const model_config& c, proj p) {
+  const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim;
+  const int64_t kv_out = c.num_kv_heads * c.head_dim, inter = c.intermediate_size;
+  switch (p) {
+    case proj::q: return {q_out, h};
+    case proj::k:
+    case proj::v: return {kv_out, h};
+    case proj::o: return {h, q_out};
+    case proj::gate:
+    case proj::up: return {inter, h};
+    case proj::down: return {h, inter};
+  }
+  return {0, 0};
+}
+
 torch::Tensor rope_inv_freq(const model_config& c) {
   const auto& rope = c.rope;
   auto exponents = torch::arange(0, c.head_dim, 2, torch::kInt64).to(torch::kFloat32) / c.head_dim;
@@ -66,12 +81,16 @@ torch::Tensor rope_inv_freq(const model_config& c) {
 }
 
 llama_model::llama_model(model_config config, llama_weights weights, torch::Device device,
-                         torch::ScalarType dtype, size_t activation_limit_bytes)
-  : config_(std::move(config)),
-    weights_(std::move(weights)),
-    device_(device),
-    dtype_(dtype),
-    activation_limit_bytes_(activation_limit_bytes) {
+                         torch::ScalarType dtype, size_t activation_limit_bytes,
+                         quant::weight_format weights_format,
+                         std::optional<torch::ScalarType> kv_dtype)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      device_(device),
+      dtype_(dtype),
+      activation_limit_bytes_(activation_limit_bytes),
+      weights_format_(weights_format),
+      kv_dtype_(kv_dtype.value_or(dtype)) {
   torch::InferenceMode guard;
   auto inv_freq = rope_inv_freq(config_);
   auto positions = torch::arange(0, config_.max_position_embeddings, torch::kFloat32);
@@ -82,10 +101,16 @@ llama_model::llama_model(model_config config, llama_weights weights, torch::Devi
   pack_for_cpu();
 }
 
+void llama_model::require_libtorch_weights(const char* what) const {
+  if (weights_format_ != quant::weight_format::f32)
+    throw std::invalid_argument(std::string(what) + " needs the f32 weights; this model is held as "
+                                + quant::name_of(weights_format_) + " (--weights)");
+}
+
 kv_cache llama_model::make_cache(int64_t capacity) const {
   kv_cache cache;
   cache.capacity = capacity;
-  auto options = torch::TensorOptions().dtype(dtype_).device(device_);
+  auto options = torch::TensorOptions().dtype(kv_dtype_).device(device_);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     cache.k.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
     cache.v.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
@@ -95,7 +120,7 @@ kv_cache llama_model::make_cache(int64_t capacity) const {
 
 kv_pool::kv_pool(const llama_model& model, int64_t tokens) : ranges_(tokens) {
   const auto& c = model.config();
-  auto options = torch::TensorOptions().dtype(model.dtype()).device(model.device());
+  auto options = torch::TensorOptions().dtype(model.kv_dtype()).device(model.device());
   for (int64_t l = 0; l < c.num_layers; ++l) {
     k_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
     v_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
@@ -164,6 +189,7 @@ torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_ca
 
 torch::Tensor llama_model::forward(const torch::Tensor& ids, kv_cache& cache,
                                    const lora_weights* lora) const {
+  require_libtorch_weights("this forward pass");
   const int64_t t = ids.size(0);
   if (activation_limit_bytes_ > 0
       && static_cast<size_t>(t * config_.intermediate_size * 3) * c10::elementSize(dtype_)
@@ -186,6 +212,7 @@ torch::Tensor llama_model::forward(const torch::Tensor& ids, kv_cache& cache,
 }
 
 torch::Tensor llama_model::logits(const torch::Tensor& hidden) const {
+  require_libtorch_weights("these logits");
   return torch::linear(hidden, weights_.lm_head);
 }
 
@@ -223,6 +250,7 @@ torch::Tensor llama_model::decode_batch(const std::vector<int64_t>& ids,
     throw std::bad_alloc();  // injected: behaves like a failed allocation
   if (cpu_decode_ready(loras))
     return decode_batch_cpu(ids, caches, loras);
+  require_libtorch_weights("this decode step");
   std::vector<int64_t> positions;
   for (auto* c : caches)
     positions.push_back(c->length);

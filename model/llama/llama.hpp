@@ -11,6 +11,7 @@
 
 #include "model/llama/model_config.hpp"
 #include "model/llama/token_ranges.hpp"
+#include "model/quant/dense.hpp"
 #include "model/result.hpp"
 
 namespace adapterd::model {
@@ -18,6 +19,8 @@ namespace adapterd::model {
 enum class proj : size_t { q, k, v, o, gate, up, down };
 constexpr size_t proj_count = 7;
 const char* proj_module(proj p);  // "self_attn.q_proj", ...
+/// The [out, in] shape of one projection's weight in a model of config c.
+std::pair<int64_t, int64_t> linear_shape(const model_config& c, proj p);
 
 struct linear_weights {
   torch::Tensor weight;  // [out, in]
@@ -56,38 +59,53 @@ struct kv_cache {
 
 class llama_model {
 public:
-  llama_model(model_config config, llama_weights weights, torch::Device device,
-              torch::ScalarType dtype, size_t activation_limit_bytes = 0);
+ /// weights: the format the CPU kernels hold the linear weights in. Anything but f32
+ /// needs the CPU with fp32 compute, and then only the kernels run the model: the
+ /// libtorch copies of the quantised weights are released (forward() and logits() refuse).
+ llama_model(model_config config, llama_weights weights, torch::Device device,
+             torch::ScalarType dtype, size_t activation_limit_bytes = 0,
+             quant::weight_format weights_format = quant::weight_format::f32,
+             std::optional<torch::ScalarType> kv_dtype = std::nullopt);  // none: the compute dtype
 
-  const model_config& config() const { return config_; }
-  const llama_weights& weights() const { return weights_; }
-  torch::Device device() const { return device_; }
-  torch::ScalarType dtype() const { return dtype_; }
+ const model_config& config() const { return config_; }
+ const llama_weights& weights() const { return weights_; }
+ torch::Device device() const { return device_; }
+ torch::ScalarType dtype() const { return dtype_; }
+ quant::weight_format weights_format() const { return weights_format_; }
+ torch::ScalarType kv_dtype() const { return kv_dtype_; }
+ /// Bytes the weights take as held: the packed matrices plus what stays in libtorch.
+ size_t resident_weight_bytes() const;
 
-  kv_cache make_cache(int64_t capacity) const;
-  /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
-  /// hidden states [T, hidden]; the cache grows by T.
-  torch::Tensor forward(const torch::Tensor& ids, kv_cache& cache, const lora_weights* lora) const;
-  /// Vocabulary logits of hidden states.
-  torch::Tensor logits(const torch::Tensor& hidden) const;
+ kv_cache make_cache(int64_t capacity) const;
+ /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
+ /// hidden states [T, hidden]; the cache grows by T.
+ torch::Tensor forward(const torch::Tensor& ids, kv_cache& cache, const lora_weights* lora) const;
+ /// Vocabulary logits of hidden states.
+ torch::Tensor logits(const torch::Tensor& hidden) const;
 
-  /// One decode step for several sequences: row i feeds ids[i] at position
-  /// caches[i]->length through its own adapter loras[i] (or none). The linear layers run
-  /// once for all rows (each adapter's rows add their LoRA term); attention runs per row
-  /// over that row's cache. Returns the logits [rows, vocab]; every cache grows by one.
-  torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
-                             const std::vector<const lora_weights*>& loras) const;
+ /// One decode step for several sequences: row i feeds ids[i] at position
+ /// caches[i]->length through its own adapter loras[i] (or none). The linear layers run
+ /// once for all rows (each adapter's rows add their LoRA term); attention runs per row
+ /// over that row's cache. Returns the logits [rows, vocab]; every cache grows by one.
+ torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                            const std::vector<const lora_weights*>& loras) const;
 
-  /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
-  /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
-  /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
-  std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
-                                           const lora_weights* lora) const;
+ /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
+ /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
+ /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
+ std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
+                                          const lora_weights* lora) const;
+
+ /// Teacher-forced logits [ids.size(), vocab] of one sequence through the CPU kernels
+ /// (any weight format); null when they cannot run this model or adapter.
+ std::optional<torch::Tensor> sequence_logits_cpu(const std::vector<int64_t>& ids,
+                                                  const lora_weights* lora) const;
 
 private:
   // The CPU fp32 decode path (llama_decode_cpu.cpp).
   struct cpu_scratch {
     std::vector<float> x, norm, qkv, attn, proj, gate_up, lora_in, lora_mid, lora_out;
+    quant::activations act;
     std::vector<int64_t> position;
     std::vector<std::pair<kv_cache*, int64_t>> next_position;
     std::vector<const lora_pair*> lora_done;
@@ -95,8 +113,10 @@ private:
   };
   struct packed_layer {
     torch::Tensor qkv_bias, gate_up_bias;  // fused; undefined when the model has none
+    quant::matrix qkv, o, gate_up, down;   // q|k|v and gate|up as one matrix each
   };
   void pack_for_cpu();
+  void require_libtorch_weights(const char* what) const;  // throws for a quantised model
   bool cpu_decode_ready(const std::vector<const lora_weights*>& loras) const;
   /// Row i feeds ids[i] through loras[i] at the next free position of caches[i]; rows
   /// that share a cache are consecutive positions of one sequence, each attending to
@@ -120,8 +140,11 @@ private:
   torch::ScalarType dtype_;
   size_t activation_limit_bytes_;  // fault injection, see load_options
   torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
-  std::shared_ptr<float> arena_;       // CPU fp32: every linear weight, in huge pages
+  quant::weight_format weights_format_;
+  torch::ScalarType kv_dtype_;
+  std::shared_ptr<float> arena_;       // CPU: every linear weight in its format, in huge pages
   std::vector<packed_layer> packed_;   // empty: decode runs through libtorch
+  quant::matrix embed_rows_, lm_head_;  // the token table (rows dequantised on lookup), the head
 };
 
 /// The LoRA pair of `lora` for one module, or null.

@@ -70,10 +70,7 @@ result<llama_weights> load_llama_weights(const std::string& dir, const model_con
   torch::InferenceMode guard;
   weight_reader r{*index, device, dtype};
   llama_weights w;
-  const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim;
-  const int64_t kv_out = c.num_kv_heads * c.head_dim, inter = c.intermediate_size;
-  const std::array<std::pair<int64_t, int64_t>, proj_count> shapes{{
-    {q_out, h}, {kv_out, h}, {kv_out, h}, {h, q_out}, {inter, h}, {inter, h}, {h, inter}}};
+  const int64_t h = c.hidden_size;
   auto embed = r.get("model.embed_tokens.weight", {c.vocab_size, h});
   if (!embed)
     return embed.err();
@@ -103,13 +100,14 @@ result<llama_weights> load_llama_weights(const std::string& dir, const model_con
     layer.post_attention_norm = *post_norm;
     for (size_t p = 0; p < proj_count; ++p) {
       auto name = prefix + proj_module(static_cast<proj>(p));
-      auto weight = r.get(name + ".weight", {shapes[p].first, shapes[p].second});
+      const auto [out_f, in_f] = linear_shape(c, static_cast<proj>(p));
+      auto weight = r.get(name + ".weight", {out_f, in_f});
       if (!weight)
         return weight.err();
       layer.linear[p].weight = *weight;
       bool has_bias = (p <= 2 && c.attention_bias) || (p == 3 && c.o_bias) || (p >= 4 && c.mlp_bias);
       if (has_bias) {
-        auto bias = r.get(name + ".bias", {shapes[p].first});
+        auto bias = r.get(name + ".bias", {out_f});
         if (!bias)
           return bias.err();
         layer.linear[p].bias = *bias;
@@ -171,8 +169,7 @@ result<lora_weights> load_lora_weights(const std::string& dir, const llama_model
     const auto& module = module_names[key];
     if (half.a == nullptr || half.b == nullptr)
       return make_error(errc::invalid_adapter, "adapter module " + module + " lacks lora_A or lora_B");
-    const auto& base = model.weights().layers[static_cast<size_t>(key.first)].linear[key.second].weight;
-    int64_t out_f = base.size(0), in_f = base.size(1);
+    const auto [out_f, in_f] = linear_shape(c, static_cast<proj>(key.second));
     int64_t r = half.a->shape.empty() ? 0 : half.a->shape[0];
     if (half.a->shape != std::vector<int64_t>{r, in_f} || half.b->shape != std::vector<int64_t>{out_f, r})
       return make_error(errc::invalid_adapter,

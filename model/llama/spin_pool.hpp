@@ -4,6 +4,7 @@
 // is ~60 short parallel regions; libgomp, once a process has more OpenMP threads than
 // CPUs, puts its workers to sleep after each one, and the wake-ups cost milliseconds per
 // token. One caller at a time (the device owner).
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -27,7 +28,13 @@ public:
   spin_pool(const spin_pool&) = delete;
   spin_pool& operator=(const spin_pool&) = delete;
 
-  size_t parts() const { return helpers_.size() + 1; }
+  /// The parts a caller should split work into: the threads, or fewer under set_limit().
+  size_t parts() const {
+    return std::min(helpers_.size() + 1, limit_.load(std::memory_order_relaxed));
+  }
+  /// Uses at most `n` threads from now on (a bench compares 1 and 2 threads in one run):
+  /// run() still calls every part, and parts at or beyond parts() must return at once.
+  void set_limit(size_t n) { limit_.store(std::max<size_t>(1, n), std::memory_order_relaxed); }
   /// Calls part(i) for every i < parts(), in parallel; returns when all have returned.
   void run(const std::function<void(size_t)>& part);
 
@@ -42,6 +49,7 @@ private:
   std::atomic<uint64_t> epoch_{0};
   std::atomic<size_t> pending_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<size_t> limit_{~size_t(0)};
 };
 
 }  // namespace adapterd::model

@@ -1,0 +1,147 @@
+#include "model/quant/dense.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "model/llama/cpu_kernels.hpp"
+#include "model/quant/kernel_entries.hpp"
+
+namespace adapterd::model::quant {
+
+namespace {
+
+struct cpu_features {
+  bool vnni = false, bf16 = false;
+};
+
+cpu_features detect() {
+  cpu_features f;
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+                      && __builtin_cpu_supports("avx512bw");
+  f.vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+  f.bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+  // ADAPTERD_KERNELS=avx2 runs the fallback on a CPU that has more (to compare them).
+  const char* forced = std::getenv("ADAPTERD_KERNELS");
+  if (forced != nullptr && std::string(forced) == "avx2")
+    f = cpu_features{};
+  return f;
+}
+
+const cpu_features& features() {
+  static const cpu_features f = detect();
+  return f;
+}
+
+std::atomic<bool> avx2_forced{false};
+
+bool use_vnni() {
+  return features().vnni && !avx2_forced.load(std::memory_order_relaxed);
+}
+bool use_bf16() {
+  return features().bf16 && !avx2_forced.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool fits(weight_format f, size_t cols) {
+  switch (f) {
+    case weight_format::f32: return true;
+    case weight_format::bf16: return cols % 32 == 0;  // the AVX-512 tile's step
+    case weight_format::q8_0:
+    case weight_format::q4_0: return cols % block_size == 0;
+  }
+  return false;
+}
+
+void prepare(activations& a, weight_format f, const float* x, size_t rows, size_t ldx,
+             size_t cols) {
+  a.format = f;
+  a.x = x;
+  a.rows = rows;
+  a.ldx = ldx;
+  a.cols = cols;
+  if (f == weight_format::q8_0 || f == weight_format::q4_0) {
+    const size_t nb = cols / block_size;
+    a.q8.resize(rows * nb);
+    for (size_t r = 0; r < rows; ++r)
+      quantize_row_q8_act(x + r * ldx, &a.q8[r * nb], cols);
+  } else if (f == weight_format::bf16 && use_bf16()) {
+    a.bf16.resize(rows * cols);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t k = 0; k < cols; ++k)
+        a.bf16[r * cols + k] = f32_to_bf16(x[r * ldx + k]);
+  }
+}
+
+void dense_rows(const matrix& w, const activations& a, const float* bias, float* y, size_t ldy,
+                size_t j_begin, size_t j_end) {
+  switch (w.format) {
+    case weight_format::f32:
+      return cpu::dense_rows(a.x, a.rows, a.ldx, reinterpret_cast<const float*>(w.data), w.cols,
+                             bias, y, ldy, j_begin, j_end);
+    case weight_format::bf16:
+      if (use_bf16())
+        return avx512::dense_bf16(w.data, w.stride, a.bf16.data(), a.rows, a.cols, bias, y, ldy,
+                                  j_begin, j_end);
+      return avx2::dense_bf16(w.data, w.stride, a.x, a.ldx, a.rows, a.cols, bias, y, ldy, j_begin,
+                              j_end);
+    case weight_format::q8_0:
+      return (use_vnni() ? avx512::dense_q8_0 : avx2::dense_q8_0)(
+          w.data, w.stride, a.q8.data(), a.rows, a.cols, bias, y, ldy, j_begin, j_end);
+    case weight_format::q4_0:
+      return (use_vnni() ? avx512::dense_q4_0 : avx2::dense_q4_0)(
+          w.data, w.stride, a.q8.data(), a.rows, a.cols, bias, y, ldy, j_begin, j_end);
+  }
+}
+
+void dequantize_row(const matrix& w, size_t r, float* out) {
+  const uint8_t* row = w.row(r);
+  switch (w.format) {
+    case weight_format::f32: std::memcpy(out, row, w.cols * sizeof(float)); return;
+    case weight_format::bf16:
+      for (size_t k = 0; k < w.cols; ++k) {
+        uint16_t b;
+        std::memcpy(&b, row + 2 * k, sizeof b);
+        out[k] = bf16_to_f32(b);
+      }
+      return;
+    case weight_format::q8_0:
+      return dequantize_row_q8_0(reinterpret_cast<const block_q8_0*>(row), out, w.cols);
+    case weight_format::q4_0:
+      return dequantize_row_q4_0(reinterpret_cast<const block_q4_0*>(row), out, w.cols);
+  }
+}
+
+void pack_rows(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst) {
+  const size_t bytes = row_bytes(format, cols);
+  for (size_t r = 0; r < rows; ++r, src += cols, dst += bytes) {
+    switch (format) {
+      case weight_format::f32: std::memcpy(dst, src, bytes); break;
+      case weight_format::bf16:
+        for (size_t k = 0; k < cols; ++k) {
+          const uint16_t b = f32_to_bf16(src[k]);
+          std::memcpy(dst + 2 * k, &b, sizeof b);
+        }
+        break;
+      case weight_format::q8_0:
+        quantize_row_q8_0(src, reinterpret_cast<block_q8_0*>(dst), cols);
+        break;
+      case weight_format::q4_0:
+        quantize_row_q4_0(src, reinterpret_cast<block_q4_0*>(dst), cols);
+        break;
+    }
+  }
+}
+
+const char* kernel_isa() {
+  return use_vnni() ? "avx512" : "avx2";
+}
+
+void force_avx2_kernels(bool on) {
+  avx2_forced.store(on, std::memory_order_relaxed);
+}
+
+}  // namespace adapterd::model::quant

@@ -1,0 +1,60 @@
+#pragma once
+// Matrix times activation rows for weights held in a block format (bf16, Q8_0, Q4_0), on
+// the CPU. Decode reads every weight once per step, so these kernels are bound by memory
+// bandwidth: the formats' point is fewer bytes per weight.
+//
+// The instruction set is chosen at run time: AVX-512 VNNI (vpdpbusd) for the integer
+// formats and AVX-512 BF16 (vdpbf16ps) for bf16 where the CPU has them, AVX2 otherwise.
+// For the integer formats both compute the same exact integer block sums and the same
+// float steps after, so they give identical bits. For bf16, the AVX-512 path rounds the
+// activations to bf16 (vdpbf16ps multiplies bf16 pairs), the AVX2 path keeps them fp32.
+//
+// Every output element is summed in one fixed order whatever the number of rows and the
+// split of columns between threads: a row's result never depends on its batch.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "model/quant/blocks.hpp"
+#include "model/quant/weight_format.hpp"
+
+namespace adapterd::model::quant {
+
+/// A [rows, cols] weight matrix in one format, row-major; `stride` bytes between rows.
+struct matrix {
+  weight_format format = weight_format::f32;
+  size_t rows = 0, cols = 0, stride = 0;
+  const uint8_t* data = nullptr;
+  const uint8_t* row(size_t r) const { return data + r * stride; }
+};
+
+/// Whether `cols` fits format f's blocks (a matrix that does not stays f32).
+bool fits(weight_format f, size_t cols);
+
+/// Activation rows in the form the kernels of one format read, made once per product.
+struct activations {
+  weight_format format = weight_format::f32;
+  const float* x = nullptr;  // f32: the rows as given
+  size_t rows = 0, ldx = 0, cols = 0;
+  std::vector<block_q8_act> q8;  // q8_0 and q4_0: rows x cols/32 blocks
+  std::vector<uint16_t> bf16;    // bf16 on AVX-512 BF16: rows x cols
+};
+void prepare(activations& a, weight_format f, const float* x, size_t rows, size_t ldx, size_t cols);
+
+/// y[r * ldy + j] = bias[j] + sum_k w[j, k] * x[r, k] for j in [j_begin, j_end).
+/// Single-threaded: split j across threads.
+void dense_rows(const matrix& w, const activations& a, const float* bias, float* y, size_t ldy,
+                size_t j_begin, size_t j_end);
+
+/// Row r of w, back in fp32 (the embedding lookup of a quantised table).
+void dequantize_row(const matrix& w, size_t r, float* out);
+
+/// Packs fp32 rows [rows, cols] into `format` at `dst` (row_bytes(format, cols) per row).
+void pack_rows(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst);
+
+/// The instruction set the kernels use: "avx512" or "avx2". Tests force "avx2" to check
+/// that both give the same results.
+const char* kernel_isa();
+void force_avx2_kernels(bool on);
+
+}  // namespace adapterd::model::quant

@@ -1,0 +1,94 @@
+// The kernels for CPUs with AVX2 (+FMA, F16C): compiled with those flags only.
+#include <immintrin.h>
+
+#include "model/quant/kernel_entries.hpp"
+
+namespace adapterd::model::quant::avx2 {
+
+namespace {
+
+// u8 x s8 pairs to int16 (no saturation: |w| <= 127 and |x| <= 127), then pairs to int32.
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
+  return _mm256_sub_epi32(dot_u8s8(u, s), minus);
+}
+
+#include "model/quant/dense_tiles.inl"
+
+template <int OUT, int ROWS>
+inline void tile_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t k,
+                      const float* bias, float* y, size_t ldy, size_t j) {
+  __m256 acc[OUT][ROWS];
+#pragma GCC unroll 8
+  for (int o = 0; o < OUT; ++o)
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r)
+      acc[o][r] = _mm256_setzero_ps();
+  // As in tile_int (dense_tiles.inl): fetch the next tile's rows meanwhile, over the
+  // same steps (OUT rows of 2k bytes each).
+  const char* next = reinterpret_cast<const char*>(w + OUT * stride);
+  const size_t lines_per_step = (OUT * 2 * 8 + 63) / 64 + 1;
+  for (size_t c = 0; c < k; c += 8) {
+    for (size_t line = 0; line < lines_per_step; ++line)
+      _mm_prefetch(next + (c / 8 * lines_per_step + line) * 64, _MM_HINT_T0);
+    __m256 wv[OUT];
+#pragma GCC unroll 8
+    for (int o = 0; o < OUT; ++o) {
+      const __m128i half =
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + o * stride + c * 2));
+      wv[o] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < ROWS; ++r) {
+      const __m256 xv = _mm256_loadu_ps(x + r * ldx + c);
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        acc[o][r] = _mm256_fmadd_ps(wv[o], xv, acc[o][r]);
+    }
+  }
+  for (int o = 0; o < OUT; ++o)
+    for (int r = 0; r < ROWS; ++r) {
+      const float s = hsum(acc[o][r]);
+      y[r * ldy + j + o] = bias != nullptr ? s + bias[j + o] : s;
+    }
+}
+
+template <int OUT>
+inline void rows_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
+                      size_t k, const float* bias, float* y, size_t ldy, size_t j) {
+  const uint8_t* wr = w + j * stride;
+  size_t r = 0;
+  for (; r + 3 <= rows; r += 3)
+    tile_bf16<OUT, 3>(wr, stride, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
+  if (rows - r == 2)
+    tile_bf16<OUT, 2>(wr, stride, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
+  else if (rows - r == 1)
+    tile_bf16<OUT, 1>(wr, stride, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
+}
+
+}  // namespace
+
+void dense_q8_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
+                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
+  dense_int<block_q8_0>(w, stride, x, rows, cols, bias, y, ldy, j_begin, j_end);
+}
+
+void dense_q4_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
+                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
+  dense_int<block_q4_0>(w, stride, x, rows, cols, bias, y, ldy, j_begin, j_end);
+}
+
+void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
+                size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end) {
+  size_t j = j_begin;
+  for (; j + 4 <= j_end; j += 4)
+    rows_bf16<4>(w, stride, x, ldx, rows, cols, bias, y, ldy, j);
+  for (; j < j_end; ++j)
+    rows_bf16<1>(w, stride, x, ldx, rows, cols, bias, y, ldy, j);
+}
+
+}  // namespace adapterd::model::quant::avx2

@@ -1,0 +1,143 @@
+// The kernels' tiles, compiled once per instruction set (dense_avx2.cpp, dense_avx512.cpp):
+// the including file defines, in an unnamed namespace of its own, `dot_u8s8` (8 int32 lanes, each the sum
+// of 4 u8 x s8 products) and ADAPTERD_BF16_TILES to add the vdpbf16ps tiles. No library
+// code is used here: an inline library function compiled with AVX-512 could be picked by
+// the linker for the whole program and fault on a CPU without it.
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 shuf = _mm_movehdup_ps(lo);
+  __m128 sums = _mm_add_ps(lo, shuf);
+  shuf = _mm_movehl_ps(shuf, sums);
+  return _mm_cvtss_f32(_mm_add_ss(sums, shuf));
+}
+
+// Each lane (4 weights) of one block times the activation block, summed in int32, exact.
+// Q8_0: |w| as the unsigned operand and x with w's sign as the signed one. Q4_0: the
+// unsigned nibbles times x, less the precomputed 8 x (sum of x) of the lane.
+struct block_weights_q8 {
+  __m256i w;
+  void load(const block_q8_0* b) { w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)); }
+  __m256i dot(const block_q8_act& x, __m256i xq) const {
+    (void)x;
+    return dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
+  }
+};
+struct block_weights_q4 {
+  __m256i nibbles;
+  void load(const block_q4_0* b) {
+    // The 16 bytes in both halves (a load, no shuffle), the high half shifted by 4: low
+    // nibbles are weights 0-15, high nibbles 16-31.
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
+    nibbles = _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
+  }
+  __m256i dot(const block_q8_act& x, __m256i xq) const {
+    return dot_u8s8_minus(nibbles, xq, _mm256_load_si256(reinterpret_cast<const __m256i*>(x.offset8)));
+  }
+};
+template <class Block>
+struct weights_of;
+template <>
+struct weights_of<block_q8_0> {
+  using type = block_weights_q8;
+};
+template <>
+struct weights_of<block_q4_0> {
+  using type = block_weights_q4;
+};
+
+// OUT weight rows times ROWS activation rows over nb blocks.
+// Integer kernels: each block's dot product is summed exactly in int32 per lane (4 weights),
+// converted, and added to the row's 8 float lanes with one fused multiply-add by d_w * d_x;
+// the lanes are summed at the end. Row by row, block by block, the same float steps whether
+// the row is one of a tile of eight (tile_int8) or alone (tile_int1): a result never
+// depends on the tiling, the batch, or the instruction set.
+
+// The fp16 scales of one block of eight rows (`offsets`: the rows' byte offsets): one
+// gather, whose lanes' low two bytes are the scales.
+inline __m256 scales_of_8(const uint8_t* first, __m256i offsets) {
+  const __m256i g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(first), offsets, 1);
+  const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9,
+                                        12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i packed = _mm256_shuffle_epi8(g, pick);
+  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(packed), _mm256_extracti128_si256(packed, 1)));
+}
+
+template <class Block>
+inline void tile_int8(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb, const float* bias,
+                      float* y, size_t j) {
+  using block_weights = typename weights_of<Block>::type;
+  __m256 acc[8];
+#pragma GCC unroll 8
+  for (int o = 0; o < 8; ++o)
+    acc[o] = _mm256_setzero_ps();
+  const __m256i offsets =
+      _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(stride)));
+  // The eight rows lie one after another, so a tile reads one region in eight interleaved
+  // streams, which the hardware prefetcher follows poorly: fetch the next tile's region
+  // meanwhile, as fast as this one is read.
+  const char* next = reinterpret_cast<const char*>(w + 8 * stride);
+  constexpr size_t lines = (8 * sizeof(Block) + 63) / 64 + 1;
+  for (size_t b = 0; b < nb; ++b) {
+#pragma GCC unroll 8
+    for (size_t line = 0; line < lines; ++line)
+      _mm_prefetch(next + (lines * b + line) * 64, _MM_HINT_T0);
+    const block_q8_act& xb = x[b];
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+    const __m256 scale = _mm256_mul_ps(scales_of_8(w + b * sizeof(Block), offsets), _mm256_set1_ps(xb.d));
+#pragma GCC unroll 8
+    for (int o = 0; o < 8; ++o) {
+      block_weights wb;
+      wb.load(reinterpret_cast<const Block*>(w + o * stride) + b);
+      const __m256 lane_scale = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(o));
+      acc[o] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(wb.dot(xb, xq)), lane_scale, acc[o]);
+    }
+  }
+  for (int o = 0; o < 8; ++o) {
+    const float s = hsum(acc[o]);
+    y[j + o] = bias != nullptr ? s + bias[j + o] : s;
+  }
+}
+
+template <class Block>
+inline void tile_int1(const uint8_t* w, const block_q8_act* x, size_t nb, const float* bias, float* y, size_t j) {
+  using block_weights = typename weights_of<Block>::type;
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const Block* blk = reinterpret_cast<const Block*>(w) + b;
+    block_weights wb;
+    wb.load(blk);
+    const block_q8_act& xb = x[b];
+    const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
+    // the same product as a lane of tile_int8's scale vector
+    const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->d)), _mm256_set1_ps(xb.d));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(wb.dot(xb, xq)), scale, acc);
+  }
+  const float s = hsum(acc);
+  y[j] = bias != nullptr ? s + bias[j] : s;
+}
+
+// Activation row by activation row: a tile's eight weight rows (8.7 KB at 1024 columns of
+// Q8_0) stay in L1 for the next activation row of a prefill.
+template <class Block>
+inline void rows_int(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
+                     const float* bias, float* y, size_t ldy, size_t j, bool eight) {
+  const uint8_t* wr = w + j * stride;
+  for (size_t r = 0; r < rows; ++r) {
+    if (eight)
+      tile_int8<Block>(wr, stride, x + r * nb, nb, bias, y + r * ldy, j);
+    else
+      tile_int1<Block>(wr, x + r * nb, nb, bias, y + r * ldy, j);
+  }
+}
+
+template <class Block>
+void dense_int(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
+               const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
+  const size_t nb = cols / block_size;
+  size_t j = j_begin;
+  for (; j + 8 <= j_end; j += 8)
+    rows_int<Block>(w, stride, x, rows, nb, bias, y, ldy, j, true);
+  for (; j < j_end; ++j)
+    rows_int<Block>(w, stride, x, rows, nb, bias, y, ldy, j, false);
+}

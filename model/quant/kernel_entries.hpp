@@ -1,0 +1,32 @@
+#pragma once
+// The entry points of the per-instruction-set kernel files, on raw pointers only (those
+// files use no library code; see dense_tiles.inl). dense.cpp chooses between them.
+#include <cstddef>
+#include <cstdint>
+
+#include "model/quant/blocks.hpp"
+
+#define ADAPTERD_QUANT_ENTRIES                                                          \
+  void dense_q8_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows,  \
+                  size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, \
+                  size_t j_end);                                                        \
+  void dense_q4_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows,  \
+                  size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, \
+                  size_t j_end);
+
+namespace adapterd::model::quant {
+namespace avx2 {
+ADAPTERD_QUANT_ENTRIES
+/// bf16 weights times fp32 activations.
+void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
+                size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end);
+}  // namespace avx2
+namespace avx512 {
+ADAPTERD_QUANT_ENTRIES
+/// bf16 weights times activations rounded to bf16 (rows x cols, packed).
+void dense_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t cols,
+                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end);
+}  // namespace avx512
+}  // namespace adapterd::model::quant
+
+#undef ADAPTERD_QUANT_ENTRIES

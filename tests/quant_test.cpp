@@ -1,0 +1,359 @@
+// The weight formats: GGUF's block layouts byte for byte, the kernels right against a
+// double-precision product of the same quantised numbers, the same bits from the AVX2 and
+// AVX-512 paths, and a row's result independent of its batch in every format; then whole
+// models held in each format.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <vector>
+
+#include "model/base_model.hpp"
+#include "model/io/tiny_model.hpp"
+#include "model/quant/blocks.hpp"
+#include "model/quant/dense.hpp"
+
+using namespace adapterd::model;
+using namespace adapterd::model::quant;
+
+namespace {
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> u(0, scale);
+  std::vector<float> v(n);
+  for (auto& x : v)
+    x = u(rng);
+  return v;
+}
+
+const weight_format all_formats[] = {weight_format::f32, weight_format::bf16, weight_format::q8_0,
+                                     weight_format::q4_0};
+
+struct packed {
+  std::vector<uint8_t> bytes;
+  matrix m;
+  packed(weight_format f, const std::vector<float>& w, size_t rows, size_t cols)
+      : bytes(rows * row_bytes(f, cols)) {
+    pack_rows(f, w.data(), rows, cols, bytes.data());
+    m = matrix{f, rows, cols, row_bytes(f, cols), bytes.data()};
+  }
+};
+
+std::vector<float> product(const matrix& w, const float* x, size_t rows, size_t ldx, size_t j_begin,
+                           size_t j_end) {
+  activations a;
+  prepare(a, w.format, x, rows, ldx, w.cols);
+  std::vector<float> y(rows * w.rows, -1);
+  dense_rows(w, a, nullptr, y.data(), w.rows, j_begin, j_end);
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("Q8_0 and Q4_0 blocks are GGUF's, byte for byte", "[quant]") {
+  STATIC_REQUIRE(sizeof(block_q8_0) == 34);
+  STATIC_REQUIRE(sizeof(block_q4_0) == 18);
+  std::vector<float> x(32);
+  for (size_t i = 0; i < 32; ++i)
+    x[i] = static_cast<float>(i) - 12.0f;  // -12 ... 19
+  block_q8_0 q8;
+  quantize_row_q8_0(x.data(), &q8, 32);
+  CHECK(q8.d == f32_to_fp16(19.0f / 127.0f));
+  CHECK(q8.qs[31] == 127);
+  CHECK(q8.qs[12] == 0);
+  CHECK(q8.qs[0] == static_cast<int8_t>(std::round(-12.0f * 127.0f / 19.0f)));
+  block_q4_0 q4;
+  quantize_row_q4_0(x.data(), &q4, 32);
+  // The largest magnitude (19) maps to -8, so d = 19 / -8; weight i sits in byte i's low
+  // nibble and weight i + 16 in its high nibble.
+  CHECK(q4.d == f32_to_fp16(19.0f / -8.0f));
+  CHECK((q4.qs[15] >> 4) == 0);    // weight 31 = 19 -> -8 + 8 = 0
+  CHECK((q4.qs[12] & 0x0f) == 8);  // weight 12 = 0 -> 8
+  std::vector<float> back(32);
+  dequantize_row_q4_0(&q4, back.data(), 32);
+  const float d4 = std::fabs(fp16_to_f32(q4.d));
+  for (size_t i = 0; i < 32; ++i)
+    CHECK(std::fabs(back[i] - x[i]) <= d4 / 2 + 1e-4f);
+  dequantize_row_q8_0(&q8, back.data(), 32);
+  const float d8 = fp16_to_f32(q8.d);
+  for (size_t i = 0; i < 32; ++i)
+    CHECK(std::fabs(back[i] - x[i]) <= d8 / 2 + 1e-4f);
+}
+
+TEST_CASE("fp16 and bf16 conversions round-trip and round to nearest even", "[quant]") {
+  size_t checked = 0;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = fp16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f))
+      continue;
+    REQUIRE(f32_to_fp16(f) == h);
+    ++checked;
+  }
+  CHECK(checked == 0x10000 - 2 * 1023 + 0);                     // every half but the NaNs
+  CHECK(fp16_to_f32(f32_to_fp16(1.0f + 1.0f / 4096)) == 1.0f);  // a tie rounds to even
+  CHECK(fp16_to_f32(f32_to_fp16(65520.0f)) == INFINITY);        // beyond the largest half
+  CHECK(bf16_to_f32(f32_to_bf16(1.0f + 1.0f / 256)) == 1.0f);   // a tie rounds to even
+  CHECK(bf16_to_f32(f32_to_bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256);
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
+}
+
+TEST_CASE("each format's product matches a double-precision product of the numbers it holds",
+          "[quant]") {
+  const size_t rows = 5, out = 37, cols = 256;
+  auto w = random_floats(out * cols, 1, 0.05f);
+  auto x = random_floats(rows * cols, 2);
+  for (auto f : all_formats) {
+    INFO(name_of(f));
+    packed p(f, w, out, cols);
+    auto y = product(p.m, x.data(), rows, cols, 0, out);
+    std::vector<float> wd(cols);
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t j = 0; j < out; ++j) {
+        dequantize_row(p.m, j, wd.data());
+        double ref = 0, mag = 0;
+        if (f == weight_format::q8_0 || f == weight_format::q4_0) {
+          std::vector<block_q8_act> xa(cols / 32);
+          quantize_row_q8_act(&x[r * cols], xa.data(),
+                              cols);  // the activations as the kernel sees them
+          for (size_t k = 0; k < cols; ++k) {
+            const double xv = static_cast<double>(xa[k / 32].d) * xa[k / 32].qs[k % 32];
+            ref += wd[k] * xv;
+            mag += std::fabs(wd[k] * xv);
+          }
+        } else {
+          for (size_t k = 0; k < cols; ++k) {
+            const double xv = f == weight_format::bf16 ? bf16_to_f32(f32_to_bf16(x[r * cols + k]))
+                                                       : x[r * cols + k];
+            ref += wd[k] * xv;
+            mag += std::fabs(wd[k] * x[r * cols + k]);
+          }
+        }
+        // bf16 on AVX2 keeps the activations fp32: within bf16's rounding of them.
+        const double tol = (f == weight_format::bf16 ? 8e-3 : 1e-5) * mag + 1e-6;
+        CHECK(std::fabs(y[r * out + j] - ref) <= tol);
+      }
+  }
+}
+
+TEST_CASE("the AVX2 and AVX-512 VNNI paths give the same bits for int8 and q4", "[quant]") {
+  const size_t rows = 4, out = 19, cols = 320;
+  auto w = random_floats(out * cols, 3, 0.1f);
+  auto x = random_floats(rows * cols, 4);
+  for (auto f : {weight_format::q8_0, weight_format::q4_0}) {
+    INFO(name_of(f) << " on " << kernel_isa());
+    packed p(f, w, out, cols);
+    auto fast = product(p.m, x.data(), rows, cols, 0, out);
+    force_avx2_kernels(true);
+    auto fallback = product(p.m, x.data(), rows, cols, 0, out);
+    force_avx2_kernels(false);
+    CHECK(std::memcmp(fast.data(), fallback.data(), fast.size() * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("in every format a row's result is the same bits alone, in any batch and any split",
+          "[quant]") {
+  const size_t out = 41, cols = 192, batch = 7;
+  auto w = random_floats(out * cols, 5, 0.1f);
+  auto x = random_floats(batch * cols, 6);
+  for (bool avx2 : {false, true}) {
+    force_avx2_kernels(avx2);
+    for (auto f : all_formats) {
+      INFO(name_of(f) << (avx2 ? " (AVX2)" : ""));
+      packed p(f, w, out, cols);
+      auto together = product(p.m, x.data(), batch, cols, 0, out);
+      for (size_t r = 0; r < batch; ++r) {
+        auto alone = product(p.m, &x[r * cols], 1, cols, 0, out);
+        // and split at odd column boundaries, as threads split it
+        auto split = product(p.m, &x[r * cols], 1, cols, 0, 13);
+        auto rest = product(p.m, &x[r * cols], 1, cols, 13, out);
+        std::copy(rest.begin() + 13, rest.end(), split.begin() + 13);
+        CHECK(std::memcmp(alone.data(), &together[r * out], out * sizeof(float)) == 0);
+        CHECK(std::memcmp(alone.data(), split.data(), out * sizeof(float)) == 0);
+      }
+    }
+  }
+  force_avx2_kernels(false);
+}
+
+namespace {
+
+std::shared_ptr<const base_model> load_as(const std::string& dir, const std::string& weights) {
+  load_options options;
+  options.device = "cpu";
+  options.weights = weights;
+  auto m = base_model::load(dir, options);
+  REQUIRE(m);
+  return *m;
+}
+
+std::vector<int32_t> greedy_alone(const base_model& m, const std::vector<int32_t>& ids,
+                                  const lora_adapter* a) {
+  generation_params p;
+  p.max_new_tokens = 10;
+  auto out = m.generate_ids(ids, p, a);
+  REQUIRE(out);
+  return out->output_ids;
+}
+
+}  // namespace
+
+TEST_CASE("a model held in each format: sizes as estimated, adapters unmerged, batch-invariant",
+          "[quant][model]") {
+  auto dir = (std::filesystem::temp_directory_path() / "adapterd-quant-test").string();
+  tiny_model_spec spec;
+  spec.adapters = 2;
+  REQUIRE(write_tiny_model(spec, dir + "/m", dir + "/a"));
+  auto f32 = load_as(dir + "/m", "f32");
+  const std::vector<std::string> prompts{"a quantised model", "serves adapters",
+                                         "unmerged and exact"};
+  for (const char* name : {"f32", "bf16", "int8", "q4"}) {
+    INFO(name);
+    auto m = load_as(dir + "/m", name);
+    CHECK(m->weights_format() == name);
+    load_options options;
+    options.device = "cpu";
+    options.weights = name;
+    auto estimate = estimate_weight_bytes(dir + "/m", options);
+    REQUIRE(estimate);
+    CHECK(*estimate == m->weight_bytes());
+    if (std::string(name) != "f32")
+      CHECK(m->weight_bytes() < f32->weight_bytes());
+    // The same adapter files serve every format: no re-quantisation per adapter.
+    auto a1 = m->load_adapter(dir + "/a");
+    auto a2 = m->load_adapter(dir + "/a-1");
+    REQUIRE(a1);
+    REQUIRE(a2);
+    std::vector<const lora_adapter*> adapters{nullptr, a1->get(), a2->get()};
+    std::vector<std::unique_ptr<generation>> rows;
+    std::vector<std::vector<int32_t>> alone;
+    for (size_t i = 0; i < prompts.size() * adapters.size(); ++i) {
+      auto ids = m->tok().encode(prompts[i % prompts.size()], true);
+      const auto* a = adapters[i / prompts.size()];
+      alone.push_back(greedy_alone(*m, ids, a));
+      generation_params p;
+      p.max_new_tokens = 10;
+      auto g = m->begin(ids, p, a);
+      REQUIRE(g);
+      rows.push_back(std::move(*g));
+    }
+    std::vector<generation*> batch;
+    for (auto& r : rows)
+      batch.push_back(r.get());
+    for (int step = 0; step < 12; ++step)
+      REQUIRE_FALSE(m->step(batch));
+    for (size_t i = 0; i < rows.size(); ++i)
+      CHECK(rows[i]->output().output_ids == alone[i]);
+    // Teacher-forced logits stay near f32's, the adapter's term included: the error's RMS
+    // against the logits' own spread (a random model amplifies rounding more than a trained one).
+    auto ids = m->tok().encode("the logits of every format stay close", true);
+    auto f32_adapter = f32->load_adapter(dir + "/a");
+    REQUIRE(f32_adapter);
+    for (bool with_adapter : {false, true}) {
+      auto reference = f32->logits(ids, with_adapter ? f32_adapter->get() : nullptr);
+      auto got = m->logits(ids, with_adapter ? a1->get() : nullptr);
+      REQUIRE(reference);
+      REQUIRE(got);
+      REQUIRE(got->size() == reference->size());
+      double err = 0, spread = 0, mean = 0;
+      for (float v : *reference)
+        mean += v / static_cast<double>(reference->size());
+      for (size_t k = 0; k < got->size(); ++k) {
+        err += std::pow((*got)[k] - (*reference)[k], 2);
+        spread += std::pow((*reference)[k] - mean, 2);
+      }
+      const double relative = std::sqrt(err / spread);
+      // q4's bound is loose here: 4-bit steps on random Gaussian weights are coarse. The
+      // fidelity bench bounds it on trained models (perplexity).
+      CHECK(relative <= (std::string(name) == "q4" ? 0.6 : 0.05));
+    }
+  }
+}
+
+TEST_CASE("weight formats that cannot be are clear errors", "[quant][model]") {
+  auto dir = (std::filesystem::temp_directory_path() / "adapterd-quant-test-errors").string();
+  REQUIRE(write_tiny_model(tiny_model_spec{}, dir + "/m", dir + "/a"));
+  load_options options;
+  options.device = "cpu";
+  options.weights = "q3_k";
+  auto bad = base_model::load(dir + "/m", options);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.err().code == errc::invalid_argument);
+  CHECK(bad.err().message.find("weights must be auto, f32, bf16, int8 or q4") != std::string::npos);
+  options.weights = "int8";
+  options.dtype = "bfloat16";
+  auto mixed = base_model::load(dir + "/m", options);
+  REQUIRE_FALSE(mixed);
+  CHECK(mixed.err().message.find("float32 compute") != std::string::npos);
+  options.dtype = "auto";
+  auto m = base_model::load(dir + "/m", options);
+  REQUIRE(m);
+  auto adapter = (*m)->load_adapter(dir + "/a");
+  REQUIRE(adapter);
+  auto merged = (*m)->merged_with(**adapter);
+  REQUIRE_FALSE(merged);
+  CHECK(merged.err().message.find("f32 weights") != std::string::npos);
+}
+
+TEST_CASE("a bf16 KV cache: half the bytes, the same tokens alone and batched, logits near fp32's",
+          "[quant][kv]") {
+  auto dir = (std::filesystem::temp_directory_path() / "adapterd-quant-test-kv").string();
+  REQUIRE(write_tiny_model(tiny_model_spec{}, dir + "/m", dir + "/a"));
+  for (const char* weights : {"f32", "int8"}) {
+    INFO(weights);
+    load_options options;
+    options.device = "cpu";
+    options.weights = weights;
+    options.kv_pool_tokens = 256;
+    auto fp32_kv = base_model::load(dir + "/m", options);
+    options.kv_dtype = "bfloat16";
+    auto bf16_kv = base_model::load(dir + "/m", options);
+    REQUIRE(fp32_kv);
+    REQUIRE(bf16_kv);
+    CHECK((*bf16_kv)->kv_dtype() == "bfloat16");
+    CHECK((*bf16_kv)->kv_cache_bytes(100) * 2 == (*fp32_kv)->kv_cache_bytes(100));
+    CHECK((*bf16_kv)->kv_pool_bytes() * 2 == (*fp32_kv)->kv_pool_bytes());
+    auto estimate = estimate_kv_bytes(dir + "/m", options, 100);
+    REQUIRE(estimate);
+    CHECK(*estimate == (*bf16_kv)->kv_cache_bytes(100));
+    const auto& m = **bf16_kv;
+    auto adapter = m.load_adapter(dir + "/a");
+    REQUIRE(adapter);
+    std::vector<std::vector<int32_t>> prompts{m.tok().encode("a cache in bf16", true),
+                                              m.tok().encode("keeps every row's tokens", true)};
+    std::vector<std::unique_ptr<generation>> rows;
+    std::vector<std::vector<int32_t>> alone;
+    for (size_t i = 0; i < 4; ++i) {
+      const auto* a = i % 2 ? adapter->get() : nullptr;
+      alone.push_back(greedy_alone(m, prompts[i / 2], a));
+      generation_params p;
+      p.max_new_tokens = 10;
+      auto g = m.begin(prompts[i / 2], p, a);
+      REQUIRE(g);
+      rows.push_back(std::move(*g));
+    }
+    std::vector<generation*> batch;
+    for (auto& r : rows)
+      batch.push_back(r.get());
+    for (int step = 0; step < 12; ++step)
+      REQUIRE_FALSE(m.step(batch));
+    for (size_t i = 0; i < rows.size(); ++i)
+      CHECK(rows[i]->output().output_ids == alone[i]);
+    auto ids = m.tok().encode("the keys and values rounded to bf16 move the logits a little", true);
+    auto reference =
+        (*fp32_kv)->logits(ids, nullptr, true);  // through the cache, one token at a time
+    auto got = m.logits(ids, nullptr, true);
+    REQUIRE(reference);
+    REQUIRE(got);
+    double err = 0, spread = 0;
+    for (size_t k = 0; k < got->size(); ++k) {
+      err += std::pow((*got)[k] - (*reference)[k], 2);
+      spread += std::pow((*reference)[k], 2);
+    }
+    CHECK(std::sqrt(err / spread) < 0.02);
+    CHECK(err > 0);  // the cache really is bf16
+  }
+}
