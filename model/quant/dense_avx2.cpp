@@ -18,6 +18,14 @@ inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
 
 #include "model/quant/dense_tiles.inl"
 
+template <class Block>
+struct eight_rows {
+  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb,
+                  const float* bias, float* y, size_t j) {
+    tile_int8<Block>(w, stride, x, nb, bias, y, j);
+  }
+};
+
 template <int OUT, int ROWS>
 inline void tile_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t k,
                       const float* bias, float* y, size_t ldy, size_t j) {

@@ -117,6 +117,11 @@ inline void tile_int1(const uint8_t* w, const block_q8_act* x, size_t nb, const 
   y[j] = bias != nullptr ? s + bias[j] : s;
 }
 
+// Eight weight rows times one activation row: tile_int8 by default; a file with wider
+// registers defines its own, with the same arithmetic per row (dense_avx512.cpp).
+template <class Block>
+struct eight_rows;
+
 // Activation row by activation row: a tile's eight weight rows (8.7 KB at 1024 columns of
 // Q8_0) stay in L1 for the next activation row of a prefill.
 template <class Block>
@@ -125,7 +130,7 @@ inline void rows_int(const uint8_t* w, size_t stride, const block_q8_act* x, siz
   const uint8_t* wr = w + j * stride;
   for (size_t r = 0; r < rows; ++r) {
     if (eight)
-      tile_int8<Block>(wr, stride, x + r * nb, nb, bias, y + r * ldy, j);
+      eight_rows<Block>::run(wr, stride, x + r * nb, nb, bias, y + r * ldy, j);
     else
       tile_int1<Block>(wr, x + r * nb, nb, bias, y + r * ldy, j);
   }
