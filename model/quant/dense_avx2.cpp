@@ -20,9 +20,10 @@ inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
 
 template <class Block>
 struct eight_rows {
-  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb,
-                  const float* bias, float* y, size_t j) {
-    tile_int8<Block>(w, stride, x, nb, bias, y, j);
+  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
+                  const float* bias, float* y, size_t ldy, size_t j) {
+    for (size_t r = 0; r < rows; ++r)  // sixteen registers: one activation row at a time
+      tile_int8<Block>(w, stride, x + r * nb, nb, bias, y + r * ldy, j);
   }
 };
 

@@ -25,36 +25,64 @@ inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
 #include "model/quant/dense_tiles.inl"
 
 // Two weight rows of one block in one 512-bit register (lanes 0-7 the first row, 8-15 the
-// second) times the activation block in both halves: per lane, the same exact int32 sum
-// as the 256-bit dot of dense_tiles.inl.
-inline __m512i pair_dot(const block_q8_0* a, const block_q8_0* b, __m512i xq, __m512i) {
-  const __m512i w = _mm512_inserti64x4(
-      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs))),
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)), 1);
+// second), loaded once for every activation row of a tile. dot() gives, per lane, the same
+// exact int32 sum as the 256-bit dot of dense_tiles.inl.
+struct pair_q8 {
+  __m512i wabs;
+  __mmask64 negative;
+  void load(const block_q8_0* a, const block_q8_0* b) {
+    const __m512i w = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)), 1);
+    negative = _mm512_movepi8_mask(w);
+    wabs = _mm512_abs_epi8(w);
+  }
   // x takes w's sign (no vpsignb at this width; where w is 0, |w| is 0 too)
-  const __m512i xs = _mm512_mask_sub_epi8(xq, _mm512_movepi8_mask(w), _mm512_setzero_si512(), xq);
-  return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), xs);
-}
+  __m512i dot(__m512i xq, __m512i) const {
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs,
+                               _mm512_mask_sub_epi8(xq, negative, _mm512_setzero_si512(), xq));
+  }
+};
 
-inline __m512i pair_dot(const block_q4_0* a, const block_q4_0* b, __m512i xq,
-                        __m512i minus_offset) {
-  const __m512i both = _mm512_mask_broadcast_i32x4(
-      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs))), 0xff00,
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
-  const __m512i nibbles = _mm512_and_si512(
-      _mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
-  return _mm512_dpbusd_epi32(minus_offset, nibbles, xq);
-}
+struct pair_q4 {
+  __m512i nibbles;
+  void load(const block_q4_0* a, const block_q4_0* b) {
+    const __m512i both = _mm512_mask_broadcast_i32x4(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs))), 0xff00,
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
+    nibbles = _mm512_and_si512(_mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
+                               _mm512_set1_epi8(0x0f));
+  }
+  __m512i dot(__m512i xq, __m512i minus_offset) const {
+    return _mm512_dpbusd_epi32(minus_offset, nibbles, xq);
+  }
+};
 
-// tile_int8 with two rows per register: half the instructions per weight, the same bits.
+template <class Block>
+struct pair_of;
+template <>
+struct pair_of<block_q8_0> {
+  using type = pair_q8;
+};
+template <>
+struct pair_of<block_q4_0> {
+  using type = pair_q4;
+};
+
+// tile_int8 with two weight rows per register and up to three activation rows per pass
+// over the weights: a batch reuses each loaded block. The same bits as tile_int8.
 template <class Block>
 struct eight_rows {
-  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb,
-                  const float* bias, float* y, size_t j) {
-    __m512 acc[4];
+  template <int ROWS>
+  static void tile(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb,
+                   const float* bias, float* y, size_t ldy, size_t j) {
+    using pair = typename pair_of<Block>::type;
+    __m512 acc[4][ROWS];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p)
-      acc[p] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; ++r)
+        acc[p][r] = _mm512_setzero_ps();
     const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                                _mm256_set1_epi32(static_cast<int>(stride)));
     const char* next = reinterpret_cast<const char*>(w + 8 * stride);
@@ -63,36 +91,53 @@ struct eight_rows {
 #pragma GCC unroll 8
       for (size_t line = 0; line < lines; ++line)
         _mm_prefetch(next + (lines * b + line) * 64, _MM_HINT_T0);
-      const block_q8_act& xb = x[b];
-      const __m512i xq =
-          _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs)));
-      const __m512i minus_offset = _mm512_sub_epi32(
-          _mm512_setzero_si512(),
-          _mm512_broadcast_i64x4(_mm256_load_si256(reinterpret_cast<const __m256i*>(xb.offset8))));
-      const __m512 scale = _mm512_castps256_ps512(
-          _mm256_mul_ps(scales_of_8(w + b * sizeof(Block), offsets), _mm256_set1_ps(xb.d)));
+      const __m256 dw = scales_of_8(w + b * sizeof(Block), offsets);
+      __m512i xq[ROWS], minus_offset[ROWS];
+      __m512 scale[ROWS];
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; ++r) {
+        const block_q8_act& xb = x[r * nb + b];
+        xq[r] = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs)));
+        minus_offset[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                           _mm512_broadcast_i64x4(_mm256_load_si256(
+                                               reinterpret_cast<const __m256i*>(xb.offset8))));
+        scale[r] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)));
+      }
 #pragma GCC unroll 4
       for (int p = 0; p < 4; ++p) {
-        const Block* first = reinterpret_cast<const Block*>(w + 2 * p * stride) + b;
-        const Block* second = reinterpret_cast<const Block*>(w + (2 * p + 1) * stride) + b;
-        const __m512 lane_scale = _mm512_permutexvar_ps(
-            _mm512_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1,
-                              2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
-                              2 * p + 1),
-            scale);
-        acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pair_dot(first, second, xq, minus_offset)),
-                                 lane_scale, acc[p]);
+        pair weights;
+        weights.load(reinterpret_cast<const Block*>(w + 2 * p * stride) + b,
+                     reinterpret_cast<const Block*>(w + (2 * p + 1) * stride) + b);
+        const __m512i lanes = _mm512_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p,
+                                                2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
+                                                2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
+#pragma GCC unroll 4
+        for (int r = 0; r < ROWS; ++r)
+          acc[p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r], minus_offset[r])),
+                                      _mm512_permutexvar_ps(lanes, scale[r]), acc[p][r]);
       }
     }
-    for (int p = 0; p < 4; ++p) {
-      alignas(64) float lanes[16];
-      _mm512_store_ps(lanes, acc[p]);
-      for (int half = 0; half < 2; ++half) {
-        const float s = hsum(_mm256_load_ps(lanes + 8 * half));
-        const size_t o = j + static_cast<size_t>(2 * p + half);
-        y[o] = bias != nullptr ? s + bias[o] : s;
+    for (int p = 0; p < 4; ++p)
+      for (int r = 0; r < ROWS; ++r) {
+        alignas(64) float lane[16];
+        _mm512_store_ps(lane, acc[p][r]);
+        for (int half = 0; half < 2; ++half) {
+          const float s = hsum(_mm256_load_ps(lane + 8 * half));
+          const size_t o = j + static_cast<size_t>(2 * p + half);
+          y[r * ldy + o] = bias != nullptr ? s + bias[o] : s;
+        }
       }
-    }
+  }
+
+  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
+                  const float* bias, float* y, size_t ldy, size_t j) {
+    size_t r = 0;
+    for (; r + 3 <= rows; r += 3)
+      tile<3>(w, stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    if (rows - r == 2)
+      tile<2>(w, stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    else if (rows - r == 1)
+      tile<1>(w, stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
   }
 };
 

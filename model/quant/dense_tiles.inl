@@ -122,18 +122,14 @@ inline void tile_int1(const uint8_t* w, const block_q8_act* x, size_t nb, const 
 template <class Block>
 struct eight_rows;
 
-// Activation row by activation row: a tile's eight weight rows (8.7 KB at 1024 columns of
-// Q8_0) stay in L1 for the next activation row of a prefill.
 template <class Block>
 inline void rows_int(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
                      const float* bias, float* y, size_t ldy, size_t j, bool eight) {
   const uint8_t* wr = w + j * stride;
-  for (size_t r = 0; r < rows; ++r) {
-    if (eight)
-      eight_rows<Block>::run(wr, stride, x + r * nb, nb, bias, y + r * ldy, j);
-    else
-      tile_int1<Block>(wr, x + r * nb, nb, bias, y + r * ldy, j);
-  }
+  if (eight)
+    return eight_rows<Block>::run(wr, stride, x, rows, nb, bias, y, ldy, j);
+  for (size_t r = 0; r < rows; ++r)
+    tile_int1<Block>(wr, x + r * nb, nb, bias, y + r * ldy, j);
 }
 
 template <class Block>
