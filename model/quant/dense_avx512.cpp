@@ -86,7 +86,7 @@ struct eight_rows {
     const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                                _mm256_set1_epi32(static_cast<int>(stride)));
     const char* next = reinterpret_cast<const char*>(w + 8 * stride);
-    constexpr size_t lines = (8 * sizeof(Block) + 63) / 64 + 1;
+    constexpr size_t lines = (8 * sizeof(Block) + 63) / 64;
     for (size_t b = 0; b < nb; ++b) {
 #pragma GCC unroll 8
       for (size_t line = 0; line < lines; ++line)

@@ -77,7 +77,7 @@ inline void tile_int8(const uint8_t* w, size_t stride, const block_q8_act* x, si
   // streams, which the hardware prefetcher follows poorly: fetch the next tile's region
   // meanwhile, as fast as this one is read.
   const char* next = reinterpret_cast<const char*>(w + 8 * stride);
-  constexpr size_t lines = (8 * sizeof(Block) + 63) / 64 + 1;
+  constexpr size_t lines = (8 * sizeof(Block) + 63) / 64;
   for (size_t b = 0; b < nb; ++b) {
 #pragma GCC unroll 8
     for (size_t line = 0; line < lines; ++line)
