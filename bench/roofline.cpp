@@ -129,30 +129,35 @@ int main(int argc, char** argv) {
     }
   }
   // One model per format, loaded once; the thread count changes between cases.
+  // One case per format and KV type (--kv-dtype=float32,bfloat16 compares caches in one run).
+  std::vector<std::string> cases;
   std::map<std::string, std::shared_ptr<const model::base_model>> models;
-  for (const auto& f : formats) {
-    model::load_options options;
-    options.device = "cpu";
-    options.weights = f;
-    options.kv_dtype = kv_dtype;
-    options.threads = *std::max_element(threads.begin(), threads.end());
-    auto m = model::base_model::load(positional[0], options);
-    if (!m) {
-      std::cerr << "adapterd-roofline: " << f << ": " << m.err().message << "\n";
-      return 1;
+  const auto kv_types = split(kv_dtype);
+  for (const auto& kv : kv_types)
+    for (const auto& f : formats) {
+      const auto name = kv_types.size() > 1 ? f + "/kv-" + kv : f;
+      model::load_options options;
+      options.device = "cpu";
+      options.weights = f;
+      options.kv_dtype = kv;
+      options.threads = *std::max_element(threads.begin(), threads.end());
+      auto m = model::base_model::load(positional[0], options);
+      if (!m) {
+        std::cerr << "adapterd-roofline: " << name << ": " << m.err().message << "\n";
+        return 1;
+      }
+      cases.push_back(name);
+      models[name] = *m;
     }
-    models[f] = *m;
-  }
   std::printf("model %s, kernels %s, KV %s, context %d, %d rounds\n", positional[0].c_str(),
-              model::quant::kernel_isa(), models.begin()->second->kv_dtype().c_str(), context,
-              rounds);
+              model::quant::kernel_isa(), kv_dtype.c_str(), context, rounds);
   std::map<std::pair<std::string, int>, result_row> results;
   try {
     for (int r = 1; r <= rounds; ++r)
       for (int t : threads) {
         model::set_cpu_threads(t);
         const double bw = read_bandwidth_gbs(t);
-        for (const auto& f : formats) {
+        for (const auto& f : cases) {
           auto& row = results[{f, t}];
           row.bytes = static_cast<double>(models[f]->weight_bytes());
           row.bandwidth.push_back(bw);
@@ -167,14 +172,15 @@ int main(int argc, char** argv) {
   }
   using bench::median;
   std::printf(
-      "weights  threads  weight MB  read GB/s  roofline tok/s  decode tok/s  of roofline  x f32\n");
+      "case              threads  weight MB  read GB/s  roofline tok/s  decode tok/s  of roofline  "
+      "x f32\n");
   for (int t : threads)
-    for (const auto& f : formats) {
+    for (const auto& f : cases) {
       const auto& row = results[{f, t}];
-      const auto f32 = results.find({"f32", t});
+      const auto f32 = results.find({cases.front(), t});
       const double speedup =
           f32 == results.end() ? 0 : median(row.decode) / median(f32->second.decode);
-      std::printf("%-7s  %7d  %9.1f  %9.1f  %14.1f  %12.1f  %9.1f %%  %5.2f\n", f.c_str(), t,
+      std::printf("%-16s  %7d  %9.1f  %9.1f  %14.1f  %12.1f  %9.1f %%  %5.2f\n", f.c_str(), t,
                   row.bytes / 1e6, median(row.bandwidth), median(row.roofline), median(row.decode),
                   100 * median(row.fraction), speedup);
     }

@@ -241,7 +241,66 @@ ADAPTERD_AVX2 void axpy_bf16_avx2(float weight, const uint16_t* v, float* out, s
     out[i] += weight * bf16_value(v[i]);
 }
 
+ADAPTERD_AVX2 inline __m256 load8(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+ADAPTERD_AVX2 inline __m256 load8(const uint16_t* p) {
+  return load_bf16(p);
+}
+inline float value_of(float v) {
+  return v;
+}
+inline float value_of(uint16_t v) {
+  return bf16_value(v);
+}
+
+// Up to 64 columns at a time in eight registers; the tail element by element, in the
+// same t order.
+template <class T>
+ADAPTERD_AVX2 void weighted_rows_avx2(const float* weights, const T* v, size_t stride, size_t count,
+                                      float* out, size_t n) {
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c)
+      acc[c] = _mm256_setzero_ps();
+    for (size_t t = 0; t < count; ++t) {
+      const __m256 w = _mm256_set1_ps(weights[t]);
+      const T* row = v + t * stride + i;
+#pragma GCC unroll 8
+      for (int c = 0; c < 8; ++c)
+        acc[c] = _mm256_fmadd_ps(w, load8(row + 8 * c), acc[c]);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c)
+      _mm256_storeu_ps(out + i + 8 * c, acc[c]);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t t = 0; t < count; ++t)
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(weights[t]), load8(v + t * stride + i), acc);
+    _mm256_storeu_ps(out + i, acc);
+  }
+  for (; i < n; ++i) {
+    float acc = 0;
+    for (size_t t = 0; t < count; ++t)
+      acc += weights[t] * value_of(v[t * stride + i]);
+    out[i] = acc;
+  }
+}
+
 }  // namespace
+
+void weighted_rows(const float* weights, const float* v, size_t stride, size_t count, float* out,
+                   size_t n) {
+  weighted_rows_avx2(weights, v, stride, count, out, n);
+}
+
+void weighted_rows(const float* weights, const uint16_t* v, size_t stride, size_t count, float* out,
+                   size_t n) {
+  weighted_rows_avx2(weights, v, stride, count, out, n);
+}
 
 float dot(const float* a, const uint16_t* b, size_t n) {
   return dot_bf16_avx2(a, b, n);

@@ -28,6 +28,13 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 float dot(const float* a, const float* b, size_t n);
 /// out[i] += weight * v[i].
 void axpy(float weight, const float* v, float* out, size_t n);
+/// out[i] = sum over t < count of weights[t] * v[t * stride + i], for i < n: the attention
+/// output over a row's values, summed in t order as repeated axpy would (the same bits),
+/// with the partial sums in registers rather than memory.
+void weighted_rows(const float* weights, const float* v, size_t stride, size_t count, float* out,
+                   size_t n);
+void weighted_rows(const float* weights, const uint16_t* v, size_t stride, size_t count, float* out,
+                   size_t n);
 /// The same over a bf16 operand (a bf16 KV cache, --kv-dtype=bf16).
 float dot(const float* a, const uint16_t* b, size_t n);
 void axpy(float weight, const uint16_t* v, float* out, size_t n);

@@ -383,14 +383,6 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
                      d)
                          : cpu::dot(q, kt.data_ptr<float>() + k_head + t * kt.stride(1), d);
         };
-        auto add_value = [&](float weight, int64_t t, float* out) {
-          if (kv_bf16)
-            cpu::axpy(weight,
-                      reinterpret_cast<const uint16_t*>(vt.data_ptr()) + v_head + t * vt.stride(1),
-                      out, d);
-          else
-            cpu::axpy(weight, vt.data_ptr<float>() + v_head + t * vt.stride(1), out, d);
-        };
         const float* q = &s.qkv[r * qkv_n + head * d];
         const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
         p.assign(static_cast<size_t>(total - first), 0);
@@ -405,11 +397,19 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
           e = std::exp(e - top);
           sum += e;
         }
+        for (auto& e : p)
+          e /= sum;
         float* out = &s.attn[r * q_out + head * d];
-        std::fill(out, out + d, 0.0f);
-        for (int64_t t = first; t < total; ++t) {
-          add_value(p[static_cast<size_t>(t - first)] / sum, t, out);
-        }
+        const auto count = static_cast<size_t>(total - first),
+                   stride = static_cast<size_t>(vt.stride(1));
+        if (kv_bf16)
+          cpu::weighted_rows(
+              p.data(),
+              reinterpret_cast<const uint16_t*>(vt.data_ptr()) + v_head + first * vt.stride(1),
+              stride, count, out, d);
+        else
+          cpu::weighted_rows(p.data(), vt.data_ptr<float>() + v_head + first * vt.stride(1), stride,
+                             count, out, d);
       }
     });
     dense(pk.o, s.attn.data(), rows, q_out, ptr(w.linear[3].bias), s.proj.data(), h, s.act);
