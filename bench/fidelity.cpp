@@ -13,19 +13,12 @@
 #include <sstream>
 #include <vector>
 
+#include "bench/stats.hpp"
 #include "model/base_model.hpp"
 
 using namespace adapterd;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');)
-    out.push_back(part);
-  return out;
-}
 
 struct fidelity {
   double nll = 0, max_error = 0, error_sum = 0;
@@ -42,7 +35,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--weights=", 0) == 0)
-      formats = split(a.substr(10));
+      formats = bench::split_list(a.substr(10));
     else if (a.rfind("--tail=", 0) == 0)
       tail = std::atof(a.c_str() + 7);
     else if (a.rfind("--windows=", 0) == 0)

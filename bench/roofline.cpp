@@ -74,14 +74,6 @@ double decode_tokens_per_s(const model::base_model& m, int tokens, int context) 
   return done / std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, ',');)
-    out.push_back(part);
-  return out;
-}
-
 struct result_row {
   std::vector<double> bandwidth, roofline, decode, fraction;
   double bytes = 0;
@@ -96,13 +88,13 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--weights=", 0) == 0)
-      formats = split(a.substr(10));
+      formats = bench::split_list(a.substr(10));
     else if (a.rfind("--kv-dtype=", 0) == 0)
       kv_dtype = a.substr(11);
     else if (a.rfind("--context=", 0) == 0)
       context = std::atoi(a.c_str() + 10);
     else if (a.rfind("--threads=", 0) == 0)
-      thread_counts = split(a.substr(10));
+      thread_counts = bench::split_list(a.substr(10));
     else if (a[0] == '-')
       positional.clear(), positional.push_back("");  // refused below
     else
@@ -132,7 +124,7 @@ int main(int argc, char** argv) {
   // One case per format and KV type (--kv-dtype=float32,bfloat16 compares caches in one run).
   std::vector<std::string> cases;
   std::map<std::string, std::shared_ptr<const model::base_model>> models;
-  const auto kv_types = split(kv_dtype);
+  const auto kv_types = bench::split_list(kv_dtype);
   for (const auto& kv : kv_types)
     for (const auto& f : formats) {
       const auto name = kv_types.size() > 1 ? f + "/kv-" + kv : f;

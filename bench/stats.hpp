@@ -1,6 +1,7 @@
 #pragma once
 // Small helpers shared by the bench programs.
 #include <algorithm>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -17,5 +18,14 @@ inline double percentile(std::vector<double> v, double p) {
 }
 
 inline double median(const std::vector<double>& v) { return percentile(v, 50); }
+
+/// "a,b,c" -> {"a", "b", "c"}: the list options (--weights=f32,int8).
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, ',');)
+    out.push_back(part);
+  return out;
+}
 
 }  // namespace adapterd::bench

@@ -199,6 +199,29 @@ std::vector<int32_t> greedy_alone(const base_model& m, const std::vector<int32_t
   return out->output_ids;
 }
 
+// Each request's greedy tokens in one batch of them all equal its tokens alone.
+void check_batched_as_alone(
+    const base_model& m,
+    const std::vector<std::pair<std::vector<int32_t>, const lora_adapter*>>& requests) {
+  std::vector<std::unique_ptr<generation>> rows;
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& [ids, adapter] : requests) {
+    alone.push_back(greedy_alone(m, ids, adapter));
+    generation_params p;
+    p.max_new_tokens = 10;
+    auto g = m.begin(ids, p, adapter);
+    REQUIRE(g);
+    rows.push_back(std::move(*g));
+  }
+  std::vector<generation*> batch;
+  for (auto& r : rows)
+    batch.push_back(r.get());
+  for (int step = 0; step < 12; ++step)
+    REQUIRE_FALSE(m.step(batch));
+  for (size_t i = 0; i < rows.size(); ++i)
+    CHECK(rows[i]->output().output_ids == alone[i]);
+}
+
 }  // namespace
 
 TEST_CASE("a model held in each format: sizes as estimated, adapters unmerged, batch-invariant",
@@ -228,25 +251,11 @@ TEST_CASE("a model held in each format: sizes as estimated, adapters unmerged, b
     REQUIRE(a1);
     REQUIRE(a2);
     std::vector<const lora_adapter*> adapters{nullptr, a1->get(), a2->get()};
-    std::vector<std::unique_ptr<generation>> rows;
-    std::vector<std::vector<int32_t>> alone;
-    for (size_t i = 0; i < prompts.size() * adapters.size(); ++i) {
-      auto ids = m->tok().encode(prompts[i % prompts.size()], true);
-      const auto* a = adapters[i / prompts.size()];
-      alone.push_back(greedy_alone(*m, ids, a));
-      generation_params p;
-      p.max_new_tokens = 10;
-      auto g = m->begin(ids, p, a);
-      REQUIRE(g);
-      rows.push_back(std::move(*g));
-    }
-    std::vector<generation*> batch;
-    for (auto& r : rows)
-      batch.push_back(r.get());
-    for (int step = 0; step < 12; ++step)
-      REQUIRE_FALSE(m->step(batch));
-    for (size_t i = 0; i < rows.size(); ++i)
-      CHECK(rows[i]->output().output_ids == alone[i]);
+    std::vector<std::pair<std::vector<int32_t>, const lora_adapter*>> requests;
+    for (size_t i = 0; i < prompts.size() * adapters.size(); ++i)
+      requests.emplace_back(m->tok().encode(prompts[i % prompts.size()], true),
+                            adapters[i / prompts.size()]);
+    check_batched_as_alone(*m, requests);
     // Teacher-forced logits stay near f32's, the adapter's term included: the error's RMS
     // against the logits' own spread (a random model amplifies rounding more than a trained one).
     auto ids = m->tok().encode("the logits of every format stay close", true);
@@ -324,24 +333,10 @@ TEST_CASE("a bf16 KV cache: half the bytes, the same tokens alone and batched, l
     REQUIRE(adapter);
     std::vector<std::vector<int32_t>> prompts{m.tok().encode("a cache in bf16", true),
                                               m.tok().encode("keeps every row's tokens", true)};
-    std::vector<std::unique_ptr<generation>> rows;
-    std::vector<std::vector<int32_t>> alone;
-    for (size_t i = 0; i < 4; ++i) {
-      const auto* a = i % 2 ? adapter->get() : nullptr;
-      alone.push_back(greedy_alone(m, prompts[i / 2], a));
-      generation_params p;
-      p.max_new_tokens = 10;
-      auto g = m.begin(prompts[i / 2], p, a);
-      REQUIRE(g);
-      rows.push_back(std::move(*g));
-    }
-    std::vector<generation*> batch;
-    for (auto& r : rows)
-      batch.push_back(r.get());
-    for (int step = 0; step < 12; ++step)
-      REQUIRE_FALSE(m.step(batch));
-    for (size_t i = 0; i < rows.size(); ++i)
-      CHECK(rows[i]->output().output_ids == alone[i]);
+    std::vector<std::pair<std::vector<int32_t>, const lora_adapter*>> requests;
+    for (size_t i = 0; i < 4; ++i)
+      requests.emplace_back(prompts[i / 2], i % 2 ? adapter->get() : nullptr);
+    check_batched_as_alone(m, requests);
     auto ids = m.tok().encode("the keys and values rounded to bf16 move the logits a little", true);
     auto reference =
         (*fp32_kv)->logits(ids, nullptr, true);  // through the cache, one token at a time

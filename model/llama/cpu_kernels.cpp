@@ -183,28 +183,6 @@ void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t 
 
 namespace {
 
-ADAPTERD_AVX2 float dot_avx2(const float* a, const float* b, size_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  float s = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i)
-    s += a[i] * b[i];
-  return s;
-}
-
-ADAPTERD_AVX2 void axpy_avx2(float weight, const float* v, float* out, size_t n) {
-  const __m256 w = _mm256_set1_ps(weight);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(w, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
-  for (; i < n; ++i)
-    out[i] += weight * v[i];
-}
-
 // bf16 to fp32 is exact: the bits moved up by 16.
 ADAPTERD_AVX2 inline __m256 load_bf16(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(
@@ -218,29 +196,7 @@ inline float bf16_value(uint16_t b) {
   return f;
 }
 
-// The fp32 loops' order over bf16 operands.
-ADAPTERD_AVX2 float dot_bf16_avx2(const float* a, const uint16_t* b, size_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_bf16(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_bf16(b + i + 8), acc1);
-  }
-  float s = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i)
-    s += a[i] * bf16_value(b[i]);
-  return s;
-}
-
-ADAPTERD_AVX2 void axpy_bf16_avx2(float weight, const uint16_t* v, float* out, size_t n) {
-  const __m256 w = _mm256_set1_ps(weight);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(w, load_bf16(v + i), _mm256_loadu_ps(out + i)));
-  for (; i < n; ++i)
-    out[i] += weight * bf16_value(v[i]);
-}
-
+// Eight values of an fp32 or bf16 operand (a bf16 KV cache), as fp32.
 ADAPTERD_AVX2 inline __m256 load8(const float* p) {
   return _mm256_loadu_ps(p);
 }
@@ -252,6 +208,20 @@ inline float value_of(float v) {
 }
 inline float value_of(uint16_t v) {
   return bf16_value(v);
+}
+
+template <class T>
+ADAPTERD_AVX2 float dot_avx2(const float* a, const T* b, size_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load8(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load8(b + i + 8), acc1);
+  }
+  float s = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i)
+    s += a[i] * value_of(b[i]);
+  return s;
 }
 
 // Up to 64 columns at a time in eight registers; the tail element by element, in the
@@ -302,17 +272,13 @@ void weighted_rows(const float* weights, const uint16_t* v, size_t stride, size_
   weighted_rows_avx2(weights, v, stride, count, out, n);
 }
 
+float dot(const float* a, const float* b, size_t n) {
+  return dot_avx2(a, b, n);
+}
+
 float dot(const float* a, const uint16_t* b, size_t n) {
-  return dot_bf16_avx2(a, b, n);
+  return dot_avx2(a, b, n);
 }
-
-void axpy(float weight, const uint16_t* v, float* out, size_t n) {
-  axpy_bf16_avx2(weight, v, out, n);
-}
-
-float dot(const float* a, const float* b, size_t n) { return dot_avx2(a, b, n); }
-
-void axpy(float weight, const float* v, float* out, size_t n) { axpy_avx2(weight, v, out, n); }
 
 void rms_norm_row(const float* x, const float* weight, size_t n, double eps, float* out) {
   float sum = 0;

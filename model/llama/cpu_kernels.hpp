@@ -26,8 +26,6 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 
 /// The dot product of n floats (vectorised; the same order for the same n).
 float dot(const float* a, const float* b, size_t n);
-/// out[i] += weight * v[i].
-void axpy(float weight, const float* v, float* out, size_t n);
 /// out[i] = sum over t < count of weights[t] * v[t * stride + i], for i < n: the attention
 /// output over a row's values, summed in t order as repeated axpy would (the same bits),
 /// with the partial sums in registers rather than memory.
@@ -37,7 +35,6 @@ void weighted_rows(const float* weights, const uint16_t* v, size_t stride, size_
                    size_t n);
 /// The same over a bf16 operand (a bf16 KV cache, --kv-dtype=bf16).
 float dot(const float* a, const uint16_t* b, size_t n);
-void axpy(float weight, const uint16_t* v, float* out, size_t n);
 
 /// gate[i] = silu(gate[i]) * up[i], in place.
 void silu_mul(float* gate, const float* up, size_t n);

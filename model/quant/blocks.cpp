@@ -59,12 +59,20 @@ uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+namespace {
+
+float block_absmax(const float* x) {
+  float amax = 0;
+  for (size_t i = 0; i < block_size; ++i)
+    amax = std::max(amax, std::fabs(x[i]));
+  return amax;
+}
+
+}  // namespace
+
 void quantize_row_q8_0(const float* x, block_q8_0* out, size_t k) {
   for (size_t b = 0; b < k / block_size; ++b, x += block_size) {
-    float amax = 0;
-    for (size_t i = 0; i < block_size; ++i)
-      amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const float d = block_absmax(x) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
     out[b].d = f32_to_fp16(d);
     for (size_t i = 0; i < block_size; ++i)
       out[b].qs[i] =
@@ -92,10 +100,7 @@ void quantize_row_q4_0(const float* x, block_q4_0* out, size_t k) {
 
 void quantize_row_q8_act(const float* x, block_q8_act* out, size_t k) {
   for (size_t b = 0; b < k / block_size; ++b, x += block_size) {
-    float amax = 0;
-    for (size_t i = 0; i < block_size; ++i)
-      amax = std::max(amax, std::fabs(x[i]));
-    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const float d = block_absmax(x) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
     out[b].d = d;
     for (size_t i = 0; i < block_size; ++i)
       out[b].qs[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
