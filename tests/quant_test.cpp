@@ -39,7 +39,7 @@ struct packed {
   packed(weight_format f, const std::vector<float>& w, size_t rows, size_t cols)
       : bytes(rows * row_bytes(f, cols)) {
     pack_rows(f, w.data(), rows, cols, bytes.data());
-    m = matrix{f, rows, cols, row_bytes(f, cols), bytes.data()};
+    m = matrix{f, rows, cols, row_bytes(f, cols), grouped_rows_of(f, rows), bytes.data()};
   }
 };
 

@@ -45,8 +45,10 @@ void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, co
 void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, const float* bias,
            float* y, size_t ldy, quant::activations& act) {
   quant::prepare(act, w.format, x, rows, ldx, w.cols);
-  parallel(w.rows, 32,
-           [&](size_t begin, size_t end) { quant::dense_rows(w, act, bias, y, ldy, begin, end); });
+  // Split in units of eight rows, so that no group is cut between threads.
+  parallel((w.rows + 7) / 8, 4, [&](size_t begin, size_t end) {
+    quant::dense_rows(w, act, bias, y, ldy, begin * 8, std::min(w.rows, end * 8));
+  });
 }
 
 const float* ptr(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
@@ -94,9 +96,13 @@ void llama_model::pack_for_cpu() {
   auto move_in = [&](torch::Tensor& t, bool head) {
     const auto f = format_of(t, head);
     auto src = t.to(torch::kFloat32).contiguous();
-    quant::matrix m{f, static_cast<size_t>(t.size(0)), static_cast<size_t>(t.size(1)), 0,
-                    base + at};
+    quant::matrix m;
+    m.format = f;
+    m.rows = static_cast<size_t>(t.size(0));
+    m.cols = static_cast<size_t>(t.size(1));
     m.stride = quant::row_bytes(f, m.cols);
+    m.grouped_rows = quant::grouped_rows_of(f, m.rows);
+    m.data = base + at;
     quant::pack_rows(f, src.data_ptr<float>(), m.rows, m.cols, base + at);
     at += m.rows * m.stride;
     if (quantised)
@@ -107,13 +113,17 @@ void llama_model::pack_for_cpu() {
           torch::TensorOptions().dtype(torch::kFloat32));
     return m;
   };
-  // Two adjacent matrices of one format as one: their rows follow each other.
+  // Two adjacent matrices of one format as one: their rows follow each other (the first
+  // in whole groups of eight, when grouped, so the second's groups follow its own).
   auto joined = [](const quant::matrix& a, const quant::matrix& b) {
     auto m = a;
-    if (a.format == b.format && a.cols == b.cols && a.data + a.rows * a.stride == b.data)
-      m.rows += b.rows;
-    else
-      m.rows = 0;  // not joinable: refused below
+    m.rows = 0;  // not joinable: refused below
+    if (a.format == b.format && a.cols == b.cols && a.data + a.rows * a.stride == b.data
+        && a.grouped_rows == quant::grouped_rows_of(a.format, a.rows)
+        && (a.grouped_rows == 0 || a.rows % 8 == 0)) {
+      m.rows = a.rows + b.rows;
+      m.grouped_rows = a.grouped_rows + b.grouped_rows;
+    }
     return m;
   };
   packed_.clear();
@@ -154,9 +164,11 @@ void llama_model::pack_for_cpu() {
       own(lin.bias);
   }
   if (!tied && !quantised)
-    embed_rows_ = quant::matrix{weight_format::f32, static_cast<size_t>(weights_.embed.size(0)),
+    embed_rows_ = quant::matrix{weight_format::f32,
+                                static_cast<size_t>(weights_.embed.size(0)),
                                 static_cast<size_t>(weights_.embed.size(1)),
                                 static_cast<size_t>(weights_.embed.size(1)) * sizeof(float),
+                                0,
                                 reinterpret_cast<const uint8_t*>(weights_.embed.data_ptr<float>())};
   auto fuse_bias = [](const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c) {
     std::vector<torch::Tensor> parts{a, b};

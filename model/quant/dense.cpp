@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "model/llama/cpu_kernels.hpp"
 #include "model/quant/kernel_entries.hpp"
@@ -89,16 +90,76 @@ void dense_rows(const matrix& w, const activations& a, const float* bias, float*
       return avx2::dense_bf16(w.data, w.stride, a.x, a.ldx, a.rows, a.cols, bias, y, ldy, j_begin,
                               j_end);
     case weight_format::q8_0:
-      return (use_vnni() ? avx512::dense_q8_0 : avx2::dense_q8_0)(
-          w.data, w.stride, a.q8.data(), a.rows, a.cols, bias, y, ldy, j_begin, j_end);
+      return (use_vnni() ? avx512::dense_q8_0 : avx2::dense_q8_0)(w.data, w.stride, w.grouped_rows,
+                                                                  a.q8.data(), a.rows, a.cols, bias,
+                                                                  y, ldy, j_begin, j_end);
     case weight_format::q4_0:
-      return (use_vnni() ? avx512::dense_q4_0 : avx2::dense_q4_0)(
-          w.data, w.stride, a.q8.data(), a.rows, a.cols, bias, y, ldy, j_begin, j_end);
+      return (use_vnni() ? avx512::dense_q4_0 : avx2::dense_q4_0)(w.data, w.stride, w.grouped_rows,
+                                                                  a.q8.data(), a.rows, a.cols, bias,
+                                                                  y, ldy, j_begin, j_end);
   }
 }
 
+namespace {
+
+bool blocked(weight_format f) {
+  return f == weight_format::q8_0 || f == weight_format::q4_0;
+}
+
+// Row r's block b as a plain GGUF block, wherever the layout put its bytes.
+template <class Block>
+Block block_of(const uint8_t* data, size_t stride, size_t grouped_rows, size_t r, size_t b) {
+  Block out;
+  if (r >= grouped_rows) {
+    std::memcpy(&out, data + r * stride + b * sizeof(Block), sizeof(Block));
+    return out;
+  }
+  const uint8_t* at = data + (r / 8) * 8 * stride + b * 8 * sizeof(Block);
+  std::memcpy(&out.d, at + 2 * (r % 8), 2);
+  std::memcpy(out.qs, at + 16 + (r % 8) * sizeof(out.qs), sizeof(out.qs));
+  return out;
+}
+
+template <class Block>
+void put_block(uint8_t* data, size_t stride, size_t grouped_rows, size_t r, size_t b,
+               const Block& in) {
+  if (r >= grouped_rows) {
+    std::memcpy(data + r * stride + b * sizeof(Block), &in, sizeof(Block));
+    return;
+  }
+  uint8_t* at = data + (r / 8) * 8 * stride + b * 8 * sizeof(Block);
+  std::memcpy(at + 2 * (r % 8), &in.d, 2);
+  std::memcpy(at + 16 + (r % 8) * sizeof(in.qs), in.qs, sizeof(in.qs));
+}
+
+template <class Block, class Quantise>
+void pack_blocked(const float* src, size_t rows, size_t cols, uint8_t* dst, Quantise quantise) {
+  const size_t nb = cols / block_size, stride = nb * sizeof(Block),
+               grouped = grouped_rows_of(weight_format::q8_0, rows);
+  std::vector<Block> row(nb);
+  for (size_t r = 0; r < rows; ++r) {
+    quantise(src + r * cols, row.data(), cols);
+    for (size_t b = 0; b < nb; ++b)
+      put_block(dst, stride, grouped, r, b, row[b]);
+  }
+}
+
+template <class Block, class Dequantise>
+void unpack_blocked(const matrix& w, size_t r, float* out, Dequantise dequantise) {
+  for (size_t b = 0; b < w.cols / block_size; ++b) {
+    const Block blk = block_of<Block>(w.data, w.stride, w.grouped_rows, r, b);
+    dequantise(&blk, out + b * block_size, block_size);
+  }
+}
+
+}  // namespace
+
+size_t grouped_rows_of(weight_format format, size_t rows) {
+  return blocked(format) ? rows / 8 * 8 : 0;
+}
+
 void dequantize_row(const matrix& w, size_t r, float* out) {
-  const uint8_t* row = w.row(r);
+  const uint8_t* row = w.data + r * w.stride;
   switch (w.format) {
     case weight_format::f32: std::memcpy(out, row, w.cols * sizeof(float)); return;
     case weight_format::bf16:
@@ -108,31 +169,24 @@ void dequantize_row(const matrix& w, size_t r, float* out) {
         out[k] = bf16_to_f32(b);
       }
       return;
-    case weight_format::q8_0:
-      return dequantize_row_q8_0(reinterpret_cast<const block_q8_0*>(row), out, w.cols);
-    case weight_format::q4_0:
-      return dequantize_row_q4_0(reinterpret_cast<const block_q4_0*>(row), out, w.cols);
+    case weight_format::q8_0: return unpack_blocked<block_q8_0>(w, r, out, dequantize_row_q8_0);
+    case weight_format::q4_0: return unpack_blocked<block_q4_0>(w, r, out, dequantize_row_q4_0);
   }
 }
 
 void pack_rows(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst) {
-  const size_t bytes = row_bytes(format, cols);
-  for (size_t r = 0; r < rows; ++r, src += cols, dst += bytes) {
-    switch (format) {
-      case weight_format::f32: std::memcpy(dst, src, bytes); break;
-      case weight_format::bf16:
-        for (size_t k = 0; k < cols; ++k) {
-          const uint16_t b = f32_to_bf16(src[k]);
-          std::memcpy(dst + 2 * k, &b, sizeof b);
-        }
-        break;
-      case weight_format::q8_0:
-        quantize_row_q8_0(src, reinterpret_cast<block_q8_0*>(dst), cols);
-        break;
-      case weight_format::q4_0:
-        quantize_row_q4_0(src, reinterpret_cast<block_q4_0*>(dst), cols);
-        break;
-    }
+  switch (format) {
+    case weight_format::f32: std::memcpy(dst, src, rows * cols * sizeof(float)); return;
+    case weight_format::bf16:
+      for (size_t k = 0; k < rows * cols; ++k) {
+        const uint16_t b = f32_to_bf16(src[k]);
+        std::memcpy(dst + 2 * k, &b, sizeof b);
+      }
+      return;
+    case weight_format::q8_0:
+      return pack_blocked<block_q8_0>(src, rows, cols, dst, quantize_row_q8_0);
+    case weight_format::q4_0:
+      return pack_blocked<block_q4_0>(src, rows, cols, dst, quantize_row_q4_0);
   }
 }
 

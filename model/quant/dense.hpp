@@ -21,12 +21,21 @@
 namespace adapterd::model::quant {
 
 /// A [rows, cols] weight matrix in one format, row-major; `stride` bytes between rows.
+///
+/// Q8_0 and Q4_0 rows come in groups of eight, interleaved block by block: for each block,
+/// the eight rows' fp16 scales, then their quants one row after another. Each block keeps
+/// GGUF's bytes (a GGUF file repacks without re-quantising, as llama.cpp's own x8
+/// layouts do); the kernels read a group as one stream and its scales with one load. The
+/// rows after the last whole group are plain GGUF blocks.
 struct matrix {
   weight_format format = weight_format::f32;
-  size_t rows = 0, cols = 0, stride = 0;
+  size_t rows = 0, cols = 0, stride = 0;  // stride: the bytes of one row (as if plain)
+  size_t grouped_rows = 0;                // the rows stored in groups of eight
   const uint8_t* data = nullptr;
-  const uint8_t* row(size_t r) const { return data + r * stride; }
 };
+
+/// The rows of a [rows, *] matrix in `format` that pack_rows stores in groups of eight.
+size_t grouped_rows_of(weight_format format, size_t rows);
 
 /// Whether `cols` fits format f's blocks (a matrix that does not stays f32).
 bool fits(weight_format f, size_t cols);
@@ -49,7 +58,8 @@ void dense_rows(const matrix& w, const activations& a, const float* bias, float*
 /// Row r of w, back in fp32 (the embedding lookup of a quantised table).
 void dequantize_row(const matrix& w, size_t r, float* out);
 
-/// Packs fp32 rows [rows, cols] into `format` at `dst` (row_bytes(format, cols) per row).
+/// Packs fp32 rows [rows, cols] into `format` at `dst` (row_bytes(format, cols) per row,
+/// Q8_0 and Q4_0 in groups of eight; see matrix).
 void pack_rows(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst);
 
 /// The instruction set the kernels use: "avx512" or "avx2". Tests force "avx2" to check

@@ -20,10 +20,10 @@ inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
 
 template <class Block>
 struct eight_rows {
-  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
+  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
                   const float* bias, float* y, size_t ldy, size_t j) {
     for (size_t r = 0; r < rows; ++r)  // sixteen registers: one activation row at a time
-      tile_int8<Block>(w, stride, x + r * nb, nb, bias, y + r * ldy, j);
+      tile_int8<Block>(group, x + r * nb, nb, bias, y + r * ldy, j);
   }
 };
 
@@ -80,14 +80,16 @@ inline void rows_bf16(const uint8_t* w, size_t stride, const float* x, size_t ld
 
 }  // namespace
 
-void dense_q8_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
-                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
-  dense_int<block_q8_0>(w, stride, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end) {
+  dense_int<block_q8_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
 }
 
-void dense_q4_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
-                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
-  dense_int<block_q4_0>(w, stride, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end) {
+  dense_int<block_q4_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
 }
 
 void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,

@@ -30,10 +30,9 @@ inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
 struct pair_q8 {
   __m512i wabs;
   __mmask64 negative;
-  void load(const block_q8_0* a, const block_q8_0* b) {
-    const __m512i w = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs))),
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)), 1);
+  // The quants of two consecutive rows of a group: 64 bytes in a row.
+  void load(const uint8_t* qs) {
+    const __m512i w = _mm512_loadu_si512(qs);
     negative = _mm512_movepi8_mask(w);
     wabs = _mm512_abs_epi8(w);
   }
@@ -46,10 +45,12 @@ struct pair_q8 {
 
 struct pair_q4 {
   __m512i nibbles;
-  void load(const block_q4_0* a, const block_q4_0* b) {
+  // The quants of two consecutive rows of a group: 32 bytes, each row's 16 into both
+  // 128-bit lanes of its half.
+  void load(const uint8_t* qs) {
     const __m512i both = _mm512_mask_broadcast_i32x4(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a->qs))), 0xff00,
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))), 0xff00,
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)));
     nibbles = _mm512_and_si512(_mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
                                _mm512_set1_epi8(0x0f));
   }
@@ -70,28 +71,24 @@ struct pair_of<block_q4_0> {
 };
 
 // tile_int8 with two weight rows per register and up to three activation rows per pass
-// over the weights: a batch reuses each loaded block. The same bits as tile_int8.
+// over the group: a batch reuses each loaded block. The same bits as tile_int8.
 template <class Block>
 struct eight_rows {
   template <int ROWS>
-  static void tile(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb,
-                   const float* bias, float* y, size_t ldy, size_t j) {
+  static void tile(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias,
+                   float* y, size_t ldy, size_t j) {
     using pair = typename pair_of<Block>::type;
+    constexpr size_t qs_bytes = sizeof(Block) - 2, step = 8 * sizeof(Block);
     __m512 acc[4][ROWS];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p)
 #pragma GCC unroll 4
       for (int r = 0; r < ROWS; ++r)
         acc[p][r] = _mm512_setzero_ps();
-    const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                               _mm256_set1_epi32(static_cast<int>(stride)));
-    const char* next = reinterpret_cast<const char*>(w + 8 * stride);
-    constexpr size_t lines = (8 * sizeof(Block) + 63) / 64;
     for (size_t b = 0; b < nb; ++b) {
-#pragma GCC unroll 8
-      for (size_t line = 0; line < lines; ++line)
-        _mm_prefetch(next + (lines * b + line) * 64, _MM_HINT_T0);
-      const __m256 dw = scales_of_8(w + b * sizeof(Block), offsets);
+      const uint8_t* at = group + b * step;
+      prefetch_step<step>(at + prefetch_steps * step);
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
       __m512i xq[ROWS], minus_offset[ROWS];
       __m512 scale[ROWS];
 #pragma GCC unroll 4
@@ -106,8 +103,7 @@ struct eight_rows {
 #pragma GCC unroll 4
       for (int p = 0; p < 4; ++p) {
         pair weights;
-        weights.load(reinterpret_cast<const Block*>(w + 2 * p * stride) + b,
-                     reinterpret_cast<const Block*>(w + (2 * p + 1) * stride) + b);
+        weights.load(at + 16 + 2 * p * qs_bytes);
         const __m512i lanes = _mm512_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p,
                                                 2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
                                                 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
@@ -129,15 +125,15 @@ struct eight_rows {
       }
   }
 
-  static void run(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
+  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
                   const float* bias, float* y, size_t ldy, size_t j) {
     size_t r = 0;
     for (; r + 3 <= rows; r += 3)
-      tile<3>(w, stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+      tile<3>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
     if (rows - r == 2)
-      tile<2>(w, stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+      tile<2>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
     else if (rows - r == 1)
-      tile<1>(w, stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+      tile<1>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
   }
 };
 
@@ -198,14 +194,16 @@ inline void rows_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t
 
 }  // namespace
 
-void dense_q8_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
-                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
-  dense_int<block_q8_0>(w, stride, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end) {
+  dense_int<block_q8_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
 }
 
-void dense_q4_0(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
-                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
-  dense_int<block_q4_0>(w, stride, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end) {
+  dense_int<block_q4_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
 }
 
 void dense_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t cols,

@@ -17,7 +17,7 @@ inline float hsum(__m256 v) {
 // unsigned nibbles times x, less the precomputed 8 x (sum of x) of the lane.
 struct block_weights_q8 {
   __m256i w;
-  void load(const block_q8_0* b) { w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)); }
+  void load(const uint8_t* qs) { w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)); }
   __m256i dot(const block_q8_act& x, __m256i xq) const {
     (void)x;
     return dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xq, w));
@@ -25,10 +25,10 @@ struct block_weights_q8 {
 };
 struct block_weights_q4 {
   __m256i nibbles;
-  void load(const block_q4_0* b) {
+  void load(const uint8_t* qs) {
     // The 16 bytes in both halves (a load, no shuffle), the high half shifted by 4: low
     // nibbles are weights 0-15, high nibbles 16-31.
-    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b->qs)));
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
     nibbles = _mm256_and_si256(_mm256_srlv_epi64(both, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0f));
   }
   __m256i dot(const block_q8_act& x, __m256i xq) const {
@@ -53,42 +53,61 @@ struct weights_of<block_q4_0> {
 // the row is one of a tile of eight (tile_int8) or alone (tile_int1): a result never
 // depends on the tiling, the batch, or the instruction set.
 
-// The fp16 scales of one block of eight rows (`offsets`: the rows' byte offsets): one
-// gather, whose lanes' low two bytes are the scales.
-inline __m256 scales_of_8(const uint8_t* first, __m256i offsets) {
-  const __m256i g = _mm256_i32gather_epi32(reinterpret_cast<const int*>(first), offsets, 1);
-  const __m256i pick = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9,
-                                        12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
-  const __m256i packed = _mm256_shuffle_epi8(g, pick);
-  return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm256_castsi256_si128(packed), _mm256_extracti128_si256(packed, 1)));
+// Where row j's block b lies: rows of a group of eight are interleaved block by block
+// ([8 fp16 scales][8 x the quants]; see dense.hpp), the rows after the groups are plain
+// GGUF blocks.
+template <class Block>
+struct row_blocks {
+  const uint8_t* base;
+  size_t step, d_at, qs_at;  // bytes: block to block, to the scale, to the quants
+  row_blocks(const uint8_t* w, size_t stride, size_t grouped_rows, size_t j) {
+    constexpr size_t qs_bytes = sizeof(Block) - 2;
+    if (j < grouped_rows) {
+      base = w + (j / 8) * 8 * stride;
+      step = 8 * sizeof(Block);
+      d_at = 2 * (j % 8);
+      qs_at = 16 + (j % 8) * qs_bytes;
+    } else {
+      base = w + j * stride;
+      step = sizeof(Block);
+      d_at = 0;
+      qs_at = 2;
+    }
+  }
+};
+
+// A group is one stream; this many block steps ahead, its lines are fetched meanwhile.
+constexpr size_t prefetch_steps = 8;
+template <size_t step>
+inline void prefetch_step(const uint8_t* at) {
+#pragma GCC unroll 8
+  for (size_t off = 0; off < step; off += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(at + off), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(at + step - 1), _MM_HINT_T0);
 }
 
+// Eight rows of one group: per block step, one 16-byte load of the scales and the quants
+// of the eight rows one after another, read as one stream.
 template <class Block>
-inline void tile_int8(const uint8_t* w, size_t stride, const block_q8_act* x, size_t nb, const float* bias,
-                      float* y, size_t j) {
+inline void tile_int8(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias, float* y,
+                      size_t j) {
   using block_weights = typename weights_of<Block>::type;
+  constexpr size_t qs_bytes = sizeof(Block) - 2, step = 8 * sizeof(Block);
   __m256 acc[8];
 #pragma GCC unroll 8
   for (int o = 0; o < 8; ++o)
     acc[o] = _mm256_setzero_ps();
-  const __m256i offsets =
-      _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(static_cast<int>(stride)));
-  // The eight rows lie one after another, so a tile reads one region in eight interleaved
-  // streams, which the hardware prefetcher follows poorly: fetch the next tile's region
-  // meanwhile, as fast as this one is read.
-  const char* next = reinterpret_cast<const char*>(w + 8 * stride);
-  constexpr size_t lines = (8 * sizeof(Block) + 63) / 64;
   for (size_t b = 0; b < nb; ++b) {
-#pragma GCC unroll 8
-    for (size_t line = 0; line < lines; ++line)
-      _mm_prefetch(next + (lines * b + line) * 64, _MM_HINT_T0);
+    const uint8_t* at = group + b * step;
+    prefetch_step<step>(at + prefetch_steps * step);
     const block_q8_act& xb = x[b];
     const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
-    const __m256 scale = _mm256_mul_ps(scales_of_8(w + b * sizeof(Block), offsets), _mm256_set1_ps(xb.d));
+    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at))),
+                                       _mm256_set1_ps(xb.d));
 #pragma GCC unroll 8
     for (int o = 0; o < 8; ++o) {
       block_weights wb;
-      wb.load(reinterpret_cast<const Block*>(w + o * stride) + b);
+      wb.load(at + 16 + o * qs_bytes);
       const __m256 lane_scale = _mm256_permutevar8x32_ps(scale, _mm256_set1_epi32(o));
       acc[o] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(wb.dot(xb, xq)), lane_scale, acc[o]);
     }
@@ -100,45 +119,44 @@ inline void tile_int8(const uint8_t* w, size_t stride, const block_q8_act* x, si
 }
 
 template <class Block>
-inline void tile_int1(const uint8_t* w, const block_q8_act* x, size_t nb, const float* bias, float* y, size_t j) {
+inline void tile_int1(const row_blocks<Block>& row, const block_q8_act* x, size_t nb, const float* bias, float* y,
+                      size_t j) {
   using block_weights = typename weights_of<Block>::type;
   __m256 acc = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
-    const Block* blk = reinterpret_cast<const Block*>(w) + b;
+    const uint8_t* at = row.base + b * row.step;
     block_weights wb;
-    wb.load(blk);
+    wb.load(at + row.qs_at);
+    uint16_t d;
+    __builtin_memcpy(&d, at + row.d_at, sizeof d);
     const block_q8_act& xb = x[b];
     const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
     // the same product as a lane of tile_int8's scale vector
-    const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(blk->d)), _mm256_set1_ps(xb.d));
+    const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(d)), _mm256_set1_ps(xb.d));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(wb.dot(xb, xq)), scale, acc);
   }
   const float s = hsum(acc);
   y[j] = bias != nullptr ? s + bias[j] : s;
 }
 
-// Eight weight rows times one activation row: tile_int8 by default; a file with wider
-// registers defines its own, with the same arithmetic per row (dense_avx512.cpp).
+// Eight weight rows (one group) times every activation row: tile_int8 by default; a file
+// with wider registers defines its own, with the same arithmetic per row (dense_avx512.cpp).
 template <class Block>
 struct eight_rows;
 
 template <class Block>
-inline void rows_int(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t nb,
-                     const float* bias, float* y, size_t ldy, size_t j, bool eight) {
-  const uint8_t* wr = w + j * stride;
-  if (eight)
-    return eight_rows<Block>::run(wr, stride, x, rows, nb, bias, y, ldy, j);
-  for (size_t r = 0; r < rows; ++r)
-    tile_int1<Block>(wr, x + r * nb, nb, bias, y + r * ldy, j);
-}
-
-template <class Block>
-void dense_int(const uint8_t* w, size_t stride, const block_q8_act* x, size_t rows, size_t cols,
-               const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
+void dense_int(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x, size_t rows,
+               size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   const size_t nb = cols / block_size;
-  size_t j = j_begin;
-  for (; j + 8 <= j_end; j += 8)
-    rows_int<Block>(w, stride, x, rows, nb, bias, y, ldy, j, true);
-  for (; j < j_end; ++j)
-    rows_int<Block>(w, stride, x, rows, nb, bias, y, ldy, j, false);
+  for (size_t j = j_begin; j < j_end;) {
+    if (j % 8 == 0 && j + 8 <= grouped_rows && j + 8 <= j_end) {
+      eight_rows<Block>::run(w + j * stride, x, rows, nb, bias, y, ldy, j);
+      j += 8;
+      continue;
+    }
+    const row_blocks<Block> row(w, stride, grouped_rows, j);
+    for (size_t r = 0; r < rows; ++r)
+      tile_int1<Block>(row, x + r * nb, nb, bias, y + r * ldy, j);
+    ++j;
+  }
 }
