@@ -434,6 +434,9 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   const int status = core_failed ? 70 : 0;  // EX_SOFTWARE
+  // Refusing first: once the line below is in the log (tests wait for it), no new
+  // request is taken.
+  node.stop_taking();
   spdlog::info("adapterd stopping on signal {}: new requests get 503, in-flight ones have {} s", sig,
                cfg.shutdown_grace_s);
   // The whole stop fits in the grace period, even when an actor is stuck in long work that

@@ -174,6 +174,11 @@ std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
   return p.server->start();
 }
 
+void node::stop_taking() {
+  if (parts_->server)
+    parts_->server->stop_taking();
+}
+
 int node::drain(std::chrono::milliseconds grace) {
   return parts_->server ? parts_->server->drain(grace) : 0;
 }

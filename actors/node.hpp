@@ -26,6 +26,8 @@ public:
   std::variant<uint16_t, std::string> start(core_down_fn on_core_down = nullptr);
   /// The bound node port (worker, or a router taking joins); 0 when none.
   uint16_t node_port() const;
+  /// Stops taking requests (503 shutting_down from the moment it returns).
+  void stop_taking();
   /// Stops taking requests and waits up to `grace` for those taken; returns how many were
   /// still unanswered.
   int drain(std::chrono::milliseconds grace);

@@ -491,15 +491,21 @@ std::variant<uint16_t, std::string> server::start() {
   return port;
 }
 
-int server::drain(std::chrono::milliseconds grace) {
+void server::stop_taking() {
   auto& s = *state_;
-  if (!s.running)
-    return 0;
-  s.drain->draining = true;
+  if (!s.running || s.drain->draining.exchange(true))
+    return;
   net::post(s.acceptor.get_executor(), [&s] {
     beast::error_code ec;
     s.acceptor.close(ec);
   });
+}
+
+int server::drain(std::chrono::milliseconds grace) {
+  auto& s = *state_;
+  if (!s.running)
+    return 0;
+  stop_taking();
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (s.drain->active > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -35,9 +35,11 @@ public:
 
   /// Binds and starts the io threads; returns the bound port, or an error text.
   std::variant<uint16_t, std::string> start();
-  /// Stops taking requests (new connections are refused, new requests on open ones get
-  /// 503 shutting_down) and waits up to `grace` for the taken ones to be answered; returns
-  /// how many were still unanswered.
+  /// Stops taking requests: new connections are refused, new requests on open ones get
+  /// 503 shutting_down, from the moment this returns.
+  void stop_taking();
+  /// stop_taking(), then waits up to `grace` for the taken requests to be answered;
+  /// returns how many were still unanswered.
   int drain(std::chrono::milliseconds grace);
   /// Stops accepting and joins the io threads.
   void stop();
