@@ -26,6 +26,7 @@
 #include "actors/cluster/node_tls.hpp"
 #include "actors/node.hpp"
 #include "messages/type_ids.hpp"
+#include "model/quant/weight_format.hpp"
 
 namespace {
 
@@ -260,8 +261,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
   if (c.dtype != "auto" && c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16")
     problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
-  if (c.weights != "auto" && c.weights != "f32" && c.weights != "bf16" && c.weights != "int8"
-      && c.weights != "q4")
+  if (c.weights != "auto" && !adapterd::model::quant::weight_format_from_name(c.weights))
     problem = "--weights must be auto, f32, bf16, int8 or q4, not '" + c.weights + "'";
   else if (c.weights != "auto" && c.weights != "f32" && c.device == "cuda")
     problem =

@@ -12,7 +12,7 @@
 #include "model/io/weights.hpp"
 #include "model/llama/llama.hpp"
 #include "model/llama/spin_pool.hpp"
-#include "model/quant/weight_format.hpp"
+#include "model/quant/dense.hpp"
 #include "model/text_generation.hpp"
 
 namespace adapterd::model {
@@ -178,11 +178,9 @@ size_t packed_bytes(const std::string& name, const std::vector<int64_t>& shape,
     return numel * c10::elementSize(dtype);
   const bool head =
       name == "lm_head.weight" || (c.tie_word_embeddings && name == "model.embed_tokens.weight");
-  auto f = head && format == quant::weight_format::q4_0 ? quant::weight_format::q8_0 : format;
   const auto cols = static_cast<size_t>(shape[1]);
-  if (!quant::fits(f, cols))
-    f = quant::weight_format::f32;
-  return static_cast<size_t>(shape[0]) * quant::row_bytes(f, cols);
+  return static_cast<size_t>(shape[0])
+         * quant::row_bytes(quant::stored_format(format, cols, head), cols);
 }
 
 }  // namespace

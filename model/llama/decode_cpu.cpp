@@ -70,12 +70,9 @@ void llama_model::pack_for_cpu() {
   }
   const bool tied = weights_.lm_head.data_ptr() == weights_.embed.data_ptr();
   const bool quantised = weights_format_ != weight_format::f32;
-  // A matrix whose rows do not fill whole blocks stays f32. The head stays 8-bit under a
-  // 4-bit format (as llama.cpp keeps output.weight at 6 bits or more): its error reaches
-  // every logit directly.
+  // Which matrices keep a wider format: quant::stored_format.
   auto format_of = [&](const torch::Tensor& t, bool head) {
-    auto f = head && weights_format_ == weight_format::q4_0 ? weight_format::q8_0 : weights_format_;
-    return quant::fits(f, static_cast<size_t>(t.size(1))) ? f : weight_format::f32;
+    return quant::stored_format(weights_format_, static_cast<size_t>(t.size(1)), head);
   };
   auto bytes_of = [](const torch::Tensor& t, weight_format f) {
     return static_cast<size_t>(t.size(0)) * quant::row_bytes(f, static_cast<size_t>(t.size(1)));

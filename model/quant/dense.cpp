@@ -57,6 +57,11 @@ bool fits(weight_format f, size_t cols) {
   return false;
 }
 
+weight_format stored_format(weight_format requested, size_t cols, bool head) {
+  const auto f = head && requested == weight_format::q4_0 ? weight_format::q8_0 : requested;
+  return fits(f, cols) ? f : weight_format::f32;
+}
+
 void prepare(activations& a, weight_format f, const float* x, size_t rows, size_t ldx,
              size_t cols) {
   a.format = f;
@@ -134,8 +139,8 @@ void put_block(uint8_t* data, size_t stride, size_t grouped_rows, size_t r, size
 
 template <class Block, class Quantise>
 void pack_blocked(const float* src, size_t rows, size_t cols, uint8_t* dst, Quantise quantise) {
-  const size_t nb = cols / block_size, stride = nb * sizeof(Block),
-               grouped = grouped_rows_of(weight_format::q8_0, rows);
+  // grouped_rows_of() for either blocked format
+  const size_t nb = cols / block_size, stride = nb * sizeof(Block), grouped = rows / 8 * 8;
   std::vector<Block> row(nb);
   for (size_t r = 0; r < rows; ++r) {
     quantise(src + r * cols, row.data(), cols);

@@ -40,6 +40,12 @@ size_t grouped_rows_of(weight_format format, size_t rows);
 /// Whether `cols` fits format f's blocks (a matrix that does not stays f32).
 bool fits(weight_format f, size_t cols);
 
+/// The format a matrix of `cols` columns is held in when `requested` is asked for: the
+/// output head (or a tied token table) stays Q8_0 under Q4_0, as llama.cpp keeps
+/// `output.weight` at 6 bits or more (its error reaches every logit directly), and a matrix
+/// whose rows do not fill whole blocks stays f32. Loading and the size estimate both ask here.
+weight_format stored_format(weight_format requested, size_t cols, bool head);
+
 /// Activation rows in the form the kernels of one format read, made once per product.
 struct activations {
   weight_format format = weight_format::f32;

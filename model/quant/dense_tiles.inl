@@ -1,6 +1,6 @@
 // The kernels' tiles, compiled once per instruction set (dense_avx2.cpp, dense_avx512.cpp):
 // the including file defines, in an unnamed namespace of its own, `dot_u8s8` (8 int32 lanes, each the sum
-// of 4 u8 x s8 products) and ADAPTERD_BF16_TILES to add the vdpbf16ps tiles. No library
+// of 4 u8 x s8 products), `dot_u8s8_minus`, and `eight_rows` after the include. No library
 // code is used here: an inline library function compiled with AVX-512 could be picked by
 // the linker for the whole program and fault on a CPU without it.
 
