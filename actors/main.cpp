@@ -24,6 +24,7 @@
 
 #include "actors/cluster/node_dial.hpp"
 #include "actors/cluster/node_tls.hpp"
+#include "actors/core/path_policy.hpp"
 #include "actors/node.hpp"
 #include "messages/type_ids.hpp"
 #include "model/quant/weight_format.hpp"
@@ -52,6 +53,7 @@ public:
   std::string device = "auto";
   std::string dtype = "auto";
   std::string weights = "auto";
+  std::string model_weights;
   std::string kv_dtype = "auto";
   int32_t threads = 0;
   std::string policy = "flush";
@@ -107,6 +109,9 @@ public:
         .add(weights, "weights",
              "weight format of the CPU kernels: auto (f32) | f32 | bf16 | int8 (GGUF Q8_0 blocks) "
              "| q4 (Q4_0)")
+        .add(model_weights, "model-weights",
+             "','-separated MODEL=FORMAT: a weight format for that model (as base_model names "
+             "it) instead of --weights")
         .add(kv_dtype, "kv-dtype",
              "KV cache type: auto (the compute dtype) | float32 | bfloat16 (half the memory)")
         .add(threads, "threads", "libtorch intra-op threads (0: one per core)")
@@ -217,6 +222,15 @@ std::vector<std::string> secrets_from(const std::string& file, const char* env, 
 }
 
 void apply_cluster_options(const adapterd_config& c, adapterd::actors::service_config& s, std::string& problem);
+
+// A weight format by name; the quantised ones are CPU kernels.
+void check_weight_format(const std::string& option, const std::string& format,
+                         const std::string& device, std::string& problem) {
+  if (format != "auto" && !adapterd::model::quant::weight_format_from_name(format))
+    problem = option + " must be auto, f32, bf16, int8 or q4, not '" + format + "'";
+  else if (format != "auto" && format != "f32" && device == "cuda")
+    problem = option + "=" + format + " runs on the CPU kernels; it cannot go with --device=cuda";
+}
 void apply_access_and_training_options(const adapterd_config& c, adapterd::actors::service_config& s,
                                        std::string& problem);
 
@@ -261,11 +275,20 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--device must be auto, cpu or cuda, not '" + c.device + "'";
   if (c.dtype != "auto" && c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16")
     problem = "--dtype must be auto, float32, bfloat16 or float16, not '" + c.dtype + "'";
-  if (c.weights != "auto" && !adapterd::model::quant::weight_format_from_name(c.weights))
-    problem = "--weights must be auto, f32, bf16, int8 or q4, not '" + c.weights + "'";
-  else if (c.weights != "auto" && c.weights != "f32" && c.device == "cuda")
-    problem =
-        "--weights=" + c.weights + " runs on the CPU kernels; it cannot go with --device=cuda";
+  check_weight_format("--weights", c.weights, c.device, problem);
+  for (const auto& entry : split(c.model_weights, ',')) {
+    auto eq = entry.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      problem = "--model-weights: '" + entry + "' is not MODEL=FORMAT";
+      continue;
+    }
+    s.model_weights.emplace_back(entry.substr(0, eq), entry.substr(eq + 1));
+    if (!adapterd::actors::resolve_model_dir(entry.substr(0, eq), s.default_model, s.model_roots))
+      problem = "--model-weights: '" + entry.substr(0, eq)
+                + "' is not a model directory below --model-roots";
+    check_weight_format("--model-weights " + entry.substr(0, eq), entry.substr(eq + 1), c.device,
+                        problem);
+  }
   if (c.kv_dtype != "auto" && c.kv_dtype != "float32" && c.kv_dtype != "bfloat16")
     problem = "--kv-dtype must be auto, float32 or bfloat16, not '" + c.kv_dtype + "'";
   if (c.max_new_tokens_limit == 0 || c.max_body_bytes == 0 || c.request_timeout_s == 0 || c.max_connections == 0

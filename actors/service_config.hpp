@@ -2,6 +2,7 @@
 // The settings the actors run with, filled from defaults < config file < command line.
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace adapterd::actors {
@@ -30,9 +31,11 @@ struct service_config {
   std::vector<std::string> adapter_roots; // adapters must lie below one of these
   std::string device = "auto";            // auto | cpu | cuda
   std::string dtype = "auto";             // auto | float32 | bfloat16 | float16
-  std::string weights = "auto";
-  std::string kv_dtype = "auto";  // auto (the compute dtype) | float32 | bfloat16  // auto (f32) |
-                                  // f32 | bf16 | int8 | q4: every model's CPU weights
+  std::string weights = "auto";  // auto (f32) | f32 | bf16 | int8 | q4: the CPU weights of a model
+                                 // model_weights does not name
+  // --model-weights: (a model as base_model names it, its weight format), first match wins
+  std::vector<std::pair<std::string, std::string>> model_weights;
+  std::string kv_dtype = "auto";          // auto (the compute dtype) | float32 | bfloat16
   int threads = 0;                        // libtorch intra-op threads; 0: its default
   cleanup_policy policy = cleanup_policy::flush;
   uint64_t flush_slack_bytes = 8 << 20;   // after-request flushes leave caches below this alone

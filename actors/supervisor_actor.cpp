@@ -89,7 +89,7 @@ void report(self_ptr self) {
   for (const auto* tier : {&st.device_adapters, &st.host_adapters})
     for (const auto& [key, e] : *tier) {
       s.resident.push_back({"adapter", e.adapter->path(), e.adapter->device(),
-                            tier == &st.host_adapters ? "host" : "device", e.adapter->bytes()});
+                            tier == &st.host_adapters ? "host" : "device", e.adapter->bytes(), ""});
       s.adapter_bytes += e.adapter->bytes();
     }
   s.adapters_cached = static_cast<uint32_t>(st.device_adapters.size() + st.host_adapters.size());
@@ -184,15 +184,21 @@ std::string mib(uint64_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
 // The directory a request's base_model names, or an error.
 caf::expected<std::string> resolve_model(const service_config& c, const std::string& requested) {
-  if (requested.empty() || requested == c.default_model
-      || requested == fs::path(c.default_model).filename().string())
-    return c.default_model;
-  auto path = resolve_under_roots(requested, c.model_roots);
-  if (!path || !fs::exists(*path + "/config.json"))
+  auto path = resolve_model_dir(requested, c.default_model, c.model_roots);
+  if (!path)
     return make_failure(errc::unknown_model, "base_model '" + requested
                                                + "' is not a model this server serves (default: "
                                                + fs::path(c.default_model).filename().string() + ")");
   return *path;
+}
+
+// The weight format of the model in dir: the first --model-weights entry that names it, or
+// the node's --weights.
+std::string weights_for(const service_config& c, const std::string& dir) {
+  for (const auto& [name, format] : c.model_weights)
+    if (resolve_model_dir(name, c.default_model, c.model_roots) == dir)
+      return format;
+  return c.weights;
 }
 
 caf::expected<std::string> resolve_adapter(const service_config& c, const std::string& requested) {
@@ -219,7 +225,7 @@ caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& r
                               st.config.dtype,
                               st.config.fault_activation_limit_bytes,
                               st.config.kv_reserve_tokens,
-                              st.config.weights,
+                              weights_for(st.config, dir),
                               st.config.kv_dtype};
   auto estimate = model::estimate_weight_bytes(dir, options);
   if (!estimate)
@@ -400,7 +406,7 @@ messages::adapter_reply list_adapters(const supervisor_state& st) {
   messages::adapter_reply r;
   r.default_model = default_name(st);
   for (const auto& [key, e] : st.models)
-    r.models.push_back(fs::path(e.model->path()).filename().string());
+    r.models.push_back({fs::path(e.model->path()).filename().string(), e.model->weights_format()});
   std::set<std::string> listed;
   std::map<std::string, std::string> id_by_resolved;  // each registered path resolved once
   for (const auto& [id, path] : st.adapter_ids)

@@ -148,7 +148,10 @@ std::string to_json(const messages::adapter_reply& r) {
       item["node"] = a.node;
     adapters.push_back(item);
   }
-  return dump(json{{"default_model", r.default_model}, {"models", r.models}, {"adapters", adapters}});
+  json models = json::array();
+  for (const auto& m : r.models)
+    models.push_back(m.name);
+  return dump(json{{"default_model", r.default_model}, {"models", models}, {"adapters", adapters}});
 }
 
 }  // namespace adapterd::http

@@ -252,18 +252,20 @@ namespace {
 // by its id and as base:adapter.
 json model_objects(const messages::adapter_reply& r) {
   json data = json::array();
-  auto add = [&](const std::string& id, const std::string& parent) {
-    for (const auto& m : data)
+  auto add = [&](const std::string& id, const std::string& parent) -> json& {
+    for (auto& m : data)
       if (m["id"] == id)
-        return;
+        return m;
     json m = {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "adapterd"}};
     if (!parent.empty())
       m["parent"] = parent;
     data.push_back(m);
+    return data.back();
   };
   add(r.default_model, "");
+  // A resident base model says how its weights are held (adapterd's field; clients ignore it).
   for (const auto& m : r.models)
-    add(m, "");
+    add(m.name, "")["weights"] = m.weights;
   for (const auto& a : r.adapters)
     if (!a.id.empty()) {
       add(a.id, r.default_model);

@@ -86,9 +86,20 @@ typename Inspector::result_type inspect(Inspector& f, adapter_request& x) {
   return f(caf::meta::type_name("adapterd::adapter_request"), x.request_id, x.action, x.id, x.path);
 }
 
+/// A base model a node holds, and the format of its weights (f32, bf16, int8, q4).
+struct model_info {
+  std::string name;
+  std::string weights;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, model_info& x) {
+  return f(caf::meta::type_name("adapterd::model_info"), x.name, x.weights);
+}
+
 struct adapter_reply {
   std::string default_model;        // the default model's name
-  std::vector<std::string> models;  // base models resident
+  std::vector<model_info> models;   // base models resident
   std::vector<adapter_info> adapters;
 };
 

@@ -63,7 +63,8 @@ caf::result<messages::adapter_reply> fan_out_adapters(router_self self,
     if (total.default_model.empty())
       total.default_model = one.default_model;
     for (auto& m : one.models)
-      if (std::find(total.models.begin(), total.models.end(), m) == total.models.end())
+      if (std::none_of(total.models.begin(), total.models.end(),
+                       [&](const messages::model_info& held) { return held.name == m.name; }))
         total.models.push_back(m);
     for (auto& a : one.adapters) {
       a.node = name;

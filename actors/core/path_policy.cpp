@@ -50,4 +50,16 @@ std::optional<std::string> resolve_under_roots(const std::string& requested,
   return inside_but_missing;
 }
 
+std::optional<std::string> resolve_model_dir(const std::string& requested,
+                                             const std::string& default_model,
+                                             const std::vector<std::string>& roots) {
+  if (requested.empty() || requested == default_model
+      || requested == fs::path(default_model).filename().string())
+    return default_model;
+  auto path = resolve_under_roots(requested, roots);
+  if (!path || !fs::exists(*path + "/config.json"))
+    return std::nullopt;
+  return path;
+}
+
 }  // namespace adapterd::actors

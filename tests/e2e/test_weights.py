@@ -2,6 +2,8 @@
 reports the format and its smaller size, serves adapters unmerged, gives a request the
 same tokens alone and in a mixed-adapter batch, and a format it cannot use is a clear
 start-up error."""
+import os
+import shutil
 import subprocess
 import unittest
 from concurrent.futures import ThreadPoolExecutor
@@ -80,10 +82,31 @@ class WeightsTest(unittest.TestCase):
         self.assertEqual(body["tokens_generated"], 8)
         server.stop()
 
+    def test_a_model_named_in_model_weights_gets_its_own_format(self):
+        second = os.path.join(self.models.root, "second-llama")
+        if not os.path.isdir(second):
+            shutil.copytree(self.models.model, second)
+        server = self.models.server("--weights=int8", "--model-weights=second-llama=q4", "--max-models=2")
+        self.assertEqual(server.health()["model"]["weights"], "int8")
+        status, body, _ = server.generate(prompt="another model", max_new_tokens=4, temperature=0,
+                                          base_model="second-llama")
+        self.assertEqual(status, 200, body)
+        resident = {os.path.basename(r["path"]): r["weights"]
+                    for r in server.health()["memory"]["resident"] if r["kind"] == "model"}
+        self.assertEqual(resident, {"tiny-llama": "int8", "second-llama": "q4"})
+        status, body, _ = server.request("GET", "/v1/models")
+        self.assertEqual(status, 200, body)
+        listed = {m["id"]: m.get("weights") for m in body["data"] if m.get("weights")}
+        self.assertEqual(listed.get("second-llama"), "q4", body)
+        server.stop()
+
     def test_a_format_it_cannot_use_is_a_start_up_error(self):
         for flags, message in ((["--weights=q3_k"], "--weights must be auto, f32, bf16, int8 or q4"),
                                (["--kv-dtype=int4"], "--kv-dtype must be auto, float32 or bfloat16"),
-                               (["--weights=int8", "--device=cuda"], "cannot go with --device=cuda")):
+                               (["--weights=int8", "--device=cuda"], "cannot go with --device=cuda"),
+                               (["--model-weights=tiny-llama"], "'tiny-llama' is not MODEL=FORMAT"),
+                               (["--model-weights=tiny-llama=q5"], "--model-weights tiny-llama must be auto"),
+                               (["--model-weights=nowhere=q4"], "'nowhere' is not a model directory")):
             with self.subTest(flags=flags):
                 proc = subprocess.run([BIN, "--port=0", f"--model={self.models.model}", *flags],
                                       capture_output=True, text=True, timeout=60)
