@@ -104,10 +104,12 @@ void quantize_row_q8_act(const float* x, block_q8_act* out, size_t k) {
     out[b].d = d;
     for (size_t i = 0; i < block_size; ++i)
       out[b].qs[i] = static_cast<int8_t>(std::nearbyint(x[i] * id));
-    for (size_t lane = 0; lane < 8; ++lane)
-      out[b].offset8[lane] = 8
-                             * (out[b].qs[4 * lane] + out[b].qs[4 * lane + 1]
-                                + out[b].qs[4 * lane + 2] + out[b].qs[4 * lane + 3]);
+    for (size_t lane = 0; lane < 4; ++lane) {
+      int32_t sum = 0;
+      for (size_t i = 0; i < 4; ++i)
+        sum += out[b].qs[4 * lane + i] + out[b].qs[16 + 4 * lane + i];
+      out[b].q4_start[lane] = -8 * sum;
+    }
   }
 }
 

@@ -23,12 +23,14 @@ struct block_q4_0 {
 static_assert(sizeof(block_q8_0) == 34 && sizeof(block_q4_0) == 18, "GGUF block sizes");
 
 /// Activations quantised per block for the integer kernels: a float scale (finer than the
-/// weights' fp16, it costs nothing at these sizes), 32 int8 values, and 8 x the sum of each
-/// 4 consecutive values: a Q4_0 kernel multiplies the unsigned nibbles (0..15) by the
-/// values and subtracts this for the weights' offset of 8, exactly, in integers.
-struct alignas(32) block_q8_act {
+/// weights' fp16, it costs nothing at these sizes), 32 int8 values, and for Q4_0 the
+/// weights' offset of 8 as a start value per int32 lane. A Q4_0 kernel multiplies the
+/// unsigned nibbles (0..15) by the values: its lane i holds the weights 4i..4i+3 (low
+/// nibbles) and 16+4i..16+4i+3 (high nibbles) and starts from -8 x the sum of those eight
+/// values, so the offset comes out exactly, in integers. One cache line.
+struct alignas(64) block_q8_act {
   int8_t qs[block_size];
-  int32_t offset8[8];
+  int32_t q4_start[4];
   float d;
 };
 

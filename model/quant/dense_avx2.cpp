@@ -12,18 +12,31 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
-  return _mm256_sub_epi32(dot_u8s8(u, s), minus);
+// Nibbles (0..15) times values: each 16-bit pair sum stays below 2 x 2 x 15 x 127 < 2^15.
+inline __m256i dot_q4(__m256i low, __m256i x_low, __m256i high, __m256i x_high, __m256i start) {
+  const __m256i pairs =
+      _mm256_add_epi16(_mm256_maddubs_epi16(low, x_low), _mm256_maddubs_epi16(high, x_high));
+  return _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), start);
 }
 
 #include "model/quant/dense_tiles.inl"
 
-template <class Block>
-struct eight_rows {
+// Sixteen registers: one activation row at a time.
+template <>
+struct eight_rows<block_q8_0> {
   static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
                   const float* bias, float* y, size_t ldy, size_t j) {
-    for (size_t r = 0; r < rows; ++r)  // sixteen registers: one activation row at a time
-      tile_int8<Block>(group, x + r * nb, nb, bias, y + r * ldy, j);
+    for (size_t r = 0; r < rows; ++r)
+      tile_q8_eight(group, x + r * nb, nb, bias, y + r * ldy, j);
+  }
+};
+
+template <>
+struct eight_rows<block_q4_0> {
+  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
+                  const float* bias, float* y, size_t ldy, size_t j) {
+    for (size_t r = 0; r < rows; ++r)
+      tile_q4_eight(group, x + r * nb, nb, bias, y + r * ldy, j);
   }
 };
 

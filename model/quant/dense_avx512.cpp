@@ -18,8 +18,8 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
 }
 
-inline __m256i dot_u8s8_minus(__m256i u, __m256i s, __m256i minus) {
-  return _mm256_dpbusd_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), minus), u, s);
+inline __m256i dot_q4(__m256i low, __m256i x_low, __m256i high, __m256i x_high, __m256i start) {
+  return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, x_low), high, x_high);
 }
 
 #include "model/quant/dense_tiles.inl"
@@ -37,48 +37,33 @@ struct pair_q8 {
     wabs = _mm512_abs_epi8(w);
   }
   // x takes w's sign (no vpsignb at this width; where w is 0, |w| is 0 too)
-  __m512i dot(__m512i xq, __m512i) const {
+  __m512i dot(__m512i xq) const {
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs,
                                _mm512_mask_sub_epi8(xq, negative, _mm512_setzero_si512(), xq));
   }
 };
 
-struct pair_q4 {
-  __m512i nibbles;
-  // The quants of two consecutive rows of a group: 32 bytes, each row's 16 into both
-  // 128-bit lanes of its half.
-  void load(const uint8_t* qs) {
-    const __m512i both = _mm512_mask_broadcast_i32x4(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))), 0xff00,
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16)));
-    nibbles = _mm512_and_si512(_mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
-                               _mm512_set1_epi8(0x0f));
-  }
-  __m512i dot(__m512i xq, __m512i minus_offset) const {
-    return _mm512_dpbusd_epi32(minus_offset, nibbles, xq);
-  }
-};
+// Up to three activation rows per pass over a group: a batch reuses each loaded block.
+template <class Tile>
+void by_three(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
+              const float* bias, float* y, size_t ldy, size_t j) {
+  size_t r = 0;
+  for (; r + 3 <= rows; r += 3)
+    Tile::template tile<3>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+  if (rows - r == 2)
+    Tile::template tile<2>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+  else if (rows - r == 1)
+    Tile::template tile<1>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+}
 
-template <class Block>
-struct pair_of;
+// tile_q8_eight with two weight rows per register: the same bits.
 template <>
-struct pair_of<block_q8_0> {
-  using type = pair_q8;
-};
-template <>
-struct pair_of<block_q4_0> {
-  using type = pair_q4;
-};
-
-// tile_int8 with two weight rows per register and up to three activation rows per pass
-// over the group: a batch reuses each loaded block. The same bits as tile_int8.
-template <class Block>
-struct eight_rows {
+struct eight_rows<block_q8_0> {
   template <int ROWS>
   static void tile(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias,
                    float* y, size_t ldy, size_t j) {
-    using pair = typename pair_of<Block>::type;
-    constexpr size_t qs_bytes = sizeof(Block) - 2, step = 8 * sizeof(Block);
+    using pair = pair_q8;
+    constexpr size_t qs_bytes = sizeof(block_q8_0) - 2, step = 8 * sizeof(block_q8_0);
     __m512 acc[4][ROWS];
 #pragma GCC unroll 4
     for (int p = 0; p < 4; ++p)
@@ -89,15 +74,12 @@ struct eight_rows {
       const uint8_t* at = group + b * step;
       prefetch_step<step>(at + prefetch_steps * step);
       const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
-      __m512i xq[ROWS], minus_offset[ROWS];
+      __m512i xq[ROWS];
       __m512 scale[ROWS];
 #pragma GCC unroll 4
       for (int r = 0; r < ROWS; ++r) {
         const block_q8_act& xb = x[r * nb + b];
         xq[r] = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs)));
-        minus_offset[r] = _mm512_sub_epi32(_mm512_setzero_si512(),
-                                           _mm512_broadcast_i64x4(_mm256_load_si256(
-                                               reinterpret_cast<const __m256i*>(xb.offset8))));
         scale[r] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)));
       }
 #pragma GCC unroll 4
@@ -109,7 +91,7 @@ struct eight_rows {
                                                 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; ++r)
-          acc[p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r], minus_offset[r])),
+          acc[p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r])),
                                       _mm512_permutexvar_ps(lanes, scale[r]), acc[p][r]);
       }
     }
@@ -127,13 +109,72 @@ struct eight_rows {
 
   static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
                   const float* bias, float* y, size_t ldy, size_t j) {
-    size_t r = 0;
-    for (; r + 3 <= rows; r += 3)
-      tile<3>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
-    if (rows - r == 2)
-      tile<2>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
-    else if (rows - r == 1)
-      tile<1>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    by_three<eight_rows>(group, x, rows, nb, bias, y, ldy, j);
+  }
+};
+
+// tile_q4_eight with four weight rows per register (one per 128-bit lane): the same bits.
+template <>
+struct eight_rows<block_q4_0> {
+  template <int ROWS>
+  static void tile(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias,
+                   float* y, size_t ldy, size_t j) {
+    constexpr size_t step = 8 * sizeof(block_q4_0);
+    __m512 acc[2][ROWS];
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h)
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; ++r)
+        acc[h][r] = _mm512_setzero_ps();
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    // each row's scale into the four lanes of its quarter
+    const __m512i quarters[2] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                 _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* at = group + b * step;
+      prefetch_step<step>(at + prefetch_steps * step);
+      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+      __m512i low[2], high[2];
+#pragma GCC unroll 2
+      for (int h = 0; h < 2; ++h) {
+        const __m512i w = _mm512_loadu_si512(at + 16 + 64 * h);
+        low[h] = _mm512_and_si512(w, mask);
+        high[h] = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; ++r) {
+        const block_q8_act& xb = x[r * nb + b];
+        const __m512i x_low =
+            _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.qs)));
+        const __m512i x_high =
+            _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.qs + 16)));
+        const __m512i start =
+            _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.q4_start)));
+        const __m512 scale = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) {
+          const __m512i sums =
+              _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, low[h], x_low), high[h], x_high);
+          acc[h][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums),
+                                      _mm512_permutexvar_ps(quarters[h], scale), acc[h][r]);
+        }
+      }
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < ROWS; ++r) {
+        alignas(64) float lane[16];
+        _mm512_store_ps(lane, acc[h][r]);
+        for (int q = 0; q < 4; ++q) {
+          const float s = hsum4(_mm_load_ps(lane + 4 * q));
+          const size_t o = j + static_cast<size_t>(4 * h + q);
+          y[r * ldy + o] = bias != nullptr ? s + bias[o] : s;
+        }
+      }
+  }
+
+  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
+                  const float* bias, float* y, size_t ldy, size_t j) {
+    by_three<eight_rows>(group, x, rows, nb, bias, y, ldy, j);
   }
 };
 
