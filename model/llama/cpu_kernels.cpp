@@ -234,7 +234,7 @@ ADAPTERD_AVX2 void weighted_rows_avx2(const float* weights, const T* v, size_t s
     __m256 acc[8];
 #pragma GCC unroll 8
     for (int c = 0; c < 8; ++c)
-      acc[c] = _mm256_setzero_ps();
+      acc[c] = _mm256_loadu_ps(out + i + 8 * c);
     for (size_t t = 0; t < count; ++t) {
       const __m256 w = _mm256_set1_ps(weights[t]);
       const T* row = v + t * stride + i;
@@ -247,13 +247,13 @@ ADAPTERD_AVX2 void weighted_rows_avx2(const float* weights, const T* v, size_t s
       _mm256_storeu_ps(out + i + 8 * c, acc[c]);
   }
   for (; i + 8 <= n; i += 8) {
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc = _mm256_loadu_ps(out + i);
     for (size_t t = 0; t < count; ++t)
       acc = _mm256_fmadd_ps(_mm256_set1_ps(weights[t]), load8(v + t * stride + i), acc);
     _mm256_storeu_ps(out + i, acc);
   }
   for (; i < n; ++i) {
-    float acc = 0;
+    float acc = out[i];
     for (size_t t = 0; t < count; ++t)
       acc += weights[t] * value_of(v[t * stride + i]);
     out[i] = acc;

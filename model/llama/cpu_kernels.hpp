@@ -26,9 +26,10 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 
 /// The dot product of n floats (vectorised; the same order for the same n).
 float dot(const float* a, const float* b, size_t n);
-/// out[i] = sum over t < count of weights[t] * v[t * stride + i], for i < n: the attention
+/// out[i] += sum over t < count of weights[t] * v[t * stride + i], for i < n: the attention
 /// output over a row's values, summed in t order as repeated axpy would (the same bits),
-/// with the partial sums in registers rather than memory.
+/// with the partial sums in registers rather than memory. Calls over consecutive runs of
+/// t (a paged cache's blocks) give the bits of one call over all of them.
 void weighted_rows(const float* weights, const float* v, size_t stride, size_t count, float* out,
                    size_t n);
 void weighted_rows(const float* weights, const uint16_t* v, size_t stride, size_t count, float* out,

@@ -357,8 +357,8 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       auto& vt = cache.v[l];
       const auto ks0 = kt.stride(0), ks1 = kt.stride(1), vs0 = vt.stride(0), vs1 = vt.stride(1);
       for (size_t g = 0; g < kvh; ++g) {
-        const int64_t k_at = static_cast<int64_t>(g) * ks0 + pos * ks1,
-                      v_at = static_cast<int64_t>(g) * vs0 + pos * vs1;
+        const int64_t k_at = static_cast<int64_t>(g) * ks0 + cache.slot(pos) * ks1,
+                      v_at = static_cast<int64_t>(g) * vs0 + cache.slot(pos) * vs1;
         if (kv_bf16) {
           auto* kp = reinterpret_cast<uint16_t*>(kt.data_ptr()) + k_at;
           auto* vp = reinterpret_cast<uint16_t*>(vt.data_ptr()) + v_at;
@@ -386,11 +386,12 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
                       v_head = static_cast<int64_t>(g) * vt.stride(0);
         // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype).
         auto key_dot = [&](const float* q, int64_t t) {
-          return kv_bf16 ? cpu::dot(
-                     q,
-                     reinterpret_cast<const uint16_t*>(kt.data_ptr()) + k_head + t * kt.stride(1),
-                     d)
-                         : cpu::dot(q, kt.data_ptr<float>() + k_head + t * kt.stride(1), d);
+          return kv_bf16
+                     ? cpu::dot(q,
+                                reinterpret_cast<const uint16_t*>(kt.data_ptr()) + k_head
+                                    + cache.slot(t) * kt.stride(1),
+                                d)
+                     : cpu::dot(q, kt.data_ptr<float>() + k_head + cache.slot(t) * kt.stride(1), d);
         };
         const float* q = &s.qkv[r * qkv_n + head * d];
         const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
@@ -409,16 +410,21 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         for (auto& e : p)
           e /= sum;
         float* out = &s.attn[r * q_out + head * d];
-        const auto count = static_cast<size_t>(total - first),
-                   stride = static_cast<size_t>(vt.stride(1));
-        if (kv_bf16)
-          cpu::weighted_rows(
-              p.data(),
-              reinterpret_cast<const uint16_t*>(vt.data_ptr()) + v_head + first * vt.stride(1),
-              stride, count, out, d);
-        else
-          cpu::weighted_rows(p.data(), vt.data_ptr<float>() + v_head + first * vt.stride(1), stride,
-                             count, out, d);
+        std::fill(out, out + d, 0.0f);
+        const auto stride = static_cast<size_t>(vt.stride(1));
+        // block by block: each block's slots are consecutive
+        for (int64_t t = first; t < total;) {
+          const int64_t run = std::min(total, (t / kv_block_tokens + 1) * kv_block_tokens) - t;
+          const int64_t at_value = v_head + cache.slot(t) * vt.stride(1);
+          const float* weights = p.data() + (t - first);
+          if (kv_bf16)
+            cpu::weighted_rows(weights, reinterpret_cast<const uint16_t*>(vt.data_ptr()) + at_value,
+                               stride, static_cast<size_t>(run), out, d);
+          else
+            cpu::weighted_rows(weights, vt.data_ptr<float>() + at_value, stride,
+                               static_cast<size_t>(run), out, d);
+          t += run;
+        }
       }
     });
     dense(pk.o, s.attn.data(), rows, q_out, ptr(w.linear[3].bias), s.proj.data(), h, s.act);

@@ -109,44 +109,74 @@ void llama_model::require_libtorch_weights(const char* what) const {
 
 kv_cache llama_model::make_cache(int64_t capacity) const {
   kv_cache cache;
-  cache.capacity = capacity;
+  const int64_t blocks = kv_blocks_for(capacity);
+  cache.capacity = blocks * kv_block_tokens;
+  for (int64_t b = 0; b < blocks; ++b)
+    cache.blocks.push_back(static_cast<int32_t>(b));
   auto options = torch::TensorOptions().dtype(kv_dtype_).device(device_);
   for (int64_t l = 0; l < config_.num_layers; ++l) {
-    cache.k.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
-    cache.v.push_back(torch::empty({config_.num_kv_heads, capacity, config_.head_dim}, options));
+    cache.k.push_back(
+        torch::empty({config_.num_kv_heads, cache.capacity, config_.head_dim}, options));
+    cache.v.push_back(
+        torch::empty({config_.num_kv_heads, cache.capacity, config_.head_dim}, options));
   }
   return cache;
 }
 
-kv_pool::kv_pool(const llama_model& model, int64_t tokens) : ranges_(tokens) {
+kv_pool::kv_pool(const llama_model& model, int64_t tokens)
+    : device_(model.device()), blocks_(kv_blocks_for(tokens)) {
   const auto& c = model.config();
   auto options = torch::TensorOptions().dtype(model.kv_dtype()).device(model.device());
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    k_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
-    v_.push_back(torch::empty({c.num_kv_heads, tokens, c.head_dim}, options));
+    k_.push_back(torch::empty({c.num_kv_heads, this->tokens(), c.head_dim}, options));
+    v_.push_back(torch::empty({c.num_kv_heads, this->tokens(), c.head_dim}, options));
   }
 }
 
 std::optional<kv_cache> kv_pool::take(int64_t tokens) {
-  auto start = ranges_.take(tokens);
-  if (!start)
+  auto blocks = blocks_.take(kv_blocks_for(tokens));
+  if (!blocks)
     return std::nullopt;
   kv_cache cache;
-  cache.capacity = tokens;
-  cache.pool_start = *start;
-  for (size_t l = 0; l < k_.size(); ++l) {
-    cache.k.push_back(k_[l].narrow(1, *start, tokens));
-    cache.v.push_back(v_[l].narrow(1, *start, tokens));
-  }
+  cache.k = k_;
+  cache.v = v_;
+  cache.blocks = std::move(*blocks);
+  cache.capacity = static_cast<int64_t>(cache.blocks.size()) * kv_block_tokens;
+  cache.pooled = true;
+  std::vector<int64_t> slots(static_cast<size_t>(cache.capacity));
+  for (int64_t t = 0; t < cache.capacity; ++t)
+    slots[static_cast<size_t>(t)] = cache.slot(t);
+  cache.slot_index = torch::tensor(slots, torch::kInt64).to(device_);
   return cache;
 }
 
 void kv_pool::give_back(const kv_cache& cache) {
-  if (cache.pool_start >= 0)
-    ranges_.give_back(cache.pool_start);
+  if (cache.pooled)
+    blocks_.give_back(cache.blocks);
 }
 
-bool kv_pool::fits(int64_t tokens) const { return ranges_.fits(tokens); }
+bool kv_pool::fits(int64_t tokens) const {
+  return tokens > 0 && kv_blocks_for(tokens) <= blocks_.free();
+}
+
+namespace {
+
+// Tokens [start, start + t) of one layer's cache tensor from src [kv_heads, t, head_dim].
+void write_kv(torch::Tensor& layer, const kv_cache& cache, int64_t start, int64_t t,
+              const torch::Tensor& src) {
+  if (cache.in_order())
+    layer.narrow(1, start, t).copy_(src);
+  else
+    layer.index_copy_(1, cache.slot_index.narrow(0, start, t), src.to(layer.scalar_type()));
+}
+
+// Tokens [0, total) of one layer's cache tensor, in order: [kv_heads, total, head_dim].
+torch::Tensor read_kv(const torch::Tensor& layer, const kv_cache& cache, int64_t total) {
+  return cache.in_order() ? layer.narrow(1, 0, total)
+                          : layer.index_select(1, cache.slot_index.narrow(0, 0, total));
+}
+
+}  // namespace
 
 torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_cache& cache,
                                      const lora_weights* lora, const torch::Tensor& cos,
@@ -161,11 +191,11 @@ torch::Tensor llama_model::attention(const torch::Tensor& x, size_t layer, kv_ca
   // small share of the work and most of the half-precision error.
   q = apply_rope(q.to(torch::kFloat32), cos, sin);
   k = apply_rope(k.to(torch::kFloat32), cos, sin);
-  cache.k[layer].narrow(1, start, t).copy_(k.transpose(0, 1));
-  cache.v[layer].narrow(1, start, t).copy_(v.transpose(0, 1));
+  write_kv(cache.k[layer], cache, start, t, k.transpose(0, 1));
+  write_kv(cache.v[layer], cache, start, t, v.transpose(0, 1));
   const int64_t total = start + t;
-  auto keys = cache.k[layer].narrow(1, 0, total).to(torch::kFloat32);    // [kv, total, d]
-  auto values = cache.v[layer].narrow(1, 0, total).to(torch::kFloat32);  // [kv, total, d]
+  auto keys = read_kv(cache.k[layer], cache, total).to(torch::kFloat32);    // [kv, total, d]
+  auto values = read_kv(cache.v[layer], cache, total).to(torch::kFloat32);  // [kv, total, d]
   // Query head h reads key/value head h / group (transformers' repeat_kv), so grouping
   // the queries by kv head lets one batched matmul serve every head without copies.
   auto qg = q.view({t, kv, group, d}).permute({1, 2, 0, 3}).reshape({kv, group * t, d});
@@ -269,10 +299,10 @@ torch::Tensor llama_model::decode_batch(const std::vector<int64_t>& ids,
     for (int64_t r = 0; r < rows; ++r) {
       auto& cache = *caches[static_cast<size_t>(r)];
       const int64_t at = cache.length, total = at + 1;
-      cache.k[l].narrow(1, at, 1).copy_(k[r].unsqueeze(1));
-      cache.v[l].narrow(1, at, 1).copy_(v[r].unsqueeze(1));
-      auto keys = cache.k[l].narrow(1, 0, total).to(torch::kFloat32);
-      auto values = cache.v[l].narrow(1, 0, total).to(torch::kFloat32);
+      write_kv(cache.k[l], cache, at, 1, k[r].unsqueeze(1));
+      write_kv(cache.v[l], cache, at, 1, v[r].unsqueeze(1));
+      auto keys = read_kv(cache.k[l], cache, total).to(torch::kFloat32);
+      auto values = read_kv(cache.v[l], cache, total).to(torch::kFloat32);
       auto scores = torch::bmm(q[r].view({kv, heads / kv, d}), keys.transpose(1, 2))
                       .mul_(1.0 / std::sqrt(static_cast<double>(d)));
       const int64_t window = config_.sliding_window;

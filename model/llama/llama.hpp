@@ -9,8 +9,8 @@
 
 #include <torch/torch.h>
 
+#include "model/llama/kv_blocks.hpp"
 #include "model/llama/model_config.hpp"
-#include "model/llama/token_ranges.hpp"
 #include "model/quant/dense.hpp"
 #include "model/result.hpp"
 
@@ -49,59 +49,71 @@ struct lora_weights {
   size_t bytes = 0;
 };
 
-/// Keys and values of every layer, preallocated for the whole sequence.
+/// Keys and values of every layer for one sequence, in blocks of kv_block_tokens slots:
+/// token t lies in slot blocks[t / 16] * 16 + t % 16 of each layer's tensor. A pooled
+/// cache's tensors are the pool's and its blocks anywhere in them; a cache of its own has
+/// its own tensors and blocks 0, 1, 2 ... in order.
 struct kv_cache {
-  std::vector<torch::Tensor> k, v;  // [kv_heads, capacity, head_dim]
-  int64_t capacity = 0;
+  std::vector<torch::Tensor> k, v;  // [kv_heads, slots, head_dim]
+  std::vector<int32_t> blocks;      // the block table
+  torch::Tensor slot_index;         // slot(t) for every t < capacity, on the cache's device
+  int64_t capacity = 0;             // tokens the blocks hold
   int64_t length = 0;
-  int64_t pool_start = -1;  // where in a kv_pool this cache lies; -1: its own tensors
+  bool pooled = false;
+
+  int64_t slot(int64_t t) const {
+    return static_cast<int64_t>(blocks[static_cast<size_t>(t / kv_block_tokens)]) * kv_block_tokens
+           + t % kv_block_tokens;
+  }
+  /// Whether token t lies in slot t for every t (a cache of its own): reads need no gather.
+  bool in_order() const { return !pooled; }
 };
 
 class llama_model {
-public:
- /// weights: the format the CPU kernels hold the linear weights in. Anything but f32
- /// needs the CPU with fp32 compute, and then only the kernels run the model: the
- /// libtorch copies of the quantised weights are released (forward() and logits() refuse).
- llama_model(model_config config, llama_weights weights, torch::Device device,
-             torch::ScalarType dtype, size_t activation_limit_bytes = 0,
-             quant::weight_format weights_format = quant::weight_format::f32,
-             std::optional<torch::ScalarType> kv_dtype = std::nullopt);  // none: the compute dtype
+ public:
+  /// weights: the format the CPU kernels hold the linear weights in. Anything but f32
+  /// needs the CPU with fp32 compute, and then only the kernels run the model: the
+  /// libtorch copies of the quantised weights are released (forward() and logits() refuse).
+  llama_model(model_config config, llama_weights weights, torch::Device device,
+              torch::ScalarType dtype, size_t activation_limit_bytes = 0,
+              quant::weight_format weights_format = quant::weight_format::f32,
+              std::optional<torch::ScalarType> kv_dtype = std::nullopt);  // none: the compute dtype
 
- const model_config& config() const { return config_; }
- const llama_weights& weights() const { return weights_; }
- torch::Device device() const { return device_; }
- torch::ScalarType dtype() const { return dtype_; }
- quant::weight_format weights_format() const { return weights_format_; }
- torch::ScalarType kv_dtype() const { return kv_dtype_; }
- /// Bytes the weights take as held: the packed matrices plus what stays in libtorch.
- size_t resident_weight_bytes() const;
+  const model_config& config() const { return config_; }
+  const llama_weights& weights() const { return weights_; }
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+  quant::weight_format weights_format() const { return weights_format_; }
+  torch::ScalarType kv_dtype() const { return kv_dtype_; }
+  /// Bytes the weights take as held: the packed matrices plus what stays in libtorch.
+  size_t resident_weight_bytes() const;
 
- kv_cache make_cache(int64_t capacity) const;
- /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
- /// hidden states [T, hidden]; the cache grows by T.
- torch::Tensor forward(const torch::Tensor& ids, kv_cache& cache, const lora_weights* lora) const;
- /// Vocabulary logits of hidden states.
- torch::Tensor logits(const torch::Tensor& hidden) const;
+  kv_cache make_cache(int64_t capacity) const;
+  /// Runs `ids` (positions cache.length ...) through the decoder and returns the final
+  /// hidden states [T, hidden]; the cache grows by T.
+  torch::Tensor forward(const torch::Tensor& ids, kv_cache& cache, const lora_weights* lora) const;
+  /// Vocabulary logits of hidden states.
+  torch::Tensor logits(const torch::Tensor& hidden) const;
 
- /// One decode step for several sequences: row i feeds ids[i] at position
- /// caches[i]->length through its own adapter loras[i] (or none). The linear layers run
- /// once for all rows (each adapter's rows add their LoRA term); attention runs per row
- /// over that row's cache. Returns the logits [rows, vocab]; every cache grows by one.
- torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
-                            const std::vector<const lora_weights*>& loras) const;
+  /// One decode step for several sequences: row i feeds ids[i] at position
+  /// caches[i]->length through its own adapter loras[i] (or none). The linear layers run
+  /// once for all rows (each adapter's rows add their LoRA term); attention runs per row
+  /// over that row's cache. Returns the logits [rows, vocab]; every cache grows by one.
+  torch::Tensor decode_batch(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+                             const std::vector<const lora_weights*>& loras) const;
 
- /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
- /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
- /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
- std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
-                                          const lora_weights* lora) const;
+  /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
+  /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
+  /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
+  std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
+                                           const lora_weights* lora) const;
 
- /// Teacher-forced logits [ids.size(), vocab] of one sequence through the CPU kernels
- /// (any weight format); null when they cannot run this model or adapter.
- std::optional<torch::Tensor> sequence_logits_cpu(const std::vector<int64_t>& ids,
-                                                  const lora_weights* lora) const;
+  /// Teacher-forced logits [ids.size(), vocab] of one sequence through the CPU kernels
+  /// (any weight format); null when they cannot run this model or adapter.
+  std::optional<torch::Tensor> sequence_logits_cpu(const std::vector<int64_t>& ids,
+                                                   const lora_weights* lora) const;
 
-private:
+ private:
   // The CPU fp32 decode path (llama_decode_cpu.cpp).
   struct cpu_scratch {
     std::vector<float> x, norm, qkv, attn, proj, gate_up, lora_in, lora_mid, lora_out;
@@ -121,7 +133,8 @@ private:
   /// Row i feeds ids[i] through loras[i] at the next free position of caches[i]; rows
   /// that share a cache are consecutive positions of one sequence, each attending to
   /// those before it. Logits for the rows in `logit_rows` (all when empty).
-  torch::Tensor decode_batch_cpu(const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+  torch::Tensor decode_batch_cpu(const std::vector<int64_t>& ids,
+                                 const std::vector<kv_cache*>& caches,
                                  const std::vector<const lora_weights*>& loras,
                                  const std::vector<size_t>& logit_rows = {}) const;
   void add_lora_cpu(const float* x, size_t ldx, size_t rows, size_t layer, proj p,
@@ -139,11 +152,11 @@ private:
   torch::Device device_;
   torch::ScalarType dtype_;
   size_t activation_limit_bytes_;  // fault injection, see load_options
-  torch::Tensor cos_, sin_;  // [max_positions, head_dim], in the compute dtype
+  torch::Tensor cos_, sin_;        // [max_positions, head_dim], in the compute dtype
   quant::weight_format weights_format_;
   torch::ScalarType kv_dtype_;
-  std::shared_ptr<float> arena_;       // CPU: every linear weight in its format, in huge pages
-  std::vector<packed_layer> packed_;   // empty: decode runs through libtorch
+  std::shared_ptr<float> arena_;        // CPU: every linear weight in its format, in huge pages
+  std::vector<packed_layer> packed_;    // empty: decode runs through libtorch
   quant::matrix embed_rows_, lm_head_;  // the token table (rows dequantised on lookup), the head
 };
 
@@ -151,21 +164,24 @@ private:
 const lora_pair* lora_for(const lora_weights* lora, size_t layer, proj p);
 
 /// One KV arena for all the sequences of a model, allocated once: per layer
-/// [kv_heads, tokens, head_dim]. A sequence's cache is a contiguous slice of it, so
-/// serving allocates no KV memory per request and the pool's size bounds it.
+/// [kv_heads, blocks x 16, head_dim]. A sequence's cache is a table of its blocks, so
+/// serving allocates no KV memory per request, the pool's size bounds it, and freed
+/// blocks serve any later sequence whatever their places.
 class kv_pool {
-public:
-  kv_pool(const llama_model& model, int64_t tokens);
-  /// A cache of `tokens` tokens from the pool; nullopt when no free range is that long.
+ public:
+  kv_pool(const llama_model& model, int64_t tokens);  // rounded up to whole blocks
+  /// A cache of at least `tokens` tokens from the pool; nullopt when too few blocks are free.
   std::optional<kv_cache> take(int64_t tokens);
   void give_back(const kv_cache& cache);
   bool fits(int64_t tokens) const;
-  int64_t tokens() const { return ranges_.capacity(); }
-  int64_t tokens_used() const { return ranges_.used(); }
+  int64_t tokens() const { return blocks_.count() * kv_block_tokens; }
+  int64_t tokens_used() const { return blocks_.used() * kv_block_tokens; }
+  const kv_blocks& blocks() const { return blocks_; }
 
-private:
+ private:
   std::vector<torch::Tensor> k_, v_;
-  token_ranges ranges_;
+  torch::Device device_;
+  kv_blocks blocks_;
 };
 
 /// The rotary inverse frequencies, computed in fp32 exactly as transformers does,
@@ -174,7 +190,8 @@ torch::Tensor rope_inv_freq(const model_config& config);
 /// RMSNorm in fp32 whatever the compute dtype, as transformers' LlamaRMSNorm.
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 /// Rotary embedding, transformers' rotate_half convention.
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
+                         const torch::Tensor& sin);
 
 /// Reads every weight of `dir` (single or sharded safetensors, F32/F16/BF16) onto
 /// `device` in `dtype`; weights already stored in `dtype` stay in the memory-mapped file
