@@ -60,9 +60,7 @@ std::optional<messages::cleanup_level> eviction_level(const janitor_state& st,
   if (req.reason == messages::cleanup_reason::after_request)
     return st.policy == cleanup_policy::unload ? std::optional(messages::cleanup_level::all)
                                                : std::nullopt;
-  if (req.level == messages::cleanup_level::flush)
-    return std::nullopt;
-  return req.level;
+  return req.level;  // even a flush: the supervisor forgets the cached prompt prefixes
 }
 
 std::chrono::seconds tick_period(uint32_t idle_s) {

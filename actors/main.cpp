@@ -65,6 +65,7 @@ public:
   uint64_t gpu_budget_mb = 0;
   uint64_t cpu_budget_mb = 0;
   int64_t kv_reserve_tokens = 4096;
+  std::string prefix_cache = "on";
   uint32_t max_models = 1;
   uint32_t idle_unload_after_s = 0;
   uint64_t fault_activation_limit_kb = 0;
@@ -129,6 +130,10 @@ public:
              "the same for CPU models, and the host tier of GPU adapters (0: none)")
         .add(kv_reserve_tokens, "kv-reserve-tokens",
              "KV cache reserved for one sequence; caps prompt + output")
+        .add(prefix_cache, "prefix-cache",
+             "on | off: requests reuse the KV blocks of a prompt prefix computed before under the "
+             "same "
+             "adapter")
         .add(max_models, "max-models", "base models resident at once")
         .add(flush_slack_mb, "flush-slack-mb",
              "after-request flushes leave allocator caches under this alone")
@@ -255,6 +260,9 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.gpu_budget_bytes = c.gpu_budget_mb << 20;
   s.cpu_budget_bytes = c.cpu_budget_mb << 20;
   s.kv_reserve_tokens = c.kv_reserve_tokens;
+  s.prefix_cache = c.prefix_cache == "on";
+  if (c.prefix_cache != "on" && c.prefix_cache != "off")
+    problem = "--prefix-cache must be on or off, not '" + c.prefix_cache + "'";
   s.max_models = c.max_models;
   s.flush_slack_bytes = c.flush_slack_mb << 20;
   s.idle_unload_after_s = c.idle_unload_after_s;

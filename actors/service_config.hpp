@@ -42,6 +42,7 @@ struct service_config {
   bool preload = true;                    // load the default model at start-up
   uint64_t gpu_budget_bytes = 0;          // 0: unlimited
   uint64_t cpu_budget_bytes = 0;          // 0: unlimited (CPU models, and the host adapter tier)
+  bool prefix_cache = true;               // pooled sequences share the KV of common prompt prefixes
   int64_t kv_reserve_tokens = 4096;       // the KV pool's tokens (shared by the batch); caps a sequence
   uint32_t max_models = 1;                // base models resident at once
   uint32_t idle_unload_after_s = 0;       // 0: keep the model however long it idles

@@ -226,7 +226,8 @@ caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& r
                               st.config.fault_activation_limit_bytes,
                               st.config.kv_reserve_tokens,
                               weights_for(st.config, dir),
-                              st.config.kv_dtype};
+                              st.config.kv_dtype,
+                              st.config.prefix_cache};
   auto estimate = model::estimate_weight_bytes(dir, options);
   if (!estimate)
     return from_model_error(estimate.err());
@@ -426,6 +427,24 @@ messages::adapter_reply list_adapters(const supervisor_state& st) {
   return r;
 }
 
+// Drops the loaded copies of the adapter at `path` (both tiers); sequences that hold one
+// keep it until they end. True when there was one.
+bool drop_adapter_copies(supervisor_state& st, const std::string& path) {
+  auto resolved = resolve_adapter(st.config, path);
+  bool dropped = false;
+  for (auto* tier : {&st.device_adapters, &st.host_adapters}) {
+    for (auto e = tier->begin(); resolved && e != tier->end();) {
+      if (e->second.adapter->path() == *resolved) {
+        e = tier->erase(e);
+        dropped = true;
+      } else {
+        ++e;
+      }
+    }
+  }
+  return dropped;
+}
+
 caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messages::adapter_request& req) {
   auto& st = self->state;
   if (req.action == messages::adapter_action::list)
@@ -438,6 +457,8 @@ caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messag
       return make_failure(errc::bad_request, *problem + ": '" + id + "'");
     if (auto it = st.adapter_ids.find(id); it != st.adapter_ids.end() && it->second != req.path)
       return make_failure(errc::bad_request, "adapter id '" + id + "' already names " + it->second);
+    // What is on disk now: a job that re-trained this id wrote new weights to the same place.
+    drop_adapter_copies(st, req.path);
     auto lease = acquire(self, acquire_request{req.request_id, "", req.path, false});
     if (!lease)
       return lease.error();
@@ -448,18 +469,7 @@ caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messag
   if (req.action == messages::adapter_action::unload) {
     auto it = st.adapter_ids.find(req.id);
     auto path = it != st.adapter_ids.end() ? it->second : req.id;
-    auto resolved = resolve_adapter(st.config, path);
-    bool dropped = false;
-    for (auto* tier : {&st.device_adapters, &st.host_adapters}) {
-      for (auto e = tier->begin(); resolved && e != tier->end();) {
-        if (e->second.adapter->path() == *resolved) {
-          e = tier->erase(e);
-          dropped = true;
-        } else {
-          ++e;
-        }
-      }
-    }
+    bool dropped = drop_adapter_copies(st, path);
     if (it == st.adapter_ids.end() && !dropped)
       return make_failure(errc::adapter_not_found, "no adapter is registered or loaded as '" + req.id + "'");
     if (it != st.adapter_ids.end())
@@ -474,6 +484,15 @@ caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messag
 messages::freed_report evict(self_ptr self, messages::cleanup_level level) {
   auto& st = self->state;
   messages::freed_report freed;
+  // Every level of an asked-for cleanup forgets the cached prompt prefixes.
+  for (const auto& [key, e] : st.models) {
+    freed.kv_blocks += static_cast<uint32_t>(e.model->kv_pool_stats().cached);
+    e.model->drop_prefix_cache();
+  }
+  if (level == messages::cleanup_level::flush) {
+    report(self);
+    return freed;
+  }
   if (level == messages::cleanup_level::all) {
     while (!st.models.empty())
       drop_model(self, st.models.begin()->first, freed);

@@ -22,6 +22,9 @@ struct generate_timing {
   double ttft_ms = -1;          // sent -> first text (streaming only)
   std::vector<double> itl_ms;   // gaps between text chunks, per token (streaming only)
   uint32_t tokens = 0;          // tokens_generated
+  uint32_t prompt_tokens = 0;
+  uint32_t cached_tokens = 0;  // of prompt_tokens, reused from the server's prefix cache
+  std::string text;            // generated_text
   double server_generate_ms = 0;
   double server_queue_ms = 0;
 };
@@ -57,7 +60,11 @@ private:
 
   void read_summary(const nlohmann::json& j, generate_timing& out) {
     out.tokens = j.value("tokens_generated", 0u);
+    out.prompt_tokens = j.value("prompt_tokens", 0u);
+    if (j.contains("generated_text") && j["generated_text"].is_string())
+      out.text = j["generated_text"].get<std::string>();
     if (j.contains("timings") && j["timings"].is_object()) {
+      out.cached_tokens = j["timings"].value("prompt_tokens_cached", 0u);
       out.server_generate_ms = j["timings"].value("generate_ms", 0.0);
       out.server_queue_ms = j["timings"].value("queue_ms", 0.0);
     }

@@ -5,6 +5,9 @@
 // not. Reports TTFT, inter-token and end-to-end latency, throughput, errors by status and
 // the server's memory over time; with --port-b it runs two servers level by level,
 // alternating, and prints B/A ratios (these machines are noisy: compare within a run).
+// --chat WORDS:TURNS runs conversations instead: each adapter (and the base) has its own
+// system prompt of WORDS words, a client holds one conversation at a time, and each turn's
+// prompt is the conversation so far plus a new question (the prefix cache's workload).
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -38,15 +41,17 @@ struct options {
   double time_limit_s = 300;  // per level: every load loop stops by itself
   size_t max_inflight = 256;  // open loop: client threads
   size_t warmup = 2;          // requests per server before the first level, not counted
+  int chat_system_words = 0;  // --chat: conversations with a system prompt of this many words
+  int chat_turns = 0;
   std::string json_file, csv_file, svg_file;
 };
 
 const char* usage =
-  "usage: adapterd-load --port P [--port-b P2] [--host H]\n"
-  "         [--concurrency 1,4,16 | --rates 2,5,10] [--requests N] [--max-new-tokens N]\n"
-  "         [--prompt-words MIN:MAX | --prompts FILE] [--adapters DIR,DIR] [--no-stream]\n"
-  "         [--temperature T] [--seed S] [--time-limit S] [--max-inflight N] [--warmup N]\n"
-  "         [--json FILE] [--csv FILE] [--svg FILE]\n";
+    "usage: adapterd-load --port P [--port-b P2] [--host H]\n"
+    "         [--concurrency 1,4,16 | --rates 2,5,10] [--requests N] [--max-new-tokens N]\n"
+    "         [--prompt-words MIN:MAX | --prompts FILE] [--adapters DIR,DIR] [--no-stream]\n"
+    "         [--temperature T] [--seed S] [--time-limit S] [--max-inflight N] [--warmup N]\n"
+    "         [--chat SYSTEM_WORDS:TURNS] [--json FILE] [--csv FILE] [--svg FILE]\n";
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -112,7 +117,16 @@ options parse(int argc, char** argv) {
       o.max_words = static_cast<int>(number(flag, parts[1]));
       if (o.min_words < 1 || o.max_words < o.min_words)
         throw std::invalid_argument("--prompt-words wants 1 <= MIN <= MAX");
-    } else if (flag == "--prompts") o.prompts_file = value();
+    } else if (flag == "--chat") {
+      auto parts = split(value(), ':');
+      if (parts.size() != 2)
+        throw std::invalid_argument("--chat wants SYSTEM_WORDS:TURNS");
+      o.chat_system_words = static_cast<int>(number(flag, parts[0]));
+      o.chat_turns = static_cast<int>(number(flag, parts[1]));
+      if (o.chat_system_words < 1 || o.chat_turns < 1 || o.chat_turns > 100)
+        throw std::invalid_argument("--chat wants SYSTEM_WORDS >= 1 and 1 <= TURNS <= 100");
+    } else if (flag == "--prompts")
+      o.prompts_file = value();
     else if (flag == "--adapters") o.adapters = split(value(), ',');
     else if (flag == "--no-stream") o.stream = false;
     else if (flag == "--json") o.json_file = value();
@@ -155,6 +169,33 @@ std::vector<std::string> make_prompts(const options& o) {
     prompts.push_back(p);
   }
   return prompts;
+}
+
+// --chat: one system prompt per slot (0: the base model, then each adapter), different words.
+std::vector<std::string> system_prompts(const options& o) {
+  static const char* words[] = {"you",    "are",   "a",      "helpful", "assistant", "for",
+                                "the",    "team",  "who",    "answers", "briefly",   "and",
+                                "kindly", "about", "rivers", "stones"};
+  std::vector<std::string> out;
+  for (size_t slot = 0; slot <= o.adapters.size(); ++slot) {
+    std::mt19937_64 rng(o.seed * 7919 + slot);
+    std::uniform_int_distribution<size_t> pick(0, std::size(words) - 1);
+    std::string p = "System " + std::to_string(slot) + ":";
+    for (int n = 0; n < o.chat_system_words; ++n)
+      p += std::string(" ") + words[pick(rng)];
+    out.push_back(p);
+  }
+  return out;
+}
+
+nlohmann::json chat_body(const options& o, const std::string& prompt, size_t slot, size_t i) {
+  nlohmann::json body = {{"prompt", prompt},
+                         {"max_new_tokens", o.max_new_tokens},
+                         {"temperature", o.temperature},
+                         {"seed", i}};
+  if (slot > 0)
+    body["adapter_path"] = o.adapters[slot - 1];
+  return body;
 }
 
 nlohmann::json request_body(const options& o, const std::vector<std::string>& prompts, size_t i) {
@@ -227,9 +268,33 @@ std::pair<std::vector<generate_timing>, double> run_level(const options& o, cons
   const size_t threads = o.mode == "rate" ? std::min(o.max_inflight, o.requests)
                                           : std::min(static_cast<size_t>(level), o.requests);
   std::vector<std::thread> pool;
+  const auto systems = system_prompts(o);
+  const size_t turns = static_cast<size_t>(std::max(1, o.chat_turns));
+  // --chat: a client takes a whole conversation; request i is turn i % turns of conversation i /
+  // turns.
+  auto converse = [&](generate_client& client) {
+    for (;;) {
+      const size_t c = next.fetch_add(1), first = c * turns;
+      if (first >= o.requests || clock_type::now() > stop_at)
+        return;
+      const size_t slot = c % systems.size();
+      std::string history = systems[slot];
+      for (size_t t = 0; t < turns && first + t < o.requests; ++t) {
+        const size_t i = first + t;
+        const std::string prompt =
+            history + "\nUser: " + prompts[i % prompts.size()] + "\nAssistant:";
+        auto r = client.call(chat_body(o, prompt, slot, i), o.stream);
+        history = prompt + r.text;
+        calls[i] = std::move(r);
+        done[i] = true;
+      }
+    }
+  };
   for (size_t t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       generate_client client(o.host, port);
+      if (o.chat_turns > 0)
+        return converse(client);
       for (;;) {
         auto i = next.fetch_add(1);
         if (i >= o.requests || clock_type::now() > stop_at)
@@ -312,6 +377,17 @@ int main(int argc, char** argv) {
       }
       reports.push_back(summarise(name, o.mode, level, calls, wall));
       std::cout << row(reports.back()) << std::flush;
+      uint64_t prompt_tokens = 0, cached_tokens = 0;
+      for (const auto& c : calls) {
+        prompt_tokens += c.prompt_tokens;
+        cached_tokens += c.cached_tokens;
+      }
+      std::printf("  server %s: %llu prompt tokens, %llu of them from the prefix cache (%.1f %%)\n",
+                  name.c_str(), static_cast<unsigned long long>(prompt_tokens),
+                  static_cast<unsigned long long>(cached_tokens),
+                  prompt_tokens > 0 ? 100.0 * static_cast<double>(cached_tokens)
+                                          / static_cast<double>(prompt_tokens)
+                                    : 0.0);
     }
   std::cout << "\n" << table(reports);
   if (servers.size() == 2) {

@@ -86,20 +86,23 @@ std::variant<messages::cleanup_request, api_error> parse_cleanup(const std::stri
 
 std::string to_json(const messages::generate_reply& r) {
   json out = {
-    {"generated_text", r.generated_text},
-    {"tokens_generated", r.tokens_generated},
-    {"prompt_tokens", r.prompt_tokens},
-    {"finish_reason", r.finish_reason},
-    {"model", r.model},
-    {"adapter", r.adapter.empty() ? json(nullptr) : json(r.adapter)},
-    {"device", r.device},
-    {"request_id", r.request_id},
-    {"timings", {{"queue_ms", round2(r.queue_ms)}, {"load_ms", round2(r.load_ms)},
-                 {"generate_ms", round2(r.generate_ms)},
-                 {"started_at_ms", static_cast<double>(r.started_at_us) / 1000.0},
-                 {"finished_at_ms", static_cast<double>(r.finished_at_us) / 1000.0}}},
-    {"order", {{"arrived", r.arrival_seq}, {"served", r.service_seq}}},
-    {"batch_size_max", r.batch_size_max},
+      {"generated_text", r.generated_text},
+      {"tokens_generated", r.tokens_generated},
+      {"prompt_tokens", r.prompt_tokens},
+      {"finish_reason", r.finish_reason},
+      {"model", r.model},
+      {"adapter", r.adapter.empty() ? json(nullptr) : json(r.adapter)},
+      {"device", r.device},
+      {"request_id", r.request_id},
+      {"timings",
+       {{"queue_ms", round2(r.queue_ms)},
+        {"load_ms", round2(r.load_ms)},
+        {"generate_ms", round2(r.generate_ms)},
+        {"prompt_tokens_cached", r.cached_tokens},
+        {"started_at_ms", static_cast<double>(r.started_at_us) / 1000.0},
+        {"finished_at_ms", static_cast<double>(r.finished_at_us) / 1000.0}}},
+      {"order", {{"arrived", r.arrival_seq}, {"served", r.service_seq}}},
+      {"batch_size_max", r.batch_size_max},
   };
   if (!r.node.empty())
     out["node"] = r.node;
@@ -138,7 +141,8 @@ json cleanup_json(const messages::cleanup_reply& r) {
   out["freed"] = {{"adapters", r.freed.adapters},
                   {"adapter_mb", round2(static_cast<double>(r.freed.adapter_bytes) / 1048576.0)},
                   {"models", r.freed.models},
-                  {"model_mb", round2(static_cast<double>(r.freed.model_bytes) / 1048576.0)}};
+                  {"model_mb", round2(static_cast<double>(r.freed.model_bytes) / 1048576.0)},
+                  {"kv_blocks", r.freed.kv_blocks}};
   if (!r.nodes.empty()) {
     out["nodes"] = json::array();
     for (const auto& n : r.nodes)
@@ -244,6 +248,19 @@ std::string to_json(const messages::health_report& r) {
         {"steps", r.batch.steps},
         {"kv_pool_tokens", r.batch.kv_pool_tokens},
         {"kv_pool_used_tokens", r.batch.kv_pool_used},
+        {"kv_blocks",
+         {{"total", r.batch.kv_blocks_total},
+          {"used", r.batch.kv_blocks_used},
+          {"cached", r.batch.kv_blocks_cached},
+          {"free", r.batch.kv_blocks_total - r.batch.kv_blocks_used - r.batch.kv_blocks_cached}}},
+        {"prefix_cache",
+         {{"lookups", r.batch.prefix_lookups},
+          {"hits", r.batch.prefix_hits},
+          {"hit_rate", r.batch.prefix_lookups == 0
+                           ? 0.0
+                           : round2(static_cast<double>(r.batch.prefix_hits)
+                                    / static_cast<double>(r.batch.prefix_lookups))},
+          {"cached_tokens", r.batch.cached_tokens}}},
         {"rejected", r.batch.rejected},
         {"cancelled", r.batch.cancelled},
         {"timed_out", r.batch.timed_out}}},

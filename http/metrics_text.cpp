@@ -107,6 +107,20 @@ std::string prometheus_text(const messages::health_report& h) {
   w.gauge("adapterd_model_weight_bytes", "Weights of the default (or last used) model.", static_cast<double>(m.weight_bytes));
   w.gauge("adapterd_kv_pool_tokens", "Tokens the KV pool holds.", static_cast<double>(b.kv_pool_tokens));
   w.gauge("adapterd_kv_pool_used_tokens", "Tokens of the KV pool in use.", static_cast<double>(b.kv_pool_used));
+  w.gauge("adapterd_kv_blocks_total", "Blocks of 16 tokens in the KV pool.",
+          static_cast<double>(b.kv_blocks_total));
+  w.gauge("adapterd_kv_blocks_used", "KV blocks held by running sequences.",
+          static_cast<double>(b.kv_blocks_used));
+  w.gauge("adapterd_kv_blocks_cached", "KV blocks held only by the prefix cache.",
+          static_cast<double>(b.kv_blocks_cached));
+  w.counter("adapterd_prefix_cache_lookups_total",
+            "Admitted prompts long enough to share a KV block.",
+            static_cast<double>(b.prefix_lookups));
+  w.counter("adapterd_prefix_cache_hits_total", "Admitted prompts that reused cached KV blocks.",
+            static_cast<double>(b.prefix_hits));
+  w.counter("adapterd_prefix_cache_tokens_total",
+            "Prompt tokens not prefilled: their KV came from the cache.",
+            static_cast<double>(b.cached_tokens));
   w.family("adapterd_adapter_bytes", "gauge", "Adapter weights held, by tier.");
   uint64_t device = 0, host = 0;
   for (const auto& item : m.resident)

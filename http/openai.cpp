@@ -23,7 +23,8 @@ std::string id_of(endpoint kind, const std::string& request_id) {
 json usage(const messages::generate_reply& r) {
   return {{"prompt_tokens", r.prompt_tokens},
           {"completion_tokens", r.tokens_generated},
-          {"total_tokens", r.prompt_tokens + r.tokens_generated}};
+          {"total_tokens", r.prompt_tokens + r.tokens_generated},
+          {"prompt_tokens_details", {{"cached_tokens", r.cached_tokens}}}};
 }
 
 std::string model_of(const request& req, const messages::generate_reply& r) {

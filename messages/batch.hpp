@@ -43,6 +43,12 @@ struct batch_state {
   uint64_t step_rows = 0;       // sum of the steps' batch sizes (mean = step_rows / steps)
   int64_t kv_pool_tokens = 0;
   int64_t kv_pool_used = 0;
+  int64_t kv_blocks_total = 0;   // the pool in blocks of 16 tokens
+  int64_t kv_blocks_used = 0;    // held by running sequences
+  int64_t kv_blocks_cached = 0;  // held by the prefix cache alone, taken back when needed
+  uint64_t prefix_lookups = 0;   // admitted prompts long enough to share a block
+  uint64_t prefix_hits = 0;      // those that found one
+  uint64_t cached_tokens = 0;    // prompt tokens not prefilled: their KV was cached
   uint64_t rejected = 0;        // 429s
   uint64_t cancelled = 0;       // clients that went away
   uint64_t timed_out = 0;       // requests past their timeout_s
@@ -57,8 +63,9 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_state& x) {
   return f(caf::meta::type_name("adapterd::batch_state"), x.waiting, x.running, x.max_batch_size,
            x.max_queue, x.last_batch_size, x.steps, x.step_rows, x.kv_pool_tokens, x.kv_pool_used,
-           x.rejected, x.cancelled, x.timed_out, x.prompt_tokens, x.generated_tokens, x.batch_sizes,
-           x.ttft_s, x.itl_s);
+           x.kv_blocks_total, x.kv_blocks_used, x.kv_blocks_cached, x.prefix_lookups, x.prefix_hits,
+           x.cached_tokens, x.rejected, x.cancelled, x.timed_out, x.prompt_tokens,
+           x.generated_tokens, x.batch_sizes, x.ttft_s, x.itl_s);
 }
 
 }  // namespace adapterd::messages

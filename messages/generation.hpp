@@ -52,6 +52,7 @@ struct generate_reply {
   std::string generated_text;
   uint32_t tokens_generated = 0;
   uint32_t prompt_tokens = 0;
+  uint32_t cached_tokens = 0;  // of prompt_tokens, those whose KV came from the prefix cache
   std::string finish_reason;  // eos | length | stop
   std::string model;
   std::string adapter;
@@ -70,9 +71,9 @@ struct generate_reply {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
   return f(caf::meta::type_name("adapterd::generate_reply"), x.request_id, x.generated_text,
-           x.tokens_generated, x.prompt_tokens, x.finish_reason, x.model, x.adapter, x.device,
-           x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq, x.started_at_us,
-           x.finished_at_us, x.batch_size_max, x.node);
+           x.tokens_generated, x.prompt_tokens, x.cached_tokens, x.finish_reason, x.model,
+           x.adapter, x.device, x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq,
+           x.started_at_us, x.finished_at_us, x.batch_size_max, x.node);
 }
 
 /// Text of a streamed generation as it appears, sent to whoever asked for the stream.

@@ -32,12 +32,13 @@ struct freed_report {
   uint64_t adapter_bytes = 0;
   uint32_t models = 0;
   uint64_t model_bytes = 0;
+  uint32_t kv_blocks = 0;  // cached KV blocks of prompt prefixes forgotten
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, freed_report& x) {
   return f(caf::meta::type_name("adapterd::freed_report"), x.adapters, x.adapter_bytes, x.models,
-           x.model_bytes);
+           x.model_bytes, x.kv_blocks);
 }
 
 struct cleanup_reply {

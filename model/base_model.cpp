@@ -256,7 +256,7 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
                  {}});
     p->weight_bytes = p->model.resident_weight_bytes();
     if (options.kv_pool_tokens > 0)
-      p->pool = std::make_unique<kv_pool>(p->model, options.kv_pool_tokens);
+      p->pool = std::make_unique<kv_pool>(p->model, options.kv_pool_tokens, options.prefix_cache);
     return std::shared_ptr<const base_model>(std::make_shared<base_model>(std::move(p)));
   });
 }
@@ -350,6 +350,17 @@ bool base_model::kv_pool_fits(int64_t tokens) const {
   return impl_->pool && impl_->pool->fits(tokens);
 }
 
+kv_block_stats base_model::kv_pool_stats() const {
+  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+  return impl_->pool ? impl_->pool->stats() : kv_block_stats{};
+}
+
+void base_model::drop_prefix_cache() const {
+  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+  if (impl_->pool)
+    impl_->pool->drop_cached();
+}
+
 size_t base_model::kv_cache_bytes(int64_t tokens) const {
   const auto& c = config();
   return static_cast<size_t>(2 * c.num_layers * c.num_kv_heads * c.head_dim * tokens)
@@ -373,9 +384,13 @@ struct generation::impl {
   ~impl() {
     if (pool != nullptr) {
       std::lock_guard<std::mutex> lock(*pool_mutex);
+      // The keys and values of every token before cache.length are whole: the prompt and
+      // all but the last token sampled (history holds both, in order).
+      pool->publish(cache, owner(), history, cache.length);
       pool->give_back(cache);
     }
   }
+  kv_owner owner() const { return lora != nullptr ? lora->content : kv_owner{}; }
 
   generation_params params;
   const lora_weights* lora = nullptr;
@@ -442,7 +457,9 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     g->out.prompt_ids = prompt_ids;
     if (params.pooled_kv && impl_->pool) {
       std::lock_guard<std::mutex> lock(impl_->pool_mutex);
-      auto cache = impl_->pool->take(prompt_len + g->budget);
+      // The last prompt token is always prefilled: its logits give the first new token.
+      auto cache =
+          impl_->pool->take(prompt_len + g->budget, g->owner(), &prompt_ids, prompt_len - 1);
       if (!cache)
         return make_error(errc::out_of_memory, "the KV pool has no free range of "
                                                  + std::to_string(prompt_len + g->budget) + " tokens");
@@ -453,10 +470,13 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
       g->cache = model.make_cache(prompt_len + g->budget);
     }
     auto start = clock_type::now();
-    // Prefill in one pass, or chunk by chunk (less activation memory, same result).
+    // Prefill in one pass, or chunk by chunk (less activation memory, same result), after
+    // what the prefix cache had.
+    const int64_t cached = g->cache.length;
+    g->out.cached_tokens = cached;
     const int64_t chunk = params.prefill_chunk > 0 ? params.prefill_chunk : prompt_len;
     torch::Tensor hidden, last;
-    for (int64_t at = 0; at < prompt_len; at += chunk) {
+    for (int64_t at = cached; at < prompt_len; at += chunk) {
       auto n = std::min(chunk, prompt_len - at);
       std::vector<int64_t> part(prompt_ids.begin() + at, prompt_ids.begin() + at + n);
       if (auto fast = model.prefill_cpu(part, g->cache, g->lora)) {  // CPU fp32: the decode kernels
@@ -468,6 +488,10 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     }
     g->logits = to_host(last);
     g->out.prefill_ms = ms_since(start);
+    if (g->pool != nullptr) {  // later sequences may share this prompt from now on
+      std::lock_guard<std::mutex> lock(*g->pool_mutex);
+      g->pool->publish(g->cache, g->owner(), prompt_ids, g->cache.length);
+    }
     g->decode_start = clock_type::now();
     g->take_token(c);
     return std::make_unique<generation>(std::move(g));

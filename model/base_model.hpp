@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/llama/kv_blocks.hpp"
 #include "model/llama/model_config.hpp"
 #include "model/llama/sampler.hpp"
 #include "model/result.hpp"
@@ -31,6 +32,9 @@ struct load_options {
   std::string weights = "auto";
   /// The KV cache's type: auto (the compute dtype) | float32 | bfloat16 (half the memory).
   std::string kv_dtype = "auto";
+  /// Pooled sequences reuse the KV of a prompt prefix computed before under the same
+  /// adapter (kv_blocks), and leave theirs for later ones.
+  bool prefix_cache = false;
 };
 
 /// Bytes the weights of `dir` will take once loaded with `options` (from the safetensors
@@ -77,6 +81,7 @@ struct generation_output {
   std::string finish_reason;  // "eos" | "length" | "stop"
   double prefill_ms = 0;
   double decode_ms = 0;
+  int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache, not prefill
 };
 
 /// One sequence in generation. base_model::begin prefills it and picks its first token;
@@ -130,6 +135,10 @@ public:
   int64_t kv_pool_tokens_used() const;
   size_t kv_pool_bytes() const;
   bool kv_pool_fits(int64_t tokens) const;
+  /// The pool's blocks (in use, cached, free) and what the prefix cache saved.
+  kv_block_stats kv_pool_stats() const;
+  /// Forgets every cached prefix; blocks in use stay with their sequences.
+  void drop_prefix_cache() const;
 
   /// Tokenizes `prompt` (with BOS where the tokenizer adds one) and generates.
   result<generation_output> generate(const std::string& prompt, const generation_params& params,

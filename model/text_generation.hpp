@@ -25,6 +25,8 @@ public:
   generation& tokens() { return *tokens_; }
   bool finished() const { return tokens_->finished(); }
   size_t tokens_generated() const { return tokens_->output().output_ids.size(); }
+  /// Prompt tokens whose KV came from the prefix cache.
+  int64_t cached_tokens() const { return tokens_->output().cached_tokens; }
   /// The text released since the last call; once finished, everything that is left.
   std::string take_text();
   /// The final output: the text ends before a stop string, else it is the whole decode.

@@ -35,6 +35,7 @@ caf::result<messages::cleanup_reply> fan_out_cleanup(router_self self,
     t.freed.adapter_bytes += one.freed.adapter_bytes;
     t.freed.models += one.freed.models;
     t.freed.model_bytes += one.freed.model_bytes;
+    t.freed.kv_blocks += one.freed.kv_blocks;
     one.node = name;
     t.nodes.push_back(std::move(one));
   };

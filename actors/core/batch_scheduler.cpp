@@ -278,10 +278,12 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     prefill_tokens += prompt;
     ++admitted_now;
     auto first_token_at = clock::now();  // prefill picked the first token
-    stats_.prompt_tokens += static_cast<uint64_t>(prompt);
+    const auto cached = (*gen)->cached_tokens();
+    stats_.prompt_tokens += static_cast<uint64_t>(prompt - cached);
     ++stats_.generated_tokens;
     stats_.ttft_s.observe(std::chrono::duration<double>(first_token_at - item->arrived).count());
     stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
+    pool_model_ = item->lease->model;
     auto r = std::make_unique<running_generation>();
     r->j = std::move(item->j);
     r->lease = std::move(*item->lease);
@@ -364,6 +366,7 @@ void batch_scheduler::finish(running_generation& r, std::vector<finished_generat
   reply.generated_text = output.text;
   reply.tokens_generated = static_cast<uint32_t>(output.output_ids.size());
   reply.prompt_tokens = static_cast<uint32_t>(output.prompt_ids.size());
+  reply.cached_tokens = static_cast<uint32_t>(output.cached_tokens);
   reply.finish_reason = output.finish_reason;
   reply.model = r.lease.model_name;
   reply.adapter = r.lease.adapter_name;
@@ -434,6 +437,15 @@ messages::batch_state batch_scheduler::state() const {
   s.waiting = static_cast<uint32_t>(waiting_.size());
   s.running = static_cast<uint32_t>(running_.size());
   s.kv_pool_used = running_.empty() ? 0 : running_.front()->lease.model->kv_pool_tokens_used();
+  if (auto model = pool_model_.lock()) {
+    const auto blocks = model->kv_pool_stats();
+    s.kv_blocks_total = blocks.total;
+    s.kv_blocks_used = blocks.used;
+    s.kv_blocks_cached = blocks.cached;
+    s.prefix_lookups = blocks.lookups;
+    s.prefix_hits = blocks.hits;
+    s.cached_tokens = blocks.reused_tokens;
+  }
   return s;
 }
 

@@ -110,6 +110,7 @@ private:
  bool leasing_ = false;
  uint64_t admitted_ = 0;
  messages::batch_state stats_;
+ std::weak_ptr<const model::base_model> pool_model_;  // the model whose KV pool /health shows
 };
 
 }  // namespace adapterd::actors

@@ -123,8 +123,8 @@ kv_cache llama_model::make_cache(int64_t capacity) const {
   return cache;
 }
 
-kv_pool::kv_pool(const llama_model& model, int64_t tokens)
-    : device_(model.device()), blocks_(kv_blocks_for(tokens)) {
+kv_pool::kv_pool(const llama_model& model, int64_t tokens, bool prefix_cache)
+    : device_(model.device()), blocks_(kv_blocks_for(tokens), prefix_cache) {
   const auto& c = model.config();
   auto options = torch::TensorOptions().dtype(model.kv_dtype()).device(model.device());
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -133,14 +133,18 @@ kv_pool::kv_pool(const llama_model& model, int64_t tokens)
   }
 }
 
-std::optional<kv_cache> kv_pool::take(int64_t tokens) {
-  auto blocks = blocks_.take(kv_blocks_for(tokens));
-  if (!blocks)
+std::optional<kv_cache> kv_pool::take(int64_t tokens, const kv_owner& owner,
+                                      const std::vector<int32_t>* prompt, int64_t reusable) {
+  if (prompt != nullptr)
+    reusable = std::min<int64_t>(reusable, static_cast<int64_t>(prompt->size()));
+  auto taken = blocks_.take(tokens, owner, prompt != nullptr ? prompt->data() : nullptr, reusable);
+  if (!taken)
     return std::nullopt;
   kv_cache cache;
   cache.k = k_;
   cache.v = v_;
-  cache.blocks = std::move(*blocks);
+  cache.blocks = std::move(taken->blocks);
+  cache.length = taken->reused_tokens;
   cache.capacity = static_cast<int64_t>(cache.blocks.size()) * kv_block_tokens;
   cache.pooled = true;
   std::vector<int64_t> slots(static_cast<size_t>(cache.capacity));
@@ -150,13 +154,20 @@ std::optional<kv_cache> kv_pool::take(int64_t tokens) {
   return cache;
 }
 
+void kv_pool::publish(const kv_cache& cache, const kv_owner& owner,
+                      const std::vector<int32_t>& tokens, int64_t filled) {
+  if (cache.pooled)
+    blocks_.publish(cache.blocks, owner, tokens.data(),
+                    std::min<int64_t>(filled, static_cast<int64_t>(tokens.size())));
+}
+
 void kv_pool::give_back(const kv_cache& cache) {
   if (cache.pooled)
     blocks_.give_back(cache.blocks);
 }
 
 bool kv_pool::fits(int64_t tokens) const {
-  return tokens > 0 && kv_blocks_for(tokens) <= blocks_.free();
+  return blocks_.fits(tokens);
 }
 
 namespace {

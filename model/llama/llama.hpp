@@ -47,6 +47,7 @@ struct lora_pair {
 struct lora_weights {
   std::vector<std::array<std::optional<lora_pair>, proj_count>> layers;
   size_t bytes = 0;
+  kv_owner content;  // a hash of every pair's numbers: what KV computed under it depends on
 };
 
 /// Keys and values of every layer for one sequence, in blocks of kv_block_tokens slots:
@@ -169,14 +170,23 @@ const lora_pair* lora_for(const lora_weights* lora, size_t layer, proj p);
 /// blocks serve any later sequence whatever their places.
 class kv_pool {
  public:
-  kv_pool(const llama_model& model, int64_t tokens);  // rounded up to whole blocks
-  /// A cache of at least `tokens` tokens from the pool; nullopt when too few blocks are free.
-  std::optional<kv_cache> take(int64_t tokens);
+  /// `tokens`: rounded up to whole blocks; `prefix_cache`: full blocks are kept for later
+  /// sequences that begin with the same tokens under the same adapter (kv_blocks).
+  kv_pool(const llama_model& model, int64_t tokens, bool prefix_cache = false);
+  /// A cache of at least `tokens` tokens from the pool; nullopt when too few blocks can be
+  /// had. With `prompt`, its longest cached prefix under `owner` (at most `reusable`
+  /// tokens) is already in the cache: its length says how many tokens were reused.
+  std::optional<kv_cache> take(int64_t tokens, const kv_owner& owner = {},
+                               const std::vector<int32_t>* prompt = nullptr, int64_t reusable = 0);
+  /// Offers the cache's full blocks of its first `filled` tokens to later sequences.
+  void publish(const kv_cache& cache, const kv_owner& owner, const std::vector<int32_t>& tokens,
+               int64_t filled);
   void give_back(const kv_cache& cache);
   bool fits(int64_t tokens) const;
+  void drop_cached() { blocks_.drop_cached(); }
   int64_t tokens() const { return blocks_.count() * kv_block_tokens; }
   int64_t tokens_used() const { return blocks_.used() * kv_block_tokens; }
-  const kv_blocks& blocks() const { return blocks_; }
+  kv_block_stats stats() const { return blocks_.stats(); }
 
  private:
   std::vector<torch::Tensor> k_, v_;

@@ -1,4 +1,5 @@
 // Loading base-model and adapter weights into libtorch tensors.
+#include <cstring>
 #include <regex>
 
 #include "model/io/lora_config.hpp"
@@ -118,6 +119,34 @@ result<llama_weights> load_llama_weights(const std::string& dir, const model_con
   return w;
 }
 
+namespace {
+
+// Two 64-bit hashes of different kinds (FNV-1a over bytes, a multiply-xorshift over words)
+// into one 128-bit content hash: two adapters that differ anywhere differ here.
+void hash_bytes(kv_owner& h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  if (h == kv_owner{})
+    h = {0xcbf29ce484222325ULL, 0x9e3779b97f4a7c15ULL};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, p + i, sizeof word);
+    h.low = (h.low ^ word) * 0xbf58476d1ce4e5b9ULL;
+    h.low ^= h.low >> 31;
+  }
+  for (; i < n; ++i)
+    h.low = (h.low ^ p[i]) * 0x94d049bb133111ebULL;
+  for (i = 0; i < n; ++i)
+    h.high = (h.high ^ p[i]) * 0x100000001b3ULL;
+}
+
+void hash_tensor(kv_owner& h, const torch::Tensor& t) {
+  auto host = t.to(torch::kCPU).contiguous();
+  hash_bytes(h, host.data_ptr(), static_cast<size_t>(host.numel()) * host.element_size());
+}
+
+}  // namespace
+
 result<lora_weights> load_lora_weights(const std::string& dir, const llama_model& model) {
   auto text = read_text_file(dir + "/adapter_config.json");
   if (!text)
@@ -193,10 +222,18 @@ result<lora_weights> load_lora_weights(const std::string& dir, const llama_model
     if (!b)
       return b.err();
     out.bytes += static_cast<size_t>((a->numel() + b->numel()) * a->element_size());
+    const int32_t where[2] = {static_cast<int32_t>(key.first), static_cast<int32_t>(key.second)};
+    const double scale_value = *scale;
+    hash_bytes(out.content, where, sizeof where);
+    hash_bytes(out.content, &scale_value, sizeof scale_value);
+    hash_tensor(out.content, *a);
+    hash_tensor(out.content, *b);
     // Own the data (not the mapping): an adapter must outlive edits to its files.
     out.layers[static_cast<size_t>(key.first)][key.second] =
       lora_pair{a->clone(), b->clone(), *scale};
   }
+  if (out.content == kv_owner{})
+    out.content.low = 1;  // zero is the base model's
   return out;
 }
 

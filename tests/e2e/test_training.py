@@ -1,6 +1,7 @@
 """End to end: LoRA training jobs in the service. A job runs while generation requests are
 served and both finish; the adapter is servable at once; cancel and failure are states."""
 import os
+import shutil
 import threading
 import time
 import unittest
@@ -78,6 +79,39 @@ class TrainingTest(unittest.TestCase):
         self.assertEqual((s1, s2), (200, 200), (tuned, base))
         self.assertNotEqual(tuned["choices"][0]["text"], base["choices"][0]["text"])
         self.assertIn("zippy", [a["id"] for a in self.call("GET", "/adapters", headers=USER)[1]["adapters"]])
+
+    def test_retraining_an_id_serves_the_new_weights_from_the_first_token(self):
+        prompt = "Zippy says: YOW! " * 12  # several whole KV blocks, cached after one request
+
+        def train(steps, learning_rate):
+            status, job, _ = self.call("POST", "/adapters/train", {
+                "dataset": "zippy.txt", "id": "again", "steps": steps, "batch_size": 2, "seq_len": 32,
+                "seed": 5, "learning_rate": learning_rate})
+            self.assertEqual(status, 202, job)
+            self.assertTrue(wait_for(lambda: self.job(job["id"])["state"] == "succeeded", 120), self.job(job["id"]))
+            return self.job(job["id"])["adapter_path"]
+
+        def complete(model):
+            status, body, _ = self.call("POST", "/v1/completions", {"model": model, "prompt": prompt, "max_tokens": 12,
+                                                                   "temperature": 0}, headers=USER)
+            self.assertEqual(status, 200, body)
+            return body
+
+        path = train(1, 1e-6)
+        complete("again")
+        before = complete("again")
+        self.assertGreater(before["usage"]["prompt_tokens_details"]["cached_tokens"], 0)
+        train(60, 0.005)  # the same id and directory, other weights
+        after = complete("again")
+        self.assertEqual(after["usage"]["prompt_tokens_details"]["cached_tokens"], 0,
+                         "no KV block computed under the old weights")
+        self.assertNotEqual(after["choices"][0]["text"], before["choices"][0]["text"])
+        # the new weights under another id give the same tokens
+        copy = path + "-copy"
+        shutil.copytree(path, copy)
+        status, body, _ = self.call("POST", "/adapters", {"id": "again-copy", "path": copy})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(complete("again-copy")["choices"][0]["text"], after["choices"][0]["text"])
 
     def test_cancel_and_failure_are_states_with_reasons(self):
         status, long_job, _ = self.call("POST", "/adapters/train", {"dataset": "zippy.txt", "steps": 100000,
