@@ -122,7 +122,7 @@ const Reply& answer(const std::shared_ptr<std::variant<std::monostate, Reply, ca
 }  // namespace
 
 TEST_CASE_METHOD(deterministic,
-                 "janitor: a flush alone, evictions by level, and a flush after a failed eviction",
+                 "janitor: a flush, evictions by level, and a flush after a failed eviction",
                  "[actors][janitor]") {
   auto log = std::make_shared<calls>();
   auto supervisor = sys.spawn(fake_supervisor, log, false);
@@ -135,7 +135,8 @@ TEST_CASE_METHOD(deterministic,
       messages::cleanup_request{"a", cleanup_reason::manual, cleanup_level::flush, ""});
   CHECK(answer(flushed).status == "success");
   CHECK(answer(flushed).level == cleanup_level::flush);
-  CHECK(log->seen == std::vector<std::string>{"flush manual"});  // nothing evicted for a flush
+  // A flush evicts nothing but the cached prompt prefixes: the supervisor is asked first.
+  CHECK(log->seen == std::vector<std::string>{"evict flush", "flush manual"});
 
   auto all = ask<messages::cleanup_reply>(
       janitor, messages::cleanup_atom_v,
@@ -143,7 +144,8 @@ TEST_CASE_METHOD(deterministic,
   CHECK(answer(all).freed.adapters == 2);
   CHECK(answer(all).model_unloaded);
   // The eviction comes first, then the flush that returns what it freed.
-  CHECK(log->seen == std::vector<std::string>{"flush manual", "evict all", "flush manual"});
+  CHECK(log->seen
+        == std::vector<std::string>{"evict flush", "flush manual", "evict all", "flush manual"});
 
   auto failing = sys.spawn(fake_supervisor, log, true);
   auto janitor2 = actors::spawn_janitor(sys, scheduled_config(), failing, monitor);
