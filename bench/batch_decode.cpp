@@ -1,10 +1,14 @@
 // adapterd-batch-decode MODEL_DIR [ADAPTER_DIR...]: decode tokens/s of the model layer at
-// batch sizes 1, 4 and 16 (or $BATCHES, e.g. BATCHES=1 for a profile of batch 1) (rows cycling through the adapters and the base model), measured
-// in one run. Model compute only: no HTTP, no actors.
+// batch sizes 1, 4 and 16 (or $BATCHES, e.g. BATCHES=1 for a profile of batch 1) (rows cycling
+// through the adapters and the base model), measured in one run. Model compute only: no HTTP, no
+// actors. KV=pooled takes each sequence's cache from the model's paged pool, its blocks scattered
+// between other sequences' (as a busy server's are); the default gives each its own cache, blocks
+// in order.
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "model/base_model.hpp"
 
@@ -15,7 +19,10 @@ int main(int argc, char** argv) {
     std::cerr << "usage: adapterd-batch-decode MODEL_DIR [ADAPTER_DIR...]\n";
     return 2;
   }
-  auto model = base_model::load(argv[1], load_options{"auto", 0});
+  const bool pooled = std::getenv("KV") != nullptr && std::string(std::getenv("KV")) == "pooled";
+  load_options options{"auto", 0};
+  options.kv_pool_tokens = pooled ? 65536 : 0;
+  auto model = base_model::load(argv[1], options);
   if (!model) {
     std::cerr << "adapterd-batch-decode: " << model.err().message << "\n";
     return 1;
@@ -35,6 +42,7 @@ int main(int argc, char** argv) {
   auto prompt = (*model)->tok().encode("The quick brown fox jumps over the lazy dog.", true);
   generation_params params;
   params.max_new_tokens = steps + 1;
+  params.pooled_kv = pooled;
   double batch1 = 0;
   std::vector<int> batches{1, 4, 16};
   if (const char* env = std::getenv("BATCHES")) {
@@ -51,8 +59,15 @@ int main(int argc, char** argv) {
     }
   }
   for (int rows : batches) {
-    std::vector<std::unique_ptr<generation>> gens;
+    std::vector<std::unique_ptr<generation>> gens, between;
     std::vector<generation*> batch;
+    if (pooled) {  // every other pair of blocks held by an idle sequence: the batch's lie between
+      for (int r = 0; r < 2 * rows; ++r)
+        if (auto g = (*model)->begin(prompt, params, nullptr))
+          between.push_back(std::move(*g));
+      for (size_t r = 0; r < between.size(); r += 2)
+        between[r].reset();
+    }
     for (int r = 0; r < rows; ++r) {
       auto g = (*model)->begin(prompt, params, adapters[static_cast<size_t>(r) % adapters.size()].get());
       if (!g) {

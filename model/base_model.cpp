@@ -350,6 +350,15 @@ bool base_model::kv_pool_fits(int64_t tokens) const {
   return impl_->pool && impl_->pool->fits(tokens);
 }
 
+int64_t base_model::cached_prefix_tokens(const std::vector<int32_t>& prompt_ids,
+                                         const lora_adapter* adapter) const {
+  std::lock_guard<std::mutex> lock(impl_->pool_mutex);
+  if (!impl_->pool)
+    return 0;
+  return impl_->pool->cached_prefix(
+      adapter != nullptr ? adapter->get().weights.content : kv_owner{}, prompt_ids);
+}
+
 kv_block_stats base_model::kv_pool_stats() const {
   std::lock_guard<std::mutex> lock(impl_->pool_mutex);
   return impl_->pool ? impl_->pool->stats() : kv_block_stats{};

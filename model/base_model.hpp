@@ -135,6 +135,9 @@ public:
   int64_t kv_pool_tokens_used() const;
   size_t kv_pool_bytes() const;
   bool kv_pool_fits(int64_t tokens) const;
+  /// Prompt tokens a pooled generation under `adapter` would take from the prefix cache now.
+  int64_t cached_prefix_tokens(const std::vector<int32_t>& prompt_ids,
+                               const lora_adapter* adapter) const;
   /// The pool's blocks (in use, cached, free) and what the prefix cache saved.
   kv_block_stats kv_pool_stats() const;
   /// Forgets every cached prefix; blocks in use stay with their sequences.

@@ -21,7 +21,7 @@ struct tiny_world {
   std::shared_ptr<const model::base_model> model;
   std::vector<std::shared_ptr<const model::lora_adapter>> adapters{nullptr};
 
-  explicit tiny_world(int64_t pool_tokens) {
+  explicit tiny_world(int64_t pool_tokens, bool prefix_cache = false) {
     dir = (std::filesystem::temp_directory_path() / "adapterd-sched-test").string();
     model::tiny_model_spec spec;
     spec.adapters = 2;
@@ -29,6 +29,7 @@ struct tiny_world {
     model::load_options options;
     options.device = "cpu";
     options.kv_pool_tokens = pool_tokens;
+    options.prefix_cache = prefix_cache;
     auto m = model::base_model::load(dir + "/m", options);
     REQUIRE(m);
     model = *m;
@@ -187,6 +188,34 @@ TEST_CASE("scheduler: requests wait for KV pool room and are admitted when it fr
   CHECK(c.reply("big1").tokens_generated == 40);
   CHECK(c.reply("big2").tokens_generated == 40);
   CHECK(w.model->kv_pool_tokens_used() == 0);
+}
+
+TEST_CASE("scheduler: a cached prompt prefix costs nothing of a step's prefill budget",
+          "[scheduler][prefix]") {
+  tiny_world w(4096, true);
+  collector c;
+  batch_scheduler s(
+      {8, 64, 100}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+  const std::string prompt =
+      "a system prompt that many requests share, word after word after word, "
+      "and then some more of it to fill several blocks of the cache";
+  std::map<std::string, size_t> adapter_of{{"warm", 0}, {"r1", 0}, {"r2", 0}, {"r3", 0}};
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("warm", prompt, 2))));
+  run_all(s, w, c, adapter_of);
+  REQUIRE(c.reply("warm").prompt_tokens
+          > 64);  // the three below would not fit the budget of 100 together
+  for (auto id : {"r1", "r2", "r3"})
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, prompt, 4))));
+  while (const auto* req = s.start_lease())
+    s.leased(req->request_id, w.lease(0));
+  auto done = s.step();
+  c.take(done);
+  CHECK(s.state().running == 3);  // admitted in one step: each prefills only its uncached tail
+  run_all(s, w, c, adapter_of);
+  for (auto id : {"r1", "r2", "r3"}) {
+    CHECK(c.reply(id).cached_tokens > 0);
+    CHECK(c.reply(id).cached_tokens % 16 == 0);
+  }
 }
 
 TEST_CASE("scheduler: cancelling frees the sequence; waiting ones answer at once", "[scheduler]") {

@@ -251,7 +251,9 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
       }
       break;  // waits for running sequences to free their KV ranges
     }
-    if (admitted_now > 0 && prefill_tokens + prompt > limits_.max_prefill_tokens)
+    // The step's prefill budget counts the tokens to compute: a cached prefix costs none.
+    const auto to_prefill = prompt - model.cached_prefix_tokens(ids, w.lease->adapter.get());
+    if (admitted_now > 0 && prefill_tokens + to_prefill > limits_.max_prefill_tokens)
       break;
     auto item = std::move(waiting_.front());
     waiting_.pop_front();
@@ -275,10 +277,10 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
       fail(std::move(item->j), why.code, std::move(why.message), out);
       continue;
     }
-    prefill_tokens += prompt;
+    const auto cached = (*gen)->cached_tokens();
+    prefill_tokens += prompt - cached;
     ++admitted_now;
     auto first_token_at = clock::now();  // prefill picked the first token
-    const auto cached = (*gen)->cached_tokens();
     stats_.prompt_tokens += static_cast<uint64_t>(prompt - cached);
     ++stats_.generated_tokens;
     stats_.ttft_s.observe(std::chrono::duration<double>(first_token_at - item->arrived).count());

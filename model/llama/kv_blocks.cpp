@@ -46,6 +46,22 @@ int32_t kv_blocks::take_one() {
   return b;
 }
 
+int64_t kv_blocks::cached_prefix(const kv_owner& owner, const int32_t* prompt,
+                                 int64_t reusable) const {
+  if (!prefix_cache_ || prompt == nullptr)
+    return 0;
+  int64_t found = 0;
+  int32_t parent = -1;
+  for (int64_t i = 0; i < reusable / kv_block_tokens; ++i) {
+    auto at = index_.find(key_of(parent, owner, prompt + i * kv_block_tokens));
+    if (at == index_.end())
+      break;
+    parent = at->second;
+    found += kv_block_tokens;
+  }
+  return found;
+}
+
 std::optional<kv_blocks::taken> kv_blocks::take(int64_t tokens, const kv_owner& owner,
                                                 const int32_t* prompt, int64_t reusable) {
   const int64_t n = kv_blocks_for(tokens);

@@ -53,6 +53,8 @@ class kv_blocks {
   };
   std::optional<taken> take(int64_t tokens, const kv_owner& owner = {},
                             const int32_t* prompt = nullptr, int64_t reusable = 0);
+  /// The tokens take() would reuse now for this prompt (whole cached blocks), taking nothing.
+  int64_t cached_prefix(const kv_owner& owner, const int32_t* prompt, int64_t reusable) const;
   /// Plain blocks (n >= 1), the most recently freed first; none when fewer can be had.
   std::optional<std::vector<int32_t>> take_blocks(int64_t n);
   /// Makes the full blocks among the first `filled` tokens of a sequence (table `blocks`,

@@ -178,6 +178,10 @@ class kv_pool {
   /// tokens) is already in the cache: its length says how many tokens were reused.
   std::optional<kv_cache> take(int64_t tokens, const kv_owner& owner = {},
                                const std::vector<int32_t>* prompt = nullptr, int64_t reusable = 0);
+  /// The prompt tokens take() would find cached now under `owner` (the last one never).
+  int64_t cached_prefix(const kv_owner& owner, const std::vector<int32_t>& prompt) const {
+    return blocks_.cached_prefix(owner, prompt.data(), static_cast<int64_t>(prompt.size()) - 1);
+  }
   /// Offers the cache's full blocks of its first `filled` tokens to later sequences.
   void publish(const kv_cache& cache, const kv_owner& owner, const std::vector<int32_t>& tokens,
                int64_t filled);
