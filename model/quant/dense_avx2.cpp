@@ -21,22 +21,27 @@ inline __m256i dot_q4(__m256i low, __m256i x_low, __m256i high, __m256i x_high, 
 
 #include "model/quant/dense_tiles.inl"
 
-// Sixteen registers: one activation row at a time.
+template <class Block>
+void tile_eight(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias, float* y,
+                size_t j);
 template <>
-struct eight_rows<block_q8_0> {
-  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
-                  const float* bias, float* y, size_t ldy, size_t j) {
-    for (size_t r = 0; r < rows; ++r)
-      tile_q8_eight(group, x + r * nb, nb, bias, y + r * ldy, j);
-  }
-};
+void tile_eight<block_q8_0>(const uint8_t* group, const block_q8_act* x, size_t nb,
+                            const float* bias, float* y, size_t j) {
+  tile_q8_eight(group, x, nb, bias, y, j);
+}
+template <>
+void tile_eight<block_q4_0>(const uint8_t* group, const block_q8_act* x, size_t nb,
+                            const float* bias, float* y, size_t j) {
+  tile_q4_eight(group, x, nb, bias, y, j);
+}
 
-template <>
-struct eight_rows<block_q4_0> {
+// Sixteen registers: one activation row at a time.
+template <class Block>
+struct eight_rows {
   static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
                   const float* bias, float* y, size_t ldy, size_t j) {
     for (size_t r = 0; r < rows; ++r)
-      tile_q4_eight(group, x + r * nb, nb, bias, y + r * ldy, j);
+      tile_eight<Block>(group, x + r * nb, nb, bias, y + r * ldy, j);
   }
 };
 
