@@ -45,7 +45,8 @@ void report_batch(self_ptr self) {
   auto now = self->state.scheduler->state();
   auto& old = self->state.reported;
   auto visible = [](const messages::batch_state& s) {
-    return std::make_tuple(s.waiting, s.running, s.last_batch_size, s.kv_pool_used, s.rejected,
+    return std::make_tuple(s.waiting, s.running, s.last_batch_size, s.kv_pool_used,
+                           s.kv_blocks_used, s.kv_blocks_cached, s.prefix_lookups, s.rejected,
                            s.cancelled, s.timed_out);
   };
   if (visible(now) == visible(old) && now.steps < old.steps + 32)

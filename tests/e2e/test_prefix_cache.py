@@ -109,7 +109,7 @@ class PrefixCacheTest(unittest.TestCase):
     def test_cancelled_and_timed_out_requests_give_their_blocks_back(self):
         conn, resp = open_stream(self.on, **self.fields(None, "A long story, please.", max_new_tokens=900))
         next(sse_events(resp))  # running
-        self.assertGreater(self.on.health()["batch"]["kv_blocks"]["used"], 0)
+        self.assertTrue(wait_for(lambda: self.on.health()["batch"]["kv_blocks"]["used"] > 0))
         conn.sock.shutdown(socket.SHUT_RDWR)
         conn.close()
         self.assertTrue(wait_for(lambda: self.on.health()["running"] == 0))
