@@ -1,5 +1,6 @@
-// Over 400 lines on purpose: the layer's one face (loading, adapters, KV pool, batched
-// generation) over llama/; each part is small and they share the model's lifetime.
+// Over 600 lines on purpose: the layer's one face (loading, adapters, KV pool and prefix
+// cache, batched generation) over llama/. Each part is small; they share base_model::impl
+// (the model, its pool and the pool's lock), which a split would have to expose in a header.
 #include "model/base_model.hpp"
 
 #include "model/llama/spin_pool.hpp"
