@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -76,6 +77,28 @@ messages::gpu_owner_actor::behavior_type refusing_gpu_owner(messages::gpu_owner_
   };
 }
 
+// A model actor that answers too late: its node's worker actor is gone by then (`on_request`
+// kills it), and the answer is a refusal the router would otherwise act on.
+messages::gpu_owner_actor::behavior_type late_gpu_owner(messages::gpu_owner_actor::pointer,
+                                                        std::function<void()> on_request) {
+  return {
+      [=](messages::generate_atom,
+          messages::generate_request&) -> caf::result<messages::generate_reply> {
+        on_request();
+        std::this_thread::sleep_for(300ms);
+        return actors::make_failure(messages::errc::unavailable, "too late");
+      },
+      [](messages::cancel_atom, const std::string&) {},
+      [](messages::step_atom) {},
+      [](messages::train_atom,
+         const messages::train_request&) -> caf::result<messages::job_status> {
+        return actors::make_failure(messages::errc::bad_request, "no training here");
+      },
+      [](messages::jobs_atom, const messages::job_request&) { return messages::job_list{}; },
+      [](messages::train_step_atom) {},
+  };
+}
+
 messages::janitor_actor::behavior_type fake_janitor() {
   return {
     [](messages::cleanup_atom, const messages::cleanup_request&) {
@@ -111,19 +134,25 @@ struct worker_node {
   messages::worker_actor worker;
   uint16_t port = 0;
 
-  explicit worker_node(std::string name = "w1", std::optional<messages::errc> refuse = std::nullopt) {
+  explicit worker_node(std::string name = "w1", std::optional<messages::errc> refuse = std::nullopt,
+                       uint16_t at_port = 0)
+      : worker_node(std::move(name), at_port, [&](caf::actor_system& s) {
+          return refuse ? s.spawn(refusing_gpu_owner, *refuse) : s.spawn(echo_gpu_owner);
+        }) {}
+  worker_node(std::string name, uint16_t at_port,
+              const std::function<messages::gpu_owner_actor(caf::actor_system&)>& spawn_gpu_owner) {
     actors::worker_config wc;
     wc.name = std::move(name);
     wc.secret = secret;
     wc.max_batch_size = 4;
-    wc.gpu_owner = refuse ? sys.spawn(refusing_gpu_owner, *refuse) : sys.spawn(echo_gpu_owner);
+    wc.gpu_owner = spawn_gpu_owner(sys);
     wc.janitor = sys.spawn(fake_janitor);
     wc.monitor = sys.spawn(fake_monitor);
     worker = actors::spawn_worker(sys, wc);
     for (auto a : {caf::actor_cast<caf::actor>(wc.gpu_owner), caf::actor_cast<caf::actor>(wc.janitor),
                    caf::actor_cast<caf::actor>(wc.monitor), caf::actor_cast<caf::actor>(worker)})
       spawned.push_back(a);
-    auto p = sys.middleman().publish(worker, 0, "127.0.0.1");
+    auto p = sys.middleman().publish(worker, at_port, "127.0.0.1", true);
     REQUIRE(p);
     port = *p;
   }
@@ -299,4 +328,79 @@ TEST_CASE("a request a worker cannot serve moves to another worker", "[cluster]"
       tried_full = n.routed;
   CHECK(tried_full >= 1);  // it was asked, said no, and the request went on
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("a late answer from a worker that went away does not touch its request again",
+          "[cluster]") {
+  // The second worker's port is known but nothing listens there yet: the router redials it.
+  uint16_t later_port = 0;
+  {
+    worker_node probe("probe");
+    later_port = probe.port;
+  }
+  std::unique_ptr<worker_node> going;
+  going = std::make_unique<worker_node>("going", 0, [&](caf::actor_system& s) {
+    return s.spawn(late_gpu_owner,
+                   [&] { caf::anon_send_exit(going->worker, caf::exit_reason::kill); });
+  });
+  cluster_config cfg;
+  caf::actor_system sys{cfg};
+  auto router = actors::spawn_router(
+      sys, actors::router_config{
+               secret, {going->address(), "127.0.0.1:" + std::to_string(later_port)}, 50, 30});
+  caf::scoped_actor self{sys};
+  wait_for_nodes(self, router, [](const auto& nodes) {
+    return std::any_of(nodes.begin(), nodes.end(),
+                       [](const auto& n) { return n.state == messages::node_state::up; });
+  });
+  messages::generate_request req;
+  req.arrival_seq = 1;
+  std::optional<messages::generate_reply> reply;
+  std::string failure;
+  std::thread later([&] {
+    // Up after the request parked (its worker went away) and after the late refusal came.
+    std::this_thread::sleep_for(600ms);
+    worker_node comes("comes", std::nullopt, later_port);
+    std::this_thread::sleep_for(3s);  // long enough to answer
+  });
+  self->request(router, 10s, messages::generate_atom_v, req)
+      .receive([&](const messages::generate_reply& r) { reply = r; },
+               [&](const caf::error& e) { failure = failure_of(e).message; });
+  later.join();
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  INFO(failure);
+  REQUIRE(reply);
+  CHECK(reply->node == "comes");
+}
+
+TEST_CASE("a worker that goes away leaves the other workers' links alone", "[cluster]") {
+  auto leaving = std::make_unique<worker_node>("leaving");
+  worker_node staying("staying");
+  cluster_config cfg;
+  caf::actor_system sys{cfg};
+  auto router = actors::spawn_router(
+      sys, actors::router_config{secret, {leaving->address(), staying.address()}, 50, 30});
+  caf::scoped_actor self{sys};
+  auto up = [](const auto& n) { return n.state == messages::node_state::up; };
+  wait_for_nodes(self, router, [&](const auto& nodes) {
+    return std::count_if(nodes.begin(), nodes.end(), up) == 2;
+  });
+  for (uint64_t seq = 1; seq <= 4; ++seq) {
+    messages::generate_request req;
+    req.arrival_seq = seq;
+    self->request(router, 5s, messages::generate_atom_v, req)
+        .receive([](const messages::generate_reply&) {},
+                 [&](const caf::error& e) { FAIL(failure_of(e).message); });
+  }
+  leaving.reset();
+  auto nodes = wait_for_nodes(
+      self, router, [&](const auto& ns) { return std::count_if(ns.begin(), ns.end(), up) == 1; });
+  std::this_thread::sleep_for(500ms);
+  nodes = router_health(self, router).nodes;
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  for (const auto& n : nodes)
+    if (n.name == "staying") {
+      CHECK(n.state == messages::node_state::up);
+      CHECK(n.reconnects == 0);
+    }
 }

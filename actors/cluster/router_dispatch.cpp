@@ -88,6 +88,10 @@ void dispatch(router_self self, uint64_t seq) {
     // a second: wait for it rather than fail. A worker that comes up retries the request.
     st.parked[seq] = std::min(r.deadline, clock_type::now() + reconnect_wait);
     r.tried.clear();
+    // A parked request is on no worker: a late answer from where it was is stale, and that
+    // link going away again must not move it.
+    r.address.clear();
+    ++r.attempt;
     return;
   }
   if (!pick) {
