@@ -47,7 +47,7 @@ void report_batch(self_ptr self) {
   auto visible = [](const messages::batch_state& s) {
     return std::make_tuple(s.waiting, s.running, s.last_batch_size, s.kv_pool_used,
                            s.kv_blocks_used, s.kv_blocks_cached, s.prefix_lookups, s.rejected,
-                           s.cancelled, s.timed_out);
+                           s.cancelled, s.timed_out, s.preempted);
   };
   if (visible(now) == visible(old) && now.steps < old.steps + 32)
     return;

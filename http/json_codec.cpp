@@ -263,7 +263,8 @@ std::string to_json(const messages::health_report& r) {
           {"cached_tokens", r.batch.cached_tokens}}},
         {"rejected", r.batch.rejected},
         {"cancelled", r.batch.cancelled},
-        {"timed_out", r.batch.timed_out}}},
+        {"timed_out", r.batch.timed_out},
+        {"preempted", r.batch.preempted}}},
       {"role", r.role},
       {"training_jobs", r.training_jobs},
   };

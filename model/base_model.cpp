@@ -415,6 +415,7 @@ struct generation::impl {
   generation_output out;
   bool finished = false;
   clock_type::time_point decode_start;
+  bool preempted = false;  // its blocks went back to the pool; restore() computes them again
 
   // Samples the next token from `logits` and decides whether the sequence is done.
   void take_token(const model_config& c) {
@@ -436,7 +437,88 @@ struct generation::impl {
 generation::generation(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 generation::~generation() = default;
 bool generation::finished() const { return impl_->finished; }
+bool generation::preempted() const {
+  return impl_->preempted;
+}
 const generation_output& generation::output() const { return impl_->out; }
+
+namespace {
+
+// Computes the keys and values of ids[cache.length, end) into the generation's cache, in one
+// pass or `chunk` tokens at a time (less activation memory, same result); the logits after
+// the last of them.
+torch::Tensor prefill(const llama_model& model, const std::vector<int32_t>& ids, int64_t end,
+                      int64_t chunk, generation::impl& g) {
+  const int64_t from = g.cache.length;
+  if (chunk <= 0)
+    chunk = end - from;
+  torch::Tensor last;
+  for (int64_t at = from; at < end; at += chunk) {
+    auto n = std::min(chunk, end - at);
+    std::vector<int64_t> part(ids.begin() + at, ids.begin() + at + n);
+    if (auto fast = model.prefill_cpu(part, g.cache, g.lora)) {  // CPU: the decode kernels
+      last = *fast;
+      continue;
+    }
+    auto hidden =
+        model.forward(torch::tensor(part, torch::kInt64).to(model.device()), g.cache, g.lora);
+    last = model.logits(hidden.narrow(0, hidden.size(0) - 1, 1));
+  }
+  return last;
+}
+
+}  // namespace
+
+bool base_model::make_room(generation& generation) const {
+  auto& g = generation.get();
+  if (g.finished || g.cache.length < g.cache.capacity)
+    return !g.preempted;
+  if (g.pool == nullptr || g.preempted)
+    return false;
+  std::lock_guard<std::mutex> lock(*g.pool_mutex);
+  return g.pool->grow(g.cache);
+}
+
+void base_model::preempt(generation& generation) const {
+  auto& g = generation.get();
+  if (g.pool == nullptr || g.preempted)
+    return;
+  std::lock_guard<std::mutex> lock(*g.pool_mutex);
+  g.pool->publish(g.cache, g.owner(), g.history, g.cache.length);  // restore() may find them
+  g.pool->give_back(g.cache);
+  g.cache.blocks.clear();
+  g.cache.capacity = 0;
+  g.cache.length = 0;
+  g.preempted = true;
+}
+
+std::optional<error> base_model::restore(generation& generation) const {
+  auto& g = generation.get();
+  if (!g.preempted)
+    return std::nullopt;
+  // Keys and values for every token but the last sampled one, which the next step feeds.
+  const auto computed = static_cast<int64_t>(g.history.size()) - 1;
+  {
+    std::lock_guard<std::mutex> lock(*g.pool_mutex);
+    auto cache = g.pool->take(computed + 1, g.owner(), &g.history, computed);
+    if (!cache)
+      return error{errc::out_of_memory, "the KV pool has no free blocks for "
+                                            + std::to_string(computed + 1) + " tokens"};
+    g.cache = std::move(*cache);
+  }
+  g.preempted = false;
+  auto done = guarded("restoring a preempted generation", [&]() -> result<bool> {
+    torch::InferenceMode guard;
+    if (g.cache.length < computed)
+      prefill(impl_->model, g.history, computed, g.params.prefill_chunk, g);
+    return true;
+  });
+  if (!done) {
+    preempt(generation);
+    return done.err();
+  }
+  return std::nullopt;
+}
 
 result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>& prompt_ids,
                                                       const generation_params& params,
@@ -468,11 +550,11 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     if (params.pooled_kv && impl_->pool) {
       std::lock_guard<std::mutex> lock(impl_->pool_mutex);
       // The last prompt token is always prefilled: its logits give the first new token.
-      auto cache =
-          impl_->pool->take(prompt_len + g->budget, g->owner(), &prompt_ids, prompt_len - 1);
+      // Blocks for the prompt and the first new token; make_room() adds more as it grows.
+      auto cache = impl_->pool->take(prompt_len + 1, g->owner(), &prompt_ids, prompt_len - 1);
       if (!cache)
-        return make_error(errc::out_of_memory, "the KV pool has no free range of "
-                                                 + std::to_string(prompt_len + g->budget) + " tokens");
+        return make_error(errc::out_of_memory, "the KV pool has no free blocks for "
+                                                   + std::to_string(prompt_len + 1) + " tokens");
       g->cache = std::move(*cache);
       g->pool = impl_->pool.get();
       g->pool_mutex = &impl_->pool_mutex;
@@ -480,23 +562,9 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
       g->cache = model.make_cache(prompt_len + g->budget);
     }
     auto start = clock_type::now();
-    // Prefill in one pass, or chunk by chunk (less activation memory, same result), after
-    // what the prefix cache had.
     const int64_t cached = g->cache.length;
     g->out.cached_tokens = cached;
-    const int64_t chunk = params.prefill_chunk > 0 ? params.prefill_chunk : prompt_len;
-    torch::Tensor hidden, last;
-    for (int64_t at = cached; at < prompt_len; at += chunk) {
-      auto n = std::min(chunk, prompt_len - at);
-      std::vector<int64_t> part(prompt_ids.begin() + at, prompt_ids.begin() + at + n);
-      if (auto fast = model.prefill_cpu(part, g->cache, g->lora)) {  // CPU fp32: the decode kernels
-        last = *fast;
-        continue;
-      }
-      hidden = model.forward(torch::tensor(part, torch::kInt64).to(model.device()), g->cache, g->lora);
-      last = model.logits(hidden.narrow(0, hidden.size(0) - 1, 1));
-    }
-    g->logits = to_host(last);
+    g->logits = to_host(prefill(model, prompt_ids, prompt_len, params.prefill_chunk, *g));
     g->out.prefill_ms = ms_since(start);
     if (g->pool != nullptr) {  // later sequences may share this prompt from now on
       std::lock_guard<std::mutex> lock(*g->pool_mutex);
@@ -510,9 +578,12 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
 
 std::optional<error> base_model::step(const std::vector<generation*>& batch) const {
   std::vector<generation::impl*> live;
+  std::vector<generation*> batch_of_live;
   for (auto* g : batch)
-    if (!g->finished())
+    if (!g->finished()) {
       live.push_back(&g->get());
+      batch_of_live.push_back(g);
+    }
   if (live.empty())
     return std::nullopt;
   auto done = guarded("decode step", [&]() -> result<bool> {
@@ -520,7 +591,11 @@ std::optional<error> base_model::step(const std::vector<generation*>& batch) con
     std::vector<int64_t> ids;
     std::vector<kv_cache*> caches;
     std::vector<const lora_weights*> loras;
-    for (auto* g : live) {
+    for (size_t r = 0; r < live.size(); ++r) {
+      auto* g = live[r];
+      // A row without a slot for its next token would write past its blocks.
+      if (!make_room(*batch_of_live[r]))
+        throw std::runtime_error("the KV pool has no block for the next token");
       ids.push_back(g->out.output_ids.back());
       caches.push_back(&g->cache);
       loras.push_back(g->lora);

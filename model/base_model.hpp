@@ -92,6 +92,8 @@ public:
   explicit generation(std::unique_ptr<impl> p);
   ~generation();
   bool finished() const;
+  /// Its KV blocks went back to the pool (base_model::preempt); it steps again after restore.
+  bool preempted() const;
   /// The tokens so far; finish_reason is set once finished.
   const generation_output& output() const;
   impl& get() { return *impl_; }
@@ -159,8 +161,16 @@ public:
                                             const generation_params& params,
                                             const lora_adapter* adapter,
                                             std::function<bool(int32_t)> on_token = {}) const;
+  /// A pooled generation holds KV blocks for what it has computed; before each step it needs
+  /// a slot for one more token: make_room() takes a block when its blocks are full, and is
+  /// false when the pool has none now. preempt() gives its blocks back (whole blocks stay
+  /// cached) so that others can grow; restore() takes blocks again and computes what the
+  /// prefix cache no longer has, after which it steps on as if nothing happened.
+  bool make_room(generation& g) const;
+  void preempt(generation& g) const;
+  std::optional<error> restore(generation& g) const;
   /// One more token for every unfinished generation in `batch`, in one batched pass; a
-  /// row's tokens do not depend on what else is in the batch.
+  /// row's tokens do not depend on what else is in the batch. Each needs make_room() first.
   std::optional<error> step(const std::vector<generation*>& batch) const;
 
   /// Logits after every position of `ids`, row-major [ids.size(), vocab]: in one pass, or

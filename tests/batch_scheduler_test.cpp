@@ -168,26 +168,64 @@ TEST_CASE("scheduler: a full queue refuses at once", "[scheduler]") {
   CHECK(s.state().waiting == 2);
 }
 
-TEST_CASE("scheduler: requests wait for KV pool room and are admitted when it frees", "[scheduler][kv_pool]") {
-  tiny_world w(64);  // room for one sequence of 8-token prompt + 40 new tokens at a time
+TEST_CASE(
+    "scheduler: sequences grow into the KV pool; when it runs out the youngest steps aside, then "
+    "resumes",
+    "[scheduler][kv_pool]") {
+  const bool prefix_cache = GENERATE(false, true);
+  INFO("prefix cache " << prefix_cache);
+  std::map<std::string, size_t> adapter_of{{"big1", 0}, {"big2", 1}, {"big3", 2}};
+  std::vector<messages::generate_request> reqs{greedy_request("big1", "hello", 40),
+                                               greedy_request("big2", "hello there", 40),
+                                               greedy_request("big3", "hello", 40)};
+  collector alone;
+  {
+    tiny_world roomy(4096, prefix_cache);
+    for (const auto& r : reqs) {
+      auto s = make_scheduler(1);
+      REQUIRE_FALSE(s.enqueue(alone.make(r)));
+      run_all(s, roomy, alone, adapter_of);
+    }
+  }
+  tiny_world w(64, prefix_cache);  // 4 blocks: one sequence of a short prompt + 40 tokens
+  auto lease = [&](size_t adapter) {
+    auto l = w.lease(adapter);
+    l.kv_reserve_tokens = 64;  // as the service sizes it: no sequence needs more than the pool
+    return l;
+  };
   collector c;
   auto s = make_scheduler(8);
-  std::map<std::string, size_t> adapter_of{{"big1", 0}, {"big2", 1}};
-  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("big1", "hello", 40))));
-  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("big2", "hello", 40))));
+  for (const auto& r : reqs)
+    REQUIRE_FALSE(s.enqueue(c.make(r, true)));
   uint32_t most_running = 0;
-  for (int i = 0; i < 1000 && s.has_work(); ++i) {
+  for (int i = 0; i < 2000 && s.has_work(); ++i) {
     while (const auto* req = s.start_lease())
-      s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+      s.leased(req->request_id, lease(adapter_of.at(req->request_id)));
     auto done = s.step();
     c.take(done);
     most_running = std::max(most_running, s.state().running);
-    CHECK(w.model->kv_pool_tokens_used() <= 64);
+    REQUIRE(w.model->kv_pool_tokens_used() <= 64);
   }
-  CHECK(most_running == 1);
-  CHECK(c.reply("big1").tokens_generated == 40);
-  CHECK(c.reply("big2").tokens_generated == 40);
+  REQUIRE_FALSE(s.has_work());
+  CHECK(most_running >= 2);         // admitted with a prompt's blocks, not a whole reservation
+  CHECK(s.state().preempted >= 1);  // and the pool ran out as they grew
+  for (const auto& r : reqs) {
+    CHECK(c.reply(r.request_id).generated_text == alone.reply(r.request_id).generated_text);
+    CHECK(c.streamed[r.request_id] == c.reply(r.request_id).generated_text);
+  }
   CHECK(w.model->kv_pool_tokens_used() == 0);
+}
+
+TEST_CASE("scheduler: a request that could not finish in the whole KV pool is refused at once",
+          "[scheduler][kv_pool]") {
+  tiny_world w(64);
+  collector c;
+  auto s = make_scheduler(8);
+  REQUIRE_FALSE(
+      s.enqueue(c.make(greedy_request("huge", "hello", 200))));  // lease: 256-token context
+  run_all(s, w, c, {{"huge", 0}});
+  REQUIRE(std::holds_alternative<messages::failure>(c.answers["huge"]));
+  CHECK(std::get<messages::failure>(c.answers["huge"]).code == messages::errc::insufficient_memory);
 }
 
 TEST_CASE("scheduler: a cached prompt prefix costs nothing of a step's prefill budget",

@@ -221,9 +221,70 @@ TEST_CASE("a sequence in scattered pool blocks decodes as one in a cache of its 
     REQUIRE(first);
     REQUIRE(second);
     first->reset();
-    CHECK(model.kv_pool_tokens_used() == 4 * kv_block_tokens);  // 40 + 20 tokens: 4 blocks
+    CHECK(model.kv_pool_tokens_used() == 3 * kv_block_tokens);  // 40 + 1 tokens: 3 blocks
     CHECK(greedy(model, prompt, 60, true) == own);
     second->reset();
+    CHECK(model.kv_pool_tokens_used() == 0);
+  }
+}
+
+TEST_CASE(
+    "a sequence grows a block at a time, and preempted and restored gives the tokens it gives "
+    "alone",
+    "[kv_pool]") {
+  const auto dir = (std::filesystem::temp_directory_path() / "adapterd-kv-grow-test").string();
+  tiny_model_spec spec;
+  REQUIRE(write_tiny_model(spec, dir + "/m", dir + "/a"));
+  for (bool prefix_cache : {false, true}) {
+    INFO("prefix cache " << prefix_cache);
+    load_options options;
+    options.device = "cpu";
+    options.kv_pool_tokens = 64;  // 4 blocks
+    options.prefix_cache = prefix_cache;
+    auto m = base_model::load(dir + "/m", options);
+    REQUIRE(m);
+    const auto& model = **m;
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 30; ++i)
+      prompt.push_back(static_cast<int32_t>(3 + (i * 11) % 200));
+    const auto own = greedy(model, prompt, 30, false);
+    generation_params p;
+    p.max_new_tokens = 30;
+    p.sampling.temperature = 0;
+    p.pooled_kv = true;
+    auto g = model.begin(prompt, p, nullptr);
+    REQUIRE(g);
+    CHECK(model.kv_pool_tokens_used() == 2 * kv_block_tokens);  // 30 + 1 tokens
+    // Another sequence takes the other two blocks: the pool is full.
+    std::vector<int32_t> other{5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21};
+    generation_params q = p;
+    q.max_new_tokens = 4;
+    auto h = model.begin(other, q, nullptr);
+    REQUIRE(h);
+    CHECK(model.kv_pool_tokens_used() == 4 * kv_block_tokens);
+    int preempted_at = -1;
+    while (!(*g)->finished()) {
+      if (!model.make_room(**g)) {
+        // Its 33rd KV slot is in a third block: the other one steps aside, and this one goes on.
+        model.preempt(**h);
+        CHECK((*h)->preempted());
+        preempted_at = static_cast<int>((*g)->output().output_ids.size());
+        REQUIRE(model.make_room(**g));
+      }
+      REQUIRE_FALSE(model.step({g->get()}));
+    }
+    CHECK(preempted_at == 3);  // 30 prompt tokens and the first 2 new ones fill two blocks
+    CHECK((*g)->output().output_ids == own);
+    // This one is done; the preempted one computes its KV again and finishes as if alone.
+    const auto before = (*h)->output().output_ids;
+    g->reset();
+    REQUIRE_FALSE(model.restore(**h));
+    CHECK_FALSE((*h)->preempted());
+    while (!(*h)->finished())
+      REQUIRE_FALSE(model.step({h->get()}));
+    CHECK((*h)->output().output_ids == greedy(model, other, 4, false));
+    CHECK(std::equal(before.begin(), before.end(), (*h)->output().output_ids.begin()));
+    h->reset();
     CHECK(model.kv_pool_tokens_used() == 0);
   }
 }

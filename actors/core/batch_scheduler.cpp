@@ -218,6 +218,10 @@ void batch_scheduler::expire(std::vector<finished_generation>& out) {
 void batch_scheduler::admit(std::vector<finished_generation>& out) {
   int64_t prefill_tokens = 0;
   size_t admitted_now = 0;
+  // Preempted sequences get their blocks back before anyone new is let in.
+  if (std::any_of(running_.begin(), running_.end(),
+                  [](const auto& r) { return r->gen->tokens().preempted(); }))
+    return;
   while (!waiting_.empty() && waiting_.front()->lease && running_.size() < limits_.max_batch_size) {
     auto& w = *waiting_.front();
     const auto& model = *w.lease->model;
@@ -240,16 +244,31 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     const auto& ids = *w.prompt_ids;
     auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
     const auto prompt = static_cast<int64_t>(ids.size());
+    // A sequence starts with blocks for its prompt and one token and grows a block at a
+    // time (make_room). Admission leaves a block for each running sequence to grow into, so
+    // a new one does not push an older one out at once.
     const auto needed = model.kv_tokens_needed(ids.size(), params);
-    if (needed > 0 && model.kv_pool_tokens() > 0 && !model.kv_pool_fits(needed)) {
+    const auto now_needed =
+        prompt + 1 + model::kv_block_tokens * static_cast<int64_t>(running_.size());
+    if (needed > model.kv_pool_tokens() && model.kv_pool_tokens() > 0) {
+      // Alone with the whole pool it could not finish: preempting others would not help.
+      auto j = std::move(w.j);
+      waiting_.pop_front();
+      fail(std::move(j), errc::insufficient_memory,
+           "the KV pool holds " + std::to_string(model.kv_pool_tokens())
+               + " tokens; this request may need " + std::to_string(needed),
+           out);
+      continue;
+    }
+    if (needed > 0 && model.kv_pool_tokens() > 0 && !model.kv_pool_fits(now_needed)) {
       if (running_.empty()) {  // cannot happen with a pool of kv_reserve_tokens; never spin on it
         auto j = std::move(w.j);
         waiting_.pop_front();
         fail(std::move(j), errc::insufficient_memory,
-             "the KV pool cannot hold " + std::to_string(needed) + " tokens", out);
+             "the KV pool cannot hold " + std::to_string(prompt + 1) + " tokens", out);
         continue;
       }
-      break;  // waits for running sequences to free their KV ranges
+      break;  // waits for running sequences to free their KV blocks
     }
     // The step's prefill budget counts the tokens to compute: a cached prefix costs none.
     const auto to_prefill = prompt - model.cached_prefix_tokens(ids, w.lease->adapter.get());
@@ -299,11 +318,62 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
   }
 }
 
+void batch_scheduler::make_room(std::vector<finished_generation>& out) {
+  if (running_.empty())
+    return;
+  const auto& model = *running_.front()->lease.model;
+  // running_ is in admission order. Preempted sequences come back first, oldest first, as
+  // far as blocks allow.
+  for (auto it = running_.begin(); it != running_.end();) {
+    auto& g = (*it)->gen->tokens();
+    if (!g.preempted()) {
+      ++it;
+      continue;
+    }
+    auto failed = model.restore(g);
+    if (!failed) {
+      spdlog::info("gpu-owner {} resumed after preemption", (*it)->j.req.request_id);
+      ++it;
+      continue;
+    }
+    if (failed->code == model::errc::out_of_memory)
+      break;  // no blocks yet: younger ones wait behind it
+    auto why = to_failure(*failed);
+    fail(std::move((*it)->j), why.code, why.message, out);
+    it = running_.erase(it);
+  }
+  // Every sequence that steps needs a slot for its next token. When the pool has no block
+  // for one, the youngest running sequence gives its blocks back (it is recomputed later,
+  // mostly from the prefix cache) until the older one has its block. The oldest alone
+  // always fits: no sequence may need more than the whole pool.
+  auto youngest_running = [&]() -> running_generation* {
+    for (auto r = running_.rbegin(); r != running_.rend(); ++r)
+      if (!(*r)->gen->finished() && !(*r)->gen->tokens().preempted())
+        return r->get();
+    return nullptr;
+  };
+  for (auto& r : running_) {
+    auto& g = r->gen->tokens();
+    if (r->gen->finished() || g.preempted())
+      continue;
+    while (!model.make_room(g)) {
+      auto* victim = youngest_running();
+      model.preempt(victim->gen->tokens());
+      ++stats_.preempted;
+      spdlog::info(
+          "gpu-owner {} preempted after {} tokens: its KV blocks let an older sequence grow",
+          victim->j.req.request_id, victim->gen->tokens_generated());
+      if (victim == r.get())
+        break;
+    }
+  }
+}
+
 void batch_scheduler::decode(std::vector<finished_generation>& out) {
   std::vector<model::generation*> batch;
   std::vector<running_generation*> stepped;
   for (auto& r : running_)
-    if (!r->gen->finished()) {
+    if (!r->gen->finished() && !r->gen->tokens().preempted()) {
       batch.push_back(&r->gen->tokens());
       stepped.push_back(r.get());
     }
@@ -403,6 +473,7 @@ std::vector<finished_generation> batch_scheduler::step() {
   expire(out);
   admit(out);
   stream_text();  // the first token, from the prefill, goes out before the decode step
+  make_room(out);
   decode(out);
   stream_text();
   for (auto it = running_.begin(); it != running_.end();) {

@@ -94,6 +94,7 @@ private:
  struct running_generation;
 
  void admit(std::vector<finished_generation>& out);
+ void make_room(std::vector<finished_generation>& out);  // KV blocks for the next step
  void decode(std::vector<finished_generation>& out);
  void expire(std::vector<finished_generation>& out);
  void finish(running_generation& r, std::vector<finished_generation>& out);

@@ -145,13 +145,28 @@ std::optional<kv_cache> kv_pool::take(int64_t tokens, const kv_owner& owner,
   cache.v = v_;
   cache.blocks = std::move(taken->blocks);
   cache.length = taken->reused_tokens;
-  cache.capacity = static_cast<int64_t>(cache.blocks.size()) * kv_block_tokens;
   cache.pooled = true;
+  index_slots(cache);
+  return cache;
+}
+
+void kv_pool::index_slots(kv_cache& cache) const {
+  cache.capacity = static_cast<int64_t>(cache.blocks.size()) * kv_block_tokens;
   std::vector<int64_t> slots(static_cast<size_t>(cache.capacity));
   for (int64_t t = 0; t < cache.capacity; ++t)
     slots[static_cast<size_t>(t)] = cache.slot(t);
   cache.slot_index = torch::tensor(slots, torch::kInt64).to(device_);
-  return cache;
+}
+
+bool kv_pool::grow(kv_cache& cache) {
+  if (!cache.pooled)
+    return false;
+  auto more = blocks_.take_blocks(1);
+  if (!more)
+    return false;
+  cache.blocks.push_back(more->front());
+  index_slots(cache);
+  return true;
 }
 
 void kv_pool::publish(const kv_cache& cache, const kv_owner& owner,

@@ -186,6 +186,9 @@ class kv_pool {
   void publish(const kv_cache& cache, const kv_owner& owner, const std::vector<int32_t>& tokens,
                int64_t filled);
   void give_back(const kv_cache& cache);
+  /// One more block at the end of a pooled cache (a sequence grows a block at a time);
+  /// false when no block can be had now.
+  bool grow(kv_cache& cache);
   bool fits(int64_t tokens) const;
   void drop_cached() { blocks_.drop_cached(); }
   int64_t tokens() const { return blocks_.count() * kv_block_tokens; }
@@ -193,6 +196,8 @@ class kv_pool {
   kv_block_stats stats() const { return blocks_.stats(); }
 
  private:
+  void index_slots(kv_cache& cache) const;  // capacity and slot_index from the block table
+
   std::vector<torch::Tensor> k_, v_;
   torch::Device device_;
   kv_blocks blocks_;

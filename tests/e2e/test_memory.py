@@ -1,5 +1,6 @@
 """End to end: memory budgets, eviction, cleanup levels, idle unload and OOM recovery."""
 import os
+from concurrent.futures import ThreadPoolExecutor
 import time
 import unittest
 
@@ -79,6 +80,24 @@ class MemoryTest(unittest.TestCase):
         status, body, _ = s.generate(prompt="short", max_new_tokens=50, temperature=0)
         self.assertEqual(status, 200, body)
         self.assertLessEqual(body["prompt_tokens"] + body["tokens_generated"], 16)
+
+    def test_sequences_grow_into_a_small_kv_pool_and_the_youngest_steps_aside(self):
+        """A pool of 4 blocks and requests of ~45 tokens each: they are admitted on their
+        prompt's blocks, grow, and when the pool runs out the youngest is preempted and later
+        resumes; every answer is the one it gets alone."""
+        s = self.models.server("--kv-reserve-tokens=64", "--max-batch-size=4")
+        prompts = [f"grow {i}" for i in range(4)]
+        alone = [s.generate(prompt=p, max_new_tokens=40, temperature=0) for p in prompts]
+        self.assertTrue(all(status == 200 for status, _, _ in alone), alone)
+        with ThreadPoolExecutor(4) as pool:
+            together = list(pool.map(lambda p: s.generate(prompt=p, max_new_tokens=40, temperature=0), prompts))
+        for (status, body, _), (_, solo, _) in zip(together, alone):
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["generated_text"], solo["generated_text"])
+        batch = s.health()["batch"]
+        self.assertGreaterEqual(batch["preempted"], 1, batch)
+        self.assertEqual(batch["kv_blocks"]["used"], 0, batch)
+        self.assertRegex(s.request("GET", "/metrics")[1], r"adapterd_preemptions_total [1-9]")
 
     def test_cleanup_levels_free_what_they_say(self):
         s = self.models.server()
