@@ -73,7 +73,7 @@ public:
   uint32_t request_timeout_s = 600;
   uint32_t max_batch_size = 16;
   uint32_t max_queue = 256;
-  int64_t max_prefill_tokens = 2048;
+  int64_t max_prefill_tokens = 256;
   std::string log_level = "info";
   std::string role = "standalone";
   std::string node_host = "127.0.0.1";
@@ -146,7 +146,7 @@ public:
              "sequences decoded together (1: one request at a time, as the seed)")
         .add(max_queue, "max-queue", "requests that may wait for the batch; more get 429")
         .add(max_prefill_tokens, "max-prefill-tokens",
-             "prompt tokens admitted into the batch per step")
+             "prompt tokens computed per step: long prompts go in slices between decode steps")
         .add(log_level, "log-level", "trace | debug | info | warn | error")
         .add(role, "role",
              "standalone | worker (a device for routers; HTTP /health only) | router (the API over "

@@ -55,7 +55,7 @@ struct service_config {
   unsigned tokenizer_threads = 2;         // threads that encode and decode text off the model actors
   uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time
   uint32_t max_queue = 256;               // requests waiting beyond the batch; more get 429
-  int64_t max_prefill_tokens = 2048;      // prompt tokens admitted per step
+  int64_t max_prefill_tokens = 256;       // prompt tokens computed per step (slices)
   actor_placement placement = actor_placement::own_thread;
 
   node_role role = node_role::standalone;

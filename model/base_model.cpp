@@ -415,7 +415,8 @@ struct generation::impl {
   generation_output out;
   bool finished = false;
   clock_type::time_point decode_start;
-  bool preempted = false;  // its blocks went back to the pool; restore() computes them again
+  bool preempted = false;   // its blocks went back to the pool; restore() computes them again
+  bool prefilling = false;  // prompt tokens are left to compute (prefill_some)
 
   // Samples the next token from `logits` and decides whether the sequence is done.
   void take_token(const model_config& c) {
@@ -439,6 +440,14 @@ generation::~generation() = default;
 bool generation::finished() const { return impl_->finished; }
 bool generation::preempted() const {
   return impl_->preempted;
+}
+bool generation::prefilling() const {
+  return impl_->prefilling;
+}
+int64_t generation::prefill_left() const {
+  return impl_->prefilling
+             ? static_cast<int64_t>(impl_->out.prompt_ids.size()) - impl_->cache.length
+             : 0;
 }
 const generation_output& generation::output() const { return impl_->out; }
 
@@ -471,8 +480,8 @@ torch::Tensor prefill(const llama_model& model, const std::vector<int32_t>& ids,
 
 bool base_model::make_room(generation& generation) const {
   auto& g = generation.get();
-  if (g.finished || g.cache.length < g.cache.capacity)
-    return !g.preempted;
+  if (g.finished || g.prefilling || g.cache.length < g.cache.capacity)
+    return !g.preempted;  // a prompt's blocks were taken with it
   if (g.pool == nullptr || g.preempted)
     return false;
   std::lock_guard<std::mutex> lock(*g.pool_mutex);
@@ -481,7 +490,7 @@ bool base_model::make_room(generation& generation) const {
 
 void base_model::preempt(generation& generation) const {
   auto& g = generation.get();
-  if (g.pool == nullptr || g.preempted)
+  if (g.pool == nullptr || g.preempted || g.prefilling)
     return;
   std::lock_guard<std::mutex> lock(*g.pool_mutex);
   g.pool->publish(g.cache, g.owner(), g.history, g.cache.length);  // restore() may find them
@@ -561,18 +570,41 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     } else {
       g->cache = model.make_cache(prompt_len + g->budget);
     }
-    auto start = clock_type::now();
-    const int64_t cached = g->cache.length;
-    g->out.cached_tokens = cached;
-    g->logits = to_host(prefill(model, prompt_ids, prompt_len, params.prefill_chunk, *g));
-    g->out.prefill_ms = ms_since(start);
-    if (g->pool != nullptr) {  // later sequences may share this prompt from now on
-      std::lock_guard<std::mutex> lock(*g->pool_mutex);
-      g->pool->publish(g->cache, g->owner(), prompt_ids, g->cache.length);
+    g->out.cached_tokens = g->cache.length;
+    g->prefilling = true;
+    auto out = std::make_unique<generation>(std::move(g));
+    if (!params.defer_prefill) {
+      auto done = prefill_some(*out, prompt_len);
+      if (!done)
+        return done.err();
     }
-    g->decode_start = clock_type::now();
-    g->take_token(c);
-    return std::make_unique<generation>(std::move(g));
+    return out;
+  });
+}
+
+result<bool> base_model::prefill_some(generation& generation, int64_t max_tokens) const {
+  auto& g = generation.get();
+  if (!g.prefilling)
+    return true;
+  return guarded("prefill", [&]() -> result<bool> {
+    torch::InferenceMode guard;
+    const auto& prompt = g.out.prompt_ids;
+    const auto prompt_len = static_cast<int64_t>(prompt.size());
+    const auto end = std::min(prompt_len, g.cache.length + std::max<int64_t>(1, max_tokens));
+    auto start = clock_type::now();
+    auto last = prefill(impl_->model, prompt, end, g.params.prefill_chunk, g);
+    g.out.prefill_ms += ms_since(start);
+    if (end < prompt_len)
+      return false;
+    g.prefilling = false;
+    g.logits = to_host(last);
+    if (g.pool != nullptr) {  // later sequences may share this prompt from now on
+      std::lock_guard<std::mutex> lock(*g.pool_mutex);
+      g.pool->publish(g.cache, g.owner(), prompt, g.cache.length);
+    }
+    g.decode_start = clock_type::now();
+    g.take_token(config());
+    return true;
   });
 }
 
@@ -580,7 +612,7 @@ std::optional<error> base_model::step(const std::vector<generation*>& batch) con
   std::vector<generation::impl*> live;
   std::vector<generation*> batch_of_live;
   for (auto* g : batch)
-    if (!g->finished()) {
+    if (!g->finished() && !g->prefilling()) {
       live.push_back(&g->get());
       batch_of_live.push_back(g);
     }

@@ -72,6 +72,7 @@ struct generation_params {
   int64_t max_context_tokens = 0;  // prompt + output cap below the model's context; 0: none
   int64_t prefill_chunk = 0;       // prefill this many tokens per pass; 0: all at once
   bool pooled_kv = false;          // the KV cache comes from the model's pool, not a new allocation
+  bool defer_prefill = false;      // begin() only takes the KV; prefill_some() computes the prompt
 };
 
 struct generation_output {
@@ -94,6 +95,9 @@ public:
   bool finished() const;
   /// Its KV blocks went back to the pool (base_model::preempt); it steps again after restore.
   bool preempted() const;
+  /// Begun with defer_prefill, its prompt is not all computed yet (base_model::prefill_some).
+  bool prefilling() const;
+  int64_t prefill_left() const;  // prompt tokens still to compute
   /// The tokens so far; finish_reason is set once finished.
   const generation_output& output() const;
   impl& get() { return *impl_; }
@@ -167,6 +171,9 @@ public:
   /// cached) so that others can grow; restore() takes blocks again and computes what the
   /// prefix cache no longer has, after which it steps on as if nothing happened.
   bool make_room(generation& g) const;
+  /// Computes up to `max_tokens` more of a deferred prompt (at least one); true once the
+  /// prompt is done and the first new token is picked. Slices give the tokens of one pass.
+  result<bool> prefill_some(generation& g, int64_t max_tokens) const;
   void preempt(generation& g) const;
   std::optional<error> restore(generation& g) const;
   /// One more token for every unfinished generation in `batch`, in one batched pass; a

@@ -24,6 +24,8 @@ public:
   /// The token-level generation, for base_model::step.
   generation& tokens() { return *tokens_; }
   bool finished() const { return tokens_->finished(); }
+  bool prefilling() const { return tokens_->prefilling(); }
+  int64_t prefill_left() const { return tokens_->prefill_left(); }
   size_t tokens_generated() const { return tokens_->output().output_ids.size(); }
   /// Prompt tokens whose KV came from the prefix cache.
   int64_t cached_tokens() const { return tokens_->output().cached_tokens; }

@@ -246,14 +246,62 @@ TEST_CASE("scheduler: a cached prompt prefix costs nothing of a step's prefill b
     REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, prompt, 4))));
   while (const auto* req = s.start_lease())
     s.leased(req->request_id, w.lease(0));
+  const auto first_tokens = s.state().ttft_s.count;
+  const auto prompt_tokens = s.state().prompt_tokens;
   auto done = s.step();
   c.take(done);
-  CHECK(s.state().running == 3);  // admitted in one step: each prefills only its uncached tail
+  // One step computes all three: each only its uncached tail, within the budget of 100.
+  CHECK(s.state().ttft_s.count == first_tokens + 3);
+  CHECK(s.state().prompt_tokens - prompt_tokens <= 100);
   run_all(s, w, c, adapter_of);
   for (auto id : {"r1", "r2", "r3"}) {
     CHECK(c.reply(id).cached_tokens > 0);
     CHECK(c.reply(id).cached_tokens % 16 == 0);
   }
+}
+
+TEST_CASE(
+    "scheduler: a long prompt is computed in slices while running streams get a token every step",
+    "[scheduler]") {
+  tiny_world w(4096);
+  std::string long_prompt;
+  for (int i = 0; i < 30; ++i)  // ~150 tokens of the 256 a lease allows
+    long_prompt += "word" + std::to_string(i) + " ";
+  std::map<std::string, size_t> adapter_of{{"stream", 1}, {"long", 2}};
+  collector alone;
+  {
+    auto s = make_scheduler(1);
+    REQUIRE_FALSE(s.enqueue(alone.make(greedy_request("long", long_prompt, 6))));
+    run_all(s, w, alone, adapter_of);
+  }
+  if (std::holds_alternative<messages::failure>(alone.answers["long"]))
+    FAIL(std::get<messages::failure>(alone.answers["long"]).message);
+  REQUIRE(alone.reply("long").prompt_tokens > 100);
+  collector c;
+  batch_scheduler s(
+      {8, 64, 16}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("stream", "tick", 40), true)));
+  auto step = [&] {
+    while (const auto* req = s.start_lease())
+      s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+    auto done = s.step();
+    c.take(done);
+  };
+  step();
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("long", long_prompt, 6))));
+  // Every step while the long prompt is computed, 16 tokens at a time, gives the stream a token.
+  int prefill_steps = 0;
+  for (int i = 0; i < 100 && s.state().ttft_s.count < 2; ++i) {
+    const auto generated = s.state().generated_tokens;
+    step();
+    CHECK(s.state().generated_tokens >= generated + 1);
+    ++prefill_steps;
+  }
+  CHECK(prefill_steps >= static_cast<int>(alone.reply("long").prompt_tokens / 16));
+  run_all(s, w, c, adapter_of);
+  CHECK(c.reply("long").generated_text
+        == alone.reply("long").generated_text);  // slices: one pass's tokens
+  CHECK(c.reply("stream").tokens_generated == 40);
 }
 
 TEST_CASE("scheduler: cancelling frees the sequence; waiting ones answer at once", "[scheduler]") {

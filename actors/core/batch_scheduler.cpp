@@ -33,6 +33,7 @@ struct batch_scheduler::running_generation {
   uint32_t batch_size_max = 0;
   bool cancelled = false;
   clock::time_point last_token_at;  // for the inter-token histogram
+  int64_t prefill_slice_cap = 0;    // after running out of memory in prefill: smaller slices
 };
 
 namespace {
@@ -216,8 +217,6 @@ void batch_scheduler::expire(std::vector<finished_generation>& out) {
 }
 
 void batch_scheduler::admit(std::vector<finished_generation>& out) {
-  int64_t prefill_tokens = 0;
-  size_t admitted_now = 0;
   // Preempted sequences get their blocks back before anyone new is let in.
   if (std::any_of(running_.begin(), running_.end(),
                   [](const auto& r) { return r->gen->tokens().preempted(); }))
@@ -270,39 +269,16 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
       }
       break;  // waits for running sequences to free their KV blocks
     }
-    // The step's prefill budget counts the tokens to compute: a cached prefix costs none.
-    const auto to_prefill = prompt - model.cached_prefix_tokens(ids, w.lease->adapter.get());
-    if (admitted_now > 0 && prefill_tokens + to_prefill > limits_.max_prefill_tokens)
-      break;
     auto item = std::move(waiting_.front());
     waiting_.pop_front();
-    auto start = clock::now();
+    // Its prompt is computed by prefill(), a slice per step within the step's budget.
+    params.defer_prefill = true;
     auto gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
-    if (!gen && gen.err().code == model::errc::out_of_memory) {
-      spdlog::warn("gpu-owner {} out of memory in prefill ({}); flushing and retrying chunked",
-                   item->j.req.request_id, gen.err().message);
-      flush_();
-      params.prefill_chunk = retry_prefill_chunk;
-      gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
-      events_(gen ? request_event::oom_recovered : request_event::oom_failed, item->j.req.request_id, 0);
-      if (!gen) {
-        fail(std::move(item->j), errc::out_of_memory,
-             "out of memory even after flushing and a chunked prefill: " + gen.err().message, out);
-        continue;
-      }
-    }
     if (!gen) {
       auto why = to_failure(gen.err());
       fail(std::move(item->j), why.code, std::move(why.message), out);
       continue;
     }
-    const auto cached = (*gen)->cached_tokens();
-    prefill_tokens += prompt - cached;
-    ++admitted_now;
-    auto first_token_at = clock::now();  // prefill picked the first token
-    stats_.prompt_tokens += static_cast<uint64_t>(prompt - cached);
-    ++stats_.generated_tokens;
-    stats_.ttft_s.observe(std::chrono::duration<double>(first_token_at - item->arrived).count());
     stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
     pool_model_ = item->lease->model;
     auto r = std::make_unique<running_generation>();
@@ -310,11 +286,59 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     r->lease = std::move(*item->lease);
     r->gen = std::move(*gen);
     r->arrived = item->arrived;
-    r->admitted = start;
+    r->admitted = clock::now();
     r->admitted_wall_us = wall_us();
     r->service_seq = ++admitted_;
-    r->last_token_at = first_token_at;
+    r->last_token_at = r->admitted;
     running_.push_back(std::move(r));
+  }
+}
+
+void batch_scheduler::prefill(std::vector<finished_generation>& out) {
+  // Prompts are computed in slices, oldest first, within the step's budget: a long prompt
+  // takes several steps, and the running streams still get a token every step.
+  int64_t budget = limits_.max_prefill_tokens;
+  for (auto it = running_.begin(); it != running_.end() && budget > 0;) {
+    auto& r = **it;
+    if (!r.gen->prefilling()) {
+      ++it;
+      continue;
+    }
+    const auto& model = *r.lease.model;
+    auto slice = std::min(budget, r.gen->prefill_left());
+    if (r.prefill_slice_cap > 0)
+      slice = std::min(slice, r.prefill_slice_cap);
+    auto done = model.prefill_some(r.gen->tokens(), slice);
+    if (!done && done.err().code == model::errc::out_of_memory) {
+      spdlog::warn(
+          "gpu-owner {} out of memory in prefill ({}); flushing and retrying in smaller slices",
+          r.j.req.request_id, done.err().message);
+      flush_();
+      r.prefill_slice_cap = retry_prefill_chunk;
+      slice = std::min(slice, retry_prefill_chunk);
+      done = model.prefill_some(r.gen->tokens(), slice);
+      events_(done ? request_event::oom_recovered : request_event::oom_failed, r.j.req.request_id,
+              0);
+      if (!done)
+        done = model::error{
+            model::errc::out_of_memory,
+            "out of memory even after flushing and a smaller prefill: " + done.err().message};
+    }
+    if (!done) {
+      auto why = to_failure(done.err());
+      fail(std::move(r.j), why.code, std::move(why.message), out);
+      it = running_.erase(it);  // frees its KV blocks
+      continue;
+    }
+    budget -= slice;
+    stats_.prompt_tokens += static_cast<uint64_t>(slice);
+    if (*done) {
+      auto now = clock::now();  // the prompt's last slice picked the first token
+      ++stats_.generated_tokens;
+      stats_.ttft_s.observe(std::chrono::duration<double>(now - r.arrived).count());
+      r.last_token_at = now;
+    }
+    ++it;
   }
 }
 
@@ -348,13 +372,13 @@ void batch_scheduler::make_room(std::vector<finished_generation>& out) {
   // always fits: no sequence may need more than the whole pool.
   auto youngest_running = [&]() -> running_generation* {
     for (auto r = running_.rbegin(); r != running_.rend(); ++r)
-      if (!(*r)->gen->finished() && !(*r)->gen->tokens().preempted())
+      if (!(*r)->gen->finished() && !(*r)->gen->prefilling() && !(*r)->gen->tokens().preempted())
         return r->get();
     return nullptr;
   };
   for (auto& r : running_) {
     auto& g = r->gen->tokens();
-    if (r->gen->finished() || g.preempted())
+    if (r->gen->finished() || r->gen->prefilling() || g.preempted())
       continue;
     while (!model.make_room(g)) {
       auto* victim = youngest_running();
@@ -373,7 +397,7 @@ void batch_scheduler::decode(std::vector<finished_generation>& out) {
   std::vector<model::generation*> batch;
   std::vector<running_generation*> stepped;
   for (auto& r : running_)
-    if (!r->gen->finished() && !r->gen->tokens().preempted()) {
+    if (!r->gen->finished() && !r->gen->prefilling() && !r->gen->tokens().preempted()) {
       batch.push_back(&r->gen->tokens());
       stepped.push_back(r.get());
     }
@@ -472,7 +496,8 @@ std::vector<finished_generation> batch_scheduler::step() {
   std::vector<finished_generation> out;
   expire(out);
   admit(out);
-  stream_text();  // the first token, from the prefill, goes out before the decode step
+  prefill(out);
+  stream_text();  // first tokens, from prompts done now, go out before the decode step
   make_room(out);
   decode(out);
   stream_text();

@@ -29,7 +29,7 @@ namespace adapterd::actors {
 struct scheduler_limits {
   uint32_t max_batch_size = 16;      // sequences decoded together; 1: one at a time
   uint32_t max_queue = 256;          // requests waiting beyond the batch; more get `overloaded`
-  int64_t max_prefill_tokens = 2048; // prompt tokens admitted per step (at least one request)
+  int64_t max_prefill_tokens = 256;  // prompt tokens computed per step, in slices of prompts
 };
 
 using generate_outcome = std::variant<messages::generate_reply, messages::failure>;
@@ -94,6 +94,7 @@ private:
  struct running_generation;
 
  void admit(std::vector<finished_generation>& out);
+ void prefill(std::vector<finished_generation>& out);    // slices of prompts, within the budget
  void make_room(std::vector<finished_generation>& out);  // KV blocks for the next step
  void decode(std::vector<finished_generation>& out);
  void expire(std::vector<finished_generation>& out);
