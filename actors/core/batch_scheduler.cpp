@@ -435,7 +435,8 @@ void batch_scheduler::decode(std::vector<finished_generation>& out) {
   flush_();
   for (auto it = running_.begin(); it != running_.end();) {
     auto& r = **it;
-    if (r.gen->finished()) {
+    if (r.gen->finished() || r.gen->prefilling()
+        || r.gen->tokens().preempted()) {  // not in the step
       ++it;
       continue;
     }
