@@ -1,9 +1,16 @@
 // adapterd-batch-decode MODEL_DIR [ADAPTER_DIR...]: decode tokens/s of the model layer at
 // batch sizes 1, 4 and 16 (or $BATCHES, e.g. BATCHES=1 for a profile of batch 1) (rows cycling
 // through the adapters and the base model), measured in one run. Model compute only: no HTTP, no
-// actors. KV=pooled takes each sequence's cache from the model's paged pool, its blocks scattered
-// between other sequences' (as a busy server's are); the default gives each its own cache, blocks
-// in order.
+// actors. CONTEXT=N makes each prompt N tokens long (the sentence repeated), so attention reads a
+// long cache.
+//
+// KV chooses where each sequence's cache lives:
+//   own     (default) each sequence allocates its own contiguous cache;
+//   pooled  each sequence takes blocks of the model's paged pool, scattered between other
+//           sequences' blocks (as a busy server's are);
+//   ab      both, in one process: the two batches take turns step by step, so the host's noise
+//           (steal, frequency) falls on both alike, and the ratio pooled/own is printed.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -14,14 +21,56 @@
 
 using namespace adapterd::model;
 
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct batch_under_test {
+  std::vector<std::unique_ptr<generation>> gens, between;
+  std::vector<generation*> rows;
+  double seconds = 0;
+};
+
+std::vector<int> batch_sizes() {
+  std::vector<int> batches{1, 4, 16};
+  if (const char* env = std::getenv("BATCHES")) {
+    batches.clear();
+    for (const char* p = env; *p;) {
+      char* end = nullptr;
+      long v = std::strtol(p, &end, 10);
+      if (end == p || v < 1 || v > 256)
+        return {};
+      batches.push_back(static_cast<int>(v));
+      p = *end == ',' ? end + 1 : end;
+    }
+  }
+  return batches;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << "usage: adapterd-batch-decode MODEL_DIR [ADAPTER_DIR...]\n";
     return 2;
   }
-  const bool pooled = std::getenv("KV") != nullptr && std::string(std::getenv("KV")) == "pooled";
+  const std::string kv = std::getenv("KV") ? std::getenv("KV") : "own";
+  if (kv != "own" && kv != "pooled" && kv != "ab") {
+    std::cerr << "adapterd-batch-decode: KV must be own, pooled or ab\n";
+    return 2;
+  }
+  const auto batches = batch_sizes();
+  if (batches.empty()) {
+    std::cerr << "adapterd-batch-decode: BATCHES must be a list of 1 to 256, like 1,4,16\n";
+    return 2;
+  }
+  std::vector<bool> kinds;  // pooled_kv of each batch under test, in turn order
+  if (kv != "pooled")
+    kinds.push_back(false);
+  if (kv != "own")
+    kinds.push_back(true);
   load_options options{"auto", 0};
-  options.kv_pool_tokens = pooled ? 65536 : 0;
+  options.kv_pool_tokens = kv != "own" ? 65536 : 0;
   auto model = base_model::load(argv[1], options);
   if (!model) {
     std::cerr << "adapterd-batch-decode: " << model.err().message << "\n";
@@ -37,57 +86,62 @@ int main(int argc, char** argv) {
     adapters.push_back(*a);
   }
   std::cout << "model " << argv[1] << ": " << ((*model)->weight_bytes() >> 20) << " MiB on "
-            << (*model)->device() << ", " << adapters.size() - 1 << " adapters\n";
+            << (*model)->device() << ", " << adapters.size() - 1 << " adapters, KV " << kv << "\n";
   const int steps = std::getenv("STEPS") ? std::atoi(std::getenv("STEPS")) : 32;
   auto prompt = (*model)->tok().encode("The quick brown fox jumps over the lazy dog.", true);
-  generation_params params;
-  params.max_new_tokens = steps + 1;
-  params.pooled_kv = pooled;
-  double batch1 = 0;
-  std::vector<int> batches{1, 4, 16};
-  if (const char* env = std::getenv("BATCHES")) {
-    batches.clear();
-    for (const char* p = env; *p;) {
-      char* end = nullptr;
-      long v = std::strtol(p, &end, 10);
-      if (end == p || v < 1 || v > 256) {
-        std::cerr << "adapterd-batch-decode: BATCHES must be a list of 1 to 256, like 1,4,16\n";
-        return 2;
-      }
-      batches.push_back(static_cast<int>(v));
-      p = *end == ',' ? end + 1 : end;
-    }
+  if (const char* env = std::getenv("CONTEXT")) {
+    const auto sentence = prompt;
+    while (static_cast<long>(prompt.size()) < std::atol(env))
+      prompt.insert(prompt.end(), sentence.begin() + 1, sentence.end());
+    prompt.resize(static_cast<size_t>(std::max(1L, std::atol(env))));
   }
+  std::vector<double> batch1(kinds.size(), 0);
   for (int rows : batches) {
-    std::vector<std::unique_ptr<generation>> gens, between;
-    std::vector<generation*> batch;
-    if (pooled) {  // every other pair of blocks held by an idle sequence: the batch's lie between
-      for (int r = 0; r < 2 * rows; ++r)
-        if (auto g = (*model)->begin(prompt, params, nullptr))
-          between.push_back(std::move(*g));
-      for (size_t r = 0; r < between.size(); r += 2)
-        between[r].reset();
-    }
-    for (int r = 0; r < rows; ++r) {
-      auto g = (*model)->begin(prompt, params, adapters[static_cast<size_t>(r) % adapters.size()].get());
-      if (!g) {
-        std::cerr << "adapterd-batch-decode: " << g.err().message << "\n";
-        return 1;
+    std::vector<batch_under_test> under_test(kinds.size());
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      auto& b = under_test[k];
+      generation_params params;
+      params.max_new_tokens = steps + 1;
+      params.pooled_kv = kinds[k];
+      if (kinds[k]) {  // every other pair of blocks held by an idle sequence: the batch's lie
+                       // between
+        for (int r = 0; r < 2 * rows; ++r)
+          if (auto g = (*model)->begin(prompt, params, nullptr))
+            b.between.push_back(std::move(*g));
+        for (size_t r = 0; r < b.between.size(); r += 2)
+          b.between[r].reset();
       }
-      gens.push_back(std::move(*g));
-      batch.push_back(gens.back().get());
+      for (int r = 0; r < rows; ++r) {
+        auto g = (*model)->begin(prompt, params,
+                                 adapters[static_cast<size_t>(r) % adapters.size()].get());
+        if (!g) {
+          std::cerr << "adapterd-batch-decode: " << g.err().message << "\n";
+          return 1;
+        }
+        b.gens.push_back(std::move(*g));
+        b.rows.push_back(b.gens.back().get());
+      }
     }
-    auto start = std::chrono::steady_clock::now();
     for (int s = 0; s < steps; ++s)
-      if (auto failed = (*model)->step(batch)) {
-        std::cerr << "adapterd-batch-decode: " << failed->message << "\n";
-        return 1;
+      for (auto& b : under_test) {
+        auto start = clock_type::now();
+        if (auto failed = (*model)->step(b.rows)) {
+          std::cerr << "adapterd-batch-decode: " << failed->message << "\n";
+          return 1;
+        }
+        b.seconds += std::chrono::duration<double>(clock_type::now() - start).count();
       }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    double tps = rows * steps / secs;
-    if (rows == 1)
-      batch1 = tps;
-    std::cout << "batch " << rows << ": " << tps << " tokens/s (" << tps / batch1 << "x batch 1)\n";
+    std::cout << "batch " << rows << ":";
+    for (size_t k = 0; k < kinds.size(); ++k) {
+      const double tps = rows * steps / under_test[k].seconds;
+      if (rows == 1)
+        batch1[k] = tps;
+      std::cout << (kinds.size() > 1 ? (kinds[k] ? " pooled " : " own ") : " ") << tps
+                << " tokens/s (" << tps / batch1[k] << "x batch 1)";
+    }
+    if (kinds.size() > 1)
+      std::cout << ", speed pooled/own " << under_test[0].seconds / under_test[1].seconds;
+    std::cout << "\n";
   }
   return 0;
 }

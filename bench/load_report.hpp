@@ -31,7 +31,7 @@ struct level_report {
   double wall_s = 0;
   std::map<unsigned, size_t> by_status;
   double requests_per_s = 0, tokens_per_s = 0;
-  double ttft_p50 = 0, ttft_p90 = 0, ttft_p99 = 0;
+  double ttft_mean = 0, ttft_p50 = 0, ttft_p90 = 0, ttft_p99 = 0;
   double itl_p50 = 0, itl_p90 = 0, itl_p99 = 0;
   double e2e_p50 = 0, e2e_p90 = 0, e2e_p99 = 0;
   double overhead_p50 = 0, overhead_p90 = 0, overhead_p99 = 0;  // e2e - server generate - queue
@@ -68,6 +68,7 @@ inline level_report summarise(const std::string& server, const std::string& mode
     p99 = percentile(v, 99);
   };
   fill(ttft, r.ttft_p50, r.ttft_p90, r.ttft_p99);
+  r.ttft_mean = mean(ttft);
   fill(itl, r.itl_p50, r.itl_p90, r.itl_p99);
   fill(e2e, r.e2e_p50, r.e2e_p90, r.e2e_p99);
   fill(overhead, r.overhead_p50, r.overhead_p90, r.overhead_p99);
@@ -85,19 +86,21 @@ inline std::string status_text(const level_report& r) {
 inline std::string row(const level_report& r) {
   char line[512];
   std::snprintf(line, sizeof line,
-                "%-3s %-12s %6g %7.1f %9.1f %9.1f %8.1f %8.2f %8.2f %8.1f %8.1f %8.1f %8.2f %8.2f  %s\n",
-                r.server.c_str(), r.mode.c_str(), r.level, r.requests_per_s, r.tokens_per_s, r.ttft_p50,
-                r.ttft_p99, r.itl_p50, r.itl_p99, r.e2e_p50, r.e2e_p90, r.e2e_p99, r.overhead_p50,
-                r.overhead_p99, status_text(r).c_str());
+                "%-3s %-12s %6g %7.1f %9.1f %9.1f %9.1f %8.1f %8.2f %8.2f %8.1f %8.1f %8.1f %8.2f "
+                "%8.2f  %s\n",
+                r.server.c_str(), r.mode.c_str(), r.level, r.requests_per_s, r.tokens_per_s,
+                r.ttft_mean, r.ttft_p50, r.ttft_p99, r.itl_p50, r.itl_p99, r.e2e_p50, r.e2e_p90,
+                r.e2e_p99, r.overhead_p50, r.overhead_p99, status_text(r).c_str());
   return line;
 }
 
 inline std::string table(const std::vector<level_report>& levels) {
   std::ostringstream out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-3s %-12s %6s %7s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n", "srv",
-                "mode", "level", "req/s", "tok/s", "ttft50", "ttft99", "itl50", "itl99", "e2e50", "e2e90",
-                "e2e99", "ovh50", "ovh99", "status");
+  std::snprintf(line, sizeof line,
+                "%-3s %-12s %6s %7s %9s %9s %9s %8s %8s %8s %8s %8s %8s %8s %8s  %s\n", "srv",
+                "mode", "level", "req/s", "tok/s", "ttftavg", "ttft50", "ttft99", "itl50", "itl99",
+                "e2e50", "e2e90", "e2e99", "ovh50", "ovh99", "status");
   out << line;
   for (const auto& r : levels)
     out << row(r);
@@ -110,27 +113,38 @@ inline nlohmann::json to_json(const level_report& r) {
   for (const auto& [status, n] : r.by_status)
     statuses[std::to_string(status)] = n;
   auto pct = [](double a, double b, double c) { return nlohmann::json{{"p50", a}, {"p90", b}, {"p99", c}}; };
-  return {{"server", r.server}, {"mode", r.mode}, {"level", r.level}, {"requests", r.requests},
-          {"wall_s", r.wall_s}, {"requests_per_s", r.requests_per_s}, {"tokens_per_s", r.tokens_per_s},
-          {"status", statuses}, {"ttft_ms", pct(r.ttft_p50, r.ttft_p90, r.ttft_p99)},
-          {"itl_ms", pct(r.itl_p50, r.itl_p90, r.itl_p99)}, {"e2e_ms", pct(r.e2e_p50, r.e2e_p90, r.e2e_p99)},
+  return {{"server", r.server},
+          {"mode", r.mode},
+          {"level", r.level},
+          {"requests", r.requests},
+          {"wall_s", r.wall_s},
+          {"requests_per_s", r.requests_per_s},
+          {"tokens_per_s", r.tokens_per_s},
+          {"status", statuses},
+          {"ttft_ms", pct(r.ttft_p50, r.ttft_p90, r.ttft_p99)},
+          {"ttft_mean_ms", r.ttft_mean},
+          {"itl_ms", pct(r.itl_p50, r.itl_p90, r.itl_p99)},
+          {"e2e_ms", pct(r.e2e_p50, r.e2e_p90, r.e2e_p99)},
           {"overhead_ms", pct(r.overhead_p50, r.overhead_p90, r.overhead_p99)}};
 }
 
 inline std::string csv(const std::vector<level_report>& levels) {
   std::ostringstream out;
-  out << "server,mode,level,requests,wall_s,requests_per_s,tokens_per_s,ttft_p50,ttft_p90,ttft_p99,"
-         "itl_p50,itl_p90,itl_p99,e2e_p50,e2e_p90,e2e_p99,overhead_p50,overhead_p90,overhead_p99,errors\n";
+  out << "server,mode,level,requests,wall_s,requests_per_s,tokens_per_s,ttft_mean,ttft_p50,ttft_"
+         "p90,ttft_p99,"
+         "itl_p50,itl_p90,itl_p99,e2e_p50,e2e_p90,e2e_p99,overhead_p50,overhead_p90,overhead_p99,"
+         "errors\n";
   for (const auto& r : levels) {
     size_t errors = 0;
     for (const auto& [status, n] : r.by_status)
       if (status != 200)
         errors += n;
-    out << r.server << ',' << r.mode << ',' << r.level << ',' << r.requests << ',' << r.wall_s << ','
-        << r.requests_per_s << ',' << r.tokens_per_s << ',' << r.ttft_p50 << ',' << r.ttft_p90 << ','
-        << r.ttft_p99 << ',' << r.itl_p50 << ',' << r.itl_p90 << ',' << r.itl_p99 << ',' << r.e2e_p50 << ','
-        << r.e2e_p90 << ',' << r.e2e_p99 << ',' << r.overhead_p50 << ',' << r.overhead_p90 << ','
-        << r.overhead_p99 << ',' << errors << '\n';
+    out << r.server << ',' << r.mode << ',' << r.level << ',' << r.requests << ',' << r.wall_s
+        << ',' << r.requests_per_s << ',' << r.tokens_per_s << ',' << r.ttft_mean << ','
+        << r.ttft_p50 << ',' << r.ttft_p90 << ',' << r.ttft_p99 << ',' << r.itl_p50 << ','
+        << r.itl_p90 << ',' << r.itl_p99 << ',' << r.e2e_p50 << ',' << r.e2e_p90 << ',' << r.e2e_p99
+        << ',' << r.overhead_p50 << ',' << r.overhead_p90 << ',' << r.overhead_p99 << ',' << errors
+        << '\n';
   }
   return out.str();
 }

@@ -17,6 +17,13 @@ inline double percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
 }
 
+inline double mean(const std::vector<double>& v) {
+  double sum = 0;
+  for (double x : v)
+    sum += x;
+  return v.empty() ? 0 : sum / static_cast<double>(v.size());
+}
+
 inline double median(const std::vector<double>& v) { return percentile(v, 50); }
 
 /// "a,b,c" -> {"a", "b", "c"}: the list options (--weights=f32,int8).

@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -77,6 +78,38 @@ TEST_CASE("rms_norm_row and silu_mul", "[kernels]") {
   CHECK(gate[0] == Approx(0));
   CHECK(gate[1] == Approx(2 / (1 + std::exp(-1.0))));
   CHECK(gate[2] == Approx(-2 / (1 + std::exp(1.0))));
+}
+
+TEST_CASE(
+    "attention weights of a long prompt hold no denormals and keep every normal weight's bits",
+    "[kernels]") {
+  // Scores spread over 120 units, as a sharp head's over a long prompt: plain exp and divide
+  // make weights under FLT_MIN, which slow every multiply-add reading them by a microcode assist.
+  std::vector<float> scores(2000);
+  for (size_t i = 0; i < scores.size(); ++i)
+    scores[i] = -120.0f * static_cast<float>(i) / static_cast<float>(scores.size() - 1);
+  std::vector<float> plain = scores;
+  float sum = 0;
+  for (auto& e : plain) {
+    e = std::exp(e);
+    sum += e;
+  }
+  size_t denormal_before = 0;
+  for (auto& e : plain) {
+    e /= sum;
+    denormal_before += std::fpclassify(e) == FP_SUBNORMAL;
+  }
+  REQUIRE(denormal_before > 0);  // the case is the one that was slow
+  auto weights = scores;
+  cpu::softmax_weights(weights.data(), weights.size(), 0.0f);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    INFO("weight " << i << " of score " << scores[i]);
+    CHECK(std::fpclassify(weights[i]) != FP_SUBNORMAL);
+    if (plain[i] >= std::numeric_limits<float>::min())
+      CHECK(weights[i] == plain[i]);  // the same bits: the goldens do not move
+    else
+      CHECK(weights[i] == 0.0f);
+  }
 }
 
 TEST_CASE("kernel decode picks the tokens full recomputation picks, with an adapter", "[kernels]") {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 namespace adapterd::model::cpu {
@@ -287,6 +288,19 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
   const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + static_cast<float>(eps));
   for (size_t i = 0; i < n; ++i)
     out[i] = weight[i] * (x[i] * scale);
+}
+
+void softmax_weights(float* p, size_t n, float top) {
+  constexpr float denormal_below = -87.0f;  // expf(x) is under FLT_MIN for x < -87.34
+  float sum = 0;
+  for (size_t i = 0; i < n; ++i) {
+    p[i] = p[i] - top < denormal_below ? 0.0f : std::exp(p[i] - top);
+    sum += p[i];
+  }
+  for (size_t i = 0; i < n; ++i) {
+    p[i] /= sum;
+    p[i] = p[i] < std::numeric_limits<float>::min() ? 0.0f : p[i];
+  }
 }
 
 void silu_mul(float* gate, const float* up, size_t n) {

@@ -37,6 +37,12 @@ void weighted_rows(const float* weights, const uint16_t* v, size_t stride, size_
 /// The same over a bf16 operand (a bf16 KV cache, --kv-dtype=bf16).
 float dot(const float* a, const uint16_t* b, size_t n);
 
+/// p[i] = exp(p[i] - top) / sum, in place (top: the largest p[i]); the attention weights.
+/// A weight under FLT_MIN is zero, never a denormal: every multiply-add that reads a
+/// denormal takes a microcode assist (tens of times slower), and a long prompt makes many.
+/// Zeroing them changes no sum, each being below the last bit of the largest weight.
+void softmax_weights(float* p, size_t n, float top);
+
 /// gate[i] = silu(gate[i]) * up[i], in place.
 void silu_mul(float* gate, const float* up, size_t n);
 

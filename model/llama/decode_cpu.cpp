@@ -402,13 +402,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
           p[static_cast<size_t>(t - first)] = dot;
           top = std::max(top, dot);
         }
-        float sum = 0;
-        for (auto& e : p) {
-          e = std::exp(e - top);
-          sum += e;
-        }
-        for (auto& e : p)
-          e /= sum;
+        cpu::softmax_weights(p.data(), p.size(), top);
         float* out = &s.attn[r * q_out + head * d];
         std::fill(out, out + d, 0.0f);
         const auto stride = static_cast<size_t>(vt.stride(1));
