@@ -584,6 +584,16 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
   });
 }
 
+int64_t base_model::adopt_cached_prefix(generation& generation) const {
+  auto& g = generation.get();
+  if (!g.prefilling || g.pool == nullptr)
+    return 0;
+  std::lock_guard<std::mutex> lock(*g.pool_mutex);
+  const auto gained = g.pool->adopt(g.cache, g.owner(), g.out.prompt_ids);
+  g.out.cached_tokens += gained;
+  return gained;
+}
+
 result<bool> base_model::prefill_some(generation& generation, int64_t max_tokens) const {
   auto& g = generation.get();
   if (!g.prefilling)
@@ -596,14 +606,14 @@ result<bool> base_model::prefill_some(generation& generation, int64_t max_tokens
     auto start = clock_type::now();
     auto last = prefill(impl_->model, prompt, end, g.params.prefill_chunk, g);
     g.out.prefill_ms += ms_since(start);
+    if (g.pool != nullptr) {  // later sequences, and those begun with it, may share it now
+      std::lock_guard<std::mutex> lock(*g.pool_mutex);
+      g.pool->publish(g.cache, g.owner(), prompt, g.cache.length);
+    }
     if (end < prompt_len)
       return false;
     g.prefilling = false;
     g.logits = to_host(last);
-    if (g.pool != nullptr) {  // later sequences may share this prompt from now on
-      std::lock_guard<std::mutex> lock(*g.pool_mutex);
-      g.pool->publish(g.cache, g.owner(), prompt, g.cache.length);
-    }
     g.decode_start = clock_type::now();
     g.take_token(config());
     return true;

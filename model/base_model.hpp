@@ -174,6 +174,10 @@ public:
   /// Computes up to `max_tokens` more of a deferred prompt (at least one); true once the
   /// prompt is done and the first new token is picked. Slices give the tokens of one pass.
   result<bool> prefill_some(generation& g, int64_t max_tokens) const;
+  /// A deferred prompt takes the KV of its next blocks from the prefix cache, where another
+  /// sequence computed them after this one began (one with the same start, a step ahead).
+  /// Returns the prompt tokens it need not compute now.
+  int64_t adopt_cached_prefix(generation& g) const;
   void preempt(generation& g) const;
   std::optional<error> restore(generation& g) const;
   /// One more token for every unfinished generation in `batch`, in one batched pass; a

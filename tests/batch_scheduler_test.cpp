@@ -350,3 +350,93 @@ TEST_CASE("text generation: streamed pieces add up to the final text", "[stream]
   CHECK(streamed == (*g)->output().text);
   CHECK(whole->text == (*g)->output().text);
 }
+
+namespace {
+
+std::string words_prompt(int count, const std::string& stem = "word") {
+  std::string p;
+  for (int i = 0; i < count; ++i)
+    p += stem + std::to_string(i) + " ";
+  return p;
+}
+
+void lease_and_step(batch_scheduler& s, const tiny_world& w, collector& c,
+                    const std::map<std::string, size_t>& adapter_of) {
+  while (const auto* req = s.start_lease())
+    s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+  auto done = s.step();
+  c.take(done);
+}
+
+}  // namespace
+
+TEST_CASE("scheduler: two requests that begin alike at once compute their common prompt once",
+          "[scheduler][prefix]") {
+  tiny_world w(4096, true);
+  const auto prompt = words_prompt(30);  // ~150 tokens, in slices of 16
+  collector alone;
+  {
+    auto s = make_scheduler(1);
+    REQUIRE_FALSE(s.enqueue(alone.make(greedy_request("x", prompt, 6))));
+    run_all(s, w, alone, {{"x", 1}});
+  }
+  const auto prompt_tokens = alone.reply("x").prompt_tokens;
+  REQUIRE(prompt_tokens > 100);
+  w.model->drop_prefix_cache();
+  collector c;
+  batch_scheduler s(
+      {8, 64, 16}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+  SECTION("the same adapter: the second takes the first's blocks as they are computed") {
+    for (auto id : {"a", "b"})
+      REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, prompt, 6))));
+    const auto before = s.state().prompt_tokens;
+    run_all(s, w, c, {{"a", 1}, {"b", 1}});
+    CHECK(s.state().prompt_tokens - before < prompt_tokens + 32);
+    CHECK(c.reply("b").cached_tokens >= (prompt_tokens - 1) / 16 * 16 - 16);
+    CHECK(c.reply("a").generated_text == alone.reply("x").generated_text);
+    CHECK(c.reply("b").generated_text == alone.reply("x").generated_text);
+  }
+  SECTION("different adapters: nothing is shared") {
+    for (auto id : {"a", "b"})
+      REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, prompt, 6))));
+    const auto before = s.state().prompt_tokens;
+    run_all(s, w, c, {{"a", 1}, {"b", 2}});
+    CHECK(s.state().prompt_tokens - before == 2 * prompt_tokens);
+    CHECK(c.reply("a").cached_tokens == 0);
+    CHECK(c.reply("b").cached_tokens == 0);
+    CHECK(c.reply("a").generated_text == alone.reply("x").generated_text);
+  }
+}
+
+TEST_CASE(
+    "scheduler: a short prompt does not wait behind a long one, and a long one waits boundedly",
+    "[scheduler]") {
+  tiny_world w(8192);
+  const auto long_prompt = words_prompt(30);
+  std::map<std::string, size_t> adapter_of{{"long", 0}, {"short", 0}};
+  collector c;
+  batch_scheduler s(
+      {16, 256, 16}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+  SECTION("least left first") {
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request("long", long_prompt, 2))));
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request("short", "hi", 2))));
+    run_all(s, w, c, adapter_of);
+    REQUIRE(c.order.size() == 2);
+    CHECK(c.order[0] == "short");  // oldest first would have made it wait ~10 steps
+  }
+  SECTION("a prompt passed over again and again goes first after a bounded number of steps") {
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request("long", long_prompt, 1))));
+    // Every step a new prompt arrives that is shorter than what the long one has left
+    // and fills the budget alone.
+    int steps = 0;
+    for (; steps < 200 && !c.answers.count("long"); ++steps) {
+      const auto id = "short" + std::to_string(steps);
+      adapter_of[id] = 0;
+      REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, words_prompt(4, "s" + id), 1))));
+      lease_and_step(s, w, c, adapter_of);
+    }
+    CHECK(c.answers.count("long") == 1);
+    CHECK(steps <= 32 + 2 + 150 / 16 + 2);  // patience, then its slices
+    run_all(s, w, c, adapter_of);
+  }
+}

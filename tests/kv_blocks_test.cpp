@@ -102,6 +102,43 @@ TEST_CASE("prefix cache: whole blocks of a prefix are found again under the same
   CHECK(s.cached + s.free == 12);
 }
 
+TEST_CASE("prefix cache: a sequence begun alongside another adopts the blocks it computes",
+          "[kv_pool]") {
+  kv_blocks b(20, true);
+  const kv_owner base{}, tuned{7, 9};
+  auto prompt = tokens_from(3, 50);  // three whole blocks and a part
+  auto first = b.take(51, base, prompt.data(), 49);
+  auto second = b.take(51, base, prompt.data(), 49);
+  auto other = b.take(51, tuned, prompt.data(), 49);
+  REQUIRE(first);
+  REQUIRE(second);
+  REQUIRE(other);
+  CHECK(second->reused_tokens == 0);  // nothing was computed yet when it began
+  CHECK(b.adopt(second->blocks, base, prompt.data(), 0, 49) == 0);
+  // The first computes two blocks and offers them; the second takes them instead of its own.
+  b.publish(first->blocks, base, prompt.data(), 32);
+  const auto free_before = b.free();
+  const auto fresh = second->blocks;
+  CHECK(b.adopt(second->blocks, base, prompt.data(), 0, 49) == 32);
+  CHECK(std::vector<int32_t>(second->blocks.begin(), second->blocks.begin() + 2)
+        == std::vector<int32_t>(first->blocks.begin(), first->blocks.begin() + 2));
+  CHECK(second->blocks[2] == fresh[2]);
+  CHECK(b.free() == free_before + 2);  // its own two fresh blocks went back
+  // Another adapter's sequence with the same tokens finds nothing.
+  CHECK(b.adopt(other->blocks, tuned, prompt.data(), 0, 49) == 0);
+  // The third block, once computed; the part block and the last prompt token never.
+  b.publish(first->blocks, base, prompt.data(), 50);
+  CHECK(b.adopt(second->blocks, base, prompt.data(), 32, 49) == 48);
+  CHECK(b.adopt(second->blocks, base, prompt.data(), 48, 49) == 48);
+  // A sequence part-way through a block of its own keeps computing it.
+  CHECK(b.adopt(other->blocks, base, prompt.data(), 5, 49) == 5);
+  b.give_back(first->blocks);
+  b.give_back(second->blocks);
+  b.give_back(other->blocks);
+  CHECK(b.used() == 0);
+  CHECK(b.free() == 20);
+}
+
 TEST_CASE("prefix cache: the pool takes cached blocks back least recently used first",
           "[kv_pool]") {
   kv_blocks b(6, true);

@@ -34,11 +34,14 @@ struct batch_scheduler::running_generation {
   bool cancelled = false;
   clock::time_point last_token_at;  // for the inter-token histogram
   int64_t prefill_slice_cap = 0;    // after running out of memory in prefill: smaller slices
+  int64_t prefill_steps = 0;        // steps it has spent in prefill, computed or passed over
 };
 
 namespace {
 
 constexpr int64_t retry_prefill_chunk = 16;
+// Steps a prompt may spend in prefill, passed over for shorter ones, before it goes first.
+constexpr int64_t prefill_patience = 32;
 
 int64_t wall_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -295,15 +298,32 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
 }
 
 void batch_scheduler::prefill(std::vector<finished_generation>& out) {
-  // Prompts are computed in slices, oldest first, within the step's budget: a long prompt
-  // takes several steps, and the running streams still get a token every step.
-  int64_t budget = limits_.max_prefill_tokens;
-  for (auto it = running_.begin(); it != running_.end() && budget > 0;) {
-    auto& r = **it;
-    if (!r.gen->prefilling()) {
-      ++it;
-      continue;
+  // Prompts are computed in slices within the step's budget, so a long prompt takes several
+  // steps and the running streams still get a token every step. The least work left goes
+  // first: a short prompt, or one the prefix cache mostly covers, gets its first token
+  // without waiting behind long ones (this is what keeps the mean time to first token
+  // low). A prompt still in prefill after prefill_patience steps goes first, oldest first,
+  // so that none waits without bound.
+  std::vector<running_generation*> order;
+  for (auto& r : running_)
+    if (r->gen->prefilling()) {
+      // KV that another sequence with the same start computed since this one began
+      r->lease.model->adopt_cached_prefix(r->gen->tokens());
+      ++r->prefill_steps;
+      order.push_back(r.get());
     }
+  auto overdue = [](const running_generation* r) { return r->prefill_steps > prefill_patience; };
+  std::stable_sort(order.begin(), order.end(), [&](const auto* a, const auto* b) {
+    if (overdue(a) != overdue(b))
+      return overdue(a);
+    return !overdue(a) && a->gen->prefill_left() < b->gen->prefill_left();
+  });  // running_ is in admission order, which the stable sort keeps among equals
+  std::vector<running_generation*> failed;
+  int64_t budget = limits_.max_prefill_tokens;
+  for (auto* item : order) {
+    if (budget <= 0)
+      break;
+    auto& r = *item;
     const auto& model = *r.lease.model;
     auto slice = std::min(budget, r.gen->prefill_left());
     if (r.prefill_slice_cap > 0)
@@ -327,7 +347,7 @@ void batch_scheduler::prefill(std::vector<finished_generation>& out) {
     if (!done) {
       auto why = to_failure(done.err());
       fail(std::move(r.j), why.code, std::move(why.message), out);
-      it = running_.erase(it);  // frees its KV blocks
+      failed.push_back(item);
       continue;
     }
     budget -= slice;
@@ -338,8 +358,13 @@ void batch_scheduler::prefill(std::vector<finished_generation>& out) {
       stats_.ttft_s.observe(std::chrono::duration<double>(now - r.arrived).count());
       r.last_token_at = now;
     }
-    ++it;
   }
+  running_.erase(std::remove_if(running_.begin(), running_.end(),
+                                [&](const auto& r) {
+                                  return std::find(failed.begin(), failed.end(), r.get())
+                                         != failed.end();
+                                }),
+                 running_.end());  // frees their KV blocks
 }
 
 void batch_scheduler::make_room(std::vector<finished_generation>& out) {

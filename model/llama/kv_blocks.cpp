@@ -100,6 +100,36 @@ std::optional<kv_blocks::taken> kv_blocks::take(int64_t tokens, const kv_owner& 
   return out;
 }
 
+int64_t kv_blocks::adopt(std::vector<int32_t>& blocks, const kv_owner& owner, const int32_t* prompt,
+                         int64_t filled, int64_t reusable) {
+  if (!prefix_cache_ || prompt == nullptr || filled % kv_block_tokens != 0)
+    return filled;
+  const int64_t whole =
+      std::min<int64_t>(reusable / kv_block_tokens, static_cast<int64_t>(blocks.size()));
+  int64_t i = filled / kv_block_tokens;
+  // The chain goes through this sequence's own blocks so far: a cached block follows on
+  // from them only if they are the cached ones (found at take(), or adopted).
+  int32_t parent = i == 0 ? -1 : blocks[static_cast<size_t>(i - 1)];
+  for (; i < whole; ++i) {
+    auto found = index_.find(key_of(parent, owner, prompt + i * kv_block_tokens));
+    if (found == index_.end())
+      break;
+    const int32_t b = found->second;
+    auto& mine = blocks[static_cast<size_t>(i)];
+    if (b != mine) {
+      auto& s = state_[static_cast<size_t>(b)];
+      if (s.users++ == 0)
+        idle_.erase({s.last_used, b});
+      give_back({mine});  // fresh, never written: back to the free blocks
+      mine = b;
+      reused_tokens_ += kv_block_tokens;
+    }
+    parent = b;
+    filled += kv_block_tokens;
+  }
+  return filled;
+}
+
 std::optional<std::vector<int32_t>> kv_blocks::take_blocks(int64_t n) {
   if (n < 1)
     return std::nullopt;

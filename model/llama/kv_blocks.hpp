@@ -55,6 +55,12 @@ class kv_blocks {
                             const int32_t* prompt = nullptr, int64_t reusable = 0);
   /// The tokens take() would reuse now for this prompt (whole cached blocks), taking nothing.
   int64_t cached_prefix(const kv_owner& owner, const int32_t* prompt, int64_t reusable) const;
+  /// A sequence whose first `filled` tokens are in `blocks` (filled a whole number of
+  /// blocks) trades its next fresh blocks for cached ones, as far as the cache now holds
+  /// `prompt` under `owner` (at most `reusable` tokens): another sequence computed them
+  /// after this one began. Returns the tokens now filled.
+  int64_t adopt(std::vector<int32_t>& blocks, const kv_owner& owner, const int32_t* prompt,
+                int64_t filled, int64_t reusable);
   /// Plain blocks (n >= 1), the most recently freed first; none when fewer can be had.
   std::optional<std::vector<int32_t>> take_blocks(int64_t n);
   /// Makes the full blocks among the first `filled` tokens of a sequence (table `blocks`,

@@ -169,6 +169,17 @@ bool kv_pool::grow(kv_cache& cache) {
   return true;
 }
 
+int64_t kv_pool::adopt(kv_cache& cache, const kv_owner& owner, const std::vector<int32_t>& prompt) {
+  if (!cache.pooled)
+    return 0;
+  const auto before = cache.length;
+  cache.length = blocks_.adopt(cache.blocks, owner, prompt.data(), cache.length,
+                               static_cast<int64_t>(prompt.size()) - 1);
+  if (cache.length > before)
+    index_slots(cache);
+  return cache.length - before;
+}
+
 void kv_pool::publish(const kv_cache& cache, const kv_owner& owner,
                       const std::vector<int32_t>& tokens, int64_t filled) {
   if (cache.pooled)

@@ -182,6 +182,10 @@ class kv_pool {
   int64_t cached_prefix(const kv_owner& owner, const std::vector<int32_t>& prompt) const {
     return blocks_.cached_prefix(owner, prompt.data(), static_cast<int64_t>(prompt.size()) - 1);
   }
+  /// Swaps the cache's fresh blocks after its length for cached blocks of `prompt` under
+  /// `owner` that other sequences computed since (kv_blocks::adopt); the last prompt token
+  /// is never taken from the cache. Returns the tokens gained.
+  int64_t adopt(kv_cache& cache, const kv_owner& owner, const std::vector<int32_t>& prompt);
   /// Offers the cache's full blocks of its first `filled` tokens to later sequences.
   void publish(const kv_cache& cache, const kv_owner& owner, const std::vector<int32_t>& tokens,
                int64_t filled);
