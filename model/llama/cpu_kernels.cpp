@@ -308,22 +308,42 @@ void silu_mul(float* gate, const float* up, size_t n) {
     gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
-ADAPTERD_AVX2 float sum_floats(const float* p, size_t n) {
-  __m256 acc[8];
+namespace {
+
+// `streams` equal parts of p, read side by side: a core keeps more lines in flight over
+// several streams than over one, as the decode tiles do over several weight rows.
+template <int streams>
+ADAPTERD_AVX2 float sum_streams(const float* p, size_t n) {
+  const size_t part = n / streams / 64 * 64;
+  __m256 acc[streams][2];
 #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i)
-    acc[i] = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 64 <= n; i += 64)
+  for (int s = 0; s < streams; ++s)
+    acc[s][0] = acc[s][1] = _mm256_setzero_ps();
+  for (size_t i = 0; i < part; i += 16)
 #pragma GCC unroll 8
-    for (int j = 0; j < 8; ++j)
-      acc[j] = _mm256_add_ps(acc[j], _mm256_loadu_ps(p + i + 8 * j));
-  for (int j = 1; j < 8; ++j)
-    acc[0] = _mm256_add_ps(acc[0], acc[j]);
-  float s = hsum(acc[0]);
-  for (; i < n; ++i)
-    s += p[i];
-  return s;
+    for (int s = 0; s < streams; ++s) {
+      const float* at = p + s * part + i;
+      acc[s][0] = _mm256_add_ps(acc[s][0], _mm256_loadu_ps(at));
+      acc[s][1] = _mm256_add_ps(acc[s][1], _mm256_loadu_ps(at + 8));
+    }
+  __m256 total = _mm256_setzero_ps();
+  for (int s = 0; s < streams; ++s)
+    total = _mm256_add_ps(total, _mm256_add_ps(acc[s][0], acc[s][1]));
+  float sum = hsum(total);
+  for (size_t i = streams * part; i < n; ++i)
+    sum += p[i];
+  return sum;
+}
+
+}  // namespace
+
+float sum_floats(const float* p, size_t n, int streams) {
+  switch (streams) {
+    case 2: return sum_streams<2>(p, n);
+    case 4: return sum_streams<4>(p, n);
+    case 8: return sum_streams<8>(p, n);
+    default: return sum_streams<1>(p, n);
+  }
 }
 
 std::shared_ptr<float> allocate_huge(size_t floats) {

@@ -46,8 +46,9 @@ void softmax_weights(float* p, size_t n, float top);
 /// gate[i] = silu(gate[i]) * up[i], in place.
 void silu_mul(float* gate, const float* up, size_t n);
 
-/// The sum of n floats, read once (the bandwidth probe of the roofline report).
-float sum_floats(const float* p, size_t n);
+/// The sum of n floats, read once as `streams` (1, 2, 4 or 8) parts side by side: the
+/// bandwidth probe of the roofline report, which takes the fastest.
+float sum_floats(const float* p, size_t n, int streams = 1);
 
 /// Memory for weights: 2 MiB aligned and advised into transparent huge pages, which halve
 /// the TLB misses of streaming hundreds of megabytes per token.

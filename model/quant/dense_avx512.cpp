@@ -43,138 +43,187 @@ struct pair_q8 {
   }
 };
 
-// Up to three activation rows per pass over a group: a batch reuses each loaded block.
-template <class Tile>
-void by_three(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
-              const float* bias, float* y, size_t ldy, size_t j) {
+// Up to three activation rows per pass over a group (or GROUPS groups side by side): a
+// batch reuses each loaded block.
+template <class Tile, int GROUPS>
+void by_three(const uint8_t* group, size_t group_bytes, const block_q8_act* x, size_t rows,
+              size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
   size_t r = 0;
   for (; r + 3 <= rows; r += 3)
-    Tile::template tile<3>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    Tile::template tile<3, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
   if (rows - r == 2)
-    Tile::template tile<2>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    Tile::template tile<2, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
   else if (rows - r == 1)
-    Tile::template tile<1>(group, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    Tile::template tile<1, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
 }
 
-// tile_q8_eight with two weight rows per register: the same bits.
+// tile_q8_eight with two weight rows per register: the same bits. GROUPS (1 or 2) groups
+// side by side: a core keeps more lines in flight over two streams. Three activation rows
+// over two groups would need more registers than there are, so those take the groups one
+// after the other.
 template <>
 struct eight_rows<block_q8_0> {
-  template <int ROWS>
-  static void tile(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias,
-                   float* y, size_t ldy, size_t j) {
-    using pair = pair_q8;
-    constexpr size_t qs_bytes = sizeof(block_q8_0) - 2, step = 8 * sizeof(block_q8_0);
-    __m512 acc[4][ROWS];
+  static constexpr size_t groups_per_pass = 2;
+
+  template <int ROWS, int GROUPS>
+  static void tile(const uint8_t* group, size_t group_bytes, const block_q8_act* x, size_t nb,
+                   const float* bias, float* y, size_t ldy, size_t j) {
+    if constexpr (ROWS * GROUPS > 4) {  // as two halves
+      tile<ROWS, GROUPS / 2>(group, group_bytes, x, nb, bias, y, ldy, j);
+      tile<ROWS, GROUPS / 2>(group + GROUPS / 2 * group_bytes, group_bytes, x, nb, bias, y, ldy,
+                             j + 8 * (GROUPS / 2));
+      return;
+    } else {
+      using pair = pair_q8;
+      constexpr size_t qs_bytes = sizeof(block_q8_0) - 2, step = 8 * sizeof(block_q8_0);
+      __m512 acc[GROUPS][4][ROWS];
+#pragma GCC unroll 2
+      for (int g = 0; g < GROUPS; ++g)
 #pragma GCC unroll 4
-    for (int p = 0; p < 4; ++p)
+        for (int p = 0; p < 4; ++p)
 #pragma GCC unroll 4
-      for (int r = 0; r < ROWS; ++r)
-        acc[p][r] = _mm512_setzero_ps();
-    for (size_t b = 0; b < nb; ++b) {
-      const uint8_t* at = group + b * step;
-      prefetch_step<step>(at + prefetch_steps * step);
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
-      __m512i xq[ROWS];
-      __m512 scale[ROWS];
-#pragma GCC unroll 4
-      for (int r = 0; r < ROWS; ++r) {
-        const block_q8_act& xb = x[r * nb + b];
-        xq[r] = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs)));
-        scale[r] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)));
-      }
-#pragma GCC unroll 4
-      for (int p = 0; p < 4; ++p) {
-        pair weights;
-        weights.load(at + 16 + 2 * p * qs_bytes);
-        const __m512i lanes = _mm512_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p,
-                                                2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
-                                                2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
+          for (int r = 0; r < ROWS; ++r)
+            acc[g][p][r] = _mm512_setzero_ps();
+      for (size_t b = 0; b < nb; ++b) {
+        __m512i xq[ROWS];
 #pragma GCC unroll 4
         for (int r = 0; r < ROWS; ++r)
-          acc[p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r])),
-                                      _mm512_permutexvar_ps(lanes, scale[r]), acc[p][r]);
-      }
-    }
-    for (int p = 0; p < 4; ++p)
-      for (int r = 0; r < ROWS; ++r) {
-        alignas(64) float lane[16];
-        _mm512_store_ps(lane, acc[p][r]);
-        for (int half = 0; half < 2; ++half) {
-          const float s = hsum(_mm256_load_ps(lane + 8 * half));
-          const size_t o = j + static_cast<size_t>(2 * p + half);
-          y[r * ldy + o] = bias != nullptr ? s + bias[o] : s;
+          xq[r] = _mm512_broadcast_i64x4(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r * nb + b].qs)));
+#pragma GCC unroll 2
+        for (int g = 0; g < GROUPS; ++g) {
+          const uint8_t* at = group + g * group_bytes + b * step;
+          prefetch_step<step>(at + prefetch_steps * step);
+          const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+          __m512 scale[ROWS];
+#pragma GCC unroll 4
+          for (int r = 0; r < ROWS; ++r)
+            scale[r] = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(x[r * nb + b].d)));
+#pragma GCC unroll 4
+          for (int p = 0; p < 4; ++p) {
+            pair weights;
+            weights.load(at + 16 + 2 * p * qs_bytes);
+            const __m512i lanes = _mm512_setr_epi32(
+                2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1, 2 * p + 1,
+                2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
+#pragma GCC unroll 4
+            for (int r = 0; r < ROWS; ++r)
+              acc[g][p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r])),
+                                             _mm512_permutexvar_ps(lanes, scale[r]), acc[g][p][r]);
+          }
         }
       }
+      for (int g = 0; g < GROUPS; ++g)
+        for (int p = 0; p < 4; ++p)
+          for (int r = 0; r < ROWS; ++r) {
+            alignas(64) float lane[16];
+            _mm512_store_ps(lane, acc[g][p][r]);
+            for (int half = 0; half < 2; ++half) {
+              const float s = hsum(_mm256_load_ps(lane + 8 * half));
+              const size_t o = j + static_cast<size_t>(8 * g + 2 * p + half);
+              y[r * ldy + o] = bias != nullptr ? s + bias[o] : s;
+            }
+          }
+    }
   }
 
-  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
-                  const float* bias, float* y, size_t ldy, size_t j) {
-    by_three<eight_rows>(group, x, rows, nb, bias, y, ldy, j);
+  static void run(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
+                  size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
+    if (groups == 2)
+      by_three<eight_rows, 2>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    else
+      by_three<eight_rows, 1>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
   }
 };
 
 // tile_q4_eight with four weight rows per register (one per 128-bit lane): the same bits.
+// GROUPS (1 or 2) groups side by side, as above.
 template <>
 struct eight_rows<block_q4_0> {
-  template <int ROWS>
-  static void tile(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias,
-                   float* y, size_t ldy, size_t j) {
-    constexpr size_t step = 8 * sizeof(block_q4_0);
-    __m512 acc[2][ROWS];
+  static constexpr size_t groups_per_pass = 2;
+
+  template <int ROWS, int GROUPS>
+  static void tile(const uint8_t* group, size_t group_bytes, const block_q8_act* x, size_t nb,
+                   const float* bias, float* y, size_t ldy, size_t j) {
+    if constexpr (ROWS * GROUPS > 6) {  // registers: as two halves
+      tile<ROWS, GROUPS / 2>(group, group_bytes, x, nb, bias, y, ldy, j);
+      tile<ROWS, GROUPS / 2>(group + GROUPS / 2 * group_bytes, group_bytes, x, nb, bias, y, ldy,
+                             j + 8 * (GROUPS / 2));
+      return;
+    } else {
+      constexpr size_t step = 8 * sizeof(block_q4_0);
+      __m512 acc[GROUPS][2][ROWS];
 #pragma GCC unroll 2
-    for (int h = 0; h < 2; ++h)
+      for (int g = 0; g < GROUPS; ++g)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h)
 #pragma GCC unroll 4
-      for (int r = 0; r < ROWS; ++r)
-        acc[h][r] = _mm512_setzero_ps();
-    const __m512i mask = _mm512_set1_epi8(0x0f);
-    // each row's scale into the four lanes of its quarter
-    const __m512i quarters[2] = {_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                                 _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
-    for (size_t b = 0; b < nb; ++b) {
-      const uint8_t* at = group + b * step;
-      prefetch_step<step>(at + prefetch_steps * step);
-      const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
-      __m512i low[2], high[2];
-#pragma GCC unroll 2
-      for (int h = 0; h < 2; ++h) {
-        const __m512i w = _mm512_loadu_si512(at + 16 + 64 * h);
-        low[h] = _mm512_and_si512(w, mask);
-        high[h] = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
-      }
+          for (int r = 0; r < ROWS; ++r)
+            acc[g][h][r] = _mm512_setzero_ps();
+      const __m512i mask = _mm512_set1_epi8(0x0f);
+      // each row's scale into the four lanes of its quarter
+      const __m512i quarters[2] = {
+          _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+          _mm512_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7)};
+      for (size_t b = 0; b < nb; ++b) {
+        __m512i x_low[ROWS], x_high[ROWS], start[ROWS];
 #pragma GCC unroll 4
-      for (int r = 0; r < ROWS; ++r) {
-        const block_q8_act& xb = x[r * nb + b];
-        const __m512i x_low =
-            _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.qs)));
-        const __m512i x_high =
-            _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.qs + 16)));
-        const __m512i start =
-            _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.q4_start)));
-        const __m512 scale = _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(xb.d)));
+        for (int r = 0; r < ROWS; ++r) {
+          const block_q8_act& xb = x[r * nb + b];
+          x_low[r] =
+              _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.qs)));
+          x_high[r] =
+              _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.qs + 16)));
+          start[r] =
+              _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(xb.q4_start)));
+        }
 #pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) {
-          const __m512i sums =
-              _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, low[h], x_low), high[h], x_high);
-          acc[h][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums),
-                                      _mm512_permutexvar_ps(quarters[h], scale), acc[h][r]);
+        for (int g = 0; g < GROUPS; ++g) {
+          const uint8_t* at = group + g * group_bytes + b * step;
+          prefetch_step<step>(at + prefetch_steps * step);
+          const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+          __m512i low[2], high[2];
+#pragma GCC unroll 2
+          for (int h = 0; h < 2; ++h) {
+            const __m512i w = _mm512_loadu_si512(at + 16 + 64 * h);
+            low[h] = _mm512_and_si512(w, mask);
+            high[h] = _mm512_and_si512(_mm512_srli_epi16(w, 4), mask);
+          }
+#pragma GCC unroll 4
+          for (int r = 0; r < ROWS; ++r) {
+            const __m512 scale =
+                _mm512_castps256_ps512(_mm256_mul_ps(dw, _mm256_set1_ps(x[r * nb + b].d)));
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; ++h) {
+              const __m512i sums = _mm512_dpbusd_epi32(
+                  _mm512_dpbusd_epi32(start[r], low[h], x_low[r]), high[h], x_high[r]);
+              acc[g][h][r] =
+                  _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums),
+                                  _mm512_permutexvar_ps(quarters[h], scale), acc[g][h][r]);
+            }
+          }
         }
       }
+      for (int g = 0; g < GROUPS; ++g)
+        for (int h = 0; h < 2; ++h)
+          for (int r = 0; r < ROWS; ++r) {
+            alignas(64) float lane[16];
+            _mm512_store_ps(lane, acc[g][h][r]);
+            for (int q = 0; q < 4; ++q) {
+              const float s = hsum4(_mm_load_ps(lane + 4 * q));
+              const size_t o = j + static_cast<size_t>(8 * g + 4 * h + q);
+              y[r * ldy + o] = bias != nullptr ? s + bias[o] : s;
+            }
+          }
     }
-    for (int h = 0; h < 2; ++h)
-      for (int r = 0; r < ROWS; ++r) {
-        alignas(64) float lane[16];
-        _mm512_store_ps(lane, acc[h][r]);
-        for (int q = 0; q < 4; ++q) {
-          const float s = hsum4(_mm_load_ps(lane + 4 * q));
-          const size_t o = j + static_cast<size_t>(4 * h + q);
-          y[r * ldy + o] = bias != nullptr ? s + bias[o] : s;
-        }
-      }
   }
 
-  static void run(const uint8_t* group, const block_q8_act* x, size_t rows, size_t nb,
-                  const float* bias, float* y, size_t ldy, size_t j) {
-    by_three<eight_rows>(group, x, rows, nb, bias, y, ldy, j);
+  static void run(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
+                  size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
+    if (groups == 2)
+      by_three<eight_rows, 2>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    else
+      by_three<eight_rows, 1>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
   }
 };
 

@@ -196,6 +196,7 @@ struct one_row<block_q4_0> {
 
 // Eight weight rows (one group) times every activation row: each file defines its own
 // (dense_avx2.cpp, dense_avx512.cpp), with the arithmetic per row of the tiles above.
+// run() takes up to groups_per_pass groups side by side (consecutive, group_bytes apart).
 template <class Block>
 struct eight_rows;
 
@@ -203,10 +204,14 @@ template <class Block>
 void dense_int(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x, size_t rows,
                size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   const size_t nb = cols / block_size;
+  constexpr size_t most = eight_rows<Block>::groups_per_pass;
   for (size_t j = j_begin; j < j_end;) {
     if (j % 8 == 0 && j + 8 <= grouped_rows && j + 8 <= j_end) {
-      eight_rows<Block>::run(w + j * stride, x, rows, nb, bias, y, ldy, j);
-      j += 8;
+      size_t groups = most;
+      while (groups > 1 && (j + 8 * groups > grouped_rows || j + 8 * groups > j_end))
+        groups /= 2;
+      eight_rows<Block>::run(w + j * stride, groups, 8 * stride, x, rows, nb, bias, y, ldy, j);
+      j += 8 * groups;
       continue;
     }
     const row_blocks<Block> row(w, stride, grouped_rows, j);

@@ -1,0 +1,208 @@
+// adapterd-dense [--weights=f32,bf16,int8,q4] [--rows=1,2,4,8,16,32,64] [--threads=1]:
+// the linear-layer kernels alone, per weight format and number of activation rows, in one
+// run. Each case multiplies rows by a [out, 2048] weight matrix twice over: one matrix of
+// ~256 MB, read from memory (the decode case: its roofline is the read bandwidth), and one
+// of ~256 KB, read from the cache (the compute ceiling of the kernel). Prints the weight
+// bytes read per second and the GFLOP/s (2 x rows x out x 2048 per product), beside the
+// machine's read bandwidth (adapterd-roofline's probe) and fp32 FMA peak, measured here.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/stats.hpp"
+#include "model/llama/cpu_kernels.hpp"
+#include "model/llama/spin_pool.hpp"
+#include "model/quant/dense.hpp"
+
+using namespace adapterd::model;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t cols = 2048;
+
+// fp32 FMA peak of one core: independent chains, 16 lanes each (8 with AVX2 only).
+__attribute__((target("avx512f"))) double fma_peak_avx512() {
+  __m512 acc[12];
+  for (auto& a : acc)
+    a = _mm512_set1_ps(1.0f);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  constexpr long iterations = 20'000'000;
+  auto start = clock_type::now();
+  for (long i = 0; i < iterations; ++i)
+#pragma GCC unroll 12
+    for (int k = 0; k < 12; ++k)  // in registers: twelve independent chains
+      acc[k] = _mm512_fmadd_ps(acc[k], m, c);
+  const double s = std::chrono::duration<double>(clock_type::now() - start).count();
+  float sink = 0;
+  for (auto& a : acc)
+    sink += _mm512_reduce_add_ps(a);
+  if (sink == 42)
+    std::cout << "";
+  return 2.0 * 16 * 12 * iterations / s / 1e9;
+}
+
+__attribute__((target("avx2,fma"))) double fma_peak_avx2() {
+  __m256 acc[12];
+  for (auto& a : acc)
+    a = _mm256_set1_ps(1.0f);
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  constexpr long iterations = 20'000'000;
+  auto start = clock_type::now();
+  for (long i = 0; i < iterations; ++i)
+#pragma GCC unroll 12
+    for (int k = 0; k < 12; ++k)
+      acc[k] = _mm256_fmadd_ps(acc[k], m, c);
+  const double s = std::chrono::duration<double>(clock_type::now() - start).count();
+  float sink = 0;
+  alignas(32) float lanes[8];
+  for (auto& a : acc) {
+    _mm256_store_ps(lanes, a);
+    sink += lanes[0];
+  }
+  if (sink == 42)
+    std::cout << "";
+  return 2.0 * 8 * 12 * iterations / s / 1e9;
+}
+
+double read_bandwidth_gbs(size_t threads) {
+  const size_t floats = (size_t(1) << 28) / sizeof(float);  // 256 MB
+  auto buffer = cpu::allocate_huge(floats);
+  std::fill(buffer.get(), buffer.get() + floats, 1.0f);
+  double best = 0;
+  for (int streams : {1, 2, 4, 8})
+    for (int rep = 0; rep < 3; ++rep) {
+      auto start = clock_type::now();
+      std::vector<std::thread> pool;
+      for (size_t t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+          const size_t share = floats / threads;
+          volatile float s = cpu::sum_floats(buffer.get() + t * share, share, streams);
+          (void)s;
+        });
+      for (auto& p : pool)
+        p.join();
+      best = std::max(best, floats * sizeof(float)
+                                / std::chrono::duration<double>(clock_type::now() - start).count()
+                                / 1e9);
+    }
+  return best;
+}
+
+struct packed_matrix {
+  std::shared_ptr<float> storage;  // huge pages
+  quant::matrix m;
+};
+
+packed_matrix make_matrix(quant::weight_format f, size_t out_rows) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0, 0.05f);
+  std::vector<float> w(out_rows * cols);
+  for (auto& v : w)
+    v = normal(rng);
+  packed_matrix p;
+  p.m.format = f;
+  p.m.rows = out_rows;
+  p.m.cols = cols;
+  p.m.stride = quant::row_bytes(f, cols);
+  p.m.grouped_rows = quant::grouped_rows_of(f, out_rows);
+  p.storage = cpu::allocate_huge((p.m.stride * out_rows + 3) / 4);
+  quant::pack_rows(f, w.data(), out_rows, cols, reinterpret_cast<uint8_t*>(p.storage.get()));
+  p.m.data = reinterpret_cast<const uint8_t*>(p.storage.get());
+  return p;
+}
+
+// Seconds per product, the best of `passes` (each pass one product over all out rows, split
+// in runs of 16 rows over the decode's own thread pool).
+double product_seconds(const packed_matrix& p, const quant::activations& a, std::vector<float>& y,
+                       int passes) {
+  auto& pool = spin_pool::instance();
+  double best = 1e30;
+  for (int pass = 0; pass < passes; ++pass) {
+    auto start = clock_type::now();
+    const size_t parts = pool.parts(), per = (p.m.rows / parts + 15) / 16 * 16;
+    pool.run([&](size_t part) {
+      if (part >= parts)
+        return;
+      const size_t begin = std::min(p.m.rows, part * per), end = std::min(p.m.rows, begin + per);
+      quant::dense_rows(p.m, a, nullptr, y.data(), p.m.rows, begin, end);
+    });
+    best = std::min(best, std::chrono::duration<double>(clock_type::now() - start).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> formats{"f32", "bf16", "int8", "q4"};
+  std::vector<size_t> row_counts{1, 2, 4, 8, 16, 32, 64};
+  size_t threads = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--weights=", 0) == 0) {
+      formats = adapterd::bench::split_list(a.substr(10));
+    } else if (a.rfind("--rows=", 0) == 0) {
+      row_counts.clear();
+      for (const auto& r : adapterd::bench::split_list(a.substr(7)))
+        row_counts.push_back(
+            static_cast<size_t>(std::max(1L, std::min(256L, std::atol(r.c_str())))));
+    } else if (a.rfind("--threads=", 0) == 0) {
+      threads = static_cast<size_t>(std::max(1L, std::min(64L, std::atol(a.c_str() + 10))));
+    } else {
+      std::cerr << "usage: adapterd-dense [--weights=f32,bf16,int8,q4] [--rows=1,2,4,...] "
+                   "[--threads=N]\n";
+      return 2;
+    }
+  }
+  spin_pool::instance().set_limit(threads);
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const double peak = threads * (avx512 ? fma_peak_avx512() : fma_peak_avx2());
+  const double bandwidth = read_bandwidth_gbs(threads);
+  std::printf("kernels %s, %zu thread(s): fp32 FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
+              quant::kernel_isa(), threads, peak, bandwidth);
+  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s\n", "format", "rows", "memory GB/s",
+              "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak");
+  for (const auto& name : formats) {
+    const auto f = quant::weight_format_from_name(name);
+    if (!f) {
+      std::cerr << "adapterd-dense: unknown format " << name << "\n";
+      return 2;
+    }
+    const size_t row_bytes = quant::row_bytes(*f, cols);
+    auto big = make_matrix(*f, std::max<size_t>(64, (size_t(256) << 20) / row_bytes / 64 * 64));
+    auto small = make_matrix(*f, std::max<size_t>(16, (size_t(256) << 10) / row_bytes / 16 * 16));
+    for (size_t rows : row_counts) {
+      std::vector<float> x(rows * cols);
+      std::mt19937 rng(static_cast<uint32_t>(rows));
+      std::uniform_real_distribution<float> u(-1, 1);
+      for (auto& v : x)
+        v = u(rng);
+      quant::activations a;
+      quant::prepare(a, *f, x.data(), rows, cols, cols);
+      std::vector<float> y(rows * std::max(big.m.rows, small.m.rows));
+      product_seconds(big, a, y, 1);  // its pages touched, the pool's threads awake
+      const double memory_s = product_seconds(big, a, y, 3);
+      // enough passes over the small matrix for ~20 ms
+      const int passes = static_cast<int>(
+          std::clamp(2e-2 / std::max(1e-7, product_seconds(small, a, y, 1)), 5.0, 2000.0));
+      const double cache_s = product_seconds(small, a, y, passes);
+      const double big_bytes = static_cast<double>(row_bytes * big.m.rows),
+                   small_bytes = static_cast<double>(row_bytes * small.m.rows);
+      const double big_flops = 2.0 * rows * big.m.rows * cols,
+                   small_flops = 2.0 * rows * small.m.rows * cols;
+      std::printf("%-6s %5zu  %12.1f %9.0f %% %8.1f  %12.1f %10.1f %7.0f %%\n", name.c_str(), rows,
+                  big_bytes / memory_s / 1e9, 100 * big_bytes / memory_s / 1e9 / bandwidth,
+                  big_flops / memory_s / 1e9, small_bytes / cache_s / 1e9,
+                  small_flops / cache_s / 1e9, 100 * small_flops / cache_s / 1e9 / peak);
+    }
+  }
+  return 0;
+}
