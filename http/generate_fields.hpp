@@ -10,7 +10,8 @@ inline constexpr size_t max_stop_strings = 16;
 inline constexpr size_t max_stop_bytes = 256;
 inline constexpr size_t max_path_bytes = 4096;
 
-/// temperature, top_p, top_k, repetition_penalty, seed, stop, stream, timeout_s.
+/// temperature, top_p, top_k, repetition_penalty, seed, stop, stream, timeout_s,
+/// ignore_eos, min_tokens (at most req.max_new_tokens: read that first).
 void read_sampling(fields& f, messages::generate_request& req);
 
 }  // namespace adapterd::http

@@ -39,6 +39,11 @@ void read_sampling(fields& f, messages::generate_request& req) {
     req.stream = *s;
   if (auto t = f.number("timeout_s", 0, 86400, true))
     req.timeout_s = *t;
+  if (auto ignore = f.boolean("ignore_eos"))
+    req.ignore_eos = *ignore;
+  // after the route's max_new_tokens / max_tokens, which it must not exceed
+  if (auto n = f.integer("min_tokens", 0, req.max_new_tokens))
+    req.min_tokens = static_cast<uint32_t>(*n);
 }
 
 std::variant<messages::generate_request, api_error> parse_generate(const std::string& text,

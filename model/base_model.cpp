@@ -5,10 +5,9 @@
 // to expose in a header. The generation lifecycle is the piece to move out first.
 #include "model/base_model.hpp"
 
-#include "model/llama/spin_pool.hpp"
-
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -422,10 +421,15 @@ struct generation::impl {
 
   // Samples the next token from `logits` and decides whether the sequence is done.
   void take_token(const model_config& c) {
+    if (out.output_ids.size() < params.min_tokens)  // vLLM's min_tokens: EOS cannot be drawn
+      for (auto eos : c.eos_ids)
+        if (eos >= 0 && static_cast<size_t>(eos) < logits.size())
+          logits[static_cast<size_t>(eos)] = -std::numeric_limits<float>::infinity();
     auto next = pick.next(logits, history);
     out.output_ids.push_back(next);
     history.push_back(next);
-    if (std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
+    if (!params.ignore_eos
+        && std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
       out.finish_reason = "eos";
     else if (on_token && !on_token(next))
       out.finish_reason = "stop";

@@ -73,6 +73,8 @@ struct generation_params {
   int64_t prefill_chunk = 0;       // prefill this many tokens per pass; 0: all at once
   bool pooled_kv = false;          // the KV cache comes from the model's pool, not a new allocation
   bool defer_prefill = false;      // begin() only takes the KV; prefill_some() computes the prompt
+  bool ignore_eos = false;         // an end-of-sequence token is output like any other
+  uint32_t min_tokens = 0;         // end-of-sequence tokens cannot be sampled before this many
 };
 
 struct generation_output {

@@ -68,8 +68,11 @@ model::generation_params params_for(const messages::generate_request& req, int64
   if (req.has_seed)
     params.sampling.seed = req.seed;
   params.stop = req.stop;
+  params.ignore_eos = req.ignore_eos;
+  params.min_tokens = req.min_tokens;
   params.max_context_tokens = max_context;
   params.pooled_kv = true;
+  params.defer_prefill = true;  // prefill() computes the prompt, a slice per step
   return params;
 }
 
@@ -274,8 +277,6 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     }
     auto item = std::move(waiting_.front());
     waiting_.pop_front();
-    // Its prompt is computed by prefill(), a slice per step within the step's budget.
-    params.defer_prefill = true;
     auto gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
     if (!gen) {
       auto why = to_failure(gen.err());

@@ -30,6 +30,56 @@ class DemoTest(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
+class EndOfSequenceTest(unittest.TestCase):
+    """vLLM's ignore_eos and min_tokens, which benchmarks send: a fortune ends with the
+    end-of-sequence token, and both fields carry generation past it, on every route."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(None, None)
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.server.stop() == 0
+
+    def generate(self, **more):
+        status, body, _ = self.server.generate(prompt="The meaning of life is", max_new_tokens=120,
+                                               temperature=0, **more)
+        self.assertEqual(status, 200, body)
+        return body
+
+    def test_ignore_eos_and_min_tokens_carry_generation_past_the_end_of_a_fortune(self):
+        plain = self.generate()
+        self.assertEqual(plain["finish_reason"], "eos", plain)
+        ended_at = plain["tokens_generated"]
+        self.assertLess(ended_at, 100)
+        ignored = self.generate(ignore_eos=True)
+        self.assertEqual((ignored["finish_reason"], ignored["tokens_generated"]), ("length", 120), ignored)
+        self.assertTrue(ignored["generated_text"].startswith(plain["generated_text"]))
+        at_least = self.generate(min_tokens=ended_at + 10)
+        self.assertGreaterEqual(at_least["tokens_generated"], ended_at + 10, at_least)
+        self.assertEqual(self.generate(min_tokens=ended_at - 1)["generated_text"], plain["generated_text"])  # the EOS is token ended_at
+        status, body, _ = self.server.request("POST", "/v1/completions", {
+            "model": "fortune-llama", "prompt": "The meaning of life is", "max_tokens": 120,
+            "temperature": 0, "ignore_eos": True})
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["choices"][0]["finish_reason"], body["usage"]["completion_tokens"]),
+                         ("length", 120), body)
+
+    def test_bad_values_are_refused_by_name(self):
+        for fields, name in (({"ignore_eos": "yes"}, "ignore_eos"), ({"min_tokens": -1}, "min_tokens"),
+                             ({"min_tokens": 121}, "min_tokens"), ({"min_tokens": 1.5}, "min_tokens")):
+            with self.subTest(fields=fields):
+                status, body, _ = self.server.generate(prompt="hi", max_new_tokens=120, **fields)
+                self.assertEqual(status, 400, body)
+                self.assertIn(name, body["error"]["message"])
+        status, body, _ = self.server.request("POST", "/v1/chat/completions", {
+            "model": "fortune-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5,
+            "min_tokens": 6})
+        self.assertEqual(status, 400, body)
+        self.assertIn("min_tokens", body["error"]["message"])
+
+
 if __name__ == "__main__":
     unittest.main()
 
