@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/read_bandwidth.hpp"
 #include "bench/stats.hpp"
 #include "model/llama/cpu_kernels.hpp"
 #include "model/llama/spin_pool.hpp"
@@ -79,24 +80,7 @@ double read_bandwidth_gbs(size_t threads) {
   const size_t floats = (size_t(1) << 28) / sizeof(float);  // 256 MB
   auto buffer = cpu::allocate_huge(floats);
   std::fill(buffer.get(), buffer.get() + floats, 1.0f);
-  double best = 0;
-  for (int streams : {1, 2, 4, 8})
-    for (int rep = 0; rep < 3; ++rep) {
-      auto start = clock_type::now();
-      std::vector<std::thread> pool;
-      for (size_t t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] {
-          const size_t share = floats / threads;
-          volatile float s = cpu::sum_floats(buffer.get() + t * share, share, streams);
-          (void)s;
-        });
-      for (auto& p : pool)
-        p.join();
-      best = std::max(best, floats * sizeof(float)
-                                / std::chrono::duration<double>(clock_type::now() - start).count()
-                                / 1e9);
-    }
-  return best;
+  return adapterd::bench::read_bandwidth_gbs(buffer.get(), floats, static_cast<int>(threads));
 }
 
 struct packed_matrix {

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/read_bandwidth.hpp"
 #include "bench/stats.hpp"
 #include "model/base_model.hpp"
 #include "model/llama/cpu_kernels.hpp"
@@ -27,10 +28,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// Read bandwidth: every thread sums its share of a 1 GiB huge-page buffer, as 1, 2, 4 and 8
-// streams side by side (a core keeps more lines in flight over several); the best of 3
-// passes of each, and the best of those. The roofline is the fastest read this machine
-// shows, not one access pattern's.
+// Read bandwidth over a 1 GiB huge-page buffer (bench/read_bandwidth.hpp).
 double read_bandwidth_gbs(int threads) {
   const size_t floats = (size_t(1) << 30) / sizeof(float);
   static auto buffer = [&] {
@@ -39,26 +37,7 @@ double read_bandwidth_gbs(int threads) {
       b.get()[i] = static_cast<float>(i & 1023);
     return b;
   }();
-  double best = 0;
-  std::vector<float> sums(static_cast<size_t>(threads));
-  for (int streams : {1, 2, 4, 8})
-    for (int rep = 0; rep < 3; ++rep) {
-      auto start = clock_type::now();
-      std::vector<std::thread> pool;
-      for (int t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] {
-          size_t share = floats / static_cast<size_t>(threads);
-          sums[static_cast<size_t>(t)] =
-              model::cpu::sum_floats(buffer.get() + share * static_cast<size_t>(t), share, streams);
-        });
-      for (auto& p : pool)
-        p.join();
-      double s = std::chrono::duration<double>(clock_type::now() - start).count();
-      best = std::max(best, static_cast<double>(floats * sizeof(float)) / s / 1e9);
-    }
-  if (sums[0] == -1)
-    std::cout << "";  // keeps the sums alive
-  return best;
+  return bench::read_bandwidth_gbs(buffer.get(), floats, threads);
 }
 
 // Decodes after a prompt of `context` tokens (0: a short sentence), where the KV reads join

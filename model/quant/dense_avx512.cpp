@@ -57,6 +57,16 @@ void by_three(const uint8_t* group, size_t group_bytes, const block_q8_act* x, s
     Tile::template tile<1, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
 }
 
+// One or two groups side by side (eight_rows::run), up to three activation rows at a time.
+template <class Tile>
+void by_groups(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
+               size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
+  if (groups == 2)
+    by_three<Tile, 2>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+  else
+    by_three<Tile, 1>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+}
+
 // tile_q8_eight with two weight rows per register: the same bits. GROUPS (1 or 2) groups
 // side by side: a core keeps more lines in flight over two streams. Three activation rows
 // over two groups would need more registers than there are, so those take the groups one
@@ -129,10 +139,7 @@ struct eight_rows<block_q8_0> {
 
   static void run(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
                   size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
-    if (groups == 2)
-      by_three<eight_rows, 2>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
-    else
-      by_three<eight_rows, 1>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_groups<eight_rows>(group, groups, group_bytes, x, rows, nb, bias, y, ldy, j);
   }
 };
 
@@ -220,10 +227,7 @@ struct eight_rows<block_q4_0> {
 
   static void run(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
                   size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
-    if (groups == 2)
-      by_three<eight_rows, 2>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
-    else
-      by_three<eight_rows, 1>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_groups<eight_rows>(group, groups, group_bytes, x, rows, nb, bias, y, ldy, j);
   }
 };
 
