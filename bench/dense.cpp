@@ -5,6 +5,9 @@
 // of ~256 KB, read from the cache (the compute ceiling of the kernel). Prints the weight
 // bytes read per second and the GFLOP/s (2 x rows x out x 2048 per product), beside the
 // machine's read bandwidth (adapterd-roofline's probe) and fp32 FMA peak, measured here.
+// A third case reads ~256 MB of matrices in the shapes of the ~0.5 B bench model's layers
+// (qkv, o, gate+up, down: rows of 1536 and 4096 weights), one product after another as a
+// decode step does: shorter rows restart the streams more often than the 2048-wide one.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,7 +30,7 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t cols = 2048;
+constexpr size_t dense_cols = 2048;
 
 // fp32 FMA peak of one core: independent chains, 16 lanes each (8 with AVX2 only).
 __attribute__((target("avx512f"))) double fma_peak_avx512() {
@@ -88,7 +91,7 @@ struct packed_matrix {
   quant::matrix m;
 };
 
-packed_matrix make_matrix(quant::weight_format f, size_t out_rows) {
+packed_matrix make_matrix(quant::weight_format f, size_t out_rows, size_t cols = dense_cols) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0, 0.05f);
   std::vector<float> w(out_rows * cols);
@@ -106,25 +109,60 @@ packed_matrix make_matrix(quant::weight_format f, size_t out_rows) {
   return p;
 }
 
-// Seconds per product, the best of `passes` (each pass one product over all out rows, split
-// in runs of 16 rows over the decode's own thread pool).
+// One product over all out rows, split in runs of 16 rows over the decode's own thread pool.
+void product(const packed_matrix& p, const quant::activations& a, std::vector<float>& y) {
+  auto& pool = spin_pool::instance();
+  const size_t parts = pool.parts(), per = (p.m.rows / parts + 15) / 16 * 16;
+  pool.run([&](size_t part) {
+    if (part >= parts)
+      return;
+    const size_t begin = std::min(p.m.rows, part * per), end = std::min(p.m.rows, begin + per);
+    quant::dense_rows(p.m, a, nullptr, y.data(), p.m.rows, begin, end);
+  });
+}
+
+// Seconds per product, the best of `passes`.
 double product_seconds(const packed_matrix& p, const quant::activations& a, std::vector<float>& y,
                        int passes) {
-  auto& pool = spin_pool::instance();
   double best = 1e30;
   for (int pass = 0; pass < passes; ++pass) {
     auto start = clock_type::now();
-    const size_t parts = pool.parts(), per = (p.m.rows / parts + 15) / 16 * 16;
-    pool.run([&](size_t part) {
-      if (part >= parts)
-        return;
-      const size_t begin = std::min(p.m.rows, part * per), end = std::min(p.m.rows, begin + per);
-      quant::dense_rows(p.m, a, nullptr, y.data(), p.m.rows, begin, end);
-    });
+    product(p, a, y);
     best = std::min(best, std::chrono::duration<double>(clock_type::now() - start).count());
   }
   return best;
 }
+
+// The ~0.5 B bench model's layers (adapterd-make-tiny-model ... half), as [out, in], repeated
+// to ~256 MB.
+struct model_layers {
+  std::vector<packed_matrix> matrices;
+  double bytes = 0;
+  model_layers(quant::weight_format f) {
+    const std::pair<size_t, size_t> layer[] = {
+        {2304, 1536}, {1536, 1536}, {8192, 1536}, {1536, 4096}};
+    while (bytes < double(size_t(256) << 20))
+      for (auto [out, in] : layer) {
+        matrices.push_back(make_matrix(f, out, in));
+        bytes += double(quant::row_bytes(f, in) * out);
+      }
+  }
+  // Seconds for all the products in turn (each with its own activations), the best of `passes`.
+  double seconds(const std::vector<float>& x, size_t rows, int passes) const {
+    quant::activations narrow, wide;
+    quant::prepare(narrow, matrices[0].m.format, x.data(), rows, 4096, 1536);
+    quant::prepare(wide, matrices[0].m.format, x.data(), rows, 4096, 4096);
+    std::vector<float> y(rows * 8192);
+    double best = 1e30;
+    for (int pass = 0; pass < passes; ++pass) {
+      auto start = clock_type::now();
+      for (const auto& m : matrices)
+        product(m, m.m.cols == 4096 ? wide : narrow, y);
+      best = std::min(best, std::chrono::duration<double>(clock_type::now() - start).count());
+    }
+    return best;
+  }
+};
 
 }  // namespace
 
@@ -155,25 +193,26 @@ int main(int argc, char** argv) {
   const double bandwidth = read_bandwidth_gbs(threads);
   std::printf("kernels %s, %zu thread(s): fp32 FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
               quant::kernel_isa(), threads, peak, bandwidth);
-  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s\n", "format", "rows", "memory GB/s",
-              "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak");
+  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s  %12s %8s\n", "format", "rows", "memory GB/s",
+              "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak", "layers GB/s", "of read");
   for (const auto& name : formats) {
     const auto f = quant::weight_format_from_name(name);
     if (!f) {
       std::cerr << "adapterd-dense: unknown format " << name << "\n";
       return 2;
     }
-    const size_t row_bytes = quant::row_bytes(*f, cols);
+    const size_t row_bytes = quant::row_bytes(*f, dense_cols);
     auto big = make_matrix(*f, std::max<size_t>(64, (size_t(256) << 20) / row_bytes / 64 * 64));
     auto small = make_matrix(*f, std::max<size_t>(16, (size_t(256) << 10) / row_bytes / 16 * 16));
+    const model_layers layers(*f);
     for (size_t rows : row_counts) {
-      std::vector<float> x(rows * cols);
+      std::vector<float> x(rows * 4096);  // enough for the widest layer
       std::mt19937 rng(static_cast<uint32_t>(rows));
       std::uniform_real_distribution<float> u(-1, 1);
       for (auto& v : x)
         v = u(rng);
       quant::activations a;
-      quant::prepare(a, *f, x.data(), rows, cols, cols);
+      quant::prepare(a, *f, x.data(), rows, 4096, dense_cols);
       std::vector<float> y(rows * std::max(big.m.rows, small.m.rows));
       product_seconds(big, a, y, 1);  // its pages touched, the pool's threads awake
       const double memory_s = product_seconds(big, a, y, 3);
@@ -183,12 +222,16 @@ int main(int argc, char** argv) {
       const double cache_s = product_seconds(small, a, y, passes);
       const double big_bytes = static_cast<double>(row_bytes * big.m.rows),
                    small_bytes = static_cast<double>(row_bytes * small.m.rows);
-      const double big_flops = 2.0 * rows * big.m.rows * cols,
-                   small_flops = 2.0 * rows * small.m.rows * cols;
-      std::printf("%-6s %5zu  %12.1f %9.0f %% %8.1f  %12.1f %10.1f %7.0f %%\n", name.c_str(), rows,
-                  big_bytes / memory_s / 1e9, 100 * big_bytes / memory_s / 1e9 / bandwidth,
-                  big_flops / memory_s / 1e9, small_bytes / cache_s / 1e9,
-                  small_flops / cache_s / 1e9, 100 * small_flops / cache_s / 1e9 / peak);
+      const double big_flops = 2.0 * rows * big.m.rows * dense_cols,
+                   small_flops = 2.0 * rows * small.m.rows * dense_cols;
+      layers.seconds(x, rows, 1);  // pages touched
+      const double layers_gbs = layers.bytes / layers.seconds(x, rows, 3) / 1e9;
+      std::printf("%-6s %5zu  %12.1f %9.0f %% %8.1f  %12.1f %10.1f %7.0f %%  %12.1f %6.0f %%\n",
+                  name.c_str(), rows, big_bytes / memory_s / 1e9,
+                  100 * big_bytes / memory_s / 1e9 / bandwidth, big_flops / memory_s / 1e9,
+                  small_bytes / cache_s / 1e9, small_flops / cache_s / 1e9,
+                  100 * small_flops / cache_s / 1e9 / peak, layers_gbs,
+                  100 * layers_gbs / bandwidth);
     }
   }
   return 0;

@@ -140,23 +140,28 @@ TEST_CASE("each format's product matches a double-precision product of the numbe
 }
 
 TEST_CASE("the AVX2 and AVX-512 VNNI paths give the same bits for int8 and q4", "[quant]") {
-  const size_t rows = 4, out = 19, cols = 320;
-  auto w = random_floats(out * cols, 3, 0.1f);
-  auto x = random_floats(rows * cols, 4);
-  for (auto f : {weight_format::q8_0, weight_format::q4_0}) {
-    INFO(name_of(f) << " on " << kernel_isa());
-    packed p(f, w, out, cols);
-    auto fast = product(p.m, x.data(), rows, cols, 0, out);
-    force_avx2_kernels(true);
-    auto fallback = product(p.m, x.data(), rows, cols, 0, out);
-    force_avx2_kernels(false);
-    CHECK(std::memcmp(fast.data(), fallback.data(), fast.size() * sizeof(float)) == 0);
-  }
+  // 83 rows: one activation row reads eight groups side by side on AVX-512, then two, then
+  // three rows after the groups; four activation rows read two groups at a time.
+  const size_t cols = 320;
+  for (size_t out : {19, 83})
+    for (size_t rows : {1, 4}) {
+      auto w = random_floats(out * cols, 3, 0.1f);
+      auto x = random_floats(rows * cols, 4);
+      for (auto f : {weight_format::q8_0, weight_format::q4_0}) {
+        INFO(name_of(f) << " on " << kernel_isa() << ", " << out << " x " << rows);
+        packed p(f, w, out, cols);
+        auto fast = product(p.m, x.data(), rows, cols, 0, out);
+        force_avx2_kernels(true);
+        auto fallback = product(p.m, x.data(), rows, cols, 0, out);
+        force_avx2_kernels(false);
+        CHECK(std::memcmp(fast.data(), fallback.data(), fast.size() * sizeof(float)) == 0);
+      }
+    }
 }
 
 TEST_CASE("in every format a row's result is the same bits alone, in any batch and any split",
           "[quant]") {
-  const size_t out = 41, cols = 192, batch = 7;
+  const size_t out = 83, cols = 192, batch = 7;  // alone: 8 groups side by side; batched: 2
   auto w = random_floats(out * cols, 5, 0.1f);
   auto x = random_floats(batch * cols, 6);
   for (bool avx2 : {false, true}) {

@@ -38,7 +38,7 @@ void tile_eight<block_q4_0>(const uint8_t* group, const block_q8_act* x, size_t 
 // Sixteen registers: one activation row at a time.
 template <class Block>
 struct eight_rows {
-  static constexpr size_t groups_per_pass = 1;
+  static size_t groups_per_pass(size_t) { return 1; }
 
   static void run(const uint8_t* group, size_t /*groups*/, size_t /*group_bytes*/,
                   const block_q8_act* x, size_t rows, size_t nb, const float* bias, float* y,

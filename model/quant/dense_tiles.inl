@@ -196,7 +196,7 @@ struct one_row<block_q4_0> {
 
 // Eight weight rows (one group) times every activation row: each file defines its own
 // (dense_avx2.cpp, dense_avx512.cpp), with the arithmetic per row of the tiles above.
-// run() takes up to groups_per_pass groups side by side (consecutive, group_bytes apart).
+// run() takes up to groups_per_pass(rows) groups side by side (consecutive, group_bytes apart).
 template <class Block>
 struct eight_rows;
 
@@ -204,7 +204,7 @@ template <class Block>
 void dense_int(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x, size_t rows,
                size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   const size_t nb = cols / block_size;
-  constexpr size_t most = eight_rows<Block>::groups_per_pass;
+  const size_t most = eight_rows<Block>::groups_per_pass(rows);
   for (size_t j = j_begin; j < j_end;) {
     if (j % 8 == 0 && j + 8 <= grouped_rows && j + 8 <= j_end) {
       size_t groups = most;
