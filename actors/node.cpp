@@ -1,6 +1,7 @@
 #include "actors/node.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <vector>
 
 #include "caf/io/middleman.hpp"
@@ -70,7 +71,8 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
   a.tokenizers = spawn_tokenizer_pool(sys, c.tokenizer_threads);
   a.supervisor = spawn_supervisor(sys, c, a.monitor, a.tokenizers);
   a.janitor = spawn_janitor(sys, c, a.supervisor, a.monitor);
-  scheduler_limits limits{c.max_batch_size, c.max_queue, c.max_prefill_tokens};
+  scheduler_limits limits{c.max_batch_size, c.max_queue, c.max_prefill_tokens,
+                          std::filesystem::path(c.default_model).filename().string()};
   training_settings training{c.default_model, c.model_roots, c.data_roots, c.trained_adapters_dir, c.train_share};
   a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.tokenizers, a.janitor, a.monitor, limits, training});
   if (c.preload) {

@@ -37,4 +37,18 @@ std::optional<api_error> check_access(const limits& lim, const std::string& auth
   return std::nullopt;
 }
 
+std::string client_label(const limits& lim, const std::string& authorization) {
+  const std::string prefix = "Bearer ";
+  if (authorization.size() <= prefix.size() || authorization.compare(0, prefix.size(), prefix) != 0)
+    return "";
+  const auto key = authorization.substr(prefix.size());
+  for (size_t i = 0; i < lim.api_keys.size(); ++i)
+    if (same(key, lim.api_keys[i]))
+      return "key-" + std::to_string(i);
+  for (size_t i = 0; i < lim.admin_keys.size(); ++i)
+    if (same(key, lim.admin_keys[i]))
+      return "admin-" + std::to_string(i);
+  return "";
+}
+
 }  // namespace adapterd::http

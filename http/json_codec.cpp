@@ -44,6 +44,8 @@ void read_sampling(fields& f, messages::generate_request& req) {
   // after the route's max_new_tokens / max_tokens, which it must not exceed
   if (auto n = f.integer("min_tokens", 0, req.max_new_tokens))
     req.min_tokens = static_cast<uint32_t>(*n);
+  if (auto p = f.integer("priority", -1000, 1000))
+    req.priority = static_cast<int32_t>(*p);
 }
 
 std::variant<messages::generate_request, api_error> parse_generate(const std::string& text,
@@ -153,6 +155,16 @@ json cleanup_json(const messages::cleanup_reply& r) {
     for (const auto& n : r.nodes)
       out["nodes"].push_back(cleanup_json(n));
   }
+  return out;
+}
+
+// Requests waiting and running per adapter ("adapter": null for the base model alone).
+json adapter_loads_json(const std::vector<messages::adapter_load>& loads) {
+  json out = json::array();
+  for (const auto& a : loads)
+    out.push_back({{"adapter", a.adapter.empty() ? json(nullptr) : json(a.adapter)},
+                   {"waiting", a.waiting},
+                   {"running", a.running}});
   return out;
 }
 
@@ -269,7 +281,8 @@ std::string to_json(const messages::health_report& r) {
         {"rejected", r.batch.rejected},
         {"cancelled", r.batch.cancelled},
         {"timed_out", r.batch.timed_out},
-        {"preempted", r.batch.preempted}}},
+        {"preempted", r.batch.preempted},
+        {"adapters", adapter_loads_json(r.batch.adapters)}}},
       {"role", r.role},
       {"training_jobs", r.training_jobs},
   };

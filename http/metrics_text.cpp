@@ -2,10 +2,12 @@
 
 #include "http/routes.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 namespace adapterd::http {
 
@@ -27,6 +29,21 @@ std::string method_label(const std::string& method) {
     if (method == known)
       return method;
   return "other";
+}
+
+// A label value in Prometheus' text format: backslash, double quote and newline escaped.
+std::string label_value(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"')
+      out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
 }
 
 std::string number(double x) {
@@ -67,6 +84,41 @@ public:
 private:
   std::string out_;
 };
+
+// The model-server metrics of the Gateway API Inference Extension's protocol
+// (docs/proposals/003-model-server-protocol), under the names its endpoint picker reads
+// from vLLM, so that a gateway routes to adapterd with adapter affinity without glue.
+void gateway_metrics(writer& w, const messages::health_report& h) {
+  const auto& b = h.batch;
+  w.gauge("vllm:num_requests_waiting", "Requests waiting (the protocol's TotalQueuedRequests).",
+          h.queue_depth);
+  w.gauge("vllm:num_requests_running", "Requests running (the protocol's TotalRunningRequests).",
+          h.running);
+  // Blocks that running sequences hold; cached ones are given back on demand.
+  const double usage = b.kv_blocks_total > 0 ? static_cast<double>(b.kv_blocks_used)
+                                                   / static_cast<double>(b.kv_blocks_total)
+                                             : 0.0;
+  w.gauge("vllm:gpu_cache_usage_perc", "KV cache in use, 0-1 (the protocol's KVCacheUtilization).",
+          usage);
+  w.gauge("vllm:kv_cache_usage_perc", "The same, under vLLM's newer name.", usage);
+  std::string running, waiting;
+  for (const auto& a : b.adapters) {
+    if (a.adapter.empty())
+      continue;
+    if (a.running > 0)
+      running += (running.empty() ? "" : ",") + a.adapter;
+    if (a.waiting > 0)
+      waiting += (waiting.empty() ? "" : ",") + a.adapter;
+  }
+  // The value is when it was made: the picker takes the latest series.
+  w.family("vllm:lora_requests_info", "gauge",
+           "Adapters running and waiting; max_lora: the most adapters one batch serves.");
+  w.sample(
+      "vllm:lora_requests_info",
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(),
+      "max_lora=\"" + std::to_string(b.max_batch_size) + "\",running_lora_adapters=\""
+          + label_value(running) + "\",waiting_lora_adapters=\"" + label_value(waiting) + "\"");
+}
 
 }  // namespace
 
@@ -137,6 +189,13 @@ std::string prometheus_text(const messages::health_report& h) {
   w.counter("adapterd_flushes_total", "Allocator cache flushes.", static_cast<double>(h.flushes));
   w.counter("adapterd_oom_recoveries_total", "Out-of-memory errors recovered from.", static_cast<double>(h.oom_recoveries));
   w.gauge("adapterd_uptime_seconds", "Seconds since the node started.", h.uptime_s);
+  w.family("adapterd_adapter_requests", "gauge",
+           "Requests waiting and running, by adapter (\"\": the base model alone).");
+  for (const auto& a : b.adapters)
+    for (auto [state, n] : {std::pair{"waiting", a.waiting}, std::pair{"running", a.running}})
+      w.sample("adapterd_adapter_requests", n,
+               "adapter=\"" + label_value(a.adapter) + "\",state=\"" + state + "\"");
+  gateway_metrics(w, h);
   return w.take();
 }
 

@@ -128,6 +128,7 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
     return out->respond(openai::error_response(*e));
   auto oreq = std::get<openai::request>(std::move(parsed));
   oreq.gen.request_id = req.request_id;
+  oreq.gen.client = client_label(lim, req.authorization);
   auto created = unix_now();
   auto gen = oreq.gen;
   if (gen.stream) {
@@ -175,6 +176,7 @@ void generate_lite(const call& c) {
   auto gen = parsed_or_answer<messages::generate_request>(c, [&] { return parse_generate(c.req.body, c.lim); });
   if (!gen)
     return;
+  gen->client = client_label(c.lim, c.req.authorization);
   if (gen->stream)
     return generate_streaming(std::move(*gen), c.svc, c.out, lite_format());
   c.svc.generate(std::move(*gen), {}, reply_with<messages::generate_reply>(c.out));

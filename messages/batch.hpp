@@ -2,6 +2,7 @@
 // The batch family: what the gpu-owner's step loop reports to the monitor for /health.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "caf/meta/type_name.hpp"
@@ -33,6 +34,18 @@ typename Inspector::result_type inspect(Inspector& f, histogram& x) {
   return f(caf::meta::type_name("adapterd::histogram"), x.bounds, x.counts, x.sum, x.count);
 }
 
+/// Requests of one adapter ("" for the base model alone) waiting and running.
+struct adapter_load {
+  std::string adapter;  // the name requests give it: its id, or its path
+  uint32_t waiting = 0;
+  uint32_t running = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, adapter_load& x) {
+  return f(caf::meta::type_name("adapterd::adapter_load"), x.adapter, x.waiting, x.running);
+}
+
 struct batch_state {
   uint32_t waiting = 0;         // requests queued, not yet admitted
   uint32_t running = 0;         // sequences in the batch
@@ -55,6 +68,7 @@ struct batch_state {
   uint64_t preempted = 0;       // times a sequence gave its KV blocks back for others to grow
   uint64_t prompt_tokens = 0;    // prompt tokens prefilled
   uint64_t generated_tokens = 0; // tokens decoded
+  std::vector<adapter_load> adapters;  // by name; only those with requests waiting or running
   histogram batch_sizes{{1, 2, 4, 8, 16, 32, 64, 128, 256}};                       // rows per decode step
   histogram ttft_s{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};  // arrival to first token
   histogram itl_s{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};  // between tokens
@@ -66,7 +80,7 @@ typename Inspector::result_type inspect(Inspector& f, batch_state& x) {
            x.max_queue, x.last_batch_size, x.steps, x.step_rows, x.kv_pool_tokens, x.kv_pool_used,
            x.kv_blocks_total, x.kv_blocks_used, x.kv_blocks_cached, x.prefix_lookups, x.prefix_hits,
            x.cached_tokens, x.rejected, x.cancelled, x.timed_out, x.preempted, x.prompt_tokens,
-           x.generated_tokens, x.batch_sizes, x.ttft_s, x.itl_s);
+           x.generated_tokens, x.adapters, x.batch_sizes, x.ttft_s, x.itl_s);
 }
 
 }  // namespace adapterd::messages

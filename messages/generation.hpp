@@ -39,6 +39,8 @@ struct generate_request {
   std::vector<chat_turn> chat;  // non-empty: the prompt is this chat in the model's template
   bool ignore_eos = false;      // vLLM's: the end-of-sequence token does not end generation
   uint32_t min_tokens = 0;      // vLLM's: no end-of-sequence token before this many tokens
+  int32_t priority = 0;         // lower is served first (vLLM's); equal ones share fairly
+  std::string client;           // who asked (a label of the API key, never the key): fairness
 };
 
 template <class Inspector>
@@ -46,7 +48,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
            x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq, x.stream,
-           x.timeout_s, x.chat, x.ignore_eos, x.min_tokens);
+           x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client);
 }
 
 struct generate_reply {

@@ -86,7 +86,8 @@ struct collector {
 };
 
 batch_scheduler make_scheduler(uint32_t max_batch, uint32_t max_queue = 64) {
-  return batch_scheduler({max_batch, max_queue, 2048}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+  return batch_scheduler(
+      {max_batch, max_queue, 2048, ""}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
 }
 
 // Leases every request the scheduler asks for, then steps until nothing is left.
@@ -233,7 +234,7 @@ TEST_CASE("scheduler: a cached prompt prefix costs nothing of a step's prefill b
   tiny_world w(4096, true);
   collector c;
   batch_scheduler s(
-      {8, 64, 100}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+      {8, 64, 100, ""}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
   const std::string prompt =
       "a system prompt that many requests share, word after word after word, "
       "and then some more of it to fill several blocks of the cache";
@@ -279,7 +280,7 @@ TEST_CASE(
   REQUIRE(alone.reply("long").prompt_tokens > 100);
   collector c;
   batch_scheduler s(
-      {8, 64, 16}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+      {8, 64, 16, ""}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
   REQUIRE_FALSE(s.enqueue(c.make(greedy_request("stream", "tick", 40), true)));
   auto step = [&] {
     while (const auto* req = s.start_lease())
@@ -385,7 +386,7 @@ TEST_CASE("scheduler: two requests that begin alike at once compute their common
   w.model->drop_prefix_cache();
   collector c;
   batch_scheduler s(
-      {8, 64, 16}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+      {8, 64, 16, ""}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
   SECTION("the same adapter: the second takes the first's blocks as they are computed") {
     for (auto id : {"a", "b"})
       REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, prompt, 6))));
@@ -416,7 +417,7 @@ TEST_CASE(
   std::map<std::string, size_t> adapter_of{{"long", 0}, {"short", 0}};
   collector c;
   batch_scheduler s(
-      {16, 256, 16}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+      {16, 256, 16, ""}, [](uint8_t, const std::string&, uint64_t) {}, [] {});
   SECTION("least left first") {
     REQUIRE_FALSE(s.enqueue(c.make(greedy_request("long", long_prompt, 2))));
     REQUIRE_FALSE(s.enqueue(c.make(greedy_request("short", "hi", 2))));
@@ -439,4 +440,59 @@ TEST_CASE(
     CHECK(steps <= 32 + 2 + 150 / 16 + 2);  // patience, then its slices
     run_all(s, w, c, adapter_of);
   }
+}
+
+TEST_CASE("scheduler: one adapter flooding the queue does not hold back another's request",
+          "[scheduler][fair]") {
+  tiny_world w(4096);
+  auto s = make_scheduler(1);
+  collector c;
+  std::map<std::string, size_t> adapter_of;
+  for (int i = 0; i < 8; ++i) {
+    auto r = greedy_request("flood" + std::to_string(i), "flood", 2);
+    r.adapter_path = "flooding";
+    adapter_of[r.request_id] = 1;
+    REQUIRE_FALSE(s.enqueue(c.make(r)));
+  }
+  auto quiet = greedy_request("quiet", "quiet", 2);
+  quiet.adapter_path = "quiet";
+  adapter_of["quiet"] = 2;
+  REQUIRE_FALSE(s.enqueue(c.make(quiet)));
+  auto other_key = greedy_request("other-key", "flood", 2);
+  other_key.adapter_path = "flooding";
+  other_key.client = "key-1";  // the same adapter under another API key is another flow
+  adapter_of["other-key"] = 1;
+  REQUIRE_FALSE(s.enqueue(c.make(other_key)));
+
+  auto st = s.state();
+  std::map<std::string, uint32_t> waiting;
+  for (const auto& a : st.adapters)
+    waiting[a.adapter] = a.waiting;
+  CHECK(waiting == std::map<std::string, uint32_t>{{"flooding", 9}, {"quiet", 1}});
+
+  run_all(s, w, c, adapter_of);
+  // one at a time (batch 1): the order served is the order answered
+  REQUIRE(c.order.size() == 10);
+  CHECK(c.order[0] == "flood0");
+  CHECK(c.order[1] == "quiet");
+  CHECK(c.order[2] == "other-key");
+  CHECK(c.order[3] == "flood1");
+}
+
+TEST_CASE("scheduler: a request with a lower priority value is served before those waiting",
+          "[scheduler][fair]") {
+  tiny_world w(4096);
+  auto s = make_scheduler(1);
+  collector c;
+  std::map<std::string, size_t> adapter_of;
+  for (const auto* id : {"first", "second", "third"}) {
+    adapter_of[id] = 0;
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, "same flow", 2))));
+  }
+  auto urgent = greedy_request("urgent", "same flow", 2);
+  urgent.priority = -5;
+  adapter_of["urgent"] = 0;
+  REQUIRE_FALSE(s.enqueue(c.make(urgent)));
+  run_all(s, w, c, adapter_of);
+  CHECK(c.order == std::vector<std::string>{"urgent", "first", "second", "third"});
 }

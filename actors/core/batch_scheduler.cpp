@@ -20,6 +20,7 @@ struct batch_scheduler::waiting_generation {
   clock::time_point arrived;
   std::optional<model_lease> lease;
   std::optional<std::vector<int32_t>> prompt_ids;  // encoded once, however many steps it waits
+  fair_order::ticket ticket;
 };
 
 struct batch_scheduler::running_generation {
@@ -51,6 +52,17 @@ int64_t wall_us() {
 
 double ms_between(batch_scheduler::clock::time_point a, batch_scheduler::clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// The adapter a request names before the supervisor resolves it ("" for none): its path,
+// what follows "base:", or a model name other than the default one (an adapter id; another
+// base model counts as one here, which only fairness and the gateway's lists see).
+std::string adapter_named(const messages::generate_request& r, const std::string& default_model) {
+  if (!r.adapter_path.empty())
+    return r.adapter_path;
+  if (auto colon = r.base_model.find(':'); colon != std::string::npos)
+    return r.base_model.substr(colon + 1);
+  return r.base_model == default_model ? "" : r.base_model;
 }
 
 // Requests that name the same model the same way share a batch.
@@ -112,8 +124,21 @@ std::optional<finished_generation> batch_scheduler::enqueue(pending_generation j
                                               + "); try again shortly"};
     return finished_generation{std::move(j), why};
   }
-  waiting_.push_back(std::make_unique<waiting_generation>(
-      waiting_generation{std::move(j), clock::now(), std::nullopt, std::nullopt}));
+  // The flow: the adapter under the client's key (a newline cannot be in either).
+  const auto ticket = order_.issue(
+      adapter_named(j.req, limits_.default_model) + "\n" + j.req.client, j.req.priority);
+  // Its place: after every request that holds a lease or waits for one (they go in the
+  // order their leases came), and after every one whose ticket goes first.
+  auto at = waiting_.end();
+  while (at != waiting_.begin()) {
+    const auto& w = **std::prev(at);
+    if (w.lease || (leasing_ && w.j.req.request_id == leasing_id_)
+        || !fair_order::before(ticket, w.ticket))
+      break;
+    --at;
+  }
+  waiting_.insert(at, std::make_unique<waiting_generation>(waiting_generation{
+                          std::move(j), clock::now(), std::nullopt, std::nullopt, ticket}));
   return std::nullopt;
 }
 
@@ -162,6 +187,7 @@ const messages::generate_request* batch_scheduler::start_lease() {
     if (key && model_key(w->j.req) != *key)
       return nullptr;
     leasing_ = true;
+    leasing_id_ = w->j.req.request_id;
     return &w->j.req;
   }
   return nullptr;
@@ -277,6 +303,7 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     }
     auto item = std::move(waiting_.front());
     waiting_.pop_front();
+    order_.served(item->ticket);
     auto gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
     if (!gen) {
       auto why = to_failure(gen.err());
@@ -562,6 +589,17 @@ messages::batch_state batch_scheduler::state() const {
   s.waiting = static_cast<uint32_t>(waiting_.size());
   s.running = static_cast<uint32_t>(running_.size());
   s.kv_pool_used = running_.empty() ? 0 : running_.front()->lease.model->kv_pool_tokens_used();
+  auto load_of = [&](const std::string& name) -> messages::adapter_load& {
+    for (auto& a : s.adapters)
+      if (a.adapter == name)
+        return a;
+    return s.adapters.emplace_back(messages::adapter_load{name, 0, 0});
+  };
+  for (const auto& r : running_)
+    ++load_of(r->lease.adapter_name).running;
+  for (const auto& w : waiting_)
+    ++load_of(w->lease ? w->lease->adapter_name : adapter_named(w->j.req, limits_.default_model))
+          .waiting;
   if (auto model = pool_model_.lock()) {
     const auto blocks = model->kv_pool_stats();
     s.kv_blocks_total = blocks.total;

@@ -1,9 +1,10 @@
 #pragma once
 // The gpu-owner's continuous-batching loop, free of CAF so that it can be tested alone.
-// Requests wait in arrival order; the head one gets a model lease (the actor asks the
-// supervisor); each step admits leased requests while the batch, the KV pool and the
-// prefill budget allow, prefills them, then runs one decode step for every running
-// sequence — mixed adapters in one pass — and hands back the ones that finished.
+// Requests wait by priority, then fairly across adapters and API keys (fair_order); the
+// head one gets a model lease (the actor asks the supervisor); each step admits leased requests
+// while the batch, the KV pool and the prefill budget allow, prefills them, then runs one decode
+// step for every running sequence — mixed adapters in one pass — and hands back the ones that
+// finished.
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -14,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "actors/core/fair_order.hpp"
 #include "actors/core/model_lease.hpp"
 #include "messages/batch.hpp"
 #include "messages/errors.hpp"
@@ -30,6 +32,7 @@ struct scheduler_limits {
   uint32_t max_batch_size = 16;      // sequences decoded together; 1: one at a time
   uint32_t max_queue = 256;          // requests waiting beyond the batch; more get `overloaded`
   int64_t max_prefill_tokens = 256;  // prompt tokens computed per step, in slices of prompts
+  std::string default_model;         // its name (directory): requests naming it use no adapter
 };
 
 using generate_outcome = std::variant<messages::generate_reply, messages::failure>;
@@ -110,6 +113,8 @@ private:
  std::deque<std::unique_ptr<waiting_generation>> waiting_;
  std::vector<std::unique_ptr<running_generation>> running_;
  bool leasing_ = false;
+ std::string leasing_id_;  // the waiting request whose lease is on its way
+ fair_order order_;
  uint64_t admitted_ = 0;
  messages::batch_state stats_;
  std::weak_ptr<const model::base_model> pool_model_;  // the model whose KV pool /health shows

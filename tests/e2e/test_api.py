@@ -153,6 +153,39 @@ class ApiTest(unittest.TestCase):
             if line and not line.startswith("#"):
                 float(line.rsplit(" ", 1)[1])
 
+    def test_gateway_metrics_name_the_adapter_that_runs(self):
+        # The Gateway API Inference Extension's picker reads these (vLLM's names): the
+        # adapter in use appears in running_lora_adapters while its request runs.
+        import threading
+        done = []
+        body = {"model": "pirate", "prompt": "a long one", "max_tokens": 400, "ignore_eos": True,
+                "priority": 3}
+        worker = threading.Thread(target=lambda: done.append(self.call("POST", "/v1/completions", body)))
+        worker.start()
+        seen = None
+        for _ in range(500):
+            status, text, _ = self.server.request("GET", "/metrics")
+            self.assertEqual(status, 200)
+            info = [l for l in text.splitlines() if l.startswith("vllm:lora_requests_info{")]
+            self.assertEqual(len(info), 1, text[-3000:])
+            if 'running_lora_adapters="pirate"' in info[0]:
+                seen = info[0]
+                break
+            if done:
+                break
+        worker.join(60)
+        self.assertEqual(done[0][0], 200, done[0][1])
+        self.assertIsNotNone(seen, "the request finished before /metrics showed it running")
+        self.assertIn('max_lora="', seen)
+        self.assertGreater(float(seen.rsplit(" ", 1)[1]), 1.7e9)  # when it was made
+        for name in ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:gpu_cache_usage_perc"):
+            self.assertTrue(any(l.startswith(name + " ") for l in text.splitlines()), name)
+
+    def test_priority_out_of_range_is_a_400(self):
+        status, body, _ = self.call("POST", "/v1/completions", {"prompt": "x", "priority": 5000})
+        self.assertEqual(status, 400, body)
+        self.assertIn("priority", json.dumps(body))
+
 
 if __name__ == "__main__":
     unittest.main()
