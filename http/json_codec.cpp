@@ -1,6 +1,8 @@
 #include "http/json_codec.hpp"
 
+#include <algorithm>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -20,6 +22,33 @@ double round2(double x) {
 
 }  // namespace
 
+namespace {
+
+// OpenAI's logit_bias: {"token id": bias}, ids as decimal strings, biases -100..100. Ids
+// past the vocabulary are the model's to refuse (it knows its size).
+std::map<int32_t, float> read_logit_bias(const fields& f, const nlohmann::json& bias) {
+  constexpr size_t max_entries = 1024;
+  if (bias.size() > max_entries)
+    f.fail("logit_bias", "too_long", "has more than " + std::to_string(max_entries) + " entries");
+  std::map<int32_t, float> out;
+  for (const auto& [key, value] : bias.items()) {
+    const bool digits =
+        !key.empty() && key.size() <= 9
+        && std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits)
+      f.fail("logit_bias", "invalid_type", "keys must be token ids (decimal, 0-999999999)");
+    if (!value.is_number())
+      f.fail("logit_bias", "invalid_type", "values must be numbers");
+    const double b = value.get<double>();
+    if (!(b >= -100.0 && b <= 100.0))
+      f.fail("logit_bias", "out_of_range", "values must be between -100 and 100");
+    out[std::stoi(key)] = static_cast<float>(b);
+  }
+  return out;
+}
+
+}  // namespace
+
 void read_sampling(fields& f, messages::generate_request& req) {
   if (auto t = f.number("temperature", 0, 100))
     req.temperature = *t;
@@ -29,6 +58,12 @@ void read_sampling(fields& f, messages::generate_request& req) {
     req.top_k = static_cast<int32_t>(*k);
   if (auto r = f.number("repetition_penalty", 0, 100, true))
     req.repetition_penalty = *r;
+  if (auto x = f.number("presence_penalty", -2, 2))
+    req.presence_penalty = *x;
+  if (auto x = f.number("frequency_penalty", -2, 2))
+    req.frequency_penalty = *x;
+  if (const auto* bias = f.object("logit_bias"))
+    req.logit_bias = read_logit_bias(f, *bias);
   if (auto seed = f.unsigned_integer("seed")) {
     req.has_seed = true;
     req.seed = *seed;

@@ -47,11 +47,6 @@ constexpr size_t max_content_parts = 256;
 void refuse_unsupported(fields& f, endpoint kind) {
   if (auto n = f.integer("n", 1, 128); n && *n != 1)
     unsupported(f, "n", "is not supported (only 1)");
-  for (const char* name : {"presence_penalty", "frequency_penalty"})
-    if (auto x = f.number(name, -2, 2); x && *x != 0)
-      unsupported(f, name, "is not supported (only 0)");
-  if (const auto* bias = f.object("logit_bias"); bias && !bias->empty())
-    unsupported(f, "logit_bias", "is not supported");
   f.text("user");
   if (kind == endpoint::completions) {
     if (f.boolean("echo").value_or(false))

@@ -1,6 +1,7 @@
 #pragma once
 // The generation family: what /generate-lite asks the gpu-owner and what it answers.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct generate_request {
   double top_p = 0.95;
   int32_t top_k = 50;
   double repetition_penalty = 1.0;
+  double presence_penalty = 0.0;        // OpenAI's, -2..2, over the output so far
+  double frequency_penalty = 0.0;       // OpenAI's, -2..2, per time a token was output
+  std::map<int32_t, float> logit_bias;  // OpenAI's: token id -> -100..100 added to its logit
   bool has_seed = false;
   uint64_t seed = 0;
   std::string base_model;    // empty: the default model
@@ -46,9 +50,10 @@ struct generate_request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
-           x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty, x.has_seed,
-           x.seed, x.base_model, x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq, x.stream,
-           x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client);
+           x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty,
+           x.presence_penalty, x.frequency_penalty, x.logit_bias, x.has_seed, x.seed, x.base_model,
+           x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq, x.stream, x.timeout_s, x.chat,
+           x.ignore_eos, x.min_tokens, x.priority, x.client);
 }
 
 struct generate_reply {

@@ -425,7 +425,7 @@ struct generation::impl {
       for (auto eos : c.eos_ids)
         if (eos >= 0 && static_cast<size_t>(eos) < logits.size())
           logits[static_cast<size_t>(eos)] = -std::numeric_limits<float>::infinity();
-    auto next = pick.next(logits, history);
+    auto next = pick.next(logits, history, out.output_ids);
     out.output_ids.push_back(next);
     history.push_back(next);
     if (!params.ignore_eos
@@ -544,7 +544,7 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     return make_error(errc::invalid_argument, "the prompt encodes to no tokens");
   if (params.max_new_tokens == 0)
     return make_error(errc::invalid_argument, "max_new_tokens must be at least 1");
-  if (auto bad = validate(params.sampling))
+  if (auto bad = validate(params.sampling, c.vocab_size))
     return *bad;
   if (auto bad = check_ids(prompt_ids, c))
     return *bad;

@@ -125,7 +125,14 @@ TEST_CASE("OpenAI bodies: wrong types, unknown and unsupported fields are 400s b
   CHECK(code(c, R"({"prompt":"hi","echo":false})") == "ok");
   CHECK(code(c, R"({"prompt":"hi","user":{}})") == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","presence_penalty":"x"})") == "invalid_type");
-  CHECK(code(c, R"({"prompt":"hi","presence_penalty":0.5})") == "unsupported");
+  CHECK(code(c, R"({"prompt":"hi","presence_penalty":0.5,"frequency_penalty":-1})") == "ok");
+  CHECK(code(c, R"({"prompt":"hi","presence_penalty":2.5})") == "out_of_range");
+  CHECK(code(c, R"({"prompt":"hi","logit_bias":{"12":-100,"7":3.5}})") == "ok");
+  CHECK(code(c, R"({"prompt":"hi","logit_bias":{"twelve":1}})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","logit_bias":{"-1":1}})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","logit_bias":{"12":"1"}})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":"hi","logit_bias":{"12":101}})") == "out_of_range");
+  CHECK(code(c, R"({"prompt":"hi","logit_bias":[1]})") == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","frobnicate":1})") == "unknown_field");
   CHECK(code(c, R"({"prompt":"hi","n":"2"})") == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","stream_options":{"include_usage":"yes"}})") == "invalid_type");

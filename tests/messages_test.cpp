@@ -115,6 +115,12 @@ struct filler {
       x = static_cast<T>(7);
     } else if constexpr (std::is_same<T, std::string>::value) {
       x = "filled \xC3\xA9";
+    } else if constexpr (caf::detail::is_map_like<T>::value) {
+      typename T::key_type key{};
+      typename T::mapped_type value{};
+      fill(key);
+      fill(value);
+      x.emplace(std::move(key), std::move(value));
     } else if constexpr (caf::detail::is_list_like<T>::value) {
       if (depth < 3) {  // nested lists of messages (node lists in a health report) stay finite
         typename T::value_type element{};

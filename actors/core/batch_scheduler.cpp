@@ -77,6 +77,9 @@ model::generation_params params_for(const messages::generate_request& req, int64
   params.sampling.top_p = req.top_p;
   params.sampling.top_k = req.top_k;
   params.sampling.repetition_penalty = req.repetition_penalty;
+  params.sampling.presence_penalty = req.presence_penalty;
+  params.sampling.frequency_penalty = req.frequency_penalty;
+  params.sampling.logit_bias.assign(req.logit_bias.begin(), req.logit_bias.end());
   if (req.has_seed)
     params.sampling.seed = req.seed;
   params.stop = req.stop;

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace adapterd::model {
 
-std::optional<error> validate(const sampling_params& p) {
+std::optional<error> validate(const sampling_params& p, int64_t vocab) {
   if (!(p.temperature >= 0.0) || p.temperature > 100.0)
     return make_error(errc::invalid_argument, "temperature must be between 0 and 100");
   if (p.top_k < 0)
@@ -16,14 +18,30 @@ std::optional<error> validate(const sampling_params& p) {
     return make_error(errc::invalid_argument, "top_p must be in (0, 1]");
   if (!(p.repetition_penalty > 0.0))
     return make_error(errc::invalid_argument, "repetition_penalty must be > 0");
+  if (!(p.presence_penalty >= -2.0 && p.presence_penalty <= 2.0))
+    return make_error(errc::invalid_argument, "presence_penalty must be between -2 and 2");
+  if (!(p.frequency_penalty >= -2.0 && p.frequency_penalty <= 2.0))
+    return make_error(errc::invalid_argument, "frequency_penalty must be between -2 and 2");
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (id < 0 || id >= vocab)
+      return make_error(errc::invalid_argument, "logit_bias names token " + std::to_string(id)
+                                                    + ", outside the vocabulary of "
+                                                    + std::to_string(vocab));
+    if (!(bias >= -100.0f && bias <= 100.0f))
+      return make_error(errc::invalid_argument, "a logit_bias value must be between -100 and 100");
+  }
   return std::nullopt;
 }
 
 sampler::sampler(sampling_params params)
   : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {}
 
-int32_t sampler::next(std::vector<float>& logits, const std::vector<int32_t>& history) {
+int32_t sampler::next(std::vector<float>& logits, const std::vector<int32_t>& history,
+                      const std::vector<int32_t>& output) {
   const auto n = logits.size();
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id >= 0 && static_cast<size_t>(id) < n)
+      logits[static_cast<size_t>(id)] += bias;
   if (params_.repetition_penalty != 1.0) {
     std::unordered_set<int32_t> seen(history.begin(), history.end());
     for (auto id : seen) {
@@ -33,6 +51,15 @@ int32_t sampler::next(std::vector<float>& logits, const std::vector<int32_t>& hi
       l = l < 0 ? static_cast<float>(l * params_.repetition_penalty)
                 : static_cast<float>(l / params_.repetition_penalty);
     }
+  }
+  if (params_.presence_penalty != 0.0 || params_.frequency_penalty != 0.0) {
+    std::unordered_map<int32_t, int> counts;
+    for (auto id : output)
+      ++counts[id];
+    for (const auto& [id, count] : counts)
+      if (id >= 0 && static_cast<size_t>(id) < n)
+        logits[static_cast<size_t>(id)] -=
+            static_cast<float>(params_.frequency_penalty * count + params_.presence_penalty);
   }
   if (params_.temperature == 0.0)
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());

@@ -181,6 +181,32 @@ class ApiTest(unittest.TestCase):
         for name in ("vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:gpu_cache_usage_perc"):
             self.assertTrue(any(l.startswith(name + " ") for l in text.splitlines()), name)
 
+    def test_logit_bias_forces_and_bans_tokens_and_penalties_are_accepted(self):
+        status, expected, _ = self.call("POST", "/detokenize", {"ids": [42] * 4})
+        self.assertEqual(status, 200, expected)
+        base = {"prompt": "bias me", "max_tokens": 4, "temperature": 0, "ignore_eos": True}
+        status, forced, _ = self.call("POST", "/v1/completions", dict(base, logit_bias={"42": 100}))
+        self.assertEqual(status, 200, forced)
+        self.assertEqual(forced["choices"][0]["text"], expected["text"])
+        # -100 bans: with 42 banned, the next-most-pushed token 43 comes out instead
+        status, second, _ = self.call("POST", "/detokenize", {"ids": [43] * 4})
+        status, banned, _ = self.call("POST", "/v1/completions",
+                                      dict(base, logit_bias={"42": -100, "43": 99}))
+        self.assertEqual(status, 200, banned)
+        self.assertEqual(banned["choices"][0]["text"], second["text"])
+        for extra in ({"presence_penalty": 1.5, "frequency_penalty": 0.5}, {"logit_bias": {}}):
+            status, body, _ = self.call("POST", "/v1/chat/completions",
+                                        dict(extra, messages=[{"role": "user", "content": "hi"}], max_tokens=3))
+            self.assertEqual(status, 200, body)
+        status, body, _ = self.call("POST", "/v1/completions", dict(base, logit_bias={"999999": 5}))
+        self.assertEqual(status, 400, body)
+        self.assertIn("vocabulary", body["error"]["message"])
+        status, body, _ = self.call("POST", "/generate-lite", {"prompt": "bias me", "max_new_tokens": 4,
+                                                               "temperature": 0, "ignore_eos": True,
+                                                               "logit_bias": {"42": 100}})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["generated_text"], expected["text"])
+
     def test_priority_out_of_range_is_a_400(self):
         status, body, _ = self.call("POST", "/v1/completions", {"prompt": "x", "priority": 5000})
         self.assertEqual(status, 400, body)
