@@ -70,6 +70,9 @@ void read_sampling(fields& f, messages::generate_request& req) {
   }
   if (auto stop = f.text_or_texts("stop", max_stop_strings, max_stop_bytes))
     req.stop = std::move(*stop);
+  if (auto ids =
+          f.integers("stop_token_ids", max_stop_strings, 0, std::numeric_limits<int32_t>::max()))
+    req.stop_token_ids.assign(ids->begin(), ids->end());
   if (auto s = f.boolean("stream"))
     req.stream = *s;
   if (auto t = f.number("timeout_s", 0, 86400, true))

@@ -37,6 +37,7 @@ struct generate_request {
   std::string adapter_path;  // empty: no adapter
   bool prefer_cpu = false;
   std::vector<std::string> stop;  // generation ends before any of these texts
+  std::vector<int32_t> stop_token_ids;  // vLLM's: generation ends with any of these tokens
   uint64_t arrival_seq = 0;     // stamped by the http actor, in arrival order
   bool stream = false;          // send stream_chunk messages to the requester as text appears
   double timeout_s = 0;         // give up (errc::timeout) this long after arrival; 0: never
@@ -52,8 +53,8 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("adapterd::generate_request"), x.request_id, x.prompt,
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty,
            x.presence_penalty, x.frequency_penalty, x.logit_bias, x.has_seed, x.seed, x.base_model,
-           x.adapter_path, x.prefer_cpu, x.stop, x.arrival_seq, x.stream, x.timeout_s, x.chat,
-           x.ignore_eos, x.min_tokens, x.priority, x.client);
+           x.adapter_path, x.prefer_cpu, x.stop, x.stop_token_ids, x.arrival_seq, x.stream,
+           x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client);
 }
 
 struct generate_reply {

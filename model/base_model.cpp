@@ -421,16 +421,24 @@ struct generation::impl {
 
   // Samples the next token from `logits` and decides whether the sequence is done.
   void take_token(const model_config& c) {
-    if (out.output_ids.size() < params.min_tokens)  // vLLM's min_tokens: EOS cannot be drawn
-      for (auto eos : c.eos_ids)
-        if (eos >= 0 && static_cast<size_t>(eos) < logits.size())
-          logits[static_cast<size_t>(eos)] = -std::numeric_limits<float>::infinity();
+    if (out.output_ids.size() < params.min_tokens) {  // vLLM's min_tokens: no EOS or stop id yet
+      auto ban = [&](const std::vector<int32_t>& ids) {
+        for (auto id : ids)
+          if (id >= 0 && static_cast<size_t>(id) < logits.size())
+            logits[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+      };
+      ban(c.eos_ids);
+      ban(params.stop_ids);
+    }
     auto next = pick.next(logits, history, out.output_ids);
     out.output_ids.push_back(next);
     history.push_back(next);
     if (!params.ignore_eos
         && std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
       out.finish_reason = "eos";
+    else if (std::find(params.stop_ids.begin(), params.stop_ids.end(), next)
+             != params.stop_ids.end())
+      out.finish_reason = "stop";
     else if (on_token && !on_token(next))
       out.finish_reason = "stop";
     else if (static_cast<int64_t>(out.output_ids.size()) >= budget)
@@ -546,6 +554,11 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
     return make_error(errc::invalid_argument, "max_new_tokens must be at least 1");
   if (auto bad = validate(params.sampling, c.vocab_size))
     return *bad;
+  for (auto id : params.stop_ids)
+    if (id < 0 || id >= c.vocab_size)
+      return make_error(errc::invalid_argument, "stop_token_ids names token " + std::to_string(id)
+                                                    + ", outside the vocabulary of "
+                                                    + std::to_string(c.vocab_size));
   if (auto bad = check_ids(prompt_ids, c))
     return *bad;
   const auto context = context_tokens(c, params);

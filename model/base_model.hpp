@@ -75,6 +75,8 @@ struct generation_params {
   bool defer_prefill = false;      // begin() only takes the KV; prefill_some() computes the prompt
   bool ignore_eos = false;         // an end-of-sequence token is output like any other
   uint32_t min_tokens = 0;         // end-of-sequence tokens cannot be sampled before this many
+  std::vector<int32_t> stop_ids;   // vLLM's stop_token_ids: generating one ends it ("stop"); it
+                                   // is output (its text too, unless special), as vLLM does
 };
 
 struct generation_output {

@@ -83,6 +83,7 @@ model::generation_params params_for(const messages::generate_request& req, int64
   if (req.has_seed)
     params.sampling.seed = req.seed;
   params.stop = req.stop;
+  params.stop_ids = req.stop_token_ids;
   params.ignore_eos = req.ignore_eos;
   params.min_tokens = req.min_tokens;
   params.max_context_tokens = max_context;

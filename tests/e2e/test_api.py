@@ -207,6 +207,22 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body["generated_text"], expected["text"])
 
+    def test_stop_token_ids_end_generation_and_wait_for_min_tokens(self):
+        base = {"prompt": "stop me", "max_tokens": 8, "temperature": 0, "ignore_eos": True,
+                "logit_bias": {"42": 100}, "stop_token_ids": [42]}
+        status, body, _ = self.call("POST", "/v1/completions", base)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(body["usage"]["completion_tokens"], 1)
+        status, body, _ = self.call("POST", "/v1/completions", dict(base, min_tokens=3))
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["choices"][0]["finish_reason"], "stop")
+        self.assertEqual(body["usage"]["completion_tokens"], 4)  # 42 is held back for three
+        status, body, _ = self.call("POST", "/generate-lite", {"prompt": "x", "stop_token_ids": [10 ** 6]})
+        self.assertEqual(status, 400, body)
+        status, body, _ = self.call("POST", "/generate-lite", {"prompt": "x", "stop_token_ids": ["a"]})
+        self.assertEqual(status, 400, body)
+
     def test_priority_out_of_range_is_a_400(self):
         status, body, _ = self.call("POST", "/v1/completions", {"prompt": "x", "priority": 5000})
         self.assertEqual(status, 400, body)
