@@ -45,8 +45,6 @@ constexpr size_t max_content_parts = 256;
 // Fields OpenAI defines that adapterd does not implement: accepted only at the value that
 // means "off", refused by name otherwise, and type-checked either way.
 void refuse_unsupported(fields& f, endpoint kind) {
-  if (auto n = f.integer("n", 1, 128); n && *n != 1)
-    unsupported(f, "n", "is not supported (only 1)");
   f.text("user");
   if (kind == endpoint::completions) {
     if (f.boolean("echo").value_or(false))
@@ -157,6 +155,11 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
       if (auto n = f.integer(name, 1, lim.max_new_tokens))
         out.gen.max_new_tokens = static_cast<uint32_t>(*n);
     read_sampling(f, out.gen);
+    if (auto n = f.integer("n", 1, max_choices)) {
+      out.n = static_cast<uint32_t>(*n);
+      if (out.n > 1 && out.gen.stream)
+        f.fail("n", "unsupported", "above 1 is supported without stream only");
+    }
     if (const auto* options = f.object("stream_options")) {
       fields so(*options, "stream_options");
       out.include_usage = so.boolean("include_usage").value_or(false);
@@ -184,18 +187,31 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
   });
 }
 
-std::string to_json(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.finish_reason)}};
-  if (kind == endpoint::chat)
-    choice["message"] = {{"role", "assistant"}, {"content", r.generated_text}};
-  else
-    choice["text"] = r.generated_text;
-  json out = {{"id", id_of(kind, r.request_id)},
+std::string to_json(endpoint kind, const request& req,
+                    const std::vector<messages::generate_reply>& replies, int64_t created) {
+  json choices = json::array();
+  uint32_t completion_tokens = 0;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    const auto& r = replies[i];
+    json choice = {
+        {"index", i}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.finish_reason)}};
+    if (kind == endpoint::chat)
+      choice["message"] = {{"role", "assistant"}, {"content", r.generated_text}};
+    else
+      choice["text"] = r.generated_text;
+    choices.push_back(std::move(choice));
+    completion_tokens += r.tokens_generated;
+  }
+  const auto& first = replies.at(0);
+  auto counts = usage(first);
+  counts["completion_tokens"] = completion_tokens;
+  counts["total_tokens"] = first.prompt_tokens + completion_tokens;
+  json out = {{"id", id_of(kind, first.request_id)},
               {"object", kind == endpoint::chat ? "chat.completion" : "text_completion"},
               {"created", created},
-              {"model", model_of(req, r)},
-              {"choices", json::array({choice})},
-              {"usage", usage(r)},
+              {"model", model_of(req, first)},
+              {"choices", std::move(choices)},
+              {"usage", std::move(counts)},
               {"system_fingerprint", nullptr}};
   return dump(out);
 }

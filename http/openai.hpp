@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "http/json_codec.hpp"
 
@@ -17,12 +18,18 @@ struct request {
   messages::generate_request gen;
   std::string model;           // as the client named it; echoed in answers
   bool include_usage = false;  // stream_options.include_usage
+  uint32_t n = 1;              // choices: n generations of the prompt (not streamed)
 };
+
+/// The most choices one request may ask for (each is a sequence in the batch).
+inline constexpr uint32_t max_choices = 16;
 
 std::variant<request, api_error> parse(endpoint kind, const std::string& body, const limits& lim);
 
-/// The whole answer, with usage counts.
-std::string to_json(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created);
+/// The whole answer, with usage counts: one choice per reply, in order (the prompt is
+/// counted once).
+std::string to_json(endpoint kind, const request& req,
+                    const std::vector<messages::generate_reply>& replies, int64_t created);
 /// One streamed chunk of text; the first chat chunk also carries the assistant role.
 std::string chunk_json(endpoint kind, const request& req, const std::string& text, bool first, int64_t created);
 /// The last chunk (finish_reason), and the usage chunk when asked for; then "[DONE]".

@@ -3,6 +3,7 @@
 #include "http/routes.hpp"
 
 #include <chrono>
+#include <mutex>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -121,6 +122,52 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// n choices: n generations of one prompt, queued together. With the prefix cache they
+// share the prompt's KV (the first computes its whole blocks, the others adopt them). A
+// seed makes each choice reproducible: choice i samples with seed + i. The first failure
+// answers the request; the rest are let run to their end (bounded by max_tokens).
+void openai_choices(openai::endpoint kind, const openai::request& oreq, backend& svc,
+                    std::shared_ptr<responder> out, int64_t created) {
+  struct gathered {
+    std::mutex mutex;
+    std::vector<messages::generate_reply> replies;
+    size_t left;
+    bool answered = false;
+  };
+  auto all = std::make_shared<gathered>();
+  all->replies.resize(oreq.n);
+  all->left = oreq.n;
+  for (uint32_t i = 0; i < oreq.n; ++i) {
+    auto gen = oreq.gen;
+    if (i > 0)
+      gen.request_id += "." + std::to_string(i);
+    if (gen.has_seed)
+      gen.seed += i;
+    svc.generate(
+        std::move(gen), {},
+        firewalled<messages::generate_reply>(
+            out, [all, i, out, kind, oreq, created](outcome<messages::generate_reply> result) {
+              std::unique_lock<std::mutex> lock(all->mutex);
+              if (all->answered)
+                return;
+              if (auto* reply = std::get_if<messages::generate_reply>(&result)) {
+                all->replies[i] = std::move(*reply);
+                if (--all->left > 0)
+                  return;
+                all->answered = true;
+                lock.unlock();
+                response r;
+                r.body = openai::to_json(kind, oreq, all->replies, created);
+                return out->respond(std::move(r));
+              }
+              all->answered = true;
+              lock.unlock();
+              out->respond(openai::error_response(
+                  openai::to_api_error(std::get<messages::failure>(result))));
+            }));
+  }
+}
+
 void openai_generate(openai::endpoint kind, const request_view& req, backend& svc, const limits& lim,
                      std::shared_ptr<responder> out) {
   auto parsed = openai::parse(kind, req.body, lim);
@@ -141,14 +188,16 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
       openai::to_api_error, openai::error_response};
     return generate_streaming(std::move(gen), svc, std::move(out), std::move(fmt));
   }
+  if (oreq.n > 1)
+    return openai_choices(kind, oreq, svc, std::move(out), created);
   svc.generate(std::move(gen), {},
                reply_with<messages::generate_reply>(
-                 std::move(out), [kind, oreq, created](const messages::generate_reply& r) {
-                   return openai::to_json(kind, oreq, r, created);
-                 },
-                 openai::to_api_error, openai::error_response));
+                   std::move(out),
+                   [kind, oreq, created](const messages::generate_reply& r) {
+                     return openai::to_json(kind, oreq, {r}, created);
+                   },
+                   openai::to_api_error, openai::error_response));
 }
-
 // --- The handlers: one per route, each reading its request and asking the backend. ---
 
 struct call {

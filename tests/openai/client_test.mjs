@@ -109,6 +109,25 @@ await check("the adapter changes the greedy output", async () => {
   assert.notEqual(a.choices[0].text, b.choices[0].text);
 });
 
+await check("n=4 gives four choices, each reproducible by its seed, usage counting the prompt once", async () => {
+  const ask = () => client.chat.completions.create({
+    model: adapter, messages: [{ role: "user", content: "Tell me four things" }],
+    n: 4, max_tokens: 6, temperature: 1, seed: 11,
+  });
+  const [a, b] = [await ask(), await ask()];
+  assert.equal(a.choices.length, 4);
+  assert.deepEqual(a.choices.map((c) => c.index), [0, 1, 2, 3]);
+  assert.deepEqual(a.choices.map((c) => c.message.content), b.choices.map((c) => c.message.content));
+  assert.ok(new Set(a.choices.map((c) => c.message.content)).size > 1, "the choices differ");
+  const single = await client.chat.completions.create({
+    model: adapter, messages: [{ role: "user", content: "Tell me four things" }], max_tokens: 6,
+    temperature: 1, seed: 11,
+  });
+  assert.equal(single.choices[0].message.content, a.choices[0].message.content);  // choice 0: seed 11
+  assert.equal(a.usage.prompt_tokens, single.usage.prompt_tokens);
+  assert.ok(a.usage.completion_tokens >= 4 && a.usage.completion_tokens <= 24, JSON.stringify(a.usage));
+});
+
 await check("an unknown model is the client's NotFoundError", async () => {
   await assert.rejects(
     client.completions.create({ model: "no-such-model", prompt: "x", max_tokens: 1 }),
