@@ -496,3 +496,30 @@ TEST_CASE("scheduler: a request with a lower priority value is served before tho
   run_all(s, w, c, adapter_of);
   CHECK(c.order == std::vector<std::string>{"urgent", "first", "second", "third"});
 }
+
+TEST_CASE("scheduler: cancelling a request cancels its choices (id.1, id.2), not a lookalike",
+          "[scheduler]") {
+  tiny_world w(4096);
+  collector c;
+  auto s = make_scheduler(2);
+  for (const auto* id : {"req-7", "req-7.1", "req-7.2", "req-70"})
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, "choices", 200))));
+  for (int i = 0; i < 2; ++i) {
+    const auto* req = s.start_lease();
+    REQUIRE(req);
+    s.leased(req->request_id, w.lease(0));
+  }
+  auto done = s.step();
+  c.take(done);
+  REQUIRE(s.state().running == 2);  // req-7 and req-7.1 run, req-7.2 and req-70 wait
+  std::vector<finished_generation> out;
+  CHECK(s.cancel("req-7", out));
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].j.req.request_id == "req-7.2");
+  done = s.step();
+  c.take(done);
+  CHECK(std::get<messages::failure>(c.answers["req-7"]).code == messages::errc::cancelled);
+  CHECK(std::get<messages::failure>(c.answers["req-7.1"]).code == messages::errc::cancelled);
+  CHECK_FALSE(c.answers.count("req-70"));  // still waiting or running, not cancelled
+  CHECK(s.state().cancelled == 3);
+}

@@ -157,17 +157,30 @@ std::optional<pending_generation> batch_scheduler::take_waiting(const std::strin
 }
 
 bool batch_scheduler::cancel(const std::string& id, std::vector<finished_generation>& out) {
-  if (auto j = take_waiting(id)) {
+  // The choices of one request (OpenAI's n) run as "id", "id.1", "id.2", ...: a client
+  // that goes away cancels them all.
+  auto ours = [&](const std::string& other) {
+    return other.compare(0, id.size(), id) == 0
+           && (other.size() == id.size() || other[id.size()] == '.');
+  };
+  bool found = false;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if (!ours((*it)->j.req.request_id)) {
+      ++it;
+      continue;
+    }
+    auto j = std::move((*it)->j);
+    it = waiting_.erase(it);
     ++stats_.cancelled;
-    fail(std::move(*j), errc::cancelled, "the client went away", out);
-    return true;
+    fail(std::move(j), errc::cancelled, "the client went away", out);
+    found = true;
   }
   for (auto& r : running_)
-    if (r->j.req.request_id == id && !r->cancelled) {
+    if (ours(r->j.req.request_id) && !r->cancelled) {
       r->cancelled = true;
-      return true;
+      found = true;
     }
-  return false;
+  return found;
 }
 
 const messages::generate_request* batch_scheduler::start_lease() {
