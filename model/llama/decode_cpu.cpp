@@ -384,14 +384,16 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         const size_t g = head / group;
         const int64_t k_head = static_cast<int64_t>(g) * kt.stride(0),
                       v_head = static_cast<int64_t>(g) * vt.stride(0);
-        // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype).
+        // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype). The
+        // tensors' pointers and strides are read once here: per token they were ~3 % of a
+        // chat load's profile.
+        const void* keys = kt.data_ptr();
+        const void* values = vt.data_ptr();
+        const int64_t key_stride = kt.stride(1), value_stride = vt.stride(1);
         auto key_dot = [&](const float* q, int64_t t) {
-          return kv_bf16
-                     ? cpu::dot(q,
-                                reinterpret_cast<const uint16_t*>(kt.data_ptr()) + k_head
-                                    + cache.slot(t) * kt.stride(1),
-                                d)
-                     : cpu::dot(q, kt.data_ptr<float>() + k_head + cache.slot(t) * kt.stride(1), d);
+          const int64_t at_key = k_head + cache.slot(t) * key_stride;
+          return kv_bf16 ? cpu::dot(q, static_cast<const uint16_t*>(keys) + at_key, d)
+                         : cpu::dot(q, static_cast<const float*>(keys) + at_key, d);
         };
         const float* q = &s.qkv[r * qkv_n + head * d];
         const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
@@ -405,17 +407,17 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         cpu::softmax_weights(p.data(), p.size(), top);
         float* out = &s.attn[r * q_out + head * d];
         std::fill(out, out + d, 0.0f);
-        const auto stride = static_cast<size_t>(vt.stride(1));
+        const auto stride = static_cast<size_t>(value_stride);
         // block by block: each block's slots are consecutive
         for (int64_t t = first; t < total;) {
           const int64_t run = std::min(total, (t / kv_block_tokens + 1) * kv_block_tokens) - t;
-          const int64_t at_value = v_head + cache.slot(t) * vt.stride(1);
+          const int64_t at_value = v_head + cache.slot(t) * value_stride;
           const float* weights = p.data() + (t - first);
           if (kv_bf16)
-            cpu::weighted_rows(weights, reinterpret_cast<const uint16_t*>(vt.data_ptr()) + at_value,
-                               stride, static_cast<size_t>(run), out, d);
+            cpu::weighted_rows(weights, static_cast<const uint16_t*>(values) + at_value, stride,
+                               static_cast<size_t>(run), out, d);
           else
-            cpu::weighted_rows(weights, vt.data_ptr<float>() + at_value, stride,
+            cpu::weighted_rows(weights, static_cast<const float*>(values) + at_value, stride,
                                static_cast<size_t>(run), out, d);
           t += run;
         }
