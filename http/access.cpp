@@ -1,6 +1,7 @@
 #include "http/access.hpp"
 
 #include <algorithm>
+#include <string>
 
 namespace adapterd::http {
 
@@ -20,15 +21,23 @@ bool listed(const std::vector<std::string>& keys, const std::string& key) {
   return found;
 }
 
+// The key of "Bearer KEY", if that is what the header holds.
+std::optional<std::string> bearer_key(const std::string& authorization) {
+  const std::string prefix = "Bearer ";
+  if (authorization.size() <= prefix.size() || authorization.compare(0, prefix.size(), prefix) != 0)
+    return std::nullopt;
+  return authorization.substr(prefix.size());
+}
+
 }  // namespace
 
 std::optional<api_error> check_access(const limits& lim, const std::string& authorization, bool admin_route) {
   if (lim.api_keys.empty() && lim.admin_keys.empty())
     return std::nullopt;
-  const std::string prefix = "Bearer ";
-  if (authorization.size() <= prefix.size() || authorization.compare(0, prefix.size(), prefix) != 0)
+  const auto bearer = bearer_key(authorization);
+  if (!bearer)
     return api_error{401, "unauthorized", "this server needs an API key: send 'Authorization: Bearer KEY'"};
-  auto key = authorization.substr(prefix.size());
+  const auto& key = *bearer;
   bool admin = listed(lim.admin_keys, key);
   if (!admin && !listed(lim.api_keys, key))
     return api_error{401, "unauthorized", "the API key is not valid"};
@@ -38,10 +47,10 @@ std::optional<api_error> check_access(const limits& lim, const std::string& auth
 }
 
 std::string client_label(const limits& lim, const std::string& authorization) {
-  const std::string prefix = "Bearer ";
-  if (authorization.size() <= prefix.size() || authorization.compare(0, prefix.size(), prefix) != 0)
+  const auto bearer = bearer_key(authorization);
+  if (!bearer)
     return "";
-  const auto key = authorization.substr(prefix.size());
+  const auto& key = *bearer;
   for (size_t i = 0; i < lim.api_keys.size(); ++i)
     if (same(key, lim.api_keys[i]))
       return "key-" + std::to_string(i);

@@ -122,7 +122,8 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// n choices: n generations of one prompt, queued together. With the prefix cache they
+// A whole (not streamed) answer of n choices, n >= 1: n generations of one prompt, queued
+// together. With the prefix cache they
 // share the prompt's KV (the first computes its whole blocks, the others adopt them). A
 // seed makes each choice reproducible: choice i samples with seed + i. The first failure
 // answers the request; the rest are let run to their end (bounded by max_tokens).
@@ -177,8 +178,7 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
   oreq.gen.request_id = req.request_id;
   oreq.gen.client = client_label(lim, req.authorization);
   auto created = unix_now();
-  auto gen = oreq.gen;
-  if (gen.stream) {
+  if (oreq.gen.stream) {
     sse_format fmt{
       [kind, oreq, created](const messages::stream_chunk& c, bool first) {
         return openai::chunk_json(kind, oreq, c.text, first, created);
@@ -186,18 +186,11 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
       [kind, oreq, created](const messages::generate_reply& r) { return openai::final_events(kind, oreq, r, created); },
       [](const api_error& e) { return "data: " + openai::error_response(e).body + "\n\ndata: [DONE]\n\n"; },
       openai::to_api_error, openai::error_response};
-    return generate_streaming(std::move(gen), svc, std::move(out), std::move(fmt));
+    return generate_streaming(oreq.gen, svc, std::move(out), std::move(fmt));
   }
-  if (oreq.n > 1)
-    return openai_choices(kind, oreq, svc, std::move(out), created);
-  svc.generate(std::move(gen), {},
-               reply_with<messages::generate_reply>(
-                   std::move(out),
-                   [kind, oreq, created](const messages::generate_reply& r) {
-                     return openai::to_json(kind, oreq, {r}, created);
-                   },
-                   openai::to_api_error, openai::error_response));
+  openai_choices(kind, oreq, svc, std::move(out), created);
 }
+
 // --- The handlers: one per route, each reading its request and asking the backend. ---
 
 struct call {

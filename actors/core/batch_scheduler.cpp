@@ -1,5 +1,6 @@
-// Over 400 lines on purpose: one state machine (waiting, admitted, running, finished)
-// whose steps share its invariants; split, each part would need all of them.
+// Over 600 lines on purpose: one state machine (waiting, admitted, running, finished)
+// whose steps share its invariants; split, each part would need all of them. What stands
+// alone is outside already: the waiting order (fair_order), leases (model_lease).
 #include "actors/core/batch_scheduler.hpp"
 
 #include <algorithm>
