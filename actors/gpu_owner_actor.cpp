@@ -101,20 +101,26 @@ void lease_next(self_ptr self) {
   // The prompt is encoded by the tokenizer pool, while this actor goes on stepping the
   // running batch: a long prompt never freezes the other streams.
   encode_job prompt{id, nullptr, req->prompt, req->chat, 0};
+  auto given_ids = req->prompt_ids;  // a prompt of token ids needs no encoding
   self->request(self->state.supervisor, caf::infinite, messages::acquire_atom_v, std::move(acq))
-    .then(
-      [=](model_lease& lease) mutable {
-        prompt.model = lease.model;
-        prompt.max_tokens = prompt_token_limit(lease);
-        self->request(self->state.tokenizers, caf::infinite, messages::encode_atom_v, std::move(prompt))
-          .then(
-            [=](encoded_prompt& encoded) mutable {
-              self->state.scheduler->leased(id, std::move(lease), std::move(encoded.ids));
-              kick(self);
-            },
-            failed);
-      },
-      failed);
+      .then(
+          [=](model_lease& lease) mutable {
+            if (!given_ids.empty()) {  // begin() checks them against the vocabulary and context
+              self->state.scheduler->leased(id, std::move(lease), std::move(given_ids));
+              return kick(self);
+            }
+            prompt.model = lease.model;
+            prompt.max_tokens = prompt_token_limit(lease);
+            self->request(self->state.tokenizers, caf::infinite, messages::encode_atom_v,
+                          std::move(prompt))
+                .then(
+                    [=](encoded_prompt& encoded) mutable {
+                      self->state.scheduler->leased(id, std::move(lease), std::move(encoded.ids));
+                      kick(self);
+                    },
+                    failed);
+          },
+          failed);
 }
 
 // Every handler ends here. One step message in the mailbox at a time: requests that arrive

@@ -28,7 +28,17 @@ tokenizer_pool_actor::behavior_type worker_behavior(tokenizer_pool_actor::pointe
       -> caf::result<messages::tokenize_reply> {
       messages::tokenize_reply r;
       r.model = t.name;
-      r.ids = t.tok->encode(req.text, req.add_special_tokens);
+      if (req.chat.empty()) {
+        r.ids = t.tok->encode(req.text, req.add_special_tokens);
+      } else {
+        std::vector<model::chat_message> chat;
+        for (const auto& turn : req.chat)
+          chat.push_back({turn.role, turn.content});
+        auto ids = model::encode_prompt(*t.tok, "", chat);
+        if (!ids)
+          return from_model_error(ids.err());
+        r.ids = std::move(*ids);
+      }
       r.pieces.reserve(r.ids.size());
       for (auto id : r.ids)
         r.pieces.push_back(t.tok->token_text(id));

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/chat_messages.hpp"
 #include "http/generate_fields.hpp"
 
 namespace adapterd::http {
@@ -39,7 +40,13 @@ std::variant<T, api_error> decode_body(const std::string& text, Read read) {
 std::variant<messages::tokenize_request, api_error> parse_tokenize(const std::string& text) {
   return decode_body<messages::tokenize_request>(text, [](fields& f) {
     messages::tokenize_request req;
-    req.text = f.required_text("text", max_text_bytes);
+    if (f.raw("messages") != nullptr) {  // a chat, as its template renders it
+      if (f.raw("text") != nullptr)
+        f.fail("text", "invalid_value", "cannot be given with messages");
+      req.chat = read_messages(f);
+    } else {
+      req.text = f.required_text("text", max_text_bytes);
+    }
     req.model = f.text("model").value_or("");
     req.add_special_tokens = f.boolean("add_special_tokens").value_or(true);
     return req;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "http/chat_messages.hpp"
 #include "http/generate_fields.hpp"
 
 namespace adapterd::http::openai {
@@ -31,12 +32,98 @@ std::string model_of(const request& req, const messages::generate_reply& r) {
   return req.model.empty() ? r.model : req.model;
 }
 
+// A logprob as OpenAI writes one: never -inf (a banned token), which JSON cannot hold.
+double logprob_value(float v) {
+  return v < -9999.0f ? -9999.0 : static_cast<double>(v);
+}
+
+json byte_list(const std::string& token) {
+  json out = json::array();
+  for (unsigned char c : token)
+    out.push_back(static_cast<int>(c));
+  return out;
+}
+
+// Characters of UTF-8 text, as a client's string indexes count them (bytes that do not
+// continue a character).
+size_t characters(const std::string& text) {
+  size_t n = 0;
+  for (unsigned char c : text)
+    n += (c & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+// A token as a logprobs list names it: its text, or "token_id:N" (tokens_as_ids).
+std::string token_name(const request& req, int32_t id, const std::string& bytes) {
+  return req.tokens_as_ids ? "token_id:" + std::to_string(id) : bytes;
+}
+
+// Chat's shape: {"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}.
+// Token strings that cut a character in two are written with U+FFFD (dump's replace);
+// their exact bytes are in "bytes".
+json chat_logprobs(const request& req, const std::vector<messages::token_logprob>& tokens) {
+  json content = json::array();
+  for (const auto& t : tokens) {
+    json top = json::array();
+    for (const auto& alt : t.top)
+      top.push_back({{"token", token_name(req, alt.id, alt.token)},
+                     {"logprob", logprob_value(alt.logprob)},
+                     {"bytes", byte_list(alt.token)}});
+    content.push_back({{"token", token_name(req, t.id, t.token)},
+                       {"logprob", logprob_value(t.logprob)},
+                       {"bytes", byte_list(t.token)},
+                       {"top_logprobs", std::move(top)}});
+  }
+  return {{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+// Completions' shape: parallel lists of tokens, their logprobs, their alternatives (a map
+// token -> logprob) and their offsets in the text; null for a prompt's first token.
+json completion_logprobs(const request& req, const std::vector<messages::token_logprob>& tokens,
+                         size_t& text_offset) {
+  json out = {{"tokens", json::array()},
+              {"token_logprobs", json::array()},
+              {"top_logprobs", json::array()},
+              {"text_offset", json::array()}};
+  for (const auto& t : tokens) {
+    out["tokens"].push_back(token_name(req, t.id, t.token));
+    out["text_offset"].push_back(text_offset);
+    text_offset += characters(t.token);
+    if (!t.has_logprob) {
+      out["token_logprobs"].push_back(nullptr);
+      out["top_logprobs"].push_back(nullptr);
+      continue;
+    }
+    out["token_logprobs"].push_back(logprob_value(t.logprob));
+    json top = json::object();
+    for (const auto& alt : t.top)
+      top[token_name(req, alt.id, alt.token)] = logprob_value(alt.logprob);
+    out["top_logprobs"].push_back(std::move(top));
+  }
+  return out;
+}
+
+// The prompt as echo writes it: as given, or decoded when given as ids.
+const std::string& prompt_text(const request& req, const messages::generate_reply& r) {
+  return req.gen.prompt_ids.empty() ? req.gen.prompt : r.prompt_text;
+}
+
+// A choice's "logprobs": null unless asked for.
+json logprobs_of(endpoint kind, const request& req, const messages::generate_reply& r) {
+  if (req.gen.logprobs < 0)
+    return nullptr;
+  if (kind == endpoint::chat)
+    return chat_logprobs(req, r.logprobs);
+  auto tokens = r.prompt_logprobs;  // empty unless echo
+  tokens.insert(tokens.end(), r.logprobs.begin(), r.logprobs.end());
+  size_t offset = 0;
+  return completion_logprobs(req, tokens, offset);
+}
+
 }  // namespace
 
 namespace {
 
-constexpr size_t max_messages = 4096;
-constexpr size_t max_content_parts = 256;
 
 [[noreturn]] void unsupported(const fields& f, const char* name, const std::string& why) {
   f.fail(name, "unsupported", why);
@@ -47,20 +134,12 @@ constexpr size_t max_content_parts = 256;
 void refuse_unsupported(fields& f, endpoint kind) {
   f.text("user");
   if (kind == endpoint::completions) {
-    if (f.boolean("echo").value_or(false))
-      unsupported(f, "echo", "is not supported");
-    if (f.integer("logprobs", 0, 20))
-      unsupported(f, "logprobs", "is not supported");
     if (auto b = f.integer("best_of", 1, 20); b && *b != 1)
       unsupported(f, "best_of", "is not supported (only 1)");
     if (auto suffix = f.text("suffix", 1 << 16); suffix && !suffix->empty())
       unsupported(f, "suffix", "is not supported");
     return;
   }
-  if (f.boolean("logprobs").value_or(false))
-    unsupported(f, "logprobs", "is not supported");
-  if (f.integer("top_logprobs", 0, 20).value_or(0) > 0)
-    unsupported(f, "top_logprobs", "is not supported");
   for (const char* name : {"tools", "functions"})
     if (const auto* list = f.array(name, 128); list && !list->empty())
       unsupported(f, name, "is not supported");
@@ -80,60 +159,50 @@ void refuse_unsupported(fields& f, endpoint kind) {
   f.text("service_tier");
 }
 
-// A message's content: a string or a list of text parts.
-std::string content_text(fields& m, const std::string& where) {
-  const auto* content = m.raw("content");
-  if (content == nullptr)
-    m.fail("content", "missing_field", "is required");
-  if (content->is_string())
-    return m.text("content", SIZE_MAX).value_or("");
-  if (!content->is_array())
-    m.fail("content", "invalid_type", "must be a string or a list of text parts");
-  const auto* parts = m.array("content", max_content_parts);
-  std::string text;
-  for (size_t i = 0; i < parts->size(); ++i) {
-    const auto& part = (*parts)[i];
-    fields p(part, where + ".content[" + std::to_string(i) + "]");
-    if (!part.is_object())
-      m.fail("content", "invalid_type", "must be a string or a list of text parts");
-    auto type = p.required_text("type");
-    if (type != "text")
-      p.fail("type", "unsupported", "'" + type.substr(0, 64) + "' is not supported (only text parts)");
-    text += p.required_text("text", SIZE_MAX);
-    p.refuse_unknown();
+// The most token ids a prompt given as ids may hold (above any model's context).
+constexpr size_t max_prompt_ids = 1 << 20;
+
+// A completions prompt given as token ids ([1, 2, 3], or a batch of one: [[1, 2, 3]]);
+// nullopt when it is text. The ids are checked against the vocabulary where it is known.
+std::optional<std::vector<int32_t>> prompt_ids(fields& f, const json& prompt) {
+  if (!prompt.is_array() || prompt.empty())
+    return std::nullopt;
+  const json* list = &prompt;
+  if (prompt[0].is_array()) {
+    if (prompt.size() != 1)
+      f.fail("prompt", "unsupported", "must be one prompt (batches are not supported)");
+    list = &prompt[0];
+  } else if (!prompt[0].is_number()) {
+    return std::nullopt;
   }
-  return text;
+  json wrapped = {{"prompt", *list}};
+  fields inner(wrapped);
+  auto ids = inner.integers("prompt", max_prompt_ids, 0, INT32_MAX);
+  if (!ids || ids->empty())
+    f.fail("prompt", "invalid_value", "must hold at least one token id");
+  return std::vector<int32_t>(ids->begin(), ids->end());
 }
 
-std::vector<messages::chat_turn> read_messages(fields& f) {
-  const auto* list = f.array("messages", max_messages);
-  if (list == nullptr || list->empty())
-    f.fail("messages", "missing_field", "must be a non-empty list");
-  std::vector<messages::chat_turn> turns;
-  for (size_t i = 0; i < list->size(); ++i) {
-    const auto& item = (*list)[i];
-    auto where = "messages[" + std::to_string(i) + "]";
-    fields m(item, where);
-    if (!item.is_object())
-      f.fail("messages", "invalid_type", "must hold message objects");
-    auto role = m.required_text("role");
-    if (role == "developer")  // OpenAI's newer name for the system message
-      role = "system";
-    if (role != "system" && role != "user" && role != "assistant") {
-      if (role == "tool" || role == "function")
-        m.fail("role", "unsupported", "'" + role + "' is not supported (no tool calls)");
-      m.fail("role", "out_of_range", "must be system, developer, user or assistant");
+// logprobs and top_logprobs (chat), logprobs: N and echo (completions).
+void read_logprobs(fields& f, endpoint kind, request& out) {
+  out.tokens_as_ids = f.boolean("return_tokens_as_token_ids").value_or(false);
+  if (kind == endpoint::completions) {
+    if (auto n = f.integer("logprobs", 0, max_top_logprobs))
+      out.gen.logprobs = static_cast<int32_t>(*n);
+    out.echo = f.boolean("echo").value_or(false);
+    if (out.echo && out.gen.logprobs >= 0) {
+      if (out.gen.stream)
+        f.fail("echo", "unsupported", "with logprobs is supported without stream only");
+      out.gen.prompt_logprobs = true;
     }
-    auto content = content_text(m, where);
-    m.text("name");
-    for (const char* name : {"tool_calls", "function_call", "tool_call_id"})
-      if (m.raw(name))
-        m.fail(name, "unsupported", "is not supported (no tool calls)");
-    m.known("refusal");
-    m.refuse_unknown();
-    turns.push_back({role, std::move(content)});
+    return;
   }
-  return turns;
+  const bool wanted = f.boolean("logprobs").value_or(false);
+  const auto top = f.integer("top_logprobs", 0, max_top_logprobs);
+  if (top && *top > 0 && !wanted)
+    f.fail("top_logprobs", "invalid_value", "needs logprobs: true");
+  if (wanted)
+    out.gen.logprobs = static_cast<int32_t>(top.value_or(0));
 }
 
 }  // namespace
@@ -165,12 +234,15 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
       out.include_usage = so.boolean("include_usage").value_or(false);
       so.refuse_unknown();
     }
+    read_logprobs(f, kind, out);
     refuse_unsupported(f, kind);
     if (kind == endpoint::completions) {
       const auto* prompt = f.raw("prompt");
       if (prompt == nullptr)
         f.fail("prompt", "missing_field", "is required");
-      if (prompt->is_array()) {
+      if (const auto ids = prompt_ids(f, *prompt)) {
+        out.gen.prompt_ids = *ids;
+      } else if (prompt->is_array()) {
         auto list = f.texts("prompt", max_messages, lim.max_body_bytes);
         if (!list || list->size() != 1)
           f.fail("prompt", "unsupported", "must be a string or a list of one string (batches are not supported)");
@@ -178,6 +250,8 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
       } else {
         out.gen.prompt = f.required_text("prompt", lim.max_body_bytes);
       }
+      if (out.echo && out.gen.stream && !out.gen.prompt_ids.empty())
+        f.fail("echo", "unsupported", "of a prompt of token ids is supported without stream only");
     } else {
       out.gen.chat = read_messages(f);
     }
@@ -193,12 +267,13 @@ std::string to_json(endpoint kind, const request& req,
   uint32_t completion_tokens = 0;
   for (size_t i = 0; i < replies.size(); ++i) {
     const auto& r = replies[i];
-    json choice = {
-        {"index", i}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.finish_reason)}};
+    json choice = {{"index", i},
+                   {"logprobs", logprobs_of(kind, req, r)},
+                   {"finish_reason", finish_reason(r.finish_reason)}};
     if (kind == endpoint::chat)
       choice["message"] = {{"role", "assistant"}, {"content", r.generated_text}};
     else
-      choice["text"] = r.generated_text;
+      choice["text"] = req.echo ? prompt_text(req, r) + r.generated_text : r.generated_text;
     choices.push_back(std::move(choice));
     completion_tokens += r.tokens_generated;
   }
@@ -230,14 +305,22 @@ std::string data(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
 }  // namespace
 
-std::string chunk_json(endpoint kind, const request& req, const std::string& text, bool first, int64_t created) {
+std::string chunk_json(endpoint kind, const request& req, const messages::stream_chunk& c,
+                       bool first, int64_t created, size_t& text_offset) {
   json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
   if (kind == endpoint::chat) {
-    choice["delta"] = {{"content", text}};
+    choice["delta"] = {{"content", c.text}};
     if (first)
       choice["delta"]["role"] = "assistant";
+    if (req.gen.logprobs >= 0)
+      choice["logprobs"] = chat_logprobs(req, c.logprobs);
   } else {
-    choice["text"] = text;
+    const bool echoed = first && req.echo;  // echo with logprobs is not streamed (parse)
+    choice["text"] = echoed ? req.gen.prompt + c.text : c.text;
+    if (echoed)
+      text_offset += characters(req.gen.prompt);
+    if (req.gen.logprobs >= 0)
+      choice["logprobs"] = completion_logprobs(req, c.logprobs, text_offset);
   }
   return data(chunk(kind, id_of(kind, req.gen.request_id), req.model, created, choice));
 }

@@ -19,7 +19,12 @@ struct request {
   std::string model;           // as the client named it; echoed in answers
   bool include_usage = false;  // stream_options.include_usage
   uint32_t n = 1;              // choices: n generations of the prompt (not streamed)
+  bool echo = false;           // completions: the answer's text starts with the prompt
+  bool tokens_as_ids = false;  // vLLM's return_tokens_as_token_ids: logprobs name "token_id:N"
 };
+
+/// The most alternatives `top_logprobs` (chat) or `logprobs` (completions) may ask for.
+inline constexpr int32_t max_top_logprobs = 20;
 
 /// The most choices one request may ask for (each is a sequence in the batch).
 inline constexpr uint32_t max_choices = 16;
@@ -30,8 +35,11 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& body, c
 /// counted once).
 std::string to_json(endpoint kind, const request& req,
                     const std::vector<messages::generate_reply>& replies, int64_t created);
-/// One streamed chunk of text; the first chat chunk also carries the assistant role.
-std::string chunk_json(endpoint kind, const request& req, const std::string& text, bool first, int64_t created);
+/// One streamed chunk of text (with its tokens' logprobs when asked for); the first chat
+/// chunk also carries the assistant role, the first completion chunk the prompt under
+/// echo. `text_offset` counts the characters streamed so far (completions' text_offset).
+std::string chunk_json(endpoint kind, const request& req, const messages::stream_chunk& c,
+                       bool first, int64_t created, size_t& text_offset);
 /// The last chunk (finish_reason), and the usage chunk when asked for; then "[DONE]".
 std::string final_events(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created);
 

@@ -179,13 +179,17 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
   oreq.gen.client = client_label(lim, req.authorization);
   auto created = unix_now();
   if (oreq.gen.stream) {
-    sse_format fmt{
-      [kind, oreq, created](const messages::stream_chunk& c, bool first) {
-        return openai::chunk_json(kind, oreq, c.text, first, created);
-      },
-      [kind, oreq, created](const messages::generate_reply& r) { return openai::final_events(kind, oreq, r, created); },
-      [](const api_error& e) { return "data: " + openai::error_response(e).body + "\n\ndata: [DONE]\n\n"; },
-      openai::to_api_error, openai::error_response};
+    sse_format fmt{[kind, oreq, created, offset = std::make_shared<size_t>(0)](
+                       const messages::stream_chunk& c, bool first) {
+                     return openai::chunk_json(kind, oreq, c, first, created, *offset);
+                   },
+                   [kind, oreq, created](const messages::generate_reply& r) {
+                     return openai::final_events(kind, oreq, r, created);
+                   },
+                   [](const api_error& e) {
+                     return "data: " + openai::error_response(e).body + "\n\ndata: [DONE]\n\n";
+                   },
+                   openai::to_api_error, openai::error_response};
     return generate_streaming(oreq.gen, svc, std::move(out), std::move(fmt));
   }
   openai_choices(kind, oreq, svc, std::move(out), created);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "caf/meta/type_name.hpp"
+#include "messages/generation.hpp"
 
 namespace adapterd::messages {
 
@@ -14,12 +15,13 @@ struct tokenize_request {
   std::string model;  // empty: the default; as OpenAI's "model" field (base, base:adapter, adapter id)
   std::string text;
   bool add_special_tokens = true;
+  std::vector<chat_turn> chat;  // non-empty: tokenize this chat as generation would (not text)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tokenize_request& x) {
   return f(caf::meta::type_name("adapterd::tokenize_request"), x.request_id, x.model, x.text,
-           x.add_special_tokens);
+           x.add_special_tokens, x.chat);
 }
 
 struct tokenize_reply {

@@ -20,6 +20,33 @@ typename Inspector::result_type inspect(Inspector& f, chat_turn& x) {
   return f(caf::meta::type_name("adapterd::chat_turn"), x.role, x.content);
 }
 
+/// One of the most likely tokens at a position (OpenAI's top_logprobs).
+struct top_logprob {
+  int32_t id = 0;
+  std::string token;  // the bytes it stands for (may cut a UTF-8 character in two)
+  float logprob = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, top_logprob& x) {
+  return f(caf::meta::type_name("adapterd::top_logprob"), x.id, x.token, x.logprob);
+}
+
+/// A token of the output (or, with prompt_logprobs, of the prompt) and its logprob.
+struct token_logprob {
+  int32_t id = 0;
+  std::string token;  // the bytes it stands for
+  float logprob = 0;
+  bool has_logprob = true;  // false for a prompt's first token: nothing comes before it
+  std::vector<top_logprob> top;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_logprob& x) {
+  return f(caf::meta::type_name("adapterd::token_logprob"), x.id, x.token, x.logprob, x.has_logprob,
+           x.top);
+}
+
 struct generate_request {
   std::string request_id;
   std::string prompt;
@@ -46,6 +73,9 @@ struct generate_request {
   uint32_t min_tokens = 0;      // vLLM's: no end-of-sequence token before this many tokens
   int32_t priority = 0;         // lower is served first (vLLM's); equal ones share fairly
   std::string client;           // who asked (a label of the API key, never the key): fairness
+  int32_t logprobs = -1;        // -1: none; N: each output token's logprob and the N likeliest
+  bool prompt_logprobs = false;     // the prompt's tokens' logprobs too (OpenAI's echo)
+  std::vector<int32_t> prompt_ids;  // non-empty: the prompt as token ids (not prompt or chat)
 };
 
 template <class Inspector>
@@ -54,7 +84,8 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
            x.max_new_tokens, x.temperature, x.top_p, x.top_k, x.repetition_penalty,
            x.presence_penalty, x.frequency_penalty, x.logit_bias, x.has_seed, x.seed, x.base_model,
            x.adapter_path, x.prefer_cpu, x.stop, x.stop_token_ids, x.arrival_seq, x.stream,
-           x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client);
+           x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client, x.logprobs,
+           x.prompt_logprobs, x.prompt_ids);
 }
 
 struct generate_reply {
@@ -76,6 +107,9 @@ struct generate_reply {
   int64_t finished_at_us = 0;  // wall clock when its answer was ready
   uint32_t batch_size_max = 0; // the most sequences that ran in one step with this one
   std::string node;            // the worker that served it, through a router
+  std::vector<token_logprob> logprobs;         // per output token, when asked for
+  std::vector<token_logprob> prompt_logprobs;  // per prompt token, when asked for
+  std::string prompt_text;  // a prompt given as ids, decoded (what OpenAI's echo writes)
 };
 
 template <class Inspector>
@@ -83,7 +117,8 @@ typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
   return f(caf::meta::type_name("adapterd::generate_reply"), x.request_id, x.generated_text,
            x.tokens_generated, x.prompt_tokens, x.cached_tokens, x.finish_reason, x.model,
            x.adapter, x.device, x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq,
-           x.started_at_us, x.finished_at_us, x.batch_size_max, x.node);
+           x.started_at_us, x.finished_at_us, x.batch_size_max, x.node, x.logprobs,
+           x.prompt_logprobs, x.prompt_text);
 }
 
 /// Text of a streamed generation as it appears, sent to whoever asked for the stream.
@@ -92,11 +127,13 @@ struct stream_chunk {
   std::string text;
   uint32_t tokens = 0;       // tokens generated so far
   uint64_t arrival_seq = 0;  // the request's, which (unlike a client's X-Request-Id) is unique
+  std::vector<token_logprob> logprobs;  // of the tokens since the last chunk, when asked for
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_chunk& x) {
-  return f(caf::meta::type_name("adapterd::stream_chunk"), x.request_id, x.text, x.tokens, x.arrival_seq);
+  return f(caf::meta::type_name("adapterd::stream_chunk"), x.request_id, x.text, x.tokens,
+           x.arrival_seq, x.logprobs);
 }
 
 }  // namespace adapterd::messages

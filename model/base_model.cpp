@@ -431,6 +431,9 @@ struct generation::impl {
       ban(params.stop_ids);
     }
     auto next = pick.next(logits, history, out.output_ids);
+    if (params.logprobs >= 0)  // the logits as the draw saw them (pick.next processed them)
+      out.logprobs.push_back(
+          logprob_of(logits.data(), logits.size(), next, static_cast<uint32_t>(params.logprobs)));
     out.output_ids.push_back(next);
     history.push_back(next);
     if (!params.ignore_eos
@@ -467,11 +470,25 @@ const generation_output& generation::output() const { return impl_->out; }
 
 namespace {
 
+// Teacher-forced logprobs of the prompt tokens after each row of `logits` (rows for
+// positions from, from + 1, ...): row k predicts ids[from + k + 1].
+void record_prompt_logprobs(const torch::Tensor& logits, const std::vector<int32_t>& ids,
+                            int64_t from, generation::impl& g) {
+  const auto host = logits.to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto vocab = static_cast<size_t>(host.size(1));
+  const float* data = host.data_ptr<float>();
+  const auto top = static_cast<uint32_t>(std::max(0, g.params.logprobs));
+  for (int64_t k = 0; k < host.size(0) && from + k + 1 < static_cast<int64_t>(ids.size()); ++k)
+    g.out.prompt_logprobs.push_back(logprob_of(data + static_cast<size_t>(k) * vocab, vocab,
+                                               ids[static_cast<size_t>(from + k + 1)], top));
+}
+
 // Computes the keys and values of ids[cache.length, end) into the generation's cache, in one
 // pass or `chunk` tokens at a time (less activation memory, same result); the logits after
-// the last of them.
+// the last of them. With `prompt_logprobs`, every row's logits are kept as those (a
+// prompt's first pass only, not a restore's).
 torch::Tensor prefill(const llama_model& model, const std::vector<int32_t>& ids, int64_t end,
-                      int64_t chunk, generation::impl& g) {
+                      int64_t chunk, generation::impl& g, bool prompt_logprobs = false) {
   const int64_t from = g.cache.length;
   if (chunk <= 0)
     chunk = end - from;
@@ -479,13 +496,22 @@ torch::Tensor prefill(const llama_model& model, const std::vector<int32_t>& ids,
   for (int64_t at = from; at < end; at += chunk) {
     auto n = std::min(chunk, end - at);
     std::vector<int64_t> part(ids.begin() + at, ids.begin() + at + n);
-    if (auto fast = model.prefill_cpu(part, g.cache, g.lora)) {  // CPU: the decode kernels
-      last = *fast;
+    if (auto fast =
+            model.prefill_cpu(part, g.cache, g.lora, prompt_logprobs)) {  // CPU: the decode kernels
+      if (prompt_logprobs)
+        record_prompt_logprobs(*fast, ids, at, g);
+      last = fast->narrow(0, fast->size(0) - 1, 1);
       continue;
     }
     auto hidden =
         model.forward(torch::tensor(part, torch::kInt64).to(model.device()), g.cache, g.lora);
-    last = model.logits(hidden.narrow(0, hidden.size(0) - 1, 1));
+    if (prompt_logprobs) {
+      auto all = model.logits(hidden);
+      record_prompt_logprobs(all, ids, at, g);
+      last = all.narrow(0, all.size(0) - 1, 1);
+    } else {
+      last = model.logits(hidden.narrow(0, hidden.size(0) - 1, 1));
+    }
   }
   return last;
 }
@@ -579,7 +605,9 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
       std::lock_guard<std::mutex> lock(impl_->pool_mutex);
       // The last prompt token is always prefilled: its logits give the first new token.
       // Blocks for the prompt and the first new token; make_room() adds more as it grows.
-      auto cache = impl_->pool->take(prompt_len + 1, g->owner(), &prompt_ids, prompt_len - 1);
+      // Prompt logprobs need every prompt row computed: nothing reused for them.
+      auto cache = impl_->pool->take(prompt_len + 1, g->owner(), &prompt_ids,
+                                     params.prompt_logprobs ? 0 : prompt_len - 1);
       if (!cache)
         return make_error(errc::out_of_memory, "the KV pool has no free blocks for "
                                                    + std::to_string(prompt_len + 1) + " tokens");
@@ -603,7 +631,7 @@ result<std::unique_ptr<generation>> base_model::begin(const std::vector<int32_t>
 
 int64_t base_model::adopt_cached_prefix(generation& generation) const {
   auto& g = generation.get();
-  if (!g.prefilling || g.pool == nullptr)
+  if (!g.prefilling || g.pool == nullptr || g.params.prompt_logprobs)
     return 0;
   std::lock_guard<std::mutex> lock(*g.pool_mutex);
   const auto gained = g.pool->adopt(g.cache, g.owner(), g.out.prompt_ids);
@@ -621,7 +649,8 @@ result<bool> base_model::prefill_some(generation& generation, int64_t max_tokens
     const auto prompt_len = static_cast<int64_t>(prompt.size());
     const auto end = std::min(prompt_len, g.cache.length + std::max<int64_t>(1, max_tokens));
     auto start = clock_type::now();
-    auto last = prefill(impl_->model, prompt, end, g.params.prefill_chunk, g);
+    auto last =
+        prefill(impl_->model, prompt, end, g.params.prefill_chunk, g, g.params.prompt_logprobs);
     g.out.prefill_ms += ms_since(start);
     if (g.pool != nullptr) {  // later sequences, and those begun with it, may share it now
       std::lock_guard<std::mutex> lock(*g.pool_mutex);

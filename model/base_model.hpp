@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/llama/kv_blocks.hpp"
+#include "model/llama/logprobs.hpp"
 #include "model/llama/model_config.hpp"
 #include "model/llama/sampler.hpp"
 #include "model/result.hpp"
@@ -77,6 +78,12 @@ struct generation_params {
   uint32_t min_tokens = 0;         // end-of-sequence tokens cannot be sampled before this many
   std::vector<int32_t> stop_ids;   // vLLM's stop_token_ids: generating one ends it ("stop"); it
                                    // is output (its text too, unless special), as vLLM does
+  /// -1: none; N >= 0: each output token's logprob among the logits it was drawn from
+  /// (after bias, penalties and temperature) and the N most likely tokens' (OpenAI's).
+  int32_t logprobs = -1;
+  /// The prompt's tokens' teacher-forced logprobs too (N as logprobs; raw logits), in
+  /// generation_output::prompt_logprobs. Its KV is computed, never taken from the cache.
+  bool prompt_logprobs = false;
 };
 
 struct generation_output {
@@ -87,6 +94,8 @@ struct generation_output {
   double prefill_ms = 0;
   double decode_ms = 0;
   int64_t cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache, not prefill
+  std::vector<token_logprob> logprobs;         // per output token (generation_params::logprobs)
+  std::vector<token_logprob> prompt_logprobs;  // per prompt token after the first
 };
 
 /// One sequence in generation. base_model::begin prefills it and picks its first token;

@@ -121,8 +121,23 @@ TEST_CASE("OpenAI bodies: wrong types, unknown and unsupported fields are 400s b
   };
   const auto c = endpoint::completions, chat = endpoint::chat;
   CHECK(code(c, R"({"prompt":"hi","echo":"yes"})") == "invalid_type");
-  CHECK(code(c, R"({"prompt":"hi","echo":true})") == "unsupported");
+  CHECK(code(c, R"({"prompt":"hi","echo":true})") == "ok");
   CHECK(code(c, R"({"prompt":"hi","echo":false})") == "ok");
+  CHECK(code(c, R"({"prompt":"hi","logprobs":5,"echo":true})") == "ok");
+  CHECK(code(c, R"({"prompt":"hi","logprobs":0,"echo":true,"stream":true})") == "unsupported");
+  CHECK(code(c, R"({"prompt":"hi","logprobs":3,"stream":true})") == "ok");
+  CHECK(code(c, R"({"prompt":"hi","logprobs":21})") == "out_of_range");
+  CHECK(code(c, R"({"prompt":"hi","logprobs":true})") == "invalid_type");
+  CHECK(code(chat,
+             R"({"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":20})")
+        == "ok");
+  CHECK(code(chat, R"({"messages":[{"role":"user","content":"hi"}],"top_logprobs":2})")
+        == "invalid_value");
+  CHECK(code(chat,
+             R"({"messages":[{"role":"user","content":"hi"}],"logprobs":true,"top_logprobs":-1})")
+        == "out_of_range");
+  CHECK(code(chat, R"({"messages":[{"role":"user","content":"hi"}],"logprobs":3})")
+        == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","user":{}})") == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","presence_penalty":"x"})") == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","presence_penalty":0.5,"frequency_penalty":-1})") == "ok");
@@ -140,7 +155,14 @@ TEST_CASE("OpenAI bodies: wrong types, unknown and unsupported fields are 400s b
   CHECK(code(c, R"({"prompt":"hi","n":2,"stream":true})") == "unsupported");
   CHECK(code(c, R"({"prompt":"hi","stream_options":{"include_usage":"yes"}})") == "invalid_type");
   CHECK(code(c, R"({"prompt":"hi","stream_options":{"x":1}})") == "unknown_field");
-  CHECK(code(c, R"({"prompt":[1,2,3]})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":[1,2,3]})") == "ok");  // token ids
+  CHECK(code(c, R"({"prompt":[[1,2,3]]})") == "ok");
+  CHECK(code(c, R"({"prompt":[[1,2],[3]]})") == "unsupported");
+  CHECK(code(c, R"({"prompt":[1,-2]})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":[1,"a"]})") == "invalid_type");
+  CHECK(code(c, R"({"prompt":[[]]})") == "invalid_value");
+  CHECK(code(c, R"({"prompt":[1,2],"echo":true,"stream":true})") == "unsupported");
+  CHECK(code(c, R"({"prompt":[1,2],"return_tokens_as_token_ids":true})") == "ok");
   CHECK(code(c, R"({"prompt":"hi","max_tokens":1e400})") == "invalid_json");
   CHECK(code(chat, R"({"messages":[{"role":"user"}]})") == "missing_field");
   CHECK(code(chat, R"({"messages":[{"role":"wizard","content":"hi"}]})") == "out_of_range");

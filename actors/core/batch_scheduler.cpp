@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/core/logprob_messages.hpp"
 #include "actors/core/model_errors.hpp"
 #include "model/prompt.hpp"
 #include "model/text_generation.hpp"
@@ -37,7 +38,24 @@ struct batch_scheduler::running_generation {
   clock::time_point last_token_at;  // for the inter-token histogram
   int64_t prefill_slice_cap = 0;    // after running out of memory in prefill: smaller slices
   int64_t prefill_steps = 0;        // steps it has spent in prefill, computed or passed over
+  size_t logprobs_sent = 0;         // output tokens whose logprobs went out in a chunk
 };
+
+// Streams the text released since the last chunk, with the logprobs of the tokens since
+// (a token whose text is held back, such as half a character, still sends its logprob).
+void batch_scheduler::send_chunk(running_generation& r) {
+  if (!r.j.on_chunk)
+    return;
+  auto text = r.gen->take_text();
+  const auto& logprobs = r.gen->tokens().output().logprobs;
+  if (text.empty() && r.logprobs_sent == logprobs.size())
+    return;
+  messages::stream_chunk c{r.j.req.request_id, std::move(text),
+                           static_cast<uint32_t>(r.gen->tokens_generated()), r.j.req.arrival_seq};
+  c.logprobs = logprob_messages(logprobs, r.logprobs_sent, r.lease.model->tok());
+  r.logprobs_sent = logprobs.size();
+  r.j.on_chunk(std::move(c));
+}
 
 namespace {
 
@@ -47,8 +65,8 @@ constexpr int64_t prefill_patience = 32;
 
 int64_t wall_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 double ms_between(batch_scheduler::clock::time_point a, batch_scheduler::clock::time_point b) {
@@ -87,13 +105,16 @@ model::generation_params params_for(const messages::generate_request& req, int64
   params.stop_ids = req.stop_token_ids;
   params.ignore_eos = req.ignore_eos;
   params.min_tokens = req.min_tokens;
+  params.logprobs = req.logprobs;
+  params.prompt_logprobs = req.prompt_logprobs;
   params.max_context_tokens = max_context;
   params.pooled_kv = true;
   params.defer_prefill = true;  // prefill() computes the prompt, a slice per step
   return params;
 }
 
-bool past_deadline(const messages::generate_request& req, batch_scheduler::clock::time_point arrived,
+bool past_deadline(const messages::generate_request& req,
+                   batch_scheduler::clock::time_point arrived,
                    batch_scheduler::clock::time_point now) {
   return req.timeout_s > 0 && std::chrono::duration<double>(now - arrived).count() > req.timeout_s;
 }
@@ -107,7 +128,7 @@ std::string timeout_text(double seconds) {
 }  // namespace
 
 batch_scheduler::batch_scheduler(scheduler_limits limits, event_fn events, flush_fn flush)
-  : limits_(limits), events_(std::move(events)), flush_(std::move(flush)) {
+    : limits_(limits), events_(std::move(events)), flush_(std::move(flush)) {
   limits_.max_batch_size = std::max<uint32_t>(1, limits_.max_batch_size);
   stats_.max_batch_size = limits_.max_batch_size;
   stats_.max_queue = limits_.max_queue;
@@ -125,8 +146,9 @@ std::optional<finished_generation> batch_scheduler::enqueue(pending_generation j
   if (waiting_.size() >= limits_.max_queue) {
     ++stats_.rejected;
     messages::failure why{errc::overloaded, "the queue is full (" + std::to_string(waiting_.size())
-                                              + " waiting, max_queue " + std::to_string(limits_.max_queue)
-                                              + "); try again shortly"};
+                                                + " waiting, max_queue "
+                                                + std::to_string(limits_.max_queue)
+                                                + "); try again shortly"};
     return finished_generation{std::move(j), why};
   }
   // The flow: the adapter under the client's key (a newline cannot be in either).
@@ -211,7 +233,8 @@ const messages::generate_request* batch_scheduler::start_lease() {
   return nullptr;
 }
 
-void batch_scheduler::leased(const std::string& id, model_lease lease, std::optional<std::vector<int32_t>> prompt_ids) {
+void batch_scheduler::leased(const std::string& id, model_lease lease,
+                             std::optional<std::vector<int32_t>> prompt_ids) {
   leasing_ = false;
   for (auto& w : waiting_)
     if (w->j.req.request_id == id) {
@@ -280,11 +303,13 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
       std::vector<model::chat_message> chat;
       for (const auto& turn : w.j.req.chat)
         chat.push_back({turn.role, turn.content});
-      auto encoded = model::encode_prompt(model.tok(), w.j.req.prompt, chat, prompt_token_limit(*w.lease));
+      auto encoded =
+          model::encode_prompt(model.tok(), w.j.req.prompt, chat, prompt_token_limit(*w.lease));
       if (!encoded) {
         auto j = std::move(w.j);
         waiting_.pop_front();
-        auto code = encoded.err().code == model::errc::context_overflow ? errc::context_overflow : errc::bad_request;
+        auto code = encoded.err().code == model::errc::context_overflow ? errc::context_overflow
+                                                                        : errc::bad_request;
         fail(std::move(j), code, encoded.err().message, out);
         continue;
       }
@@ -328,7 +353,8 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
       fail(std::move(item->j), why.code, std::move(why.message), out);
       continue;
     }
-    stats_.kv_pool_tokens = model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
+    stats_.kv_pool_tokens =
+        model.kv_pool_tokens();  // the pool of the model in use, shown when idle too
     pool_model_ = item->lease->model;
     auto r = std::make_unique<running_generation>();
     r->j = std::move(item->j);
@@ -512,9 +538,11 @@ void batch_scheduler::decode(std::vector<finished_generation>& out) {
       continue;
     }
     auto alone = model.step({&r.gen->tokens()});
-    events_(alone ? request_event::oom_failed : request_event::oom_recovered, r.j.req.request_id, 0);
+    events_(alone ? request_event::oom_failed : request_event::oom_recovered, r.j.req.request_id,
+            0);
     if (alone) {
-      fail(std::move(r.j), errc::out_of_memory, "out of memory in decode even alone: " + alone->message, out);
+      fail(std::move(r.j), errc::out_of_memory,
+           "out of memory in decode even alone: " + alone->message, out);
       it = running_.erase(it);
     } else {
       ++it;
@@ -523,10 +551,7 @@ void batch_scheduler::decode(std::vector<finished_generation>& out) {
 }
 
 void batch_scheduler::finish(running_generation& r, std::vector<finished_generation>& out) {
-  auto text = r.gen->take_text();
-  if (r.j.on_chunk && !text.empty())
-    r.j.on_chunk({r.j.req.request_id, std::move(text), static_cast<uint32_t>(r.gen->tokens_generated()),
-                  r.j.req.arrival_seq});
+  send_chunk(r);
   auto output = r.gen->output();
   auto now = clock::now();
   messages::generate_reply reply;
@@ -547,6 +572,12 @@ void batch_scheduler::finish(running_generation& r, std::vector<finished_generat
   reply.started_at_us = r.admitted_wall_us;
   reply.finished_at_us = wall_us();
   reply.batch_size_max = r.batch_size_max;
+  const auto& tok = r.lease.model->tok();
+  reply.logprobs = logprob_messages(output.logprobs, 0, tok);
+  if (r.j.req.prompt_logprobs)
+    reply.prompt_logprobs = prompt_logprob_messages(output.prompt_ids, output.prompt_logprobs, tok);
+  if (!r.j.req.prompt_ids.empty())
+    reply.prompt_text = tok.decode(output.prompt_ids, false);
   spdlog::info("gpu-owner {} generated {} tokens in {:.1f} ms (batch up to {})", reply.request_id,
                reply.tokens_generated, reply.generate_ms, reply.batch_size_max);
   events_(request_event::finished, reply.request_id,
@@ -556,12 +587,8 @@ void batch_scheduler::finish(running_generation& r, std::vector<finished_generat
 
 void batch_scheduler::stream_text() {
   for (auto& r : running_)
-    if (r->j.on_chunk && !r->gen->finished()) {
-      auto text = r->gen->take_text();
-      if (!text.empty())
-        r->j.on_chunk({r->j.req.request_id, std::move(text), static_cast<uint32_t>(r->gen->tokens_generated()),
-                       r->j.req.arrival_seq});
-    }
+    if (!r->gen->finished())
+      send_chunk(*r);
 }
 
 std::vector<finished_generation> batch_scheduler::step() {

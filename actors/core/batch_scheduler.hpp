@@ -103,6 +103,7 @@ private:
  void expire(std::vector<finished_generation>& out);
  void finish(running_generation& r, std::vector<finished_generation>& out);
  void stream_text();
+ static void send_chunk(running_generation& r);
  void fail(pending_generation j, messages::errc code, std::string message,
            std::vector<finished_generation>& out);
  std::optional<pending_generation> take_waiting(const std::string& request_id);

@@ -277,8 +277,9 @@ std::optional<torch::Tensor> llama_model::sequence_logits_cpu(const std::vector<
   return decode_batch_cpu(ids, caches, loras);
 }
 
-std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
-                                                      const lora_weights* lora) const {
+std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>& ids,
+                                                      kv_cache& cache, const lora_weights* lora,
+                                                      bool all_logits) const {
   std::vector<const lora_weights*> loras(ids.size(), lora);
   if (ids.empty() || !cpu_decode_ready(loras))
     return std::nullopt;
@@ -286,6 +287,8 @@ std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>
       && ids.size() * static_cast<size_t>(config_.intermediate_size) * 3 * sizeof(float) > activation_limit_bytes_)
     throw std::bad_alloc();  // injected, as in forward()
   std::vector<kv_cache*> caches(ids.size(), &cache);
+  if (all_logits)
+    return decode_batch_cpu(ids, caches, loras);
   return decode_batch_cpu(ids, caches, loras, {ids.size() - 1});
 }
 

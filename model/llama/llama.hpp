@@ -104,10 +104,11 @@ class llama_model {
                              const std::vector<const lora_weights*>& loras) const;
 
   /// Prefill through the CPU decode kernels: `ids` run at positions cache.length ...
-  /// (causal within them) and the logits of the last one come back [1, vocab]; the cache
-  /// grows by ids.size(). Null when this model or adapter cannot use them (see forward()).
+  /// (causal within them) and the logits of the last one come back [1, vocab] (of every
+  /// one [ids.size(), vocab] with all_logits); the cache grows by ids.size(). Null when
+  /// this model or adapter cannot use them (see forward()).
   std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
-                                           const lora_weights* lora) const;
+                                           const lora_weights* lora, bool all_logits = false) const;
 
   /// Teacher-forced logits [ids.size(), vocab] of one sequence through the CPU kernels
   /// (any weight format); null when they cannot run this model or adapter.

@@ -74,6 +74,10 @@ class ApiTest(unittest.TestCase):
                                  ("/tokenize", {"text": 3}, "invalid_type"),
                                  ("/tokenize", {"text": "x", "txt": "y"}, "unknown_field"),
                                  ("/tokenize", {"text": "x", "model": "../../etc"}, "unknown_model"),
+                                 ("/tokenize", {"text": "x", "messages": [{"role": "user", "content": "x"}]},
+                                  "invalid_value"),
+                                 ("/tokenize", {"messages": []}, "missing_field"),
+                                 ("/tokenize", {"messages": [{"role": "wizard", "content": "x"}]}, "out_of_range"),
                                  ("/detokenize", {"ids": [-1]}, "invalid_type"),
                                  ("/detokenize", {"ids": [10 ** 9]}, "bad_request"),
                                  ("/detokenize", {"ids": "1,2"}, "invalid_type")):

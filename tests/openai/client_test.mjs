@@ -128,6 +128,81 @@ await check("n=4 gives four choices, each reproducible by its seed, usage counti
   assert.ok(a.usage.completion_tokens >= 4 && a.usage.completion_tokens <= 24, JSON.stringify(a.usage));
 });
 
+async function post(path, body) {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${apiKey}` },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 200, `${path}: ${r.status}`);
+  return r.json();
+}
+
+// Teacher-forced logprobs of `ids` after `prefix` (token ids), through completions' echo.
+async function teacherForced(model, prefix, ids) {
+  const r = await client.completions.create({
+    model, prompt: [...prefix, ...ids], echo: true, logprobs: 0, max_tokens: 1, temperature: 0,
+    return_tokens_as_token_ids: true,
+  });
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.token_logprobs[0], null);  // nothing comes before the first token
+  assert.deepEqual(lp.tokens.slice(0, prefix.length + ids.length),
+                   [...prefix, ...ids].map((id) => `token_id:${id}`));
+  return lp.token_logprobs.slice(prefix.length, prefix.length + ids.length);
+}
+
+const near = (a, b) => Math.abs(a - b) < 2e-3;
+const tokenIds = (names) => names.map((t) => Number(t.replace("token_id:", "")));
+
+await check("completions logprobs at temperature 1 equal the teacher-forced ones, from /tokenize", async () => {
+  const prompt = "The sea was calm and";
+  const r = await client.completions.create({
+    model: adapter, prompt, max_tokens: 8, temperature: 1, seed: 5, logprobs: 3, return_tokens_as_token_ids: true,
+  });
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.length, r.usage.completion_tokens);
+  for (let i = 0; i < lp.tokens.length; ++i) {
+    const top = Object.entries(lp.top_logprobs[i]);
+    assert.equal(top.length, 3);
+    assert.ok(top.every(([, v]) => v <= 0), JSON.stringify(top));
+    if (lp.tokens[i] in lp.top_logprobs[i]) assert.ok(near(lp.top_logprobs[i][lp.tokens[i]], lp.token_logprobs[i]));
+  }
+  const { ids: prefix } = await post("/tokenize", { model: adapter, text: prompt });
+  const forced = await teacherForced(adapter, prefix, tokenIds(lp.tokens));
+  forced.forEach((v, i) => assert.ok(near(v, lp.token_logprobs[i]), `token ${i}: ${v} vs ${lp.token_logprobs[i]}`));
+  // The same in text: tokens spell the text; text_offset counts from 0.
+  const plain = await client.completions.create({ model: adapter, prompt, max_tokens: 8, temperature: 1, seed: 5, logprobs: 0 });
+  const pieces = plain.choices[0].logprobs.tokens;
+  if (!pieces.some((t) => t.includes("\uFFFD")))  // a token may hold half a character
+    assert.equal(pieces.join(""), plain.choices[0].text);
+  assert.equal(plain.choices[0].logprobs.text_offset[0], 0);
+});
+
+await check("chat logprobs and top_logprobs at temperature 1 equal the teacher-forced ones, streamed too", async () => {
+  const messages = [{ role: "user", content: "Tell me about ships." }];
+  const request = { model: adapter, messages, max_tokens: 8, temperature: 1, seed: 9, logprobs: true, top_logprobs: 2 };
+  const r = await client.chat.completions.create({ ...request, return_tokens_as_token_ids: true });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, r.usage.completion_tokens);
+  for (const t of content) {
+    assert.equal(t.top_logprobs.length, 2);
+    assert.ok(t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob);
+    assert.ok(Array.isArray(t.bytes));
+  }
+  const { ids: prefix } = await post("/tokenize", { model: adapter, messages });
+  const forced = await teacherForced(adapter, prefix, tokenIds(content.map((t) => t.token)));
+  forced.forEach((v, i) => assert.ok(near(v, content[i].logprob), `token ${i}: ${v} vs ${content[i].logprob}`));
+  // Streamed: the chunks' logprobs add up to the whole answer's, and the tokens spell the text.
+  const whole = await client.chat.completions.create(request);
+  const stream = await client.chat.completions.create({ ...request, stream: true });
+  const streamed = [];
+  for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+  assert.deepEqual(streamed.map((t) => t.token), whole.choices[0].logprobs.content.map((t) => t.token));
+  streamed.forEach((t, i) => assert.ok(near(t.logprob, whole.choices[0].logprobs.content[i].logprob)));
+  const text = whole.choices[0].message.content;
+  if (!text.includes("\uFFFD"))  // the tokens' exact bytes spell the text
+    assert.equal(Buffer.from(whole.choices[0].logprobs.content.flatMap((t) => t.bytes)).toString("utf8"), text);
+});
+
 await check("an unknown model is the client's NotFoundError", async () => {
   await assert.rejects(
     client.completions.create({ model: "no-such-model", prompt: "x", max_tokens: 1 }),
