@@ -26,6 +26,8 @@ struct base_model::impl {
   size_t weight_bytes = 0;
   std::unique_ptr<kv_pool> pool;  // null: every generation allocates its own cache
   mutable std::mutex pool_mutex;
+  mutable std::mutex constraints_mutex;
+  mutable std::unique_ptr<constraint_cache> constraints;  // made on the first JSON request
 };
 
 struct lora_adapter::impl {
@@ -263,6 +265,16 @@ result<std::shared_ptr<const base_model>> base_model::load(const std::string& di
   });
 }
 
+result<std::shared_ptr<json_constraint>> base_model::json_constraint_for(
+    const std::string& schema_text) const {
+  std::unique_lock<std::mutex> lock(impl_->constraints_mutex);
+  if (!impl_->constraints)
+    impl_->constraints =
+        std::make_unique<constraint_cache>(impl_->tok, static_cast<size_t>(config().vocab_size));
+  lock.unlock();
+  return impl_->constraints->get(schema_text);
+}
+
 result<std::shared_ptr<const lora_adapter>> base_model::load_adapter(const std::string& dir) const {
   return guarded("loading adapter", [&]() -> result<std::shared_ptr<const lora_adapter>> {
     auto weights = load_lora_weights(dir, impl_->model);
@@ -419,8 +431,39 @@ struct generation::impl {
   bool preempted = false;   // its blocks went back to the pool; restore() computes them again
   bool prefilling = false;  // prompt tokens are left to compute (prefill_some)
 
+  std::optional<json_matcher> matcher;  // where the output stands in params.constraint's JSON
+
+  // Structured output: every token that cannot continue the JSON goes to -inf, and end of
+  // sequence only where the JSON is whole.
+  // False when no token may come next (a schema the vocabulary cannot spell further).
+  bool constrain(const model_config& c) {
+    if (!matcher)
+      matcher = params.constraint->start();
+    const auto allowed = params.constraint->allowed(*matcher);
+    std::vector<std::pair<size_t, float>> eos;  // kept where the JSON may end here
+    if (matcher->can_end())
+      for (auto id : c.eos_ids)
+        if (id >= 0 && static_cast<size_t>(id) < logits.size())
+          eos.emplace_back(static_cast<size_t>(id), logits[static_cast<size_t>(id)]);
+    const size_t known = std::min(allowed->size(), logits.size());
+    for (size_t id = 0; id < logits.size(); ++id)
+      if (id >= known || (*allowed)[id] == 0)
+        logits[id] = -std::numeric_limits<float>::infinity();
+    for (const auto& [id, logit] : eos)
+      logits[id] = logit;
+    return !eos.empty() || std::find(allowed->begin(), allowed->end(), 1) != allowed->end();
+  }
+
+  void end_now(const char* reason) {
+    out.finish_reason = reason;
+    finished = true;
+    out.decode_ms = ms_since(decode_start);
+  }
+
   // Samples the next token from `logits` and decides whether the sequence is done.
   void take_token(const model_config& c) {
+    if (params.constraint && !constrain(c))
+      return end_now("stop");
     if (out.output_ids.size() < params.min_tokens) {  // vLLM's min_tokens: no EOS or stop id yet
       auto ban = [&](const std::vector<int32_t>& ids) {
         for (auto id : ids)
@@ -436,8 +479,13 @@ struct generation::impl {
           logprob_of(logits.data(), logits.size(), next, static_cast<uint32_t>(params.logprobs)));
     out.output_ids.push_back(next);
     history.push_back(next);
-    if (!params.ignore_eos
-        && std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
+    const bool eos = std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end();
+    if (matcher && !eos && !matcher->feed(params.constraint->bytes(next)))
+      out.finish_reason = "stop";  // cannot happen: the mask allowed only continuations
+    else if (matcher && matcher->finished())
+      out.finish_reason = "stop";  // the JSON is whole: nothing may follow it
+    else if (!params.ignore_eos
+             && std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
       out.finish_reason = "eos";
     else if (std::find(params.stop_ids.begin(), params.stop_ids.end(), next)
              != params.stop_ids.end())

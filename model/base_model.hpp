@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "model/grammar/token_masks.hpp"
 #include "model/llama/kv_blocks.hpp"
 #include "model/llama/logprobs.hpp"
 #include "model/llama/model_config.hpp"
@@ -84,6 +85,9 @@ struct generation_params {
   /// The prompt's tokens' teacher-forced logprobs too (N as logprobs; raw logits), in
   /// generation_output::prompt_logprobs. Its KV is computed, never taken from the cache.
   bool prompt_logprobs = false;
+  /// Structured output: only tokens that continue JSON this constraint accepts
+  /// (base_model::json_constraint); it ends ("stop") once the JSON is whole.
+  std::shared_ptr<json_constraint> constraint;
 };
 
 struct generation_output {
@@ -138,6 +142,11 @@ public:
   size_t weight_bytes() const;
 
   result<std::shared_ptr<const lora_adapter>> load_adapter(const std::string& dir) const;
+  /// The constraint for a JSON schema over this model's vocabulary (empty text: any JSON
+  /// object), shared by every request that sends the same schema. errc::invalid_argument
+  /// names what of a schema is not supported.
+  result<std::shared_ptr<json_constraint>> json_constraint_for(
+      const std::string& schema_text) const;
   /// Bytes the adapter in `dir` will take on this model's device.
   result<size_t> estimate_adapter_bytes(const std::string& dir) const;
   /// A copy of `adapter` in host memory (to_host) or back on this model's device.
