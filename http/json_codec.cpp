@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/generate_fields.hpp"
+#include "http/response_format.hpp"
 #include "messages/names.hpp"
 
 namespace adapterd::http {
@@ -99,6 +100,7 @@ std::variant<messages::generate_request, api_error> parse_generate(const std::st
     if (auto n = f.integer("max_new_tokens", 1, lim.max_new_tokens))
       req.max_new_tokens = static_cast<uint32_t>(*n);
     read_sampling(f, req);
+    read_json_schema(f, text, req);
     req.base_model = f.text("base_model").value_or("");
     req.adapter_path = f.text("adapter_path", max_path_bytes).value_or("");
     req.prefer_cpu = f.boolean("prefer_cpu").value_or(false);

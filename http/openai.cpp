@@ -6,6 +6,7 @@
 
 #include "http/chat_messages.hpp"
 #include "http/generate_fields.hpp"
+#include "http/response_format.hpp"
 
 namespace adapterd::http::openai {
 
@@ -147,12 +148,6 @@ void refuse_unsupported(fields& f, endpoint kind) {
     unsupported(f, "tool_choice", "is not supported (only \"none\")");
   if (f.raw("function_call"))
     unsupported(f, "function_call", "is not supported");
-  if (const auto* format = f.object("response_format")) {
-    fields rf(*format, "response_format");
-    if (rf.required_text("type") != "text")
-      rf.fail("type", "unsupported", "is not supported (only \"text\")");
-    rf.refuse_unknown();
-  }
   f.boolean("parallel_tool_calls");
   f.boolean("store");
   f.object("metadata");
@@ -235,6 +230,7 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
       so.refuse_unknown();
     }
     read_logprobs(f, kind, out);
+    read_response_format(f, text, out.gen);
     refuse_unsupported(f, kind);
     if (kind == endpoint::completions) {
       const auto* prompt = f.raw("prompt");

@@ -20,6 +20,13 @@ typename Inspector::result_type inspect(Inspector& f, chat_turn& x) {
   return f(caf::meta::type_name("adapterd::chat_turn"), x.role, x.content);
 }
 
+/// What the output must be (OpenAI's response_format).
+enum class output_format : uint8_t {
+  text,
+  json_object,  // any JSON object
+  json_schema,  // JSON that follows generate_request::json_schema
+};
+
 /// One of the most likely tokens at a position (OpenAI's top_logprobs).
 struct top_logprob {
   int32_t id = 0;
@@ -76,6 +83,8 @@ struct generate_request {
   int32_t logprobs = -1;        // -1: none; N: each output token's logprob and the N likeliest
   bool prompt_logprobs = false;     // the prompt's tokens' logprobs too (OpenAI's echo)
   std::vector<int32_t> prompt_ids;  // non-empty: the prompt as token ids (not prompt or chat)
+  output_format format = output_format::text;
+  std::string json_schema;  // output_format::json_schema: the schema's text, in its key order
 };
 
 template <class Inspector>
@@ -85,7 +94,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
            x.presence_penalty, x.frequency_penalty, x.logit_bias, x.has_seed, x.seed, x.base_model,
            x.adapter_path, x.prefer_cpu, x.stop, x.stop_token_ids, x.arrival_seq, x.stream,
            x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client, x.logprobs,
-           x.prompt_logprobs, x.prompt_ids);
+           x.prompt_logprobs, x.prompt_ids, x.format, x.json_schema);
 }
 
 struct generate_reply {

@@ -8,6 +8,7 @@
 
 #include "messages/catalog.hpp"
 #include "messages/cluster.hpp"
+#include "messages/generation.hpp"
 #include "messages/memory.hpp"
 #include "messages/training.hpp"
 
@@ -33,6 +34,11 @@ template <> struct name_table<cleanup_reason> {
 template <> struct name_table<cleanup_level> {
   static constexpr std::pair<cleanup_level, std::string_view> entries[] = {
     {cleanup_level::flush, "flush"}, {cleanup_level::adapters, "adapters"}, {cleanup_level::all, "all"}};
+};
+template <> struct name_table<output_format> {
+  static constexpr std::pair<output_format, std::string_view> entries[] = {
+    {output_format::text, "text"}, {output_format::json_object, "json_object"},
+    {output_format::json_schema, "json_schema"}};
 };
 template <> struct name_table<node_state> {
   static constexpr std::pair<node_state, std::string_view> entries[] = {
@@ -81,6 +87,9 @@ inline std::string to_string(cleanup_reason v) {
   return std::string(name_of(v));
 }
 inline std::string to_string(cleanup_level v) {
+  return std::string(name_of(v));
+}
+inline std::string to_string(output_format v) {
   return std::string(name_of(v));
 }
 inline std::string to_string(node_state v) {

@@ -480,17 +480,18 @@ struct generation::impl {
     out.output_ids.push_back(next);
     history.push_back(next);
     const bool eos = std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end();
-    if (matcher && !eos && !matcher->feed(params.constraint->bytes(next)))
-      out.finish_reason = "stop";  // cannot happen: the mask allowed only continuations
-    else if (matcher && matcher->finished())
-      out.finish_reason = "stop";  // the JSON is whole: nothing may follow it
-    else if (!params.ignore_eos
-             && std::find(c.eos_ids.begin(), c.eos_ids.end(), next) != c.eos_ids.end())
+    // The mask allowed only continuations, so the feed cannot fail; if it did, the JSON
+    // would end here rather than go on unchecked.
+    const bool json_ends =
+        matcher && !eos && (!matcher->feed(params.constraint->bytes(next)) || matcher->finished());
+    if (!params.ignore_eos && eos)
       out.finish_reason = "eos";
     else if (std::find(params.stop_ids.begin(), params.stop_ids.end(), next)
              != params.stop_ids.end())
       out.finish_reason = "stop";
     else if (on_token && !on_token(next))
+      out.finish_reason = "stop";
+    else if (json_ends)  // after on_token: the last token's text still streams
       out.finish_reason = "stop";
     else if (static_cast<int64_t>(out.output_ids.size()) >= budget)
       out.finish_reason = "length";

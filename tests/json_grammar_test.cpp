@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "model/base_model.hpp"
 #include "model/grammar/json_matcher.hpp"
 #include "model/grammar/json_schema.hpp"
 #include "model/grammar/token_masks.hpp"
@@ -69,7 +70,7 @@ bool valid_person(const json& v) {
 TEST_CASE("a schema's keywords outside the subset are refused by name", "[grammar]") {
   for (const auto& [schema, keyword] : std::vector<std::pair<std::string, std::string>>{
            {R"({"type": "string", "pattern": "a+"})", "pattern"},
-           {R"({"type": "string", "minLength": 2})", "minLength"},
+           {R"({"type": "object", "maxProperties": 2})", "maxProperties"},
            {R"({"oneOf": [{"type": "string"}]})", "oneOf"},
            {R"({"type": "integer", "minimum": 0})", "minimum"},
            {R"({"type": "object", "properties": {"a": {"format": "date"}}})", "format"},
@@ -129,6 +130,21 @@ TEST_CASE("json_object, recursion through $defs, anyOf and a number at the top",
   CHECK(accepts(*either, R"({"a":"x"})"));
   CHECK(accepts(*either, R"({"a":5,"b":null})"));
   CHECK_FALSE(accepts(*either, R"({"a":5})"));
+  auto sized = compile_json_schema(R"({"type": "string", "minLength": 2, "maxLength": 3})");
+  REQUIRE(sized);
+  CHECK(accepts(*sized, R"("ab")"));
+  CHECK(accepts(*sized, R"("a\n")"));
+  CHECK(accepts(*sized, "\"\xc3\xa9\\u00e9x\""));  // characters, not bytes
+  CHECK_FALSE(accepts(*sized, R"("a")"));
+  CHECK_FALSE(accepts(*sized, "\"a\x80\x80\x80\""));  // continuation bytes without a lead
+  CHECK_FALSE(accepts(*sized, "\"a\xc3\""));          // a character cut short
+  CHECK_FALSE(accepts(*sized, "\"a\xff\""));
+  CHECK_FALSE(accepts(*sized, "\"a\xf4\xa7\xb9\xa1\""));  // past U+10FFFF
+  CHECK_FALSE(accepts(*sized, "\"a\xed\xa0\x80\""));      // a surrogate
+  CHECK_FALSE(accepts(*sized, "\"a\xe0\x80\xaf\""));      // overlong
+  CHECK(accepts(*sized, "\"a\xf4\x8f\xbf\xbf\""));
+  CHECK_FALSE(accepts(*sized, R"("abcd")"));
+  CHECK_FALSE(compile_json_schema(R"({"type": "string", "minLength": 4, "maxLength": 3})"));
   auto number = compile_json_schema(R"({"type": "number"})");
   REQUIRE(number);
   json_matcher m(*number);
@@ -178,4 +194,45 @@ TEST_CASE("random walks through a real vocabulary's masks always give valid JSON
     CHECK(valid_person(parsed));
   }
   CHECK(whole >= 10);
+}
+
+TEST_CASE("a constrained generation gives its JSON whole, and ends there", "[grammar][model]") {
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
+  auto model = base_model::load(fixtures_dir() + "/llama/model", load_options{"cpu", 0, "float32"});
+  REQUIRE(model);
+  // Short strings: a model of random weights rarely closes one on its own.
+  auto constraint = (*model)->json_constraint_for(
+      R"({"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"},
+          "tag": {"type": "string", "maxLength": 8}}, "required": ["ok", "n", "tag"], "additionalProperties": false})");
+  REQUIRE(constraint);
+  CHECK_FALSE((*model)->json_constraint_for(R"({"type": "string", "pattern": "x"})"));
+  auto prompt = (*model)->tok().encode("A person:", true);
+  int whole = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    generation_params p;
+    p.max_new_tokens = 300;
+    p.sampling.temperature = 1.0;
+    p.sampling.seed = seed;
+    p.constraint = *constraint;
+    std::vector<int32_t> streamed;  // every token reaches on_token, the last one too
+    auto out = (*model)->generate_ids(prompt, p, nullptr, [&](int32_t id) {
+      streamed.push_back(id);
+      return true;
+    });
+    REQUIRE(out);
+    CHECK(streamed == out->output_ids);
+    if (out->finish_reason == "length")
+      continue;
+    ++whole;
+    CHECK(out->finish_reason == "stop");
+    const auto text = (*model)->tok().decode(out->output_ids, true);
+    auto parsed = json::parse(text, nullptr, false);
+    INFO(text);
+    REQUIRE_FALSE(parsed.is_discarded());
+    CHECK(parsed.size() == 3);
+    CHECK(parsed["ok"].is_boolean());
+    CHECK(parsed["n"].is_number_integer());
+    CHECK(parsed["tag"].is_string());
+  }
+  CHECK(whole >= 3);
 }

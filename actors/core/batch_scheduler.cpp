@@ -317,6 +317,17 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     }
     const auto& ids = *w.prompt_ids;
     auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
+    if (w.j.req.format != messages::output_format::text) {
+      auto constraint = model.json_constraint_for(
+          w.j.req.format == messages::output_format::json_object ? "" : w.j.req.json_schema);
+      if (!constraint) {
+        auto j = std::move(w.j);
+        waiting_.pop_front();
+        fail(std::move(j), errc::bad_request, constraint.err().message, out);
+        continue;
+      }
+      params.constraint = std::move(*constraint);
+    }
     const auto prompt = static_cast<int64_t>(ids.size());
     // A sequence starts with blocks for its prompt and one token and grows a block at a
     // time (make_room). Admission leaves a block for each running sequence to grow into, so

@@ -53,13 +53,14 @@ bool blanks_allowed(const json_matcher::frame& f) {
 }  // namespace
 
 bool json_matcher::frame::operator==(const frame& o) const {
-  return std::tie(node, kind, phase, blanks, count, property, candidates)
-         == std::tie(o.node, o.kind, o.phase, o.blanks, o.count, o.property, o.candidates);
+  return std::tie(node, kind, phase, blanks, utf8_left, count, property, candidates)
+         == std::tie(o.node, o.kind, o.phase, o.blanks, o.utf8_left, o.count, o.property,
+                     o.candidates);
 }
 
 bool json_matcher::frame::operator<(const frame& o) const {
-  return std::tie(node, kind, phase, blanks, count, property, candidates)
-         < std::tie(o.node, o.kind, o.phase, o.blanks, o.count, o.property, o.candidates);
+  return std::tie(node, kind, phase, blanks, utf8_left, count, property, candidates) < std::tie(
+             o.node, o.kind, o.phase, o.blanks, o.utf8_left, o.count, o.property, o.candidates);
 }
 
 json_matcher::json_matcher(const schema_graph& graph) : graph_(&graph) {
@@ -143,7 +144,19 @@ void json_matcher::advance(stack s, uint8_t c, std::vector<stack>& out) const {
     }
 
     case kind_of(node_kind::string):
-    case free_key_kind:
+    case free_key_kind: {
+      // Characters are counted only under minLength/maxLength: elsewhere every position
+      // inside a string is one state, and one cached mask.
+      const bool counted =
+          f.kind == kind_of(node_kind::string) && (n.min_length > 0 || n.max_length != UINT32_MAX);
+      auto one_more = [&] {
+        if (!counted)
+          return true;
+        if (f.count >= n.max_length)
+          return false;
+        ++f.count;
+        return true;
+      };
       if (f.phase == 0) {
         if (c != '"')
           return;
@@ -151,7 +164,11 @@ void json_matcher::advance(stack s, uint8_t c, std::vector<stack>& out) const {
         return keep();
       }
       if (f.phase == 1) {
+        if (f.utf8_left != 0 && (c & 0xC0) != 0x80)
+          return;  // a character cut short
         if (c == '"') {
+          if (counted && f.count < n.min_length)
+            return;
           if (f.kind == free_key_kind) {
             s.pop_back();
             s.back().phase = 3;
@@ -160,16 +177,36 @@ void json_matcher::advance(stack s, uint8_t c, std::vector<stack>& out) const {
           }
           return ended_with();
         }
+        if (c < 0x20)
+          return;
+        // Well-formed UTF-8 only: a continuation byte where a character expects one.
+        // utf8_left: the bytes still to come (low bits), and for the first of them the
+        // narrower range some lead bytes need (high bits): no overlong forms, surrogates,
+        // or code points past U+10FFFF, which a decoder would turn into U+FFFD.
+        if ((c & 0xC0) == 0x80) {
+          const uint8_t left = f.utf8_left & 3, range = f.utf8_left >> 4;
+          if (left == 0 || (range == 1 && c < 0xA0) || (range == 2 && c > 0x9F)
+              || (range == 3 && c < 0x90) || (range == 4 && c > 0x8F))
+            return;
+          f.utf8_left = static_cast<uint8_t>(left - 1);
+          return keep();
+        }
+        if (f.utf8_left != 0 || c == 0xC0 || c == 0xC1 || c >= 0xF5 || !one_more())
+          return;
+        const uint8_t range = c == 0xE0 ? 1 : c == 0xED ? 2 : c == 0xF0 ? 3 : c == 0xF4 ? 4 : 0;
+        f.utf8_left = static_cast<uint8_t>((range << 4)
+                                           | (c >= 0xF0   ? 3
+                                              : c >= 0xE0 ? 2
+                                              : c >= 0xC0 ? 1
+                                                          : 0));
         if (c == '\\')
           f.phase = 2;
-        else if (c < 0x20)
-          return;
         return keep();
       }
       if (f.phase == 2) {
         if (c == 'u') {
           f.phase = 3;
-          f.count = 0;
+          f.property = 0;  // hex digits read
         } else if (std::strchr("\"\\/bfnrt", c) != nullptr && c != 0) {
           f.phase = 1;
         } else {
@@ -179,9 +216,10 @@ void json_matcher::advance(stack s, uint8_t c, std::vector<stack>& out) const {
       }
       if (!hex(c))
         return;
-      if (++f.count == 4)
-        f.phase = 1, f.count = 0;  // back in the string, where the count does not matter
+      if (++f.property == 4)
+        f.phase = 1, f.property = -1;
       return keep();
+    }
 
     case kind_of(node_kind::number):
     case kind_of(node_kind::integer): {
@@ -441,6 +479,7 @@ std::string json_matcher::key() const {
       put(&f.kind, 1);
       put(&f.phase, 1);
       put(&f.blanks, 1);
+      put(&f.utf8_left, 1);
       put(&f.count, sizeof f.count);
       put(&f.property, sizeof f.property);
       put(&f.candidates, sizeof f.candidates);

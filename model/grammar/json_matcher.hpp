@@ -35,9 +35,9 @@ class json_matcher {
     int32_t node = 0;
     uint8_t kind = 0;  // a node_kind, or one of the matcher's own (key, free key)
     uint8_t phase = 0;
-    uint8_t blanks = 0;  // whitespace read at this position
-    uint8_t pad = 0;
-    uint32_t count = 0;  // items read; next property; characters of a key or literal; digits
+    uint8_t blanks = 0;     // whitespace read at this position
+    uint8_t utf8_left = 0;  // continuation bytes the current character still needs
+    uint32_t count = 0;     // items read; next property; characters of a key or literal; digits
     int32_t property = -1;
     uint64_t candidates = 0;  // keys or literals still possible
     bool operator==(const frame& o) const;

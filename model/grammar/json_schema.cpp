@@ -115,9 +115,10 @@ class compiler {
 
   static bool known(const std::string& key) {
     static const std::set<std::string> keywords{
-        "type",  "properties", "required", "additionalProperties",
-        "items", "minItems",   "maxItems", "enum",
-        "const", "anyOf",      "$ref"};
+        "type",      "properties", "required", "additionalProperties",
+        "items",     "minItems",   "maxItems", "minLength",
+        "maxLength", "enum",       "const",    "anyOf",
+        "$ref"};
     return keywords.count(key) != 0 || annotations().count(key) != 0;
   }
 
@@ -126,8 +127,16 @@ class compiler {
       return object(s, where, depth);
     if (type == "array")
       return array(s, where, depth);
-    if (type == "string")
-      return graph_.string;
+    if (type == "string") {
+      if (!s.contains("minLength") && !s.contains("maxLength"))
+        return graph_.string;
+      schema_node n{node_kind::string};
+      n.min_length = bound(s, "minLength", 0, where);
+      n.max_length = bound(s, "maxLength", UINT32_MAX, where);
+      if (n.min_length > n.max_length)
+        throw schema_error(where + ": minLength is above maxLength");
+      return add(n);
+    }
     if (type == "number")
       return graph_.number;
     if (type == "integer")
@@ -178,19 +187,21 @@ class compiler {
     return add(std::move(n));
   }
 
+  static uint32_t bound(const json& s, const char* key, uint32_t fallback,
+                        const std::string& where) {
+    if (!s.contains(key))
+      return fallback;
+    const auto& v = s[key];
+    if (!v.is_number_unsigned() || v.get<uint64_t>() > 100000)
+      throw schema_error(where + ": " + key + " must be an integer from 0 to 100000");
+    return static_cast<uint32_t>(v.get<uint64_t>());
+  }
+
   int32_t array(const json& s, const std::string& where, int depth) {
     schema_node n{node_kind::array};
     n.items = s.contains("items") ? compile(s["items"], where + ".items", depth + 1) : graph_.any;
-    auto bound = [&](const char* key, uint32_t fallback) {
-      if (!s.contains(key))
-        return fallback;
-      const auto& v = s[key];
-      if (!v.is_number_unsigned() || v.get<uint64_t>() > 100000)
-        throw schema_error(where + ": " + key + " must be an integer from 0 to 100000");
-      return static_cast<uint32_t>(v.get<uint64_t>());
-    };
-    n.min_items = bound("minItems", 0);
-    n.max_items = bound("maxItems", UINT32_MAX);
+    n.min_items = bound(s, "minItems", 0, where);
+    n.max_items = bound(s, "maxItems", UINT32_MAX, where);
     if (n.min_items > n.max_items)
       throw schema_error(where + ": minItems is above maxItems");
     return add(n);

@@ -34,7 +34,8 @@ struct schema_node {
   bool free_keys = false;
   int32_t items = -1;
   uint32_t min_items = 0, max_items = UINT32_MAX;
-  std::vector<std::string> literals;  // compact JSON texts
+  uint32_t min_length = 0, max_length = UINT32_MAX;  // string: characters
+  std::vector<std::string> literals;                 // compact JSON texts
   std::vector<int32_t> alternatives;
 };
 
@@ -49,8 +50,8 @@ struct schema_graph {
 inline constexpr size_t max_schema_properties = 64;
 
 /// A JSON Schema text: type (or a list of types), properties, required,
-/// additionalProperties, items, minItems, maxItems, enum, const, anyOf, $ref to $defs or
-/// definitions, and the annotations (title, description, default, examples, $schema,
+/// additionalProperties, items, minItems, maxItems, minLength, maxLength, enum, const, anyOf, $ref
+/// to $defs or definitions, and the annotations (title, description, default, examples, $schema,
 /// $id, strict, $comment). Anything else is errc::invalid_argument naming the keyword.
 result<schema_graph> compile_json_schema(const std::string& schema_text);
 

@@ -203,6 +203,67 @@ await check("chat logprobs and top_logprobs at temperature 1 equal the teacher-f
     assert.equal(Buffer.from(whole.choices[0].logprobs.content.flatMap((t) => t.bytes)).toString("utf8"), text);
 });
 
+// A nested schema for structured outputs, and its validation by hand (the subset it uses).
+const personSchema = {
+  type: "object",
+  properties: {
+    name: { type: "string", maxLength: 12 },
+    age: { type: "integer" },
+    height: { type: ["number", "null"] },
+    pets: {
+      type: "array", maxItems: 3,
+      items: {
+        type: "object",
+        properties: { kind: { enum: ["cat", "dog"] }, legs: { type: "integer" } },
+        required: ["kind", "legs"], additionalProperties: false,
+      },
+    },
+  },
+  required: ["name", "age", "height", "pets"],
+  additionalProperties: false,
+};
+function validPerson(v) {
+  const keys = (o) => Object.keys(o).join(",");
+  return typeof v === "object" && v !== null && keys(v) === "name,age,height,pets"
+    && typeof v.name === "string" && [...v.name].length <= 12 && Number.isInteger(v.age)
+    && (v.height === null || typeof v.height === "number") && Array.isArray(v.pets) && v.pets.length <= 3
+    && v.pets.every((p) => keys(p) === "kind,legs" && ["cat", "dog"].includes(p.kind) && Number.isInteger(p.legs));
+}
+
+await check("strict json_schema chat: 20 completions at temperature 1 (one streamed) all validate", async () => {
+  const request = (seed) => ({
+    model: adapter, messages: [{ role: "user", content: "Describe a person as JSON." }], max_tokens: 400,
+    temperature: 1, seed,
+    response_format: { type: "json_schema", json_schema: { name: "person", strict: true, schema: personSchema } },
+  });
+  const answers = await Promise.all([...Array(19).keys()].map((i) => client.chat.completions.create(request(100 + i))));
+  const texts = answers.map((r) => r.choices[0].message.content);
+  assert.ok(answers.every((r) => r.choices[0].finish_reason === "stop"), answers.map((r) => r.choices[0].finish_reason).join());
+  let streamed = "";
+  for await (const chunk of await client.chat.completions.create({ ...request(7), stream: true }))
+    streamed += chunk.choices[0]?.delta?.content ?? "";
+  texts.push(streamed);
+  for (const t of texts) assert.ok(validPerson(JSON.parse(t)), t);
+  assert.ok(new Set(texts).size > 15, "sampled, not one answer");
+});
+
+await check("json_object gives an object; a schema keyword outside the subset is a 400 naming it", async () => {
+  const r = await client.completions.create({
+    model: adapter, prompt: "JSON:", max_tokens: 300, temperature: 1, seed: 3, response_format: { type: "json_object" },
+  });
+  if (r.choices[0].finish_reason === "stop") {
+    const v = JSON.parse(r.choices[0].text);
+    assert.ok(typeof v === "object" && v !== null && !Array.isArray(v), r.choices[0].text);
+  }
+  await assert.rejects(
+    client.chat.completions.create({
+      model: adapter, messages: [{ role: "user", content: "x" }],
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "a+" } } },
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && /pattern/.test(e.message),
+  );
+});
+
 await check("an unknown model is the client's NotFoundError", async () => {
   await assert.rejects(
     client.completions.create({ model: "no-such-model", prompt: "x", max_tokens: 1 }),
