@@ -445,13 +445,10 @@ struct generation::impl {
       for (auto id : c.eos_ids)
         if (id >= 0 && static_cast<size_t>(id) < logits.size())
           eos.emplace_back(static_cast<size_t>(id), logits[static_cast<size_t>(id)]);
-    const size_t known = std::min(allowed->size(), logits.size());
-    for (size_t id = 0; id < logits.size(); ++id)
-      if (id >= known || (*allowed)[id] == 0)
-        logits[id] = -std::numeric_limits<float>::infinity();
+    allowed->apply(logits.data(), logits.size());
     for (const auto& [id, logit] : eos)
       logits[id] = logit;
-    return !eos.empty() || std::find(allowed->begin(), allowed->end(), 1) != allowed->end();
+    return !eos.empty() || allowed->any();
   }
 
   void end_now(const char* reason) {

@@ -17,6 +17,27 @@
 
 namespace adapterd::model {
 
+/// The token ids allowed next, one bit each (a 150k vocabulary in 19 KB).
+class token_mask {
+ public:
+  explicit token_mask(size_t vocab) : words_((vocab + 63) / 64, 0), vocab_(vocab) {}
+  void allow(int32_t id) {
+    words_[static_cast<size_t>(id) / 64] |= uint64_t(1) << (static_cast<size_t>(id) % 64);
+  }
+  bool allows(int32_t id) const {
+    return id >= 0 && static_cast<size_t>(id) < vocab_
+           && (words_[static_cast<size_t>(id) / 64] >> (static_cast<size_t>(id) % 64) & 1) != 0;
+  }
+  bool any() const;
+  /// logits[id] = -inf for every id below n it does not allow (ids past its vocabulary too).
+  void apply(float* logits, size_t n) const;
+  size_t bytes() const { return words_.size() * sizeof(uint64_t); }
+
+ private:
+  std::vector<uint64_t> words_;
+  size_t vocab_;
+};
+
 /// The bytes each token id stands for, as a trie (special tokens left out: they never
 /// appear inside JSON).
 class vocab_trie {
@@ -40,19 +61,20 @@ class json_constraint {
  public:
   json_constraint(std::shared_ptr<const vocab_trie> trie, schema_graph graph);
   json_matcher start() const { return json_matcher(graph_); }
-  /// One byte per id, 1 where the token may come next in m's state. End of sequence is
-  /// the caller's: allowed where m.can_end().
-  std::shared_ptr<const std::vector<uint8_t>> allowed(const json_matcher& m);
+  /// The tokens that may come next in m's state. End of sequence is the caller's: allowed
+  /// where m.can_end().
+  std::shared_ptr<const token_mask> allowed(const json_matcher& m);
   const std::string& bytes(int32_t id) const { return trie_->bytes(id); }
   size_t vocab() const { return trie_->vocab(); }
 
  private:
-  void walk(int32_t node, const json_matcher& m, std::vector<uint8_t>& mask) const;
+  void walk(int32_t node, const json_matcher& m, token_mask& mask) const;
 
   std::shared_ptr<const vocab_trie> trie_;
   schema_graph graph_;
   std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<const std::vector<uint8_t>>> cache_;
+  std::unordered_map<std::string, std::shared_ptr<const token_mask>> cache_;
+  size_t cached_bytes_ = 0;
 };
 
 /// A model's constraints by schema text, and its trie, made on first use: requests that
