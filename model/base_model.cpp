@@ -26,8 +26,9 @@ struct base_model::impl {
   size_t weight_bytes = 0;
   std::unique_ptr<kv_pool> pool;  // null: every generation allocates its own cache
   mutable std::mutex pool_mutex;
-  mutable std::mutex constraints_mutex;
-  mutable std::unique_ptr<constraint_cache> constraints;  // made on the first JSON request
+  mutable std::mutex constraints_mutex{};
+  mutable std::unique_ptr<constraint_cache> constraints =
+      nullptr;  // made on the first JSON request
 };
 
 struct lora_adapter::impl {
@@ -431,7 +432,8 @@ struct generation::impl {
   bool preempted = false;   // its blocks went back to the pool; restore() computes them again
   bool prefilling = false;  // prompt tokens are left to compute (prefill_some)
 
-  std::optional<json_matcher> matcher;  // where the output stands in params.constraint's JSON
+  std::optional<json_matcher> matcher =
+      std::nullopt;  // where the output stands in params.constraint's JSON
 
   // Structured output: every token that cannot continue the JSON goes to -inf, and end of
   // sequence only where the JSON is whole.

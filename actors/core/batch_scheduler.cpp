@@ -50,8 +50,11 @@ void batch_scheduler::send_chunk(running_generation& r) {
   const auto& logprobs = r.gen->tokens().output().logprobs;
   if (text.empty() && r.logprobs_sent == logprobs.size())
     return;
-  messages::stream_chunk c{r.j.req.request_id, std::move(text),
-                           static_cast<uint32_t>(r.gen->tokens_generated()), r.j.req.arrival_seq};
+  messages::stream_chunk c;
+  c.request_id = r.j.req.request_id;
+  c.text = std::move(text);
+  c.tokens = static_cast<uint32_t>(r.gen->tokens_generated());
+  c.arrival_seq = r.j.req.arrival_seq;
   c.logprobs = logprob_messages(logprobs, r.logprobs_sent, r.lease.model->tok());
   r.logprobs_sent = logprobs.size();
   r.j.on_chunk(std::move(c));

@@ -29,6 +29,8 @@ struct schema_property {
 };
 
 struct schema_node {
+  schema_node() = default;
+  schema_node(node_kind k) : kind(k) {}  // NOLINT: implicit, so that add({node_kind::x}) reads well
   node_kind kind = node_kind::any;
   std::vector<schema_property> properties;
   bool free_keys = false;
