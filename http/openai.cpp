@@ -29,6 +29,17 @@ json usage(const messages::generate_reply& r) {
           {"prompt_tokens_details", {{"cached_tokens", r.cached_tokens}}}};
 }
 
+// n choices of one prompt: the prompt counted once, every choice's tokens.
+json usage_of(const std::vector<messages::generate_reply>& replies) {
+  uint32_t completion_tokens = 0;
+  for (const auto& r : replies)
+    completion_tokens += r.tokens_generated;
+  auto counts = usage(replies.at(0));
+  counts["completion_tokens"] = completion_tokens;
+  counts["total_tokens"] = replies.at(0).prompt_tokens + completion_tokens;
+  return counts;
+}
+
 std::string model_of(const request& req, const messages::generate_reply& r) {
   return req.model.empty() ? r.model : req.model;
 }
@@ -221,8 +232,6 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
     read_sampling(f, out.gen);
     if (auto n = f.integer("n", 1, max_choices)) {
       out.n = static_cast<uint32_t>(*n);
-      if (out.n > 1 && out.gen.stream)
-        f.fail("n", "unsupported", "above 1 is supported without stream only");
     }
     if (const auto* options = f.object("stream_options")) {
       fields so(*options, "stream_options");
@@ -260,7 +269,6 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
 std::string to_json(endpoint kind, const request& req,
                     const std::vector<messages::generate_reply>& replies, int64_t created) {
   json choices = json::array();
-  uint32_t completion_tokens = 0;
   for (size_t i = 0; i < replies.size(); ++i) {
     const auto& r = replies[i];
     json choice = {{"index", i},
@@ -271,18 +279,14 @@ std::string to_json(endpoint kind, const request& req,
     else
       choice["text"] = req.echo ? prompt_text(req, r) + r.generated_text : r.generated_text;
     choices.push_back(std::move(choice));
-    completion_tokens += r.tokens_generated;
   }
   const auto& first = replies.at(0);
-  auto counts = usage(first);
-  counts["completion_tokens"] = completion_tokens;
-  counts["total_tokens"] = first.prompt_tokens + completion_tokens;
   json out = {{"id", id_of(kind, first.request_id)},
               {"object", kind == endpoint::chat ? "chat.completion" : "text_completion"},
               {"created", created},
               {"model", model_of(req, first)},
               {"choices", std::move(choices)},
-              {"usage", std::move(counts)},
+              {"usage", usage_of(replies)},
               {"system_fingerprint", nullptr}};
   return dump(out);
 }
@@ -302,8 +306,8 @@ std::string data(const json& j) { return "data: " + dump(j) + "\n\n"; }
 }  // namespace
 
 std::string chunk_json(endpoint kind, const request& req, const messages::stream_chunk& c,
-                       bool first, int64_t created, size_t& text_offset) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+                       bool first, int64_t created, size_t& text_offset, uint32_t index) {
+  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
   if (kind == endpoint::chat) {
     choice["delta"] = {{"content", c.text}};
     if (first)
@@ -321,20 +325,34 @@ std::string chunk_json(endpoint kind, const request& req, const messages::stream
   return data(chunk(kind, id_of(kind, req.gen.request_id), req.model, created, choice));
 }
 
-std::string final_events(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created) {
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.finish_reason)}};
+std::string choice_end_event(endpoint kind, const request& req, const messages::generate_reply& r,
+                             int64_t created, uint32_t index) {
+  json choice = {
+      {"index", index}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.finish_reason)}};
   if (kind == endpoint::chat)
     choice["delta"] = json::object();
   else
     choice["text"] = "";
-  std::string out = data(chunk(kind, id_of(kind, r.request_id), model_of(req, r), created, choice));
+  return data(chunk(kind, id_of(kind, req.gen.request_id), model_of(req, r), created, choice));
+}
+
+std::string stream_end_events(endpoint kind, const request& req,
+                              const std::vector<messages::generate_reply>& replies,
+                              int64_t created) {
+  std::string out;
   if (req.include_usage) {
-    auto last = chunk(kind, id_of(kind, r.request_id), model_of(req, r), created, json());
+    auto last =
+        chunk(kind, id_of(kind, req.gen.request_id), model_of(req, replies.at(0)), created, json());
     last["choices"] = json::array();
-    last["usage"] = usage(r);
+    last["usage"] = usage_of(replies);
     out += data(last);
   }
   return out + "data: [DONE]\n\n";
+}
+
+std::string final_events(endpoint kind, const request& req, const messages::generate_reply& r,
+                         int64_t created) {
+  return choice_end_event(kind, req, r, created, 0) + stream_end_events(kind, req, {r}, created);
 }
 
 namespace {

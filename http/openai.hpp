@@ -18,7 +18,7 @@ struct request {
   messages::generate_request gen;
   std::string model;           // as the client named it; echoed in answers
   bool include_usage = false;  // stream_options.include_usage
-  uint32_t n = 1;              // choices: n generations of the prompt (not streamed)
+  uint32_t n = 1;              // choices: n generations of the prompt
   bool echo = false;           // completions: the answer's text starts with the prompt
   bool tokens_as_ids = false;  // vLLM's return_tokens_as_token_ids: logprobs name "token_id:N"
 };
@@ -39,7 +39,15 @@ std::string to_json(endpoint kind, const request& req,
 /// chunk also carries the assistant role, the first completion chunk the prompt under
 /// echo. `text_offset` counts the characters streamed so far (completions' text_offset).
 std::string chunk_json(endpoint kind, const request& req, const messages::stream_chunk& c,
-                       bool first, int64_t created, size_t& text_offset);
+                       bool first, int64_t created, size_t& text_offset, uint32_t index = 0);
+/// The last chunk of choice `index` (its finish_reason).
+std::string choice_end_event(endpoint kind, const request& req, const messages::generate_reply& r,
+                             int64_t created, uint32_t index);
+/// Once every choice has ended: the usage chunk when asked for (the prompt counted once),
+/// then "[DONE]".
+std::string stream_end_events(endpoint kind, const request& req,
+                              const std::vector<messages::generate_reply>& replies,
+                              int64_t created);
 /// The last chunk (finish_reason), and the usage chunk when asked for; then "[DONE]".
 std::string final_events(endpoint kind, const request& req, const messages::generate_reply& r, int64_t created);
 

@@ -169,6 +169,78 @@ void openai_choices(openai::endpoint kind, const openai::request& oreq, backend&
   }
 }
 
+// n > 1 choices streamed into one response: each chunk names its choice's index; each
+// choice ends with its own finish_reason chunk, and the usage chunk and [DONE] come once
+// all have ended. The first failure ends the stream (a plain error if nothing was sent).
+void openai_stream_choices(openai::endpoint kind, const openai::request& oreq, backend& svc,
+                           std::shared_ptr<responder> out, int64_t created) {
+  struct shared_stream {
+    std::mutex mutex;
+    bool opened = false, ended = false;
+    size_t left;
+    std::vector<messages::generate_reply> replies;
+    std::vector<size_t> offsets;
+    std::vector<bool> started;
+  };
+  auto all = std::make_shared<shared_stream>();
+  all->left = oreq.n;
+  all->replies.resize(oreq.n);
+  all->offsets.resize(oreq.n, 0);
+  all->started.resize(oreq.n, false);
+  auto open = [all, out] {
+    if (!all->opened) {
+      all->opened = true;
+      out->stream_open();
+    }
+  };
+  for (uint32_t i = 0; i < oreq.n; ++i) {
+    auto gen = oreq.gen;
+    if (i > 0)
+      gen.request_id += "." + std::to_string(i);
+    if (gen.has_seed)
+      gen.seed += i;
+    svc.generate(
+        std::move(gen),
+        [all, out, open, i, kind, oreq, created](messages::stream_chunk c) {
+          try {
+            std::lock_guard<std::mutex> lock(all->mutex);
+            if (all->ended)
+              return;
+            open();
+            const bool first = !all->started[i];
+            all->started[i] = true;
+            out->stream_write(
+                openai::chunk_json(kind, oreq, c, first, created, all->offsets[i], i));
+          } catch (const std::exception& e) {
+            spdlog::error("http {} unexpected failure writing a chunk: {}", out->request_id(),
+                          e.what());
+          }
+        },
+        firewalled<messages::generate_reply>(out, [all, out, open, i, kind, oreq, created](
+                                                      outcome<messages::generate_reply> result) {
+          std::lock_guard<std::mutex> lock(all->mutex);
+          if (all->ended)
+            return;
+          if (auto* reply = std::get_if<messages::generate_reply>(&result)) {
+            open();
+            out->stream_write(openai::choice_end_event(kind, oreq, *reply, created, i));
+            all->replies[i] = std::move(*reply);
+            if (--all->left > 0)
+              return;
+            all->ended = true;
+            out->stream_write(openai::stream_end_events(kind, oreq, all->replies, created));
+            return out->stream_close();
+          }
+          all->ended = true;
+          auto err = openai::to_api_error(std::get<messages::failure>(result));
+          if (!all->opened)
+            return out->respond(openai::error_response(err));
+          out->stream_write("data: " + openai::error_response(err).body + "\n\ndata: [DONE]\n\n");
+          out->stream_close();
+        }));
+  }
+}
+
 void openai_generate(openai::endpoint kind, const request_view& req, backend& svc, const limits& lim,
                      std::shared_ptr<responder> out) {
   auto parsed = openai::parse(kind, req.body, lim);
@@ -178,6 +250,8 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
   oreq.gen.request_id = req.request_id;
   oreq.gen.client = client_label(lim, req.authorization);
   auto created = unix_now();
+  if (oreq.gen.stream && oreq.n > 1)
+    return openai_stream_choices(kind, oreq, svc, std::move(out), created);
   if (oreq.gen.stream) {
     sse_format fmt{[kind, oreq, created, offset = std::make_shared<size_t>(0)](
                        const messages::stream_chunk& c, bool first) {

@@ -264,6 +264,26 @@ await check("json_object gives an object; a schema keyword outside the subset is
   );
 });
 
+await check("n=3 streamed: each choice's chunks add up to its text in the whole answer, usage once", async () => {
+  const request = { model: adapter, prompt: "Three tales", n: 3, max_tokens: 6, temperature: 1, seed: 21 };
+  const whole = await client.completions.create(request);
+  const stream = await client.completions.create({ ...request, stream: true, stream_options: { include_usage: true } });
+  const texts = ["", "", ""];
+  const finishes = [null, null, null];
+  let usage = null;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      texts[c.index] += c.text ?? "";
+      finishes[c.index] = c.finish_reason ?? finishes[c.index];
+    }
+    usage = chunk.usage ?? usage;
+  }
+  assert.deepEqual(texts, whole.choices.map((c) => c.text));
+  assert.deepEqual(finishes, whole.choices.map((c) => c.finish_reason));
+  assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
+  assert.equal(usage.prompt_tokens, whole.usage.prompt_tokens);
+});
+
 await check("an unknown model is the client's NotFoundError", async () => {
   await assert.rejects(
     client.completions.create({ model: "no-such-model", prompt: "x", max_tokens: 1 }),
