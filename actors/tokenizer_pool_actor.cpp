@@ -12,46 +12,48 @@ namespace {
 
 using messages::errc;
 
+std::vector<model::chat_message> chat_of(const std::vector<messages::chat_turn>& turns) {
+  std::vector<model::chat_message> chat;
+  for (const auto& turn : turns)
+    chat.push_back({turn.role, turn.content});
+  return chat;
+}
+
 tokenizer_pool_actor::behavior_type worker_behavior(tokenizer_pool_actor::pointer) {
   return guarded_behavior<tokenizer_pool_actor::behavior_type>(
-    "tokenizer",
-    [](messages::encode_atom, const encode_job& j) -> caf::result<encoded_prompt> {
-      std::vector<model::chat_message> chat;
-      for (const auto& turn : j.chat)
-        chat.push_back({turn.role, turn.content});
-      auto ids = model::encode_prompt(j.model->tok(), j.prompt, chat, j.max_tokens);
-      if (!ids)
-        return from_model_error(ids.err());
-      return encoded_prompt{std::move(*ids)};
-    },
-    [](messages::tokenize_atom, const tokenizer_ref& t, const messages::tokenize_request& req)
-      -> caf::result<messages::tokenize_reply> {
-      messages::tokenize_reply r;
-      r.model = t.name;
-      if (req.chat.empty()) {
-        r.ids = t.tok->encode(req.text, req.add_special_tokens);
-      } else {
-        std::vector<model::chat_message> chat;
-        for (const auto& turn : req.chat)
-          chat.push_back({turn.role, turn.content});
-        auto ids = model::encode_prompt(*t.tok, "", chat);
+      "tokenizer",
+      [](messages::encode_atom, const encode_job& j) -> caf::result<encoded_prompt> {
+        auto ids = model::encode_prompt(j.model->tok(), j.prompt, chat_of(j.chat), j.max_tokens);
         if (!ids)
           return from_model_error(ids.err());
-        r.ids = std::move(*ids);
-      }
-      r.pieces.reserve(r.ids.size());
-      for (auto id : r.ids)
-        r.pieces.push_back(t.tok->token_text(id));
-      return r;
-    },
-    [](messages::detokenize_atom, const tokenizer_ref& t, const messages::detokenize_request& req)
-      -> caf::result<messages::detokenize_reply> {
-      for (auto id : req.ids)
-        if (id < 0 || static_cast<size_t>(id) >= t.tok->vocab_size())
-          return make_failure(errc::bad_request, "id " + std::to_string(id) + " is not in the vocabulary (0 to "
-                                                   + std::to_string(t.tok->vocab_size() - 1) + ")");
-      return messages::detokenize_reply{t.name, t.tok->decode(req.ids, req.skip_special_tokens)};
-    });
+        return encoded_prompt{std::move(*ids)};
+      },
+      [](messages::tokenize_atom, const tokenizer_ref& t,
+         const messages::tokenize_request& req) -> caf::result<messages::tokenize_reply> {
+        messages::tokenize_reply r;
+        r.model = t.name;
+        if (req.chat.empty()) {
+          r.ids = t.tok->encode(req.text, req.add_special_tokens);
+        } else {
+          auto ids = model::encode_prompt(*t.tok, "", chat_of(req.chat));
+          if (!ids)
+            return from_model_error(ids.err());
+          r.ids = std::move(*ids);
+        }
+        r.pieces.reserve(r.ids.size());
+        for (auto id : r.ids)
+          r.pieces.push_back(t.tok->token_text(id));
+        return r;
+      },
+      [](messages::detokenize_atom, const tokenizer_ref& t,
+         const messages::detokenize_request& req) -> caf::result<messages::detokenize_reply> {
+        for (auto id : req.ids)
+          if (id < 0 || static_cast<size_t>(id) >= t.tok->vocab_size())
+            return make_failure(errc::bad_request,
+                                "id " + std::to_string(id) + " is not in the vocabulary (0 to "
+                                    + std::to_string(t.tok->vocab_size() - 1) + ")");
+        return messages::detokenize_reply{t.name, t.tok->decode(req.ids, req.skip_special_tokens)};
+      });
 }
 
 struct pool_state {

@@ -122,6 +122,17 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Choice i of n: its own request id (id, id.1, id.2, ...: a cancel of id reaches them all)
+// and, with a seed, seed + i, so that each choice is reproducible.
+messages::generate_request choice_request(const openai::request& oreq, uint32_t i) {
+  auto gen = oreq.gen;
+  if (i > 0)
+    gen.request_id += "." + std::to_string(i);
+  if (gen.has_seed)
+    gen.seed += i;
+  return gen;
+}
+
 // A whole (not streamed) answer of n choices, n >= 1: n generations of one prompt, queued
 // together. With the prefix cache they
 // share the prompt's KV (the first computes its whole blocks, the others adopt them). A
@@ -139,13 +150,8 @@ void openai_choices(openai::endpoint kind, const openai::request& oreq, backend&
   all->replies.resize(oreq.n);
   all->left = oreq.n;
   for (uint32_t i = 0; i < oreq.n; ++i) {
-    auto gen = oreq.gen;
-    if (i > 0)
-      gen.request_id += "." + std::to_string(i);
-    if (gen.has_seed)
-      gen.seed += i;
     svc.generate(
-        std::move(gen), {},
+        choice_request(oreq, i), {},
         firewalled<messages::generate_reply>(
             out, [all, i, out, kind, oreq, created](outcome<messages::generate_reply> result) {
               std::unique_lock<std::mutex> lock(all->mutex);
@@ -194,13 +200,8 @@ void openai_stream_choices(openai::endpoint kind, const openai::request& oreq, b
     }
   };
   for (uint32_t i = 0; i < oreq.n; ++i) {
-    auto gen = oreq.gen;
-    if (i > 0)
-      gen.request_id += "." + std::to_string(i);
-    if (gen.has_seed)
-      gen.seed += i;
     svc.generate(
-        std::move(gen),
+        choice_request(oreq, i),
         [all, out, open, i, kind, oreq, created](messages::stream_chunk c) {
           try {
             std::lock_guard<std::mutex> lock(all->mutex);

@@ -1,8 +1,9 @@
 // Over 600 lines on purpose: the layer's one face (loading, adapters, KV pool and prefix
 // cache, batched generation and its KV lifecycle: prefill slices, growth, preemption) over
 // llama/. Each part is small; they share base_model::impl and generation::impl (the model,
-// its pool and the pool's lock; a sequence's cache and sampler), which a split would have
-// to expose in a header. The generation lifecycle is the piece to move out first.
+// its pool and the pool's lock; a sequence's cache, sampler, logprobs and JSON matcher),
+// which a split would have to expose in a header. The generation lifecycle is the piece to
+// move out first; the grammar and logprob work already lives in grammar/ and llama/.
 #include "model/base_model.hpp"
 
 #include <chrono>
