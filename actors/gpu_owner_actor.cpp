@@ -100,7 +100,7 @@ void lease_next(self_ptr self) {
   };
   // The prompt is encoded by the tokenizer pool, while this actor goes on stepping the
   // running batch: a long prompt never freezes the other streams.
-  encode_job prompt{id, nullptr, req->prompt, req->chat, 0};
+  encode_job prompt{id, nullptr, req->prompt, req->chat, req->tools, 0};
   auto given_ids = req->prompt_ids;  // a prompt of token ids needs no encoding
   self->request(self->state.supervisor, caf::infinite, messages::acquire_atom_v, std::move(acq))
       .then(

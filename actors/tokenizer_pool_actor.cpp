@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "actors/core/chat_prompt.hpp"
 #include "actors/error_mapping.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/prompt.hpp"
@@ -12,18 +13,12 @@ namespace {
 
 using messages::errc;
 
-std::vector<model::chat_message> chat_of(const std::vector<messages::chat_turn>& turns) {
-  std::vector<model::chat_message> chat;
-  for (const auto& turn : turns)
-    chat.push_back({turn.role, turn.content});
-  return chat;
-}
-
 tokenizer_pool_actor::behavior_type worker_behavior(tokenizer_pool_actor::pointer) {
   return guarded_behavior<tokenizer_pool_actor::behavior_type>(
       "tokenizer",
       [](messages::encode_atom, const encode_job& j) -> caf::result<encoded_prompt> {
-        auto ids = model::encode_prompt(j.model->tok(), j.prompt, chat_of(j.chat), j.max_tokens);
+        auto ids = model::encode_prompt(j.model->tok(), j.prompt, chat_messages_of(j.chat), j.tools,
+                                        j.max_tokens);
         if (!ids)
           return from_model_error(ids.err());
         return encoded_prompt{std::move(*ids)};
@@ -35,7 +30,7 @@ tokenizer_pool_actor::behavior_type worker_behavior(tokenizer_pool_actor::pointe
         if (req.chat.empty()) {
           r.ids = t.tok->encode(req.text, req.add_special_tokens);
         } else {
-          auto ids = model::encode_prompt(*t.tok, "", chat_of(req.chat));
+          auto ids = model::encode_prompt(*t.tok, "", chat_messages_of(req.chat), req.tools);
           if (!ids)
             return from_model_error(ids.err());
           r.ids = std::move(*ids);

@@ -26,6 +26,7 @@ struct encode_job {
   std::shared_ptr<const model::base_model> model;
   std::string prompt;
   std::vector<messages::chat_turn> chat;  // non-empty: rendered with the chat template
+  std::string tools;                      // with chat: the tools offered (JSON text)
   int64_t max_tokens = 0;                 // the context: longer texts are refused unread
 };
 

@@ -8,6 +8,7 @@
 
 #include "http/chat_messages.hpp"
 #include "http/generate_fields.hpp"
+#include "http/tool_fields.hpp"
 
 namespace adapterd::http {
 
@@ -38,12 +39,15 @@ std::variant<T, api_error> decode_body(const std::string& text, Read read) {
 }  // namespace
 
 std::variant<messages::tokenize_request, api_error> parse_tokenize(const std::string& text) {
-  return decode_body<messages::tokenize_request>(text, [](fields& f) {
+  return decode_body<messages::tokenize_request>(text, [&text](fields& f) {
     messages::tokenize_request req;
     if (f.raw("messages") != nullptr) {  // a chat, as its template renders it
       if (f.raw("text") != nullptr)
         f.fail("text", "invalid_value", "cannot be given with messages");
       req.chat = read_messages(f);
+      messages::generate_request offered;  // tools and tool_choice, as generation reads them
+      read_tools(f, text, offered);
+      req.tools = offered.tools;
     } else {
       req.text = f.required_text("text", max_text_bytes);
     }

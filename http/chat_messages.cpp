@@ -5,6 +5,7 @@ namespace adapterd::http {
 namespace {
 
 constexpr size_t max_content_parts = 256;
+constexpr size_t max_tool_calls = 128;
 
 // A message's content: a string or a list of text parts.
 std::string content_text(fields& m, const std::string& where) {
@@ -32,6 +33,34 @@ std::string content_text(fields& m, const std::string& where) {
   return text;
 }
 
+// An assistant turn's tool_calls: [{id, type: "function", function: {name, arguments}}].
+std::vector<messages::tool_call> read_tool_calls(fields& m, const std::string& where) {
+  const auto* list = m.array("tool_calls", max_tool_calls);
+  std::vector<messages::tool_call> calls;
+  if (list == nullptr)
+    return calls;
+  for (size_t i = 0; i < list->size(); ++i) {
+    auto at = where + ".tool_calls[" + std::to_string(i) + "]";
+    if (!(*list)[i].is_object())
+      m.fail("tool_calls", "invalid_type", "must hold tool call objects");
+    fields c((*list)[i], at);
+    messages::tool_call call;
+    call.id = c.text("id").value_or("");
+    if (c.text("type").value_or("function") != "function")
+      c.fail("type", "unsupported", "must be \"function\"");
+    const auto* function = c.object("function");
+    if (function == nullptr)
+      c.fail("function", "missing_field", "is required");
+    c.refuse_unknown();
+    fields fn(*function, at + ".function");
+    call.name = fn.required_text("name", 64);
+    call.arguments = fn.text("arguments", SIZE_MAX).value_or("{}");
+    fn.refuse_unknown();
+    calls.push_back(std::move(call));
+  }
+  return calls;
+}
+
 }  // namespace
 
 std::vector<messages::chat_turn> read_messages(fields& f) {
@@ -45,22 +74,30 @@ std::vector<messages::chat_turn> read_messages(fields& f) {
     fields m(item, where);
     if (!item.is_object())
       f.fail("messages", "invalid_type", "must hold message objects");
-    auto role = m.required_text("role");
-    if (role == "developer")  // OpenAI's newer name for the system message
-      role = "system";
-    if (role != "system" && role != "user" && role != "assistant") {
-      if (role == "tool" || role == "function")
-        m.fail("role", "unsupported", "'" + role + "' is not supported (no tool calls)");
-      m.fail("role", "out_of_range", "must be system, developer, user or assistant");
+    messages::chat_turn turn;
+    turn.role = m.required_text("role");
+    if (turn.role == "developer")  // OpenAI's newer name for the system message
+      turn.role = "system";
+    if (turn.role != "system" && turn.role != "user" && turn.role != "assistant"
+        && turn.role != "tool") {
+      if (turn.role == "function")
+        m.fail("role", "unsupported", "'function' is OpenAI's deprecated form: use tool");
+      m.fail("role", "out_of_range", "must be system, developer, user, assistant or tool");
     }
-    auto content = content_text(m, where);
-    m.text("name");
-    for (const char* name : {"tool_calls", "function_call", "tool_call_id"})
-      if (m.raw(name))
-        m.fail(name, "unsupported", "is not supported (no tool calls)");
+    if (turn.role == "assistant")
+      turn.tool_calls = read_tool_calls(m, where);
+    // An assistant turn that only calls tools may have no content (null).
+    turn.null_content = !turn.tool_calls.empty() && m.raw("content") == nullptr;
+    if (!turn.null_content)
+      turn.content = content_text(m, where);
+    if (turn.role == "tool")
+      turn.tool_call_id = m.required_text("tool_call_id");
+    turn.name = m.text("name").value_or("");
+    if (m.raw("function_call"))
+      m.fail("function_call", "unsupported", "is OpenAI's deprecated form: use tool_calls");
     m.known("refusal");
     m.refuse_unknown();
-    turns.push_back({role, std::move(content)});
+    turns.push_back(std::move(turn));
   }
   return turns;
 }

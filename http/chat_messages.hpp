@@ -12,7 +12,8 @@ namespace adapterd::http {
 /// The most messages one request may hold.
 inline constexpr size_t max_messages = 4096;
 
-/// f's "messages": a non-empty list of {role, content} (content a string or text parts).
+/// f's "messages": a non-empty list of {role, content} (content a string or text parts),
+/// with an assistant turn's tool_calls and a tool turn's tool_call_id.
 std::vector<messages::chat_turn> read_messages(fields& f);
 
 }  // namespace adapterd::http

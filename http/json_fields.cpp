@@ -4,6 +4,13 @@
 
 namespace adapterd::http {
 
+std::string ordered_text(const std::string& body, std::initializer_list<const char*> path) {
+  auto v = nlohmann::ordered_json::parse(body, nullptr, false);
+  for (const char* key : path)
+    v = nlohmann::ordered_json(v[key]);
+  return v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 namespace {
 
 using json = nlohmann::json;

@@ -4,6 +4,7 @@
 // nlohmann's value() or get<T>() on a client's data.
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,6 +31,10 @@ struct field_error {
 /// Parses a request body into a JSON object. An empty body is `{}` when `empty_ok`.
 /// Invalid JSON, another top-level type or nesting beyond max_json_depth: a 400.
 std::variant<nlohmann::json, api_error> parse_object(const std::string& text, bool empty_ok = false);
+
+/// The value at `path` in a body that parse_object accepted, written back in the key order
+/// the client used (a schema's properties, a tool list): nlohmann::json sorts keys.
+std::string ordered_text(const std::string& body, std::initializer_list<const char*> path);
 
 /// Typed, bounded reads of one JSON object's fields. A field that is absent or null reads
 /// as std::nullopt; one of the wrong type or out of bounds throws field_error naming it.

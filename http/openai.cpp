@@ -7,6 +7,7 @@
 #include "http/chat_messages.hpp"
 #include "http/generate_fields.hpp"
 #include "http/response_format.hpp"
+#include "http/tool_fields.hpp"
 
 namespace adapterd::http::openai {
 
@@ -16,7 +17,32 @@ using json = nlohmann::json;
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-const char* finish_reason(const std::string& ours) { return ours == "length" ? "length" : "stop"; }
+// A choice that called tools ends with "tool_calls", as OpenAI's do.
+const char* finish_reason(const messages::generate_reply& r) {
+  if (!r.tool_calls.empty())
+    return "tool_calls";
+  return r.finish_reason == "length" ? "length" : "stop";
+}
+
+json tool_call_json(const messages::tool_call& call) {
+  return {{"id", call.id},
+          {"type", "function"},
+          {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+}
+
+// The assistant's message: with tool calls, content is null when nothing but layout is
+// left around them.
+json chat_message(const messages::generate_reply& r) {
+  json message = {{"role", "assistant"}, {"content", r.generated_text}};
+  if (r.tool_calls.empty())
+    return message;
+  if (r.generated_text.find_first_not_of(" \t\r\n") == std::string::npos)
+    message["content"] = nullptr;
+  message["tool_calls"] = json::array();
+  for (const auto& call : r.tool_calls)
+    message["tool_calls"].push_back(tool_call_json(call));
+  return message;
+}
 
 std::string id_of(endpoint kind, const std::string& request_id) {
   return std::string(kind == endpoint::chat ? "chatcmpl-" : "cmpl-") + request_id;
@@ -152,14 +178,6 @@ void refuse_unsupported(fields& f, endpoint kind) {
       unsupported(f, "suffix", "is not supported");
     return;
   }
-  for (const char* name : {"tools", "functions"})
-    if (const auto* list = f.array(name, 128); list && !list->empty())
-      unsupported(f, name, "is not supported");
-  if (const auto* choice = f.raw("tool_choice"); choice && *choice != "none")
-    unsupported(f, "tool_choice", "is not supported (only \"none\")");
-  if (f.raw("function_call"))
-    unsupported(f, "function_call", "is not supported");
-  f.boolean("parallel_tool_calls");
   f.boolean("store");
   f.object("metadata");
   f.text("service_tier");
@@ -259,6 +277,7 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& text, c
         f.fail("echo", "unsupported", "of a prompt of token ids is supported without stream only");
     } else {
       out.gen.chat = read_messages(f);
+      read_tools(f, text, out.gen);
     }
     f.refuse_unknown();
     out.gen.base_model = out.model;
@@ -271,11 +290,10 @@ std::string to_json(endpoint kind, const request& req,
   json choices = json::array();
   for (size_t i = 0; i < replies.size(); ++i) {
     const auto& r = replies[i];
-    json choice = {{"index", i},
-                   {"logprobs", logprobs_of(kind, req, r)},
-                   {"finish_reason", finish_reason(r.finish_reason)}};
+    json choice = {
+        {"index", i}, {"logprobs", logprobs_of(kind, req, r)}, {"finish_reason", finish_reason(r)}};
     if (kind == endpoint::chat)
-      choice["message"] = {{"role", "assistant"}, {"content", r.generated_text}};
+      choice["message"] = chat_message(r);
     else
       choice["text"] = req.echo ? prompt_text(req, r) + r.generated_text : r.generated_text;
     choices.push_back(std::move(choice));
@@ -306,10 +324,13 @@ std::string data(const json& j) { return "data: " + dump(j) + "\n\n"; }
 }  // namespace
 
 std::string chunk_json(endpoint kind, const request& req, const messages::stream_chunk& c,
-                       bool first, int64_t created, size_t& text_offset, uint32_t index) {
+                       bool first, int64_t created, stream_position& pos, uint32_t index) {
+  const auto id = id_of(kind, req.gen.request_id);
   json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
   if (kind == endpoint::chat) {
-    choice["delta"] = {{"content", c.text}};
+    choice["delta"] = json::object();
+    if (!c.text.empty() || c.tool_calls.empty())
+      choice["delta"]["content"] = c.text;
     if (first)
       choice["delta"]["role"] = "assistant";
     if (req.gen.logprobs >= 0)
@@ -318,17 +339,35 @@ std::string chunk_json(endpoint kind, const request& req, const messages::stream
     const bool echoed = first && req.echo;  // echo with logprobs is not streamed (parse)
     choice["text"] = echoed ? req.gen.prompt + c.text : c.text;
     if (echoed)
-      text_offset += characters(req.gen.prompt);
+      pos.text_offset += characters(req.gen.prompt);
     if (req.gen.logprobs >= 0)
-      choice["logprobs"] = completion_logprobs(req, c.logprobs, text_offset);
+      choice["logprobs"] = completion_logprobs(req, c.logprobs, pos.text_offset);
   }
-  return data(chunk(kind, id_of(kind, req.gen.request_id), req.model, created, choice));
+  std::string out;
+  if (choice.contains("text") || first || choice["delta"].contains("content")
+      || !c.logprobs.empty())
+    out = data(chunk(kind, id, req.model, created, choice));
+  // Each call as OpenAI streams one: its id and name with empty arguments, then the
+  // arguments (whole: a call is released once it has closed).
+  for (const auto& call : c.tool_calls) {
+    json head = tool_call_json(call);
+    head["index"] = pos.tool_calls++;
+    head["function"]["arguments"] = "";
+    json args = {{"index", head["index"]}, {"function", {{"arguments", call.arguments}}}};
+    for (auto* delta : {&head, &args}) {
+      json part = {{"index", index},
+                   {"logprobs", nullptr},
+                   {"finish_reason", nullptr},
+                   {"delta", {{"tool_calls", json::array({std::move(*delta)})}}}};
+      out += data(chunk(kind, id, req.model, created, std::move(part)));
+    }
+  }
+  return out;
 }
 
 std::string choice_end_event(endpoint kind, const request& req, const messages::generate_reply& r,
                              int64_t created, uint32_t index) {
-  json choice = {
-      {"index", index}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r.finish_reason)}};
+  json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish_reason(r)}};
   if (kind == endpoint::chat)
     choice["delta"] = json::object();
   else

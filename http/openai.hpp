@@ -35,11 +35,18 @@ std::variant<request, api_error> parse(endpoint kind, const std::string& body, c
 /// counted once).
 std::string to_json(endpoint kind, const request& req,
                     const std::vector<messages::generate_reply>& replies, int64_t created);
-/// One streamed chunk of text (with its tokens' logprobs when asked for); the first chat
-/// chunk also carries the assistant role, the first completion chunk the prompt under
-/// echo. `text_offset` counts the characters streamed so far (completions' text_offset).
+/// Where a streamed choice stands: the characters streamed so far (completions'
+/// text_offset) and the tool calls sent (their index).
+struct stream_position {
+  size_t text_offset = 0;
+  uint32_t tool_calls = 0;
+};
+
+/// One streamed chunk of text (with its tokens' logprobs when asked for), and two chunks
+/// per tool call it completed (id and name, then arguments). The first chat chunk also
+/// carries the assistant role, the first completion chunk the prompt under echo.
 std::string chunk_json(endpoint kind, const request& req, const messages::stream_chunk& c,
-                       bool first, int64_t created, size_t& text_offset, uint32_t index = 0);
+                       bool first, int64_t created, stream_position& pos, uint32_t index = 0);
 /// The last chunk of choice `index` (its finish_reason).
 std::string choice_end_event(endpoint kind, const request& req, const messages::generate_reply& r,
                              int64_t created, uint32_t index);

@@ -1,21 +1,6 @@
 #include "http/response_format.hpp"
 
-#include <nlohmann/json.hpp>
-
 namespace adapterd::http {
-
-namespace {
-
-// The value at `path` in `body`, written back in the key order the client used (the
-// body has passed parse_object's checks already).
-std::string ordered_text(const std::string& body, std::initializer_list<const char*> path) {
-  auto v = nlohmann::ordered_json::parse(body, nullptr, false);
-  for (const char* key : path)
-    v = nlohmann::ordered_json(v[key]);
-  return v.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
-}  // namespace
 
 void read_response_format(fields& f, const std::string& body, messages::generate_request& gen) {
   const auto* format = f.object("response_format");

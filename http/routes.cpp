@@ -185,13 +185,13 @@ void openai_stream_choices(openai::endpoint kind, const openai::request& oreq, b
     bool opened = false, ended = false;
     size_t left;
     std::vector<messages::generate_reply> replies;
-    std::vector<size_t> offsets;
+    std::vector<openai::stream_position> offsets;
     std::vector<bool> started;
   };
   auto all = std::make_shared<shared_stream>();
   all->left = oreq.n;
   all->replies.resize(oreq.n);
-  all->offsets.resize(oreq.n, 0);
+  all->offsets.resize(oreq.n);
   all->started.resize(oreq.n, false);
   auto open = [all, out] {
     if (!all->opened) {
@@ -254,9 +254,9 @@ void openai_generate(openai::endpoint kind, const request_view& req, backend& sv
   if (oreq.gen.stream && oreq.n > 1)
     return openai_stream_choices(kind, oreq, svc, std::move(out), created);
   if (oreq.gen.stream) {
-    sse_format fmt{[kind, oreq, created, offset = std::make_shared<size_t>(0)](
+    sse_format fmt{[kind, oreq, created, pos = std::make_shared<openai::stream_position>()](
                        const messages::stream_chunk& c, bool first) {
-                     return openai::chunk_json(kind, oreq, c, first, created, *offset);
+                     return openai::chunk_json(kind, oreq, c, first, created, *pos);
                    },
                    [kind, oreq, created](const messages::generate_reply& r) {
                      return openai::final_events(kind, oreq, r, created);

@@ -16,12 +16,13 @@ struct tokenize_request {
   std::string text;
   bool add_special_tokens = true;
   std::vector<chat_turn> chat;  // non-empty: tokenize this chat as generation would (not text)
+  std::string tools;            // with chat: the tools offered, as JSON text (as generation's)
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tokenize_request& x) {
   return f(caf::meta::type_name("adapterd::tokenize_request"), x.request_id, x.model, x.text,
-           x.add_special_tokens, x.chat);
+           x.add_special_tokens, x.chat, x.tools);
 }
 
 struct tokenize_reply {

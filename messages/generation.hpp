@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "caf/meta/type_name.hpp"
+#include "messages/tools.hpp"
 
 namespace adapterd::messages {
 
@@ -13,11 +14,16 @@ namespace adapterd::messages {
 struct chat_turn {
   std::string role;
   std::string content;
+  bool null_content = false;          // content: null (an assistant turn of tool calls only)
+  std::vector<tool_call> tool_calls;  // an assistant turn's calls
+  std::string tool_call_id;           // a tool turn's: the call it answers
+  std::string name;                   // the speaker's name, when given
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, chat_turn& x) {
-  return f(caf::meta::type_name("adapterd::chat_turn"), x.role, x.content);
+  return f(caf::meta::type_name("adapterd::chat_turn"), x.role, x.content, x.null_content,
+           x.tool_calls, x.tool_call_id, x.name);
 }
 
 /// What the output must be (OpenAI's response_format).
@@ -85,6 +91,10 @@ struct generate_request {
   std::vector<int32_t> prompt_ids;  // non-empty: the prompt as token ids (not prompt or chat)
   output_format format = output_format::text;
   std::string json_schema;  // output_format::json_schema: the schema's text, in its key order
+  std::string tools;        // with chat: OpenAI's tools list as JSON text, in its key order
+  tool_choice tool_mode = tool_choice::none;
+  std::string tool_name;            // tool_choice::named: the function that must be called
+  bool parallel_tool_calls = true;  // false: at most one call
 };
 
 template <class Inspector>
@@ -94,7 +104,8 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
            x.presence_penalty, x.frequency_penalty, x.logit_bias, x.has_seed, x.seed, x.base_model,
            x.adapter_path, x.prefer_cpu, x.stop, x.stop_token_ids, x.arrival_seq, x.stream,
            x.timeout_s, x.chat, x.ignore_eos, x.min_tokens, x.priority, x.client, x.logprobs,
-           x.prompt_logprobs, x.prompt_ids, x.format, x.json_schema);
+           x.prompt_logprobs, x.prompt_ids, x.format, x.json_schema, x.tools, x.tool_mode,
+           x.tool_name, x.parallel_tool_calls);
 }
 
 struct generate_reply {
@@ -118,7 +129,8 @@ struct generate_reply {
   std::string node;            // the worker that served it, through a router
   std::vector<token_logprob> logprobs;         // per output token, when asked for
   std::vector<token_logprob> prompt_logprobs;  // per prompt token, when asked for
-  std::string prompt_text;  // a prompt given as ids, decoded (what OpenAI's echo writes)
+  std::string prompt_text;            // a prompt given as ids, decoded (what OpenAI's echo writes)
+  std::vector<tool_call> tool_calls;  // parsed out of the output (which then leaves them out)
 };
 
 template <class Inspector>
@@ -127,7 +139,7 @@ typename Inspector::result_type inspect(Inspector& f, generate_reply& x) {
            x.tokens_generated, x.prompt_tokens, x.cached_tokens, x.finish_reason, x.model,
            x.adapter, x.device, x.queue_ms, x.load_ms, x.generate_ms, x.arrival_seq, x.service_seq,
            x.started_at_us, x.finished_at_us, x.batch_size_max, x.node, x.logprobs,
-           x.prompt_logprobs, x.prompt_text);
+           x.prompt_logprobs, x.prompt_text, x.tool_calls);
 }
 
 /// Text of a streamed generation as it appears, sent to whoever asked for the stream.
@@ -137,12 +149,13 @@ struct stream_chunk {
   uint32_t tokens = 0;       // tokens generated so far
   uint64_t arrival_seq = 0;  // the request's, which (unlike a client's X-Request-Id) is unique
   std::vector<token_logprob> logprobs;  // of the tokens since the last chunk, when asked for
+  std::vector<tool_call> tool_calls;    // calls completed since the last chunk
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stream_chunk& x) {
   return f(caf::meta::type_name("adapterd::stream_chunk"), x.request_id, x.text, x.tokens,
-           x.arrival_seq, x.logprobs);
+           x.arrival_seq, x.logprobs, x.tool_calls);
 }
 
 }  // namespace adapterd::messages

@@ -40,6 +40,11 @@ template <> struct name_table<output_format> {
     {output_format::text, "text"}, {output_format::json_object, "json_object"},
     {output_format::json_schema, "json_schema"}};
 };
+template <> struct name_table<tool_choice> {
+  static constexpr std::pair<tool_choice, std::string_view> entries[] = {
+    {tool_choice::none, "none"}, {tool_choice::automatic, "auto"}, {tool_choice::required, "required"},
+    {tool_choice::named, "named"}};
+};
 template <> struct name_table<node_state> {
   static constexpr std::pair<node_state, std::string_view> entries[] = {
     {node_state::connecting, "connecting"}, {node_state::up, "up"}, {node_state::down, "down"},
@@ -90,6 +95,9 @@ inline std::string to_string(cleanup_level v) {
   return std::string(name_of(v));
 }
 inline std::string to_string(output_format v) {
+  return std::string(name_of(v));
+}
+inline std::string to_string(tool_choice v) {
   return std::string(name_of(v));
 }
 inline std::string to_string(node_state v) {

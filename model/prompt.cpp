@@ -1,5 +1,7 @@
 #include "model/prompt.hpp"
 
+#include "model/tools/tool_syntax.hpp"
+
 namespace adapterd::model {
 
 namespace {
@@ -20,22 +22,34 @@ std::optional<error> too_long(const tokenizer& tok, size_t bytes, int64_t max_to
 }  // namespace
 
 result<std::vector<int32_t>> encode_prompt(const tokenizer& tok, const std::string& text,
-                                           const std::vector<chat_message>& chat, int64_t max_tokens) {
+                                           const std::vector<chat_message>& chat,
+                                           const std::string& tools_json, int64_t max_tokens) {
   if (chat.empty()) {
     if (auto e = too_long(tok, text.size(), max_tokens))
       return *e;
     return tok.encode(text, true);
   }
-  size_t chat_bytes = 0;
-  for (const auto& m : chat)
+  size_t chat_bytes = tools_json.size();
+  for (const auto& m : chat) {
     chat_bytes += m.content.size();
+    for (const auto& call : m.tool_calls)
+      chat_bytes += call.name.size() + call.arguments.size();
+  }
   if (auto e = too_long(tok, chat_bytes, max_tokens))
     return *e;
   if (tok.chat_template().empty())
     return make_error(errc::invalid_argument,
                       "this model has no chat template (tokenizer_config.json has no chat_template): "
                       "use /v1/completions with a plain prompt");
-  chat_template_input input{chat, true, tok.bos_token(), tok.eos_token()};
+  if (!tools_json.empty() && tool_syntax_of(tok.chat_template()) == tool_syntax::none)
+    return make_error(errc::invalid_argument,
+                      "this model's chat template does not take tools (it never reads 'tools'): "
+                      "the model cannot be offered functions to call");
+  chat_template_input input;
+  input.messages = chat;
+  input.bos_token = tok.bos_token();
+  input.eos_token = tok.eos_token();
+  input.tools_json = tools_json;
   const auto& compiled = tok.compiled_chat_template();
   if (!compiled)
     return compiled.err();

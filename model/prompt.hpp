@@ -18,7 +18,12 @@ namespace adapterd::model {
 ///
 /// `max_tokens` (> 0): a text longer than max_tokens tokens could possibly hold, by the
 /// vocabulary's longest token, is errc::context_overflow before any encoding work.
+///
+/// `tools_json` (with chat): OpenAI's tools list, rendered by the template; a template that
+/// never looks at tools is errc::invalid_argument, not a prompt that silently leaves them out.
 result<std::vector<int32_t>> encode_prompt(const tokenizer& tok, const std::string& text,
-                                           const std::vector<chat_message>& chat, int64_t max_tokens = 0);
+                                           const std::vector<chat_message>& chat,
+                                           const std::string& tools_json = "",
+                                           int64_t max_tokens = 0);
 
 }  // namespace adapterd::model

@@ -2,14 +2,18 @@
 
 namespace adapterd::model {
 
-text_generation::text_generation(const base_model& model, std::vector<std::string> stops)
-  : model_(model), decoder_(model.tok(), true), stops_(std::move(stops)) {}
+text_generation::text_generation(const base_model& model, std::vector<std::string> stops,
+                                 std::optional<tool_call_parser> tools)
+    : model_(model),
+      decoder_(model.tok(), true),
+      stops_(std::move(stops)),
+      tools_(std::move(tools)) {}
 
-result<std::unique_ptr<text_generation>> text_generation::start(const base_model& model,
-                                                                const std::vector<int32_t>& prompt_ids,
-                                                                const generation_params& params,
-                                                                const lora_adapter* adapter) {
-  std::unique_ptr<text_generation> t(new text_generation(model, params.stop));
+result<std::unique_ptr<text_generation>> text_generation::start(
+    const base_model& model, const std::vector<int32_t>& prompt_ids,
+    const generation_params& params, const lora_adapter* adapter,
+    std::optional<tool_call_parser> tools) {
+  std::unique_ptr<text_generation> t(new text_generation(model, params.stop, std::move(tools)));
   auto* self = t.get();
   auto g = model.begin(prompt_ids, params, adapter, [self](int32_t id) { return self->on_token(id); });
   if (!g)
@@ -19,28 +23,51 @@ result<std::unique_ptr<text_generation>> text_generation::start(const base_model
 }
 
 bool text_generation::on_token(int32_t id) {
-  auto text = stops_.push(decoder_.push(id));
-  pending_ += text;
-  released_ += text;
+  release(stops_.push(decoder_.push(id)));
   return !stops_.stopped();
 }
 
-std::string text_generation::take_text() {
-  if (finished() && !flushed_) {
-    flushed_ = true;
-    auto rest = stops_.push(decoder_.finish());
-    rest += stops_.finish();
-    pending_ += rest;
-    released_ += rest;
+void text_generation::release(const std::string& text) {
+  auto content = tools_ ? tools_->push(text) : text;
+  pending_ += content;
+  released_ += content;
+}
+
+void text_generation::flush() {
+  if (!finished() || flushed_)
+    return;
+  flushed_ = true;
+  auto rest = stops_.push(decoder_.finish());
+  release(rest + stops_.finish());
+  if (tools_) {
+    auto content = tools_->finish();
+    pending_ += content;
+    released_ += content;
   }
+}
+
+std::string text_generation::take_text() {
+  flush();
   auto out = std::move(pending_);
   pending_.clear();
   return out;
 }
 
-generation_output text_generation::output() const {
+std::vector<parsed_tool_call> text_generation::take_tool_calls() {
+  flush();
+  return tools_ ? tools_->take_calls() : std::vector<parsed_tool_call>{};
+}
+
+std::vector<parsed_tool_call> text_generation::tool_calls() const {
+  return tools_ ? tools_->calls() : std::vector<parsed_tool_call>{};
+}
+
+generation_output text_generation::output() {
+  flush();
   auto out = tokens_->output();
-  out.text = stops_.stopped() ? released_ : model_.tok().decode(out.output_ids, true);
+  // The decode of the whole output is exact where streaming pieces might not be; stop
+  // strings and tool calls cut it, and then the released text is the answer.
+  out.text = stops_.stopped() || tools_ ? released_ : model_.tok().decode(out.output_ids, true);
   return out;
 }
 

@@ -17,6 +17,34 @@ using namespace adapterd::model;
 
 namespace {
 
+// An OpenAI message of the goldens as the server reads it: a call's arguments as JSON text.
+chat_message message_of(const nlohmann::json& m) {
+  chat_message out;
+  out.role = m["role"];
+  out.null_content = m["content"].is_null();
+  out.content = out.null_content ? "" : m["content"].get<std::string>();
+  for (const auto& call : m.value("tool_calls", nlohmann::json::array()))
+    out.tool_calls.push_back({call["id"], call["function"]["name"],
+                              nlohmann::ordered_json(call["function"]["arguments"]).dump()});
+  out.tool_call_id = m.value("tool_call_id", "");
+  return out;
+}
+
+chat_message user_turn(const std::string& content) {
+  chat_message m;
+  m.role = "user";
+  m.content = content;
+  return m;
+}
+
+chat_template_input input_of(std::vector<chat_message> messages) {
+  chat_template_input input;
+  input.messages = std::move(messages);
+  input.bos_token = "<s>";
+  input.eos_token = "</s>";
+  return input;
+}
+
 nlohmann::json goldens() {
   std::ifstream in(std::string(ADAPTERD_TESTS_DIR) + "/data/chat_templates.json");
   REQUIRE(in);
@@ -29,11 +57,18 @@ nlohmann::json goldens() {
 
 TEST_CASE("chat templates render as Jinja2 renders them", "[chat]") {
   auto data = goldens();
-  size_t checked = 0;
+  // Parsed in file order: the tools keep their key order, as the client sent it.
+  std::ifstream in(std::string(ADAPTERD_TESTS_DIR) + "/data/chat_templates.json");
+  auto tools = nlohmann::ordered_json::parse(in)["tools"].dump();
+  size_t checked = 0, with_tools = 0;
   for (const auto& c : data["cases"]) {
     chat_template_input input;
     for (const auto& m : data["conversations"][c["conversation"].get<std::string>()])
-      input.messages.push_back({m["role"], m["content"]});
+      input.messages.push_back(message_of(m));
+    if (c.value("tools", false)) {
+      input.tools_json = tools;
+      ++with_tools;
+    }
     input.add_generation_prompt = c["add_generation_prompt"];
     input.bos_token = data["tokens"]["bos_token"];
     input.eos_token = data["tokens"]["eos_token"];
@@ -51,15 +86,18 @@ TEST_CASE("chat templates render as Jinja2 renders them", "[chat]") {
     }
     ++checked;
   }
-  CHECK(checked == 80);
+  CHECK(checked == 112);
+  CHECK(with_tools == 12);
 }
 
 TEST_CASE("chat templates it cannot render are clear errors", "[chat]") {
   chat_template_input input;
-  input.messages = {{"user", "hi"}};
-  for (const char* bad : {"{% macro m() %}x{% endmacro %}", "{{ messages | selectattr('role') }}",
-                          "{% if true %}unclosed", "{{ 'unterminated }}", "{{ foo( }}", "{% endfor %}",
-                          "{{ messages[0].content.nosuchmethod() }}", "{{ 1 / 0 }}", "{{ 'a' + 1 }}"}) {
+  input.messages = {user_turn("hi")};
+  for (const char* bad :
+       {"{% macro m() %}x{% endmacro %}", "{{ messages | selectattr('role') }}",
+        "{% if true %}unclosed", "{{ 'unterminated }}", "{{ foo( }}", "{% endfor %}",
+        "{{ messages[0].content.nosuchmethod() }}", "{{ 1 / 0 }}", "{{ 'a' + 1 }}",
+        "{{ messages | tojson(sort_keys=true) }}", "{{ 'a' | join(d='-') }}"}) {
     INFO(bad);
     auto out = render_chat_template(bad, input);
     REQUIRE_FALSE(out);
@@ -69,7 +107,7 @@ TEST_CASE("chat templates it cannot render are clear errors", "[chat]") {
 }
 
 TEST_CASE("a template nested beyond the bound is an error, not a stack overflow", "[chat]") {
-  adapterd::model::chat_template_input input{{{"user", "hi"}}, true, "<s>", "</s>"};
+  auto input = input_of({user_turn("hi")});
   for (const std::string& deep : {"{{ " + std::string(100000, '[') + " }}", "{{ " + [] {
                                     std::string s;
                                     for (int i = 0; i < 50000; ++i)
@@ -92,7 +130,7 @@ TEST_CASE(
     "a template's values stay finite: no self-holding namespace, no unbounded nesting, "
     "no unbounded work, no integer overflow",
     "[chat]") {
-  adapterd::model::chat_template_input input{{{"user", "hi"}}, true, "<s>", "</s>"};
+  auto input = input_of({user_turn("hi")});
   auto render = [&](const std::string& source) { return render_chat_template(source, input); };
   // A namespace given itself keeps a copy: Jinja would print the cycle as {...}; it renders.
   auto self = render(
@@ -143,7 +181,7 @@ TEST_CASE(
     for (const auto& [conversation, turns] : data["conversations"].items()) {
       chat_template_input input;
       for (const auto& m : turns)
-        input.messages.push_back({m["role"], m["content"]});
+        input.messages.push_back(message_of(m));
       input.bos_token = data["tokens"]["bos_token"];
       input.eos_token = data["tokens"]["eos_token"];
       auto fresh = render_chat_template(source.get<std::string>(), input);

@@ -42,8 +42,14 @@ messages::gpu_owner_actor::behavior_type echo_gpu_owner(messages::gpu_owner_acto
     [=](messages::generate_atom, messages::generate_request& req) {
       auto sink = caf::actor_cast<messages::chunk_sink>(self->current_sender());
       if (req.stream)
-        for (const char* piece : {"ec", "ho"})
-          self->send(sink, messages::chunk_atom_v, messages::stream_chunk{req.request_id, piece, 1, req.arrival_seq});
+        for (const char* piece : {"ec", "ho"}) {
+          messages::stream_chunk c;
+          c.request_id = req.request_id;
+          c.text = piece;
+          c.tokens = 1;
+          c.arrival_seq = req.arrival_seq;
+          self->send(sink, messages::chunk_atom_v, std::move(c));
+        }
       messages::generate_reply r;
       r.request_id = req.request_id;
       r.generated_text = "echo";

@@ -170,9 +170,103 @@ TEST_CASE("OpenAI bodies: wrong types, unknown and unsupported fields are 400s b
   CHECK(code(chat, R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})") == "unsupported");
   CHECK(code(chat, R"({"messages":[{"role":"user","content":"hi","extra":1}]})") == "unknown_field");
   CHECK(code(chat, R"({"messages":["hi"]})") == "invalid_type");
-  CHECK(code(chat, R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function"}]})") == "unsupported");
   CHECK(code(chat, R"({"messages":[{"role":"developer","content":"be brief"},{"role":"user","content":"hi"}]})")
         == "ok");
+}
+
+TEST_CASE("tools, tool_choice and tool turns: read whole, or refused by field",
+          "[http][hardening][tools]") {
+  using http::openai::endpoint;
+  const http::limits lim;
+  auto parse = [&](const std::string& body) {
+    return http::openai::parse(endpoint::chat, body, lim);
+  };
+  auto code = [&](const std::string& body) {
+    auto r = parse(body);
+    return std::holds_alternative<http::api_error>(r) ? std::get<http::api_error>(r).code
+                                                      : std::string("ok");
+  };
+  const std::string user = R"("messages":[{"role":"user","content":"hi"}])";
+  const std::string tool = R"({"type":"function","function":{"name":"get_weather","description":"d",
+      "parameters":{"type":"object","properties":{"z":{},"a":{}}},"strict":true}})";
+  auto read = parse(
+      "{" + user + R"(,"tools":[)" + tool
+      + R"(],"tool_choice":{"type":"function","function":{"name":"get_weather"}},"parallel_tool_calls":false})");
+  REQUIRE(std::holds_alternative<http::openai::request>(read));
+  const auto& gen = std::get<http::openai::request>(read).gen;
+  CHECK(gen.tool_mode == messages::tool_choice::named);
+  CHECK(gen.tool_name == "get_weather");
+  CHECK_FALSE(gen.parallel_tool_calls);
+  CHECK(gen.tools.find(R"("properties":{"z":{},"a":{}})")
+        != std::string::npos);  // the client's key order
+  auto automatic = parse("{" + user + R"(,"tools":[)" + tool + "]}");
+  CHECK(std::get<http::openai::request>(automatic).gen.tool_mode
+        == messages::tool_choice::automatic);
+  auto none = parse("{" + user + R"(,"tools":[)" + tool + R"(],"tool_choice":"none"})");
+  CHECK(std::get<http::openai::request>(none).gen.tools.empty());  // not offered: not rendered
+  CHECK(code("{" + user + R"(,"tools":[)" + tool + R"(],"tool_choice":"required"})") == "ok");
+  CHECK(code("{" + user + R"(,"tool_choice":"none"})") == "ok");
+  CHECK(code("{" + user + R"(,"tool_choice":"required"})") == "invalid_value");
+  CHECK(code("{" + user + R"(,"tools":[)" + tool + R"(],"tool_choice":"sometimes"})")
+        == "out_of_range");
+  CHECK(code("{" + user + R"(,"tools":[)" + tool + R"(],"tool_choice":3})") == "invalid_type");
+  CHECK(code("{" + user + R"(,"tools":[)" + tool
+             + R"(],"tool_choice":{"type":"function","function":{"name":"other"}}})")
+        == "invalid_value");
+  CHECK(code("{" + user + R"(,"tools":[{"type":"function"}]})") == "missing_field");
+  CHECK(code("{" + user + R"(,"tools":[{"type":"retrieval","function":{"name":"f"}}]})")
+        == "unsupported");
+  CHECK(code("{" + user + R"(,"tools":[{"type":"function","function":{"name":"has space"}}]})")
+        == "invalid_value");
+  CHECK(
+      code(
+          "{" + user
+          + R"(,"tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]})")
+      == "invalid_value");
+  CHECK(code("{" + user
+             + R"(,"tools":[{"type":"function","function":{"name":"f","parameters":[]}}]})")
+        == "invalid_type");
+  CHECK(code("{" + user + R"(,"tools":[{"type":"function","function":{"name":"f","extra":1}}]})")
+        == "unknown_field");
+  CHECK(
+      code(
+          "{" + user
+          + R"(,"tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}})")
+      == "unsupported");
+  CHECK(code("{" + user + R"(,"functions":[{"name":"f"}]})") == "unsupported");
+  CHECK(code("{" + user + R"(,"tools":"all"})") == "invalid_type");
+  // The turns of a tool conversation.
+  const std::string call =
+      R"({"id":"c1","type":"function","function":{"name":"f","arguments":"{\"x\": 1}"}})";
+  auto turns = parse(
+      R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":null,"tool_calls":[)"
+      + call + R"(]},{"role":"tool","tool_call_id":"c1","content":"2"}]})");
+  REQUIRE(std::holds_alternative<http::openai::request>(turns));
+  const auto& chat = std::get<http::openai::request>(turns).gen.chat;
+  REQUIRE(chat.size() == 3);
+  CHECK(chat[1].null_content);
+  REQUIRE(chat[1].tool_calls.size() == 1);
+  CHECK(chat[1].tool_calls[0].arguments == R"({"x": 1})");
+  CHECK(chat[2].tool_call_id == "c1");
+  CHECK(code(R"({"messages":[{"role":"tool","content":"2"}]})") == "missing_field");
+  CHECK(code(R"({"messages":[{"role":"assistant"}]})") == "missing_field");
+  CHECK(
+      code(
+          R"({"messages":[{"role":"assistant","tool_calls":[{"function":{"name":"f","arguments":{}}}]}]})")
+      == "invalid_type");
+  CHECK(
+      code(
+          R"({"messages":[{"role":"assistant","tool_calls":[{"type":"code","function":{"name":"f"}}]}]})")
+      == "unsupported");
+  CHECK(code(R"({"messages":[{"role":"assistant","tool_calls":"f"}]})") == "invalid_type");
+  CHECK(code(R"({"messages":[{"role":"function","content":"x"}]})") == "unsupported");
+  CHECK(code(R"({"messages":[{"role":"assistant","content":"x","function_call":{}}]})")
+        == "unsupported");
+  // The completions API has no tools.
+  CHECK(std::get<http::api_error>(
+            http::openai::parse(endpoint::completions, R"({"prompt":"x","tools":[]})", lim))
+            .code
+        == "unknown_field");
 }
 
 TEST_CASE("every route is in the table: exact methods, 404, 405 with Allow, HEAD", "[http][hardening]") {

@@ -7,8 +7,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/core/chat_prompt.hpp"
 #include "actors/core/logprob_messages.hpp"
 #include "actors/core/model_errors.hpp"
+#include "actors/core/output_rules.hpp"
 #include "model/prompt.hpp"
 #include "model/text_generation.hpp"
 
@@ -47,12 +49,14 @@ void batch_scheduler::send_chunk(running_generation& r) {
   if (!r.j.on_chunk)
     return;
   auto text = r.gen->take_text();
+  auto calls = r.gen->take_tool_calls();
   const auto& logprobs = r.gen->tokens().output().logprobs;
-  if (text.empty() && r.logprobs_sent == logprobs.size())
+  if (text.empty() && calls.empty() && r.logprobs_sent == logprobs.size())
     return;
   messages::stream_chunk c;
   c.request_id = r.j.req.request_id;
   c.text = std::move(text);
+  c.tool_calls = tool_call_messages(calls);
   c.tokens = static_cast<uint32_t>(r.gen->tokens_generated());
   c.arrival_seq = r.j.req.arrival_seq;
   c.logprobs = logprob_messages(logprobs, r.logprobs_sent, r.lease.model->tok());
@@ -303,11 +307,9 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     if (!running_.empty() && running_.front()->lease.model != w.lease->model)
       break;  // another model: after this batch drains
     if (!w.prompt_ids) {
-      std::vector<model::chat_message> chat;
-      for (const auto& turn : w.j.req.chat)
-        chat.push_back({turn.role, turn.content});
       auto encoded =
-          model::encode_prompt(model.tok(), w.j.req.prompt, chat, prompt_token_limit(*w.lease));
+          model::encode_prompt(model.tok(), w.j.req.prompt, chat_messages_of(w.j.req.chat),
+                               w.j.req.tools, prompt_token_limit(*w.lease));
       if (!encoded) {
         auto j = std::move(w.j);
         waiting_.pop_front();
@@ -320,17 +322,14 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     }
     const auto& ids = *w.prompt_ids;
     auto params = params_for(w.j.req, w.lease->kv_reserve_tokens);
-    if (w.j.req.format != messages::output_format::text) {
-      auto constraint = model.json_constraint_for(
-          w.j.req.format == messages::output_format::json_object ? "" : w.j.req.json_schema);
-      if (!constraint) {
-        auto j = std::move(w.j);
-        waiting_.pop_front();
-        fail(std::move(j), errc::bad_request, constraint.err().message, out);
-        continue;
-      }
-      params.constraint = std::move(*constraint);
+    auto rules = output_rules_for(model, w.j.req);
+    if (!rules) {
+      auto j = std::move(w.j);
+      waiting_.pop_front();
+      fail(std::move(j), errc::bad_request, rules.err().message, out);
+      continue;
     }
+    params.constraint = rules->constraint;
     const auto prompt = static_cast<int64_t>(ids.size());
     // A sequence starts with blocks for its prompt and one token and grows a block at a
     // time (make_room). Admission leaves a block for each running sequence to grow into, so
@@ -361,7 +360,8 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     auto item = std::move(waiting_.front());
     waiting_.pop_front();
     order_.served(item->ticket);
-    auto gen = model::text_generation::start(model, ids, params, item->lease->adapter.get());
+    auto gen = model::text_generation::start(model, ids, params, item->lease->adapter.get(),
+                                             std::move(rules->tools));
     if (!gen) {
       auto why = to_failure(gen.err());
       fail(std::move(item->j), why.code, std::move(why.message), out);
@@ -571,6 +571,7 @@ void batch_scheduler::finish(running_generation& r, std::vector<finished_generat
   messages::generate_reply reply;
   reply.request_id = r.j.req.request_id;
   reply.generated_text = output.text;
+  reply.tool_calls = tool_call_messages(r.gen->tool_calls());
   reply.tokens_generated = static_cast<uint32_t>(output.output_ids.size());
   reply.prompt_tokens = static_cast<uint32_t>(output.prompt_ids.size());
   reply.cached_tokens = static_cast<uint32_t>(output.cached_tokens);

@@ -14,9 +14,20 @@
 
 namespace adapterd::model {
 
+/// A call an assistant turn made (OpenAI's tool_calls[i]).
+struct chat_tool_call {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text; an object reaches the template as a dict, as vLLM does
+};
+
 struct chat_message {
   std::string role;
   std::string content;
+  bool null_content = false;  // OpenAI's content: null (an assistant turn of tool calls only)
+  std::vector<chat_tool_call> tool_calls;  // the key is absent from the message when empty
+  std::string tool_call_id;                // a tool turn's; absent when empty
+  std::string name;                        // absent when empty
 };
 
 struct chat_template_input {
@@ -24,6 +35,7 @@ struct chat_template_input {
   bool add_generation_prompt = true;
   std::string bos_token;
   std::string eos_token;
+  std::string tools_json;  // a JSON list of OpenAI tool objects; empty: tools is none
 };
 
 /// A template parsed once, rendered for each request. Immutable once compiled: any thread
@@ -44,6 +56,7 @@ class chat_template {
 };
 
 /// compile, then render: the prompt `source` makes of `input`.
-result<std::string> render_chat_template(const std::string& source, const chat_template_input& input);
+result<std::string> render_chat_template(const std::string& source,
+                                         const chat_template_input& input);
 
 }  // namespace adapterd::model

@@ -24,7 +24,7 @@ int64_t int_of(double d) {
 }
 
 // json.dumps as transformers' tojson calls it: ", " and ": " on one line, or indented.
-std::string python_json(const nlohmann::json& j, int indent) {
+std::string python_json(const nlohmann::ordered_json& j, int indent) {
   if (indent >= 0 || !j.is_structured())
     return j.dump(indent, ' ', false);
   std::string out(1, j.is_array() ? '[' : '{');
@@ -33,7 +33,7 @@ std::string python_json(const nlohmann::json& j, int indent) {
     out += first ? "" : ", ";
     first = false;
     if (j.is_object())
-      out += nlohmann::json(it.key()).dump(-1, ' ', false) + ": ";
+      out += nlohmann::ordered_json(it.key()).dump(-1, ' ', false) + ": ";
     out += python_json(*it, indent);
   }
   return out + (j.is_array() ? ']' : '}');

@@ -187,8 +187,18 @@ class expr_parser {
     while (accept("|")) {
       auto filter = name();
       std::vector<expr_ptr> args;
-      if (accept("("))
-        args = call_arguments().positional;
+      if (accept("(")) {
+        auto given = call_arguments();
+        args = given.positional;
+        // A keyword argument the filter would ignore is an error, never a silently other
+        // prompt; tool templates call tojson(indent=4).
+        for (const auto& [key, e] : given.named) {
+          if (filter != "tojson" || key != "indent" || !args.empty())
+            throw template_error("unsupported keyword argument '" + key + "' of filter '" + filter
+                                 + "'");
+          args.push_back(e);
+        }
+      }
       left = make([=](scope_stack& s) {
         std::vector<value> vs;
         for (const auto& a : args)

@@ -93,7 +93,7 @@ std::string repr(const value& v) {
   return str(v);
 }
 
-nlohmann::json to_json_value(const value& v) {
+nlohmann::ordered_json to_json_value(const value& v) {
   switch (v.kind) {
     case value::undefined:
     case value::none: return nullptr;
@@ -102,19 +102,54 @@ nlohmann::json to_json_value(const value& v) {
     case value::number: return v.d;
     case value::string: return v.s;
     case value::list: {
-      auto out = nlohmann::json::array();
+      auto out = nlohmann::ordered_json::array();
       for (const auto& x : *v.l)
         out.push_back(to_json_value(x));
       return out;
     }
     case value::dict: {
-      auto out = nlohmann::json::object();
+      auto out = nlohmann::ordered_json::object();
       for (const auto& [k, x] : *v.m)
         out[k] = to_json_value(x);
       return out;
     }
   }
   return nullptr;
+}
+
+namespace {
+
+value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  if (depth > max_value_depth)
+    throw template_error("values nest deeper than " + std::to_string(max_value_depth) + " levels");
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::boolean: return value::of(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer: return value::of(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned:
+      return j.get<uint64_t>() <= INT64_MAX ? value::of(static_cast<int64_t>(j.get<uint64_t>()))
+                                            : value::of(j.get<double>());
+    case nlohmann::ordered_json::value_t::number_float: return value::of(j.get<double>());
+    case nlohmann::ordered_json::value_t::string: return value::of(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::array: {
+      auto out = value::new_list();
+      for (const auto& x : j)
+        out.push(from_json_at(x, depth + 1));
+      return out;
+    }
+    case nlohmann::ordered_json::value_t::object: {
+      auto out = value::new_dict();
+      for (const auto& [k, x] : j.items())
+        out.put(k, from_json_at(x, depth + 1));
+      return out;
+    }
+    default: return value::null();
+  }
+}
+
+}  // namespace
+
+value from_json_value(const nlohmann::ordered_json& j) {
+  return from_json_at(j, 0);
 }
 
 namespace {

@@ -102,7 +102,10 @@ bool truthy(const value& v);
 std::string python_float(double d);
 std::string str(const value& v);
 std::string repr(const value& v);
-nlohmann::json to_json_value(const value& v);
+// In the value's own key order, as Python's json.dumps writes a dict.
+nlohmann::ordered_json to_json_value(const value& v);
+// A JSON document (tools, a call's arguments) as the template sees it after json.loads.
+value from_json_value(const nlohmann::ordered_json& j);
 bool equal(const value& a, const value& b);
 // A copy that shares no container with v: a namespace keeps what it is given this way, so no
 // container can ever hold itself.

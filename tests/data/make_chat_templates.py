@@ -5,6 +5,7 @@ controls). The C++ renderer must produce the same text. Run with a Python that h
     python3 tests/data/make_chat_templates.py > tests/data/chat_templates.json
 """
 import json
+import os
 
 import jinja2
 import jinja2.ext
@@ -21,6 +22,12 @@ TEMPLATES = {
     # Constructs newer templates use: namespace, slicing, is-tests, filters, loop controls.
     "constructs": "{%- set ns = namespace(system='', seen=0) -%}\n{%- for m in messages -%}\n  {%- if m.role == 'system' -%}{%- set ns.system = m.content -%}{%- continue -%}{%- endif -%}\n  {%- set ns.seen = ns.seen + 1 -%}\n  [{{ loop.index }}/{{ loop.length }}|{{ m['role'] | upper }}|{{ m.content | length }}|{{ m.content[:3] }}|{{ m.content[-2:] }}]\n  {%- if m.content is string and m.missing is not defined %}ok{% endif %}\n  {%- if loop.last %}!{% endif %}\n{% endfor -%}\nsystem={{ ns.system if ns.system else 'none' }} seen={{ ns.seen }} {{ 7 // 2 }} {{ 7 % 3 }} {{ -1 % 3 }} {{ 1 ~ 2 }} {{ [1, 2, 3] | join('-') }} {{ {'a': 1}.get('b', 'dflt') }} {{ 'x' in 'xyz' }} {{ range(3) | list | length }} {{ 'A,B'.split(',') | first }}\n{%- for x in [1, 2, 3, 4] if x is even %}{{ x }}{% if x == 2 %}{% break %}{% endif %}{% endfor %}\n{%+ if true %}  kept{% endif %}\n",
 }
+# Templates that take tools (transformers' apply_chat_template(tools=...)), as published.
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL_TEMPLATES = ["llama-3.1", "qwen2.5"]
+for name in TOOL_TEMPLATES:
+    with open(os.path.join(HERE, "templates", name + ".jinja"), encoding="utf-8") as f:
+        TEMPLATES[name] = f.read()
 
 CONVERSATIONS = {
     "user": [{"role": "user", "content": "Hello there!"}],
@@ -32,6 +39,36 @@ CONVERSATIONS = {
     "not-alternating": [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}],
 }
 
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather now in a city.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "description": "The city's name, e.g. Paris"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}}, "required": ["city"]}}}
+TIME = {"type": "function", "function": {"name": "get_time", "description": "Local time, ISO 8601: \u00e9t\u00e9",
+                                          "parameters": {"type": "object", "properties": {}}}}
+TOOLS = [WEATHER, TIME]
+# Conversations rendered with TOOLS; an assistant's call has arguments as a dict, as vLLM
+# hands them to templates (OpenAI's JSON string, parsed).
+TOOL_CONVERSATIONS = {
+    "tools+user": [{"role": "user", "content": "What is the weather in Paris?"}],
+    "tools+system+call+result": [
+        {"role": "system", "content": "Use the tools."},
+        {"role": "user", "content": "Weather in Oslo, in celsius?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": {"city": "Oslo", "unit": "celsius"}}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "-3 C, snow"},
+        {"role": "assistant", "content": "It is -3 C and snowing in Oslo."},
+        {"role": "user", "content": "And the time?"}],
+    "tools+two-results": [
+        {"role": "user", "content": "Time and weather?"},
+        {"role": "assistant", "content": "Checking.", "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "get_time", "arguments": {}}},
+            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "12:00"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "sunny"}],
+}
+
 TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
 
 
@@ -41,19 +78,30 @@ def main():
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
 
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        # transformers' own tojson: no key sorting, no HTML escaping (not Jinja2's default)
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
     env.globals["raise_exception"] = raise_exception
+    env.filters["tojson"] = tojson
     cases = []
     for name, source in TEMPLATES.items():
         template = env.from_string(source)
-        for conv_name, messages in CONVERSATIONS.items():
+        conversations = dict(CONVERSATIONS, **(TOOL_CONVERSATIONS if name in TOOL_TEMPLATES else {}))
+        for conv_name, messages in conversations.items():
+            tools = TOOLS if conv_name in TOOL_CONVERSATIONS else None
             for add in (True, False):
                 case = {"template": name, "conversation": conv_name, "add_generation_prompt": add}
+                if tools:
+                    case["tools"] = True
                 try:
-                    case["expected"] = template.render(messages=messages, add_generation_prompt=add, **TOKENS)
+                    case["expected"] = template.render(messages=messages, tools=tools, add_generation_prompt=add,
+                                                       **TOKENS)
                 except jinja2.exceptions.TemplateError as e:
                     case["error"] = str(e)
                 cases.append(case)
-    print(json.dumps({"templates": TEMPLATES, "conversations": CONVERSATIONS, "tokens": TOKENS, "cases": cases},
+    print(json.dumps({"templates": TEMPLATES, "conversations": dict(CONVERSATIONS, **TOOL_CONVERSATIONS),
+                      "tools": TOOLS, "tokens": TOKENS, "cases": cases},
                      indent=1, ensure_ascii=False))
 
 

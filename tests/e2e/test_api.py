@@ -3,6 +3,7 @@ the tokenizer endpoints against Hugging Face's ids for every fixture vocabulary,
 management, API and admin keys, and /metrics."""
 import json
 import os
+import shutil
 import subprocess
 import unittest
 
@@ -19,6 +20,28 @@ def auth(key):
     return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
 
 
+def tool_model(model, root, template):
+    """A copy of the tiny model whose chat template is a tool-calling family's, as published
+    (tests/data/templates)."""
+    path = os.path.join(root, f"tools-{template}")
+    shutil.copytree(model, path)
+    config_path = os.path.join(path, "tokenizer_config.json")
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    with open(os.path.join(REPO, "tests", "data", "templates", f"{template}.jinja"), encoding="utf-8") as f:
+        config["chat_template"] = f.read()
+    with open(config_path, "w", encoding="utf-8") as f:
+        json.dump(config, f)
+    # Room for the tool instructions, which this byte-level vocabulary spells out long.
+    model_config_path = os.path.join(path, "config.json")
+    with open(model_config_path, encoding="utf-8") as f:
+        model_config = json.load(f)
+    model_config["max_position_embeddings"] = 4096
+    with open(model_config_path, "w", encoding="utf-8") as f:
+        json.dump(model_config, f)
+    return path
+
+
 class ApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -27,6 +50,7 @@ class ApiTest(unittest.TestCase):
         for name, key in (("api-keys", API_KEY), ("admin-keys", ADMIN_KEY)):
             with open(os.path.join(root, name), "w") as f:
                 f.write(f"# one key per line\n{key}\n")
+        cls.tool_models = [tool_model(cls.models.model, root, name) for name in ("llama-3.1", "qwen2.5")]
         cls.server = cls.models.server(
             f"--model-roots={root}:{FIXTURES}", f"--api-keys-file={root}/api-keys",
             f"--admin-keys-file={root}/admin-keys", f"--adapters=pirate={cls.models.adapter}")
@@ -41,7 +65,7 @@ class ApiTest(unittest.TestCase):
 
     def test_openai_npm_client(self):
         proc = subprocess.run(["node", os.path.join(REPO, "tests", "openai", "client_test.mjs"),
-                               str(self.server.port), "pirate", API_KEY],
+                               str(self.server.port), "pirate", API_KEY, *self.tool_models],
                               capture_output=True, text=True, timeout=300)
         print("\n" + proc.stdout.strip())
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)

@@ -1,12 +1,13 @@
 // adapterd through the official openai npm client and a Prometheus text-format parser.
-// Usage: node client_test.mjs PORT ADAPTER_ID API_KEY
+// Usage: node client_test.mjs PORT ADAPTER_ID API_KEY [TOOL_MODEL ...]
 // Checks completions and chat, streamed and not, with the base model and with an adapter,
-// /v1/models and /v1/models/{id}, the client's error for an unknown model, and that /metrics parses.
+// /v1/models and /v1/models/{id}, the client's error for an unknown model, that /metrics
+// parses, and tool calls on each TOOL_MODEL (a model whose chat template takes tools).
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 
-const [port, adapter, apiKey] = process.argv.slice(2);
+const [port, adapter, apiKey, ...toolModels] = process.argv.slice(2);
 const baseURL = `http://127.0.0.1:${port}/v1`;
 const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 60_000 });
 
@@ -283,6 +284,101 @@ await check("n=3 streamed: each choice's chunks add up to its text in the whole 
   assert.equal(usage.completion_tokens, whole.usage.completion_tokens);
   assert.equal(usage.prompt_tokens, whole.usage.prompt_tokens);
 });
+
+// Tool calls. A model of random weights never calls a tool of its own accord, so the calls
+// here are forced (a named function, or "required"), which the grammar enforces; "auto"
+// must still answer, with text or calls. Short strings: random weights seldom close one.
+const weatherTool = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "The weather now in a city.",
+    parameters: {
+      type: "object",
+      properties: { city: { type: "string", maxLength: 8 }, unit: { enum: ["celsius", "fahrenheit"] } },
+      required: ["city", "unit"],
+      additionalProperties: false,
+    },
+  },
+};
+const timeTool = { type: "function", function: { name: "get_time", parameters: { type: "object", properties: {}, additionalProperties: false } } };
+const toolChat = [{ role: "user", content: "Weather in Oslo?" }];
+
+function checkCall(call, names) {
+  assert.equal(call.type, "function");
+  assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+  assert.ok(names.includes(call.function.name), call.function.name);
+  const args = JSON.parse(call.function.arguments);
+  if (call.function.name === "get_weather") {
+    assert.deepEqual(Object.keys(args), ["city", "unit"]);
+    assert.equal(typeof args.city, "string");
+    assert.ok([...args.city].length <= 8);
+    assert.ok(["celsius", "fahrenheit"].includes(args.unit));
+  } else {
+    assert.deepEqual(args, {});
+  }
+}
+
+// The first of a few seeds whose answer is whole (random weights may pad JSON to the limit).
+async function wholeAnswer(params) {
+  for (let seed = 1; seed <= 6; seed++) {
+    const r = await client.chat.completions.create({ ...params, seed, temperature: 1, max_tokens: 200 });
+    if (r.choices[0].finish_reason !== "length") return { r, seed };
+  }
+  throw new Error("no seed gave a whole answer");
+}
+
+for (const model of toolModels) {
+  const name = model.split("/").pop();
+  await check(`a named tool call (${name})`, async () => {
+    const { r } = await wholeAnswer({ model, messages: toolChat, tools: [weatherTool, timeTool],
+                                      tool_choice: { type: "function", function: { name: "get_weather" } } });
+    const msg = r.choices[0].message;
+    assert.equal(r.choices[0].finish_reason, "tool_calls");
+    assert.equal(msg.content, null);
+    assert.equal(msg.tool_calls.length, 1);
+    assert.equal(msg.tool_calls[0].function.name, "get_weather");
+    checkCall(msg.tool_calls[0], ["get_weather"]);
+  });
+
+  await check(`required tool calls streamed equal the whole answer (${name})`, async () => {
+    const params = { model, messages: toolChat, tools: [weatherTool, timeTool], tool_choice: "required" };
+    const { r: whole, seed } = await wholeAnswer(params);
+    const calls = whole.choices[0].message.tool_calls;
+    assert.ok(calls.length >= 1);
+    for (const call of calls) checkCall(call, ["get_weather", "get_time"]);
+    // The client's own stream helper puts the deltas back together.
+    const stream = client.chat.completions.stream({ ...params, seed, temperature: 1, max_tokens: 200 });
+    const done = [];
+    stream.on("tool_calls.function.arguments.done", (e) => done.push(e.name));
+    const streamed = await stream.finalChatCompletion();
+    const got = streamed.choices[0].message.tool_calls;
+    assert.equal(streamed.choices[0].finish_reason, "tool_calls");
+    assert.deepEqual(got.map((c) => [c.function.name, c.function.arguments]),
+                     calls.map((c) => [c.function.name, c.function.arguments]));
+    assert.deepEqual(done, calls.map((c) => c.function.name));
+    for (const call of got) checkCall(call, ["get_weather", "get_time"]);
+  });
+
+  await check(`a conversation with a tool result goes on (${name})`, async () => {
+    const { r } = await wholeAnswer({ model, messages: toolChat, tools: [weatherTool],
+                                      tool_choice: { type: "function", function: { name: "get_weather" } } });
+    const call = r.choices[0].message.tool_calls[0];
+    const messages = [...toolChat, r.choices[0].message, { role: "tool", tool_call_id: call.id, content: "-3C/snowing" }];
+    const next = await client.chat.completions.create({ model, messages, tools: [weatherTool], max_tokens: 8, temperature: 0 });
+    const m = next.choices[0].message;
+    assert.ok(typeof m.content === "string" || m.tool_calls.length > 0);
+    // The call and its result are in the prompt the template rendered.
+    const tok = async (body) => (await (await fetch(`http://127.0.0.1:${port}/tokenize`, {
+      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${apiKey}` },
+      body: JSON.stringify({ model, ...body }) })).json());
+    const withResult = await tok({ messages, tools: [weatherTool] });
+    const before = await tok({ messages: toolChat, tools: [weatherTool] });
+    assert.ok(withResult.pieces.join("").includes("snowing"));
+    assert.ok(withResult.count > before.count + 10);
+    assert.equal(next.usage.prompt_tokens, withResult.count);
+  });
+}
 
 await check("an unknown model is the client's NotFoundError", async () => {
   await assert.rejects(
