@@ -322,6 +322,7 @@ std::string to_json(const messages::health_report& r) {
         {"cancelled", r.batch.cancelled},
         {"timed_out", r.batch.timed_out},
         {"preempted", r.batch.preempted},
+        {"fair_pauses", r.batch.fair_pauses},
         {"adapters", adapter_loads_json(r.batch.adapters)}}},
       {"role", r.role},
       {"training_jobs", r.training_jobs},

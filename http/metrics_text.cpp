@@ -156,6 +156,9 @@ std::string prometheus_text(const messages::health_report& h) {
   w.counter("adapterd_preemptions_total",
             "Times a sequence gave its KV blocks back so that others could grow.",
             static_cast<double>(b.preempted));
+  w.counter("adapterd_fair_pauses_total",
+            "Times a sequence paused so that a flow without a place in the full batch got one.",
+            static_cast<double>(b.fair_pauses));
   w.gauge("adapterd_process_resident_memory_bytes", "Resident set size of the process.", static_cast<double>(h.rss_bytes));
   w.gauge("adapterd_device_memory_allocated_bytes", "GPU memory allocated (0 without a GPU).", h.gpu_allocated_mb * 1048576.0);
   w.gauge("adapterd_device_memory_reserved_bytes", "GPU memory reserved by the caching allocator.", h.gpu_reserved_mb * 1048576.0);

@@ -66,6 +66,7 @@ struct batch_state {
   uint64_t cancelled = 0;       // clients that went away
   uint64_t timed_out = 0;       // requests past their timeout_s
   uint64_t preempted = 0;       // times a sequence gave its KV blocks back for others to grow
+  uint64_t fair_pauses = 0;     // times a sequence gave its place to a flow that had none
   uint64_t prompt_tokens = 0;    // prompt tokens prefilled
   uint64_t generated_tokens = 0; // tokens decoded
   std::vector<adapter_load> adapters;  // by name; only those with requests waiting or running
@@ -79,8 +80,8 @@ typename Inspector::result_type inspect(Inspector& f, batch_state& x) {
   return f(caf::meta::type_name("adapterd::batch_state"), x.waiting, x.running, x.max_batch_size,
            x.max_queue, x.last_batch_size, x.steps, x.step_rows, x.kv_pool_tokens, x.kv_pool_used,
            x.kv_blocks_total, x.kv_blocks_used, x.kv_blocks_cached, x.prefix_lookups, x.prefix_hits,
-           x.cached_tokens, x.rejected, x.cancelled, x.timed_out, x.preempted, x.prompt_tokens,
-           x.generated_tokens, x.adapters, x.batch_sizes, x.ttft_s, x.itl_s);
+           x.cached_tokens, x.rejected, x.cancelled, x.timed_out, x.preempted, x.fair_pauses,
+           x.prompt_tokens, x.generated_tokens, x.adapters, x.batch_sizes, x.ttft_s, x.itl_s);
 }
 
 }  // namespace adapterd::messages

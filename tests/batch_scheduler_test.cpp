@@ -2,6 +2,7 @@
 // the KV pool, cancellation, and tokens that do not depend on the batch.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -477,6 +478,62 @@ TEST_CASE("scheduler: one adapter flooding the queue does not hold back another'
   CHECK(c.order[1] == "quiet");
   CHECK(c.order[2] == "other-key");
   CHECK(c.order[3] == "flood1");
+}
+
+TEST_CASE(
+    "scheduler: a full batch pauses the flood's youngest for a flow without a place, "
+    "and the paused one resumes token for token",
+    "[scheduler][fair]") {
+  tiny_world w(4096);
+  std::map<std::string, size_t> adapter_of;
+  auto long_request = [&](const std::string& id, size_t adapter) {
+    auto r = greedy_request(id, "a long story about " + id, 24);
+    r.ignore_eos = true;
+    r.adapter_path = adapter == 1 ? "flooding" : "quiet";
+    adapter_of[id] = adapter;
+    return r;
+  };
+  // Alone: each request's tokens with nobody else in the batch.
+  collector alone;
+  for (const auto* id : {"flood0", "flood1", "quiet"}) {
+    auto s = make_scheduler(1);
+    REQUIRE_FALSE(s.enqueue(alone.make(long_request(id, std::string(id) == "quiet" ? 2 : 1))));
+    run_all(s, w, alone, adapter_of);
+  }
+
+  auto s = make_scheduler(2);
+  collector c;
+  for (const auto* id : {"flood0", "flood1", "flood2"})
+    REQUIRE_FALSE(s.enqueue(c.make(long_request(id, 1), true)));
+  auto lease_and_step = [&] {
+    while (const auto* req = s.start_lease())
+      s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+    auto done = s.step();
+    c.take(done);
+  };
+  for (int i = 0; i < 4; ++i)
+    lease_and_step();
+  CHECK(s.state().running == 2);  // the batch is full of the flood
+  REQUIRE_FALSE(s.enqueue(c.make(long_request("quiet", 2), true)));
+  lease_and_step();
+  auto st = s.state();
+  CHECK(st.fair_pauses == 1);
+  CHECK(st.running == 3);                    // the paused one keeps its KV
+  CHECK_FALSE(c.streamed["quiet"].empty());  // admitted and prefilled at this step
+  run_all(s, w, c, adapter_of);
+  // The quiet request did not wait for a flood sequence to finish: it ended before the
+  // flood's third request (which waited for a place) and before the paused one.
+  auto at = [&](const std::string& id) {
+    return std::find(c.order.begin(), c.order.end(), id) - c.order.begin();
+  };
+  CHECK(at("quiet") < at("flood1"));
+  CHECK(at("quiet") < at("flood2"));
+  for (const auto* id : {"flood0", "flood1", "quiet"}) {
+    INFO(id);
+    CHECK(c.reply(id).generated_text == alone.reply(id).generated_text);
+    CHECK(c.streamed[id] == c.reply(id).generated_text);
+  }
+  CHECK(c.reply("flood2").tokens_generated == 24);
 }
 
 TEST_CASE("scheduler: a request with a lower priority value is served before those waiting",

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "actors/core/fair_order.hpp"
+#include "actors/core/fair_places.hpp"
 
 using adapterd::actors::fair_order;
 
@@ -66,4 +67,33 @@ TEST_CASE("flows that never waited start in the current round; lower priority va
   CHECK(q.serve() == "a9");
   CHECK(q.serve() == "x");
   CHECK(q.order.flows() <= 1);  // served flows are forgotten
+}
+
+TEST_CASE("a full batch frees a place for a flow without one: the flood's youngest", "[fair]") {
+  using adapterd::actors::batch_place;
+  using adapterd::actors::place_to_free;
+  std::vector<batch_place> batch = {{"flood", 0, 1, true, false},
+                                    {"flood", 0, 2, true, false},
+                                    {"other", 0, 3, true, false},
+                                    {"flood", 0, 4, true, false},
+                                    {"other", 0, 5, true, false}};
+  CHECK(adapterd::actors::active_places(batch) == 5);
+  CHECK(place_to_free(batch, "quiet", 0, 5) == std::optional<size_t>(3));  // flood holds 3
+  CHECK_FALSE(place_to_free(batch, "quiet", 0, 6));  // a place is free already
+  CHECK_FALSE(place_to_free(batch, "other", 0, 5));  // it has places
+  CHECK_FALSE(place_to_free(batch, "quiet", 0, 1));  // one at a time never pauses
+  CHECK_FALSE(place_to_free(batch, "quiet", 1, 5));  // less urgent than every sequence
+  batch[3].priority = -1;                            // more urgent than the request
+  CHECK(place_to_free(batch, "quiet", 0, 5) == std::optional<size_t>(1));
+  batch[1].pausable = false;                                               // in prefill
+  CHECK(place_to_free(batch, "quiet", 0, 5) == std::optional<size_t>(0));  // flood still holds 3
+  batch[0].pausable = false;
+  CHECK(place_to_free(batch, "quiet", 0, 5) == std::optional<size_t>(4));  // then other's youngest
+  // Once paused, a sequence holds no place in the step, but its flow still has one.
+  batch[4].paused = true;
+  CHECK(adapterd::actors::active_places(batch) == 4);
+  CHECK_FALSE(place_to_free(batch, "other", 0, 4));
+  // Flows of one place each never give it up.
+  std::vector<batch_place> spread = {{"a", 0, 1, true, false}, {"b", 0, 2, true, false}};
+  CHECK_FALSE(place_to_free(spread, "c", 0, 2));
 }

@@ -25,6 +25,7 @@ struct batch_scheduler::waiting_generation {
   std::optional<model_lease> lease;
   std::optional<std::vector<int32_t>> prompt_ids;  // encoded once, however many steps it waits
   fair_order::ticket ticket;
+  std::string flow;  // the adapter under the client's key (fair_order, fair_places)
 };
 
 struct batch_scheduler::running_generation {
@@ -41,6 +42,11 @@ struct batch_scheduler::running_generation {
   int64_t prefill_slice_cap = 0;    // after running out of memory in prefill: smaller slices
   int64_t prefill_steps = 0;        // steps it has spent in prefill, computed or passed over
   size_t logprobs_sent = 0;         // output tokens whose logprobs went out in a chunk
+  std::string flow;
+  bool paused = false;  // gave its place to a flow that had none (fair_places); keeps its KV
+  bool stepping() const {
+    return !paused && !gen->finished() && !gen->prefilling() && !gen->tokens().preempted();
+  }
 };
 
 // Streams the text released since the last chunk, with the logprobs of the tokens since
@@ -159,8 +165,8 @@ std::optional<finished_generation> batch_scheduler::enqueue(pending_generation j
     return finished_generation{std::move(j), why};
   }
   // The flow: the adapter under the client's key (a newline cannot be in either).
-  const auto ticket = order_.issue(
-      adapter_named(j.req, limits_.default_model) + "\n" + j.req.client, j.req.priority);
+  auto flow = adapter_named(j.req, limits_.default_model) + "\n" + j.req.client;
+  const auto ticket = order_.issue(flow, j.req.priority);
   // Its place: after every request that holds a lease or waits for one (they go in the
   // order their leases came), and after every one whose ticket goes first.
   auto at = waiting_.end();
@@ -171,8 +177,9 @@ std::optional<finished_generation> batch_scheduler::enqueue(pending_generation j
       break;
     --at;
   }
-  waiting_.insert(at, std::make_unique<waiting_generation>(waiting_generation{
-                          std::move(j), clock::now(), std::nullopt, std::nullopt, ticket}));
+  waiting_.insert(
+      at, std::make_unique<waiting_generation>(waiting_generation{
+              std::move(j), clock::now(), std::nullopt, std::nullopt, ticket, std::move(flow)}));
   return std::nullopt;
 }
 
@@ -219,23 +226,36 @@ const messages::generate_request* batch_scheduler::start_lease() {
   std::optional<std::string> key;
   if (!running_.empty())
     key = model_key(running_.front()->j.req);
+  const auto seats = places();
+  const auto active = active_places(seats);
   size_t leased = 0;
-  for (auto& w : waiting_) {
+  for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
+    auto& w = *it;
     if (w->lease) {
       ++leased;
       if (!key)
         key = model_key(w->j.req);
       continue;
     }
-    // Room in the batch, and the same model as what runs (a different one waits until the
-    // batch drains, so that loading it never displaces weights in use).
-    if (running_.size() + leased >= limits_.max_batch_size)
-      return nullptr;
+    // The same model as what runs (a different one waits until the batch drains, so that
+    // loading it never displaces weights in use).
     if (key && model_key(w->j.req) != *key)
       return nullptr;
+    if (active + leased >= limits_.max_batch_size) {
+      // Full: only a request of a flow without a place goes on, ahead of the rest, to take
+      // one from the flood at the next step (fair_places).
+      if (limits_.max_batch_size < 2 || !flow_without_place(seats, w->flow)
+          || std::any_of(waiting_.begin(), it,
+                         [&](const auto& v) { return v->lease && v->flow == w->flow; }))
+        continue;
+      auto item = std::move(w);
+      waiting_.erase(it);
+      waiting_.push_front(std::move(item));
+      it = waiting_.begin();
+    }
     leasing_ = true;
-    leasing_id_ = w->j.req.request_id;
-    return &w->j.req;
+    leasing_id_ = (*it)->j.req.request_id;
+    return &(*it)->j.req;
   }
   return nullptr;
 }
@@ -301,7 +321,8 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
   if (std::any_of(running_.begin(), running_.end(),
                   [](const auto& r) { return r->gen->tokens().preempted(); }))
     return;
-  while (!waiting_.empty() && waiting_.front()->lease && running_.size() < limits_.max_batch_size) {
+  resume_paused();
+  while (!waiting_.empty() && waiting_.front()->lease && has_place_for(*waiting_.front())) {
     auto& w = *waiting_.front();
     const auto& model = *w.lease->model;
     if (!running_.empty() && running_.front()->lease.model != w.lease->model)
@@ -379,7 +400,52 @@ void batch_scheduler::admit(std::vector<finished_generation>& out) {
     r->admitted_wall_us = wall_us();
     r->service_seq = ++admitted_;
     r->last_token_at = r->admitted;
+    r->flow = std::move(item->flow);
     running_.push_back(std::move(r));
+  }
+}
+
+std::vector<batch_place> batch_scheduler::places() const {
+  std::vector<batch_place> seats;
+  seats.reserve(running_.size());
+  for (const auto& r : running_)
+    seats.push_back({r->flow, r->j.req.priority, r->service_seq, r->stepping(), r->paused});
+  return seats;
+}
+
+bool batch_scheduler::has_place_for(const waiting_generation& w) {
+  auto seats = places();
+  if (active_places(seats) < limits_.max_batch_size)
+    return true;
+  auto victim = place_to_free(seats, w.flow, w.j.req.priority, limits_.max_batch_size);
+  if (!victim)
+    return false;
+  auto& r = *running_[*victim];
+  r.paused = true;
+  ++stats_.fair_pauses;
+  spdlog::info("gpu-owner {} paused after {} tokens: its place goes to {}, whose flow had none",
+               r.j.req.request_id, r.gen->tokens_generated(), w.j.req.request_id);
+  return true;
+}
+
+// Paused sequences take free places back, oldest first, unless the head of the queue is a
+// request of a flow without a place: that one goes first.
+void batch_scheduler::resume_paused() {
+  auto seats = places();
+  auto active = active_places(seats);
+  if (active >= limits_.max_batch_size)
+    return;
+  if (!waiting_.empty() && waiting_.front()->lease
+      && flow_without_place(seats, waiting_.front()->flow))
+    ++active;  // its place
+  for (auto& r : running_) {
+    if (active >= limits_.max_batch_size)
+      break;
+    if (!r->paused)
+      continue;
+    r->paused = false;
+    ++active;
+    spdlog::info("gpu-owner {} resumed: a place is free", r->j.req.request_id);
   }
 }
 
@@ -483,13 +549,13 @@ void batch_scheduler::make_room(std::vector<finished_generation>& out) {
   // always fits: no sequence may need more than the whole pool.
   auto youngest_running = [&]() -> running_generation* {
     for (auto r = running_.rbegin(); r != running_.rend(); ++r)
-      if (!(*r)->gen->finished() && !(*r)->gen->prefilling() && !(*r)->gen->tokens().preempted())
+      if ((*r)->stepping())
         return r->get();
     return nullptr;
   };
   for (auto& r : running_) {
     auto& g = r->gen->tokens();
-    if (r->gen->finished() || r->gen->prefilling() || g.preempted())
+    if (!r->stepping())
       continue;
     while (!model.make_room(g)) {
       auto* victim = youngest_running();
@@ -508,7 +574,7 @@ void batch_scheduler::decode(std::vector<finished_generation>& out) {
   std::vector<model::generation*> batch;
   std::vector<running_generation*> stepped;
   for (auto& r : running_)
-    if (!r->gen->finished() && !r->gen->prefilling() && !r->gen->tokens().preempted()) {
+    if (r->stepping()) {
       batch.push_back(&r->gen->tokens());
       stepped.push_back(r.get());
     }
@@ -546,8 +612,7 @@ void batch_scheduler::decode(std::vector<finished_generation>& out) {
   flush_();
   for (auto it = running_.begin(); it != running_.end();) {
     auto& r = **it;
-    if (r.gen->finished() || r.gen->prefilling()
-        || r.gen->tokens().preempted()) {  // not in the step
+    if (!r.stepping()) {  // not in the step
       ++it;
       continue;
     }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/core/fair_order.hpp"
+#include "actors/core/fair_places.hpp"
 #include "actors/core/model_lease.hpp"
 #include "messages/batch.hpp"
 #include "messages/errors.hpp"
@@ -97,6 +98,9 @@ private:
  struct running_generation;
 
  void admit(std::vector<finished_generation>& out);
+ std::vector<batch_place> places() const;
+ bool has_place_for(const waiting_generation& w);  // pauses a flood's sequence when fair
+ void resume_paused();
  void prefill(std::vector<finished_generation>& out);    // slices of prompts, within the budget
  void make_room(std::vector<finished_generation>& out);  // KV blocks for the next step
  void decode(std::vector<finished_generation>& out);
