@@ -1,13 +1,16 @@
 // adapterd-fairness --port P --flood ADAPTER_DIR --quiet ADAPTER_DIR [--flood-clients 32]
-//   [--quiet-clients 1] [--requests 40] [--max-new-tokens 32] [--time-limit 600]:
+//   [--quiet-clients 1] [--requests 40] [--max-new-tokens 32] [--flood-new-tokens N]
+//   [--steady ADAPTER_DIR] [--steady-clients 8] [--time-limit 600]:
 // whether one adapter flooding the queue holds back another. The quiet adapter's clients
-// send --requests requests alone, then again while the flood's clients send theirs back to
-// back; the report gives the quiet requests' queue wait (the server's queue_ms: arrival to
-// admission) and end-to-end time in both phases, and their ratios. Every loop is bounded by
-// its count and by --time-limit.
+// send --requests requests alone; then (with --steady) beside a steady load that keeps the
+// server busy but leaves places in the batch, so nothing queues; then while the flood's
+// clients send theirs back to back. The report gives the quiet requests' queue wait (the
+// server's queue_ms: arrival to admission) and end-to-end time in each phase, and their
+// ratios. Every loop is bounded by its count and by --time-limit.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -23,8 +26,9 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 struct options {
-  std::string host = "127.0.0.1", port, flood, quiet;
-  int flood_clients = 32, quiet_clients = 1, requests = 40, max_new_tokens = 32;
+  std::string host = "127.0.0.1", port, flood, quiet, steady;
+  int flood_clients = 32, quiet_clients = 1, steady_clients = 8, requests = 40, max_new_tokens = 32;
+  int flood_new_tokens = 0;  // 0: max_new_tokens
   double time_limit_s = 600;
 };
 
@@ -65,6 +69,28 @@ void run_quiet(const options& o, samples& out, clock_type::time_point deadline) 
     t.join();
 }
 
+// `clients` of `adapter` sending back to back until `stop`, while `during` runs.
+void beside(const options& o, const std::string& adapter, int clients, int new_tokens, samples& out,
+            clock_type::time_point deadline, const std::function<void()>& during) {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> senders;
+  for (int c = 0; c < clients; ++c)
+    senders.emplace_back([&, c] {
+      generate_client client(o.host, o.port);
+      for (int i = 0; i < 100000 && !stop && clock_type::now() < deadline; ++i)
+        out.add(client.call(body(adapter, new_tokens, c * 100000 + i), false));
+    });
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // the load (and the queue) builds up
+  during();
+  stop = true;
+  for (auto& t : senders)
+    t.join();
+}
+
+double ratio(const std::vector<double>& a, const std::vector<double>& b, double p) {
+  return percentile(a, p) / std::max(1e-3, percentile(b, p));
+}
+
 void print(const char* phase, const samples& s) {
   std::printf("%-22s %5zu %4d  %10.1f %10.1f  %10.1f %10.1f\n", phase, s.queue_ms.size(), s.failed,
               percentile(s.queue_ms, 50), percentile(s.queue_ms, 99), percentile(s.e2e_ms, 50),
@@ -85,6 +111,12 @@ int main(int argc, char** argv) {
       o.flood = value;
     else if (flag == "--quiet")
       o.quiet = value;
+    else if (flag == "--steady")
+      o.steady = value;
+    else if (flag == "--steady-clients")
+      o.steady_clients = std::clamp(std::stoi(value), 1, 256);
+    else if (flag == "--flood-new-tokens")
+      o.flood_new_tokens = std::clamp(std::stoi(value), 1, 4096);
     else if (flag == "--flood-clients")
       o.flood_clients = std::clamp(std::stoi(value), 1, 256);
     else if (flag == "--quiet-clients")
@@ -103,7 +135,8 @@ int main(int argc, char** argv) {
   if (o.port.empty() || o.flood.empty() || o.quiet.empty()) {
     std::cerr << "usage: adapterd-fairness --port P --flood ADAPTER_DIR --quiet ADAPTER_DIR "
                  "[--flood-clients 32] [--quiet-clients 1] [--requests 40] [--max-new-tokens 32] "
-                 "[--time-limit 600]\n";
+                 "[--flood-new-tokens N] [--steady ADAPTER_DIR] [--steady-clients 8] [--time-limit "
+                 "600]\n";
     return 2;
   }
   const auto deadline = clock_type::now()
@@ -114,33 +147,35 @@ int main(int argc, char** argv) {
     c.call(body(o.flood, 2, 0), false);
     c.call(body(o.quiet, 2, 0), false);
   }
-  samples alone, flooded, flood;
+  if (o.flood_new_tokens == 0)
+    o.flood_new_tokens = o.max_new_tokens;
+  samples alone, steadied, steady, flooded, flood;
   run_quiet(o, alone, deadline);
+  if (!o.steady.empty())
+    beside(o, o.steady, o.steady_clients, o.max_new_tokens, steady, deadline,
+           [&] { run_quiet(o, steadied, deadline); });
+  beside(o, o.flood, o.flood_clients, o.flood_new_tokens, flood, deadline,
+         [&] { run_quiet(o, flooded, deadline); });
 
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> flooders;
-  for (int c = 0; c < o.flood_clients; ++c)
-    flooders.emplace_back([&, c] {
-      generate_client client(o.host, o.port);
-      for (int i = 0; i < 100000 && !stop && clock_type::now() < deadline; ++i)
-        flood.add(client.call(body(o.flood, o.max_new_tokens, c * 100000 + i), false));
-    });
-  std::this_thread::sleep_for(std::chrono::seconds(2));  // the queue fills
-  run_quiet(o, flooded, deadline);
-  stop = true;
-  for (auto& t : flooders)
-    t.join();
-
-  std::printf("%d quiet client(s), %d flooding, %d new tokens each (ms)\n", o.quiet_clients,
-              o.flood_clients, o.max_new_tokens);
+  std::printf(
+      "%d quiet client(s), %d flooding (%d new tokens), %d steady; quiet %d new tokens (ms)\n",
+      o.quiet_clients, o.flood_clients, o.flood_new_tokens, o.steady.empty() ? 0 : o.steady_clients,
+      o.max_new_tokens);
   std::printf("%-22s %5s %4s  %10s %10s  %10s %10s\n", "phase", "ok", "fail", "queue p50",
               "queue p99", "e2e p50", "e2e p99");
   print("quiet alone", alone);
+  if (!o.steady.empty()) {
+    print("quiet beside steady", steadied);
+    print("steady", steady);
+  }
   print("quiet beside flood", flooded);
   print("flood", flood);
   std::printf("quiet p99 queue wait, flooded / alone: %.2f (p50 %.2f); e2e p99 %.2f\n",
-              percentile(flooded.queue_ms, 99) / std::max(1e-3, percentile(alone.queue_ms, 99)),
-              percentile(flooded.queue_ms, 50) / std::max(1e-3, percentile(alone.queue_ms, 50)),
-              percentile(flooded.e2e_ms, 99) / std::max(1e-3, percentile(alone.e2e_ms, 99)));
-  return alone.failed + flooded.failed > 0 ? 1 : 0;
+              ratio(flooded.queue_ms, alone.queue_ms, 99),
+              ratio(flooded.queue_ms, alone.queue_ms, 50), ratio(flooded.e2e_ms, alone.e2e_ms, 99));
+  if (!o.steady.empty())
+    std::printf("quiet p99 queue wait, flooded / beside steady: %.2f (p50 %.2f)\n",
+                ratio(flooded.queue_ms, steadied.queue_ms, 99),
+                ratio(flooded.queue_ms, steadied.queue_ms, 50));
+  return alone.failed + steadied.failed + flooded.failed > 0 ? 1 : 0;
 }
