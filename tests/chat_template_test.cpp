@@ -86,15 +86,15 @@ TEST_CASE("chat templates render as Jinja2 renders them", "[chat]") {
     }
     ++checked;
   }
-  CHECK(checked == 112);
-  CHECK(with_tools == 12);
+  CHECK(checked == 134);
+  CHECK(with_tools == 24);
 }
 
 TEST_CASE("chat templates it cannot render are clear errors", "[chat]") {
   chat_template_input input;
   input.messages = {user_turn("hi")};
   for (const char* bad :
-       {"{% macro m() %}x{% endmacro %}", "{{ messages | selectattr('role') }}",
+       {"{% macro m() %}x{% endmacro %}", "{{ messages | map(attribute='role') }}",
         "{% if true %}unclosed", "{{ 'unterminated }}", "{{ foo( }}", "{% endfor %}",
         "{{ messages[0].content.nosuchmethod() }}", "{{ 1 / 0 }}", "{{ 'a' + 1 }}",
         "{{ messages | tojson(sort_keys=true) }}", "{{ 'a' | join(d='-') }}"}) {
@@ -104,6 +104,15 @@ TEST_CASE("chat templates it cannot render are clear errors", "[chat]") {
     CHECK(out.err().code == errc::invalid_argument);
     CHECK(out.err().message.rfind("chat template: ", 0) == 0);
   }
+}
+
+TEST_CASE("a tag ends at its closing braces outside string literals, as Jinja's lexer reads it",
+          "[chat]") {
+  auto input = input_of({user_turn("hi")});
+  auto out = render_chat_template(
+      R"({{- "}}" }}{% if "%}" != '' %}|{{ '{{' }}{% endif %}{# "}} #})", input);
+  REQUIRE(out);
+  CHECK(*out == "}}|{{");
 }
 
 TEST_CASE("a template nested beyond the bound is an error, not a stack overflow", "[chat]") {

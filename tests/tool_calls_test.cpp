@@ -69,8 +69,7 @@ bool accepts(const std::string& schema, const std::string& text) {
 TEST_CASE("a template's tool-call syntax is told from the template", "[tools]") {
   CHECK(tool_syntax_of(template_text("llama-3.1")) == tool_syntax::llama3_json);
   CHECK(tool_syntax_of(template_text("qwen2.5")) == tool_syntax::hermes);
-  CHECK(tool_syntax_of("{% if tools %}[AVAILABLE_TOOLS]{{ tools }}{% endif %}[TOOL_CALLS]")
-        == tool_syntax::mistral);
+  CHECK(tool_syntax_of(template_text("mistral-v0.3")) == tool_syntax::mistral);
   CHECK(tool_syntax_of("{{ tools | tojson }}{{ messages[0].content }}") == tool_syntax::json);
   CHECK(tool_syntax_of("{% for m in messages %}{{ m.content }}{% endfor %}") == tool_syntax::none);
   CHECK(std::string(arguments_key(tool_syntax::llama3_json)) == "parameters");

@@ -261,6 +261,24 @@ value apply_filter(const std::string& name, const value& v, const std::vector<va
     return call_method(value::of(str(v)), "replace", args);
   if (name == "items")
     return call_method(v, "items", {});
+  if (name == "selectattr" || name == "rejectattr") {
+    // The items whose attribute passes the test (truthiness when none is named); Jinja
+    // yields them lazily, templates iterate them or take `| list`.
+    if (v.kind != value::list)
+      throw template_error(name + " needs a list");
+    if (arg(0).kind != value::string)
+      throw template_error(name + " needs an attribute name");
+    const std::vector<value> test_args(args.size() > 2 ? args.begin() + 2 : args.end(), args.end());
+    auto out = value::new_list();
+    for (const auto& item : *v.l) {
+      const auto* found = item.find(arg(0).s);
+      const value attr = found ? *found : value{};
+      bool passes = args.size() > 1 ? apply_test(str(arg(1)), attr, test_args) : truthy(attr);
+      if (passes == (name == "selectattr"))
+        out.push(item);
+    }
+    return out;
+  }
   throw template_error("unsupported filter '" + name + "'");
 }
 

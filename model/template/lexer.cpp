@@ -63,6 +63,30 @@ std::vector<token> lex(const std::string& src) {
   return out;
 }
 
+namespace {
+
+// Where a tag closes: the first `close` outside string literals, as Jinja's lexer finds it
+// ({{- "}}" }} prints two braces). A comment's text is not code: its first close ends it.
+size_t tag_end(const std::string& src, const std::string& close, size_t start, bool code) {
+  if (!code)
+    return src.find(close, start);
+  for (size_t q = start; q < src.size(); ++q) {
+    const char c = src[q];
+    if (c == '\'' || c == '"') {
+      for (++q; q < src.size() && src[q] != c; ++q)
+        if (src[q] == '\\')
+          ++q;
+      if (q >= src.size())
+        return std::string::npos;
+    } else if (src.compare(q, close.size(), close) == 0) {
+      return q;
+    }
+  }
+  return std::string::npos;
+}
+
+}  // namespace
+
 std::vector<piece> split_source(const std::string& src) {
   std::vector<piece> out;
   size_t p = 0;
@@ -103,7 +127,7 @@ std::vector<piece> split_source(const std::string& src) {
     out.push_back({piece::text, text});
     std::string close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
     size_t start = open + 2 + (strip_before || keep_before ? 1 : 0);
-    size_t end = src.find(close, start);
+    size_t end = tag_end(src, close, start, kind != '#');
     if (end == std::string::npos)
       throw template_error(std::string("unclosed '{") + kind + "'");
     bool strip_after = end > start && src[end - 1] == '-';

@@ -24,7 +24,7 @@ TEMPLATES = {
 }
 # Templates that take tools (transformers' apply_chat_template(tools=...)), as published.
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOOL_TEMPLATES = ["llama-3.1", "qwen2.5"]
+TOOL_TEMPLATES = ["llama-3.1", "qwen2.5", "mistral-v0.3"]
 for name in TOOL_TEMPLATES:
     with open(os.path.join(HERE, "templates", name + ".jinja"), encoding="utf-8") as f:
         TEMPLATES[name] = f.read()
@@ -60,6 +60,13 @@ TOOL_CONVERSATIONS = {
         {"role": "tool", "tool_call_id": "call_1", "content": "-3 C, snow"},
         {"role": "assistant", "content": "It is -3 C and snowing in Oslo."},
         {"role": "user", "content": "And the time?"}],
+    "tools+call+result+answer": [
+        {"role": "user", "content": "Time in Bern?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "a1b2c3d4e", "type": "function", "function": {"name": "get_time", "arguments": {}}}]},
+        {"role": "tool", "tool_call_id": "a1b2c3d4e", "content": "09:30"},
+        {"role": "assistant", "content": "It is 09:30."},
+        {"role": "user", "content": "Thanks!"}],
     "tools+two-results": [
         {"role": "user", "content": "Time and weather?"},
         {"role": "assistant", "content": "Checking.", "tool_calls": [

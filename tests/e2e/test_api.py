@@ -50,7 +50,7 @@ class ApiTest(unittest.TestCase):
         for name, key in (("api-keys", API_KEY), ("admin-keys", ADMIN_KEY)):
             with open(os.path.join(root, name), "w") as f:
                 f.write(f"# one key per line\n{key}\n")
-        cls.tool_models = [tool_model(cls.models.model, root, name) for name in ("llama-3.1", "qwen2.5")]
+        cls.tool_models = [tool_model(cls.models.model, root, name) for name in ("llama-3.1", "qwen2.5", "mistral-v0.3")]
         cls.server = cls.models.server(
             f"--model-roots={root}:{FIXTURES}", f"--api-keys-file={root}/api-keys",
             f"--admin-keys-file={root}/admin-keys", f"--adapters=pirate={cls.models.adapter}")

@@ -306,7 +306,7 @@ const toolChat = [{ role: "user", content: "Weather in Oslo?" }];
 
 function checkCall(call, names) {
   assert.equal(call.type, "function");
-  assert.match(call.id, /^call_[A-Za-z0-9]{24}$/);
+  assert.match(call.id, /^call_[A-Za-z0-9]{24}$|^[A-Za-z0-9]{9}$/);  // Mistral's templates demand 9
   assert.ok(names.includes(call.function.name), call.function.name);
   const args = JSON.parse(call.function.arguments);
   if (call.function.name === "get_weather") {
