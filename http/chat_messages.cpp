@@ -1,5 +1,7 @@
 #include "http/chat_messages.hpp"
 
+#include "http/tool_fields.hpp"
+
 namespace adapterd::http {
 
 namespace {
@@ -46,13 +48,7 @@ std::vector<messages::tool_call> read_tool_calls(fields& m, const std::string& w
     fields c((*list)[i], at);
     messages::tool_call call;
     call.id = c.text("id").value_or("");
-    if (c.text("type").value_or("function") != "function")
-      c.fail("type", "unsupported", "must be \"function\"");
-    const auto* function = c.object("function");
-    if (function == nullptr)
-      c.fail("function", "missing_field", "is required");
-    c.refuse_unknown();
-    fields fn(*function, at + ".function");
+    fields fn(function_of(c, false), at + ".function");
     call.name = fn.required_text("name", 64);
     call.arguments = fn.text("arguments", SIZE_MAX).value_or("{}");
     fn.refuse_unknown();

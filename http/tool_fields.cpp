@@ -19,6 +19,22 @@ bool valid_function_name(const std::string& name) {
   return true;
 }
 
+}  // namespace
+
+const nlohmann::json& function_of(fields& wrapper, bool type_required) {
+  auto type =
+      type_required ? wrapper.required_text("type") : wrapper.text("type").value_or("function");
+  if (type != "function")
+    wrapper.fail("type", "unsupported", "must be \"function\" (the only kind of tool)");
+  const auto* function = wrapper.object("function");
+  if (function == nullptr)
+    wrapper.fail("function", "missing_field", "is required");
+  wrapper.refuse_unknown();
+  return *function;
+}
+
+namespace {
+
 // Each tool is {"type": "function", "function": {name, description, parameters, strict}}.
 std::set<std::string> read_tool_list(fields& f, const nlohmann::json& list) {
   std::set<std::string> names;
@@ -27,13 +43,7 @@ std::set<std::string> read_tool_list(fields& f, const nlohmann::json& list) {
     if (!list[i].is_object())
       f.fail("tools", "invalid_type", "must hold tool objects");
     fields t(list[i], where);
-    if (t.required_text("type") != "function")
-      t.fail("type", "unsupported", "must be \"function\" (the only kind of tool)");
-    const auto* function = t.object("function");
-    if (function == nullptr)
-      t.fail("function", "missing_field", "is required");
-    t.refuse_unknown();
-    fields fn(*function, where + ".function");
+    fields fn(function_of(t, true), where + ".function");
     auto name = fn.required_text("name", 64);
     if (!valid_function_name(name))
       fn.fail("name", "invalid_value", "must be 1 to 64 letters, digits, '_' or '-'");
@@ -69,13 +79,7 @@ void read_tools(fields& f, const std::string& body, messages::generate_request& 
         f.fail("tool_choice", "out_of_range", "must be none, auto, required or a function");
     } else if (choice->is_object()) {
       fields c(*choice, "tool_choice");
-      if (c.required_text("type") != "function")
-        c.fail("type", "unsupported", "must be \"function\"");
-      const auto* function = c.object("function");
-      if (function == nullptr)
-        c.fail("function", "missing_field", "is required");
-      c.refuse_unknown();
-      fields fn(*function, "tool_choice.function");
+      fields fn(function_of(c, true), "tool_choice.function");
       gen.tool_name = fn.required_text("name", 64);
       fn.refuse_unknown();
       gen.tool_mode = tool_choice::named;
