@@ -2,7 +2,9 @@
 // batch sizes 1, 4 and 16 (or $BATCHES, e.g. BATCHES=1 for a profile of batch 1) (rows cycling
 // through the adapters and the base model), measured in one run. Model compute only: no HTTP, no
 // actors. CONTEXT=N makes each prompt N tokens long (the sentence repeated), so attention reads a
-// long cache.
+// long cache. BREAKDOWN=1 prints, per batch size, where a step's time goes: matrices,
+// attention, LoRA, the rest of the layers (norms, RoPE, KV writes, residuals) and sampling,
+// in ms per step and as shares (model/step_profile.hpp).
 //
 // KV chooses where each sequence's cache lives:
 //   own     (default) each sequence allocates its own contiguous cache;
@@ -12,12 +14,14 @@
 //           (steal, frequency) falls on both alike, and the ratio pooled/own is printed.
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <string>
 
 #include "model/base_model.hpp"
+#include "model/step_profile.hpp"
 
 using namespace adapterd::model;
 
@@ -95,6 +99,7 @@ int main(int argc, char** argv) {
       prompt.insert(prompt.end(), sentence.begin() + 1, sentence.end());
     prompt.resize(static_cast<size_t>(std::max(1L, std::atol(env))));
   }
+  const bool breakdown = std::getenv("BREAKDOWN") && std::string(std::getenv("BREAKDOWN")) == "1";
   std::vector<double> batch1(kinds.size(), 0);
   for (int rows : batches) {
     std::vector<batch_under_test> under_test(kinds.size());
@@ -122,6 +127,8 @@ int main(int argc, char** argv) {
         b.rows.push_back(b.gens.back().get());
       }
     }
+    enable_step_profile(breakdown);
+    (void)take_step_profile();  // prefill's phases are not the step's
     for (int s = 0; s < steps; ++s)
       for (auto& b : under_test) {
         auto start = clock_type::now();
@@ -142,6 +149,26 @@ int main(int argc, char** argv) {
     if (kinds.size() > 1)
       std::cout << ", speed pooled/own " << under_test[0].seconds / under_test[1].seconds;
     std::cout << "\n";
+    if (breakdown) {
+      const auto p = take_step_profile();
+      double wall = 0;
+      for (const auto& b : under_test)
+        wall += b.seconds;
+      const double n = std::max<uint64_t>(1, p.steps);
+      const double charged = p.matrices_s + p.attention_s + p.lora_s + p.other_s + p.sampling_s;
+      auto part = [&](const char* name, double s) {
+        std::printf("  %-10s %8.3f ms/step %5.1f %%\n", name, 1e3 * s / n, 100 * s / wall);
+      };
+      std::printf("  step time, batch %d (%llu steps):\n", rows,
+                  static_cast<unsigned long long>(p.steps));
+      part("matrices", p.matrices_s);
+      part("attention", p.attention_s);
+      part("lora", p.lora_s);
+      part("layers", p.other_s);
+      part("sampling", p.sampling_s);
+      part("other", wall - charged);  // outside the decode: step bookkeeping, KV growth
+      part("total", wall);
+    }
   }
   return 0;
 }

@@ -323,6 +323,8 @@ std::string to_json(const messages::health_report& r) {
         {"timed_out", r.batch.timed_out},
         {"preempted", r.batch.preempted},
         {"fair_pauses", r.batch.fair_pauses},
+        {"prefill_s", round2(r.batch.prefill_seconds)},
+        {"decode_s", round2(r.batch.decode_seconds)},
         {"adapters", adapter_loads_json(r.batch.adapters)}}},
       {"role", r.role},
       {"training_jobs", r.training_jobs},

@@ -149,6 +149,10 @@ std::string prometheus_text(const messages::health_report& h) {
   w.histogram("adapterd_inter_token_latency_seconds", "Between consecutive tokens of a sequence.", b.itl_s);
   w.counter("adapterd_prompt_tokens_total", "Prompt tokens prefilled.", static_cast<double>(b.prompt_tokens));
   w.counter("adapterd_generated_tokens_total", "Tokens generated.", static_cast<double>(b.generated_tokens));
+  w.counter("adapterd_prefill_seconds_total",
+            "Time the steps spent computing prompt slices (chunked prefill).", b.prefill_seconds);
+  w.counter("adapterd_decode_seconds_total", "Time the steps spent decoding the running rows.",
+            b.decode_seconds);
   w.counter("adapterd_requests_served_total", "Generations answered.", static_cast<double>(h.requests_served));
   w.counter("adapterd_requests_failed_total", "Generations that failed.", static_cast<double>(h.requests_failed));
   w.counter("adapterd_requests_rejected_total", "Requests refused with 429.", static_cast<double>(b.rejected));

@@ -69,6 +69,8 @@ struct batch_state {
   uint64_t fair_pauses = 0;     // times a sequence gave its place to a flow that had none
   uint64_t prompt_tokens = 0;    // prompt tokens prefilled
   uint64_t generated_tokens = 0; // tokens decoded
+  double prefill_seconds = 0;    // time in steps' prompt slices (chunked prefill)
+  double decode_seconds = 0;     // time in steps' decode of the running rows
   std::vector<adapter_load> adapters;  // by name; only those with requests waiting or running
   histogram batch_sizes{{1, 2, 4, 8, 16, 32, 64, 128, 256}};                       // rows per decode step
   histogram ttft_s{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};  // arrival to first token
@@ -81,7 +83,8 @@ typename Inspector::result_type inspect(Inspector& f, batch_state& x) {
            x.max_queue, x.last_batch_size, x.steps, x.step_rows, x.kv_pool_tokens, x.kv_pool_used,
            x.kv_blocks_total, x.kv_blocks_used, x.kv_blocks_cached, x.prefix_lookups, x.prefix_hits,
            x.cached_tokens, x.rejected, x.cancelled, x.timed_out, x.preempted, x.fair_pauses,
-           x.prompt_tokens, x.generated_tokens, x.adapters, x.batch_sizes, x.ttft_s, x.itl_s);
+           x.prompt_tokens, x.generated_tokens, x.prefill_seconds, x.decode_seconds, x.adapters,
+           x.batch_sizes, x.ttft_s, x.itl_s);
 }
 
 }  // namespace adapterd::messages

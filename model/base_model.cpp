@@ -16,6 +16,7 @@
 #include "model/llama/llama.hpp"
 #include "model/llama/spin_pool.hpp"
 #include "model/quant/dense.hpp"
+#include "model/step_profile.hpp"
 #include "model/text_generation.hpp"
 
 namespace adapterd::model {
@@ -739,13 +740,17 @@ std::optional<error> base_model::step(const std::vector<generation*>& batch) con
       caches.push_back(&g->cache);
       loras.push_back(g->lora);
     }
-    auto logits = impl_->model.decode_batch(ids, caches, loras).to(torch::kCPU, torch::kFloat32).contiguous();
+    auto decoded = impl_->model.decode_batch(ids, caches, loras);
+    step_timer timer;  // from here on: the logits read out and each row's token drawn
+    auto logits = decoded.to(torch::kCPU, torch::kFloat32).contiguous();
     const auto vocab = static_cast<size_t>(logits.size(1));
     for (size_t r = 0; r < live.size(); ++r) {
       const float* row = logits.data_ptr<float>() + r * vocab;
       live[r]->logits.assign(row, row + vocab);
       live[r]->take_token(config());
     }
+    timer.mark(step_phase::sampling);
+    count_step();
     return true;
   });
   if (!done)

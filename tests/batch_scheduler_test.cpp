@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 
 #include "actors/core/batch_scheduler.hpp"
 #include "model/io/tiny_model.hpp"
+#include "model/step_profile.hpp"
 #include "model/text_generation.hpp"
 
 using namespace adapterd;
@@ -534,6 +536,41 @@ TEST_CASE(
     CHECK(c.streamed[id] == c.reply(id).generated_text);
   }
   CHECK(c.reply("flood2").tokens_generated == 24);
+}
+
+TEST_CASE(
+    "scheduler: steps count prompt and decode time apart; the step profile charges "
+    "phases only while on",
+    "[scheduler][profile]") {
+  tiny_world w(4096);
+  auto s = make_scheduler(4);
+  collector c;
+  std::map<std::string, size_t> adapter_of{{"a", 1}, {"b", 0}};
+  for (const auto* id : {"a", "b"})
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, "a prompt of a few words", 6))));
+  (void)model::take_step_profile();
+  run_all(s, w, c, adapter_of);  // the profile is off: nothing is charged
+  CHECK(model::take_step_profile().steps == 0);
+  CHECK(s.state().prefill_seconds > 0);
+  CHECK(s.state().decode_seconds > 0);
+
+  model::enable_step_profile(true);
+  auto g = w.model->begin(w.model->tok().encode("profile me", true), {}, w.adapters[1].get());
+  REQUIRE(g);
+  (void)model::take_step_profile();  // the prefill's phases
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i)
+    REQUIRE_FALSE(w.model->step({g->get()}));
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  model::enable_step_profile(false);
+  const auto p = model::take_step_profile();
+  CHECK(p.steps == 3);
+  CHECK(p.matrices_s > 0);
+  CHECK(p.attention_s > 0);
+  CHECK(p.lora_s > 0);  // the adapter's rows
+  CHECK(p.sampling_s > 0);
+  CHECK(p.matrices_s + p.attention_s + p.lora_s + p.other_s + p.sampling_s <= wall);
 }
 
 TEST_CASE("scheduler: a request with a lower priority value is served before those waiting",

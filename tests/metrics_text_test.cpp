@@ -117,6 +117,21 @@ TEST_CASE(
   CHECK(per_adapter.at({"odd \"name\"", "waiting"}) == 0);
 }
 
+TEST_CASE("/metrics counts prompt work and decode work apart, and fair pauses", "[metrics]") {
+  messages::health_report h;
+  h.batch.prefill_seconds = 1.25;
+  h.batch.decode_seconds = 7.5;
+  h.batch.fair_pauses = 3;
+  const auto metrics = parse(http::prometheus_text(h));
+  auto value = [&](const std::string& name) {
+    REQUIRE(metrics.count(name) == 1);
+    return metrics.find(name)->second.value;
+  };
+  CHECK(value("adapterd_prefill_seconds_total") == Approx(1.25));
+  CHECK(value("adapterd_decode_seconds_total") == Approx(7.5));
+  CHECK(value("adapterd_fair_pauses_total") == 3);
+}
+
 TEST_CASE("/metrics with nothing running names no adapter and an idle KV pool", "[metrics]") {
   messages::health_report h;
   const auto metrics = parse(http::prometheus_text(h));

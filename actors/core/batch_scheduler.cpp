@@ -675,10 +675,14 @@ std::vector<finished_generation> batch_scheduler::step() {
   std::vector<finished_generation> out;
   expire(out);
   admit(out);
+  const auto prefill_start = clock::now();
   prefill(out);
+  stats_.prefill_seconds += std::chrono::duration<double>(clock::now() - prefill_start).count();
   stream_text();  // first tokens, from prompts done now, go out before the decode step
   make_room(out);
+  const auto decode_start = clock::now();
   decode(out);
+  stats_.decode_seconds += std::chrono::duration<double>(clock::now() - decode_start).count();
   stream_text();
   for (auto it = running_.begin(); it != running_.end();) {
     if ((*it)->gen->finished()) {

@@ -11,6 +11,7 @@
 #include "model/llama/cpu_kernels.hpp"
 #include "model/llama/llama.hpp"
 #include "model/llama/spin_pool.hpp"
+#include "model/step_profile.hpp"
 
 namespace adapterd::model {
 
@@ -330,6 +331,8 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
     quant::dequantize_row(embed_rows_, static_cast<size_t>(ids[r]), &s.x[r * h]);
   const float* cos_all = ptr(cos_);
   const float* sin_all = ptr(sin_);
+  step_timer timer;  // bench programs' per-phase breakdown (model/step_profile.hpp)
+  using phase = step_phase;
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
     const auto& w = weights_.layers[l];
     const auto& pk = packed_[l];
@@ -337,10 +340,13 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
       for (size_t r = a; r < b; ++r)
         cpu::rms_norm_row(&s.x[r * h], ptr(w.input_norm), h, eps, &s.norm[r * h]);
     });
+    timer.mark(phase::other);
     dense(pk.qkv, s.norm.data(), rows, h, ptr(pk.qkv_bias), s.qkv.data(), qkv_n, s.act);
+    timer.mark(phase::matrices);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::q, loras, s.qkv.data(), qkv_n, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::k, loras, s.qkv.data() + q_out, qkv_n, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::v, loras, s.qkv.data() + q_out + kv_out, qkv_n, s);
+    timer.mark(phase::lora);
     // RoPE (transformers' rotate_half) on q and k, then k and v into the row's cache.
     for (size_t r = 0; r < rows; ++r) {
       auto& cache = *caches[r];
@@ -375,6 +381,7 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         }
       }
     }
+    timer.mark(phase::other);
     // One-token attention for every (row, head): scores, softmax, weighted values.
     parallel(rows * heads, 1, [&](size_t begin, size_t end) {
       thread_local std::vector<float> p;  // this worker's scores, reused
@@ -426,25 +433,34 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
         }
       }
     });
+    timer.mark(phase::attention);
     dense(pk.o, s.attn.data(), rows, q_out, ptr(w.linear[3].bias), s.proj.data(), h, s.act);
+    timer.mark(phase::matrices);
     add_lora_cpu(s.attn.data(), q_out, rows, l, proj::o, loras, s.proj.data(), h, s);
+    timer.mark(phase::lora);
     for (size_t i = 0; i < rows * h; ++i)
       s.x[i] += s.proj[i];
     parallel(rows, 4, [&](size_t a, size_t b) {
       for (size_t r = a; r < b; ++r)
         cpu::rms_norm_row(&s.x[r * h], ptr(w.post_attention_norm), h, eps, &s.norm[r * h]);
     });
+    timer.mark(phase::other);
     dense(pk.gate_up, s.norm.data(), rows, h, ptr(pk.gate_up_bias), s.gate_up.data(), 2 * inter,
           s.act);
+    timer.mark(phase::matrices);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::gate, loras, s.gate_up.data(), 2 * inter, s);
     add_lora_cpu(s.norm.data(), h, rows, l, proj::up, loras, s.gate_up.data() + inter, 2 * inter, s);
+    timer.mark(phase::lora);
     parallel(rows, 2, [&](size_t a, size_t b) {
       for (size_t r = a; r < b; ++r)
         cpu::silu_mul(&s.gate_up[r * 2 * inter], &s.gate_up[r * 2 * inter + inter], inter);
     });
+    timer.mark(phase::other);
     dense(pk.down, s.gate_up.data(), rows, 2 * inter, ptr(w.linear[6].bias), s.proj.data(), h,
           s.act);
+    timer.mark(phase::matrices);
     add_lora_cpu(s.gate_up.data(), 2 * inter, rows, l, proj::down, loras, s.proj.data(), h, s);
+    timer.mark(phase::lora);
     for (size_t i = 0; i < rows * h; ++i)
       s.x[i] += s.proj[i];
   }
@@ -458,8 +474,10 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids, con
     cpu::rms_norm_row(&s.x[out_rows[i] * h], ptr(weights_.final_norm), h, eps, &s.norm[i * h]);
   const auto vocab = lm_head_.rows;
   auto logits = torch::empty({static_cast<int64_t>(out_rows.size()), static_cast<int64_t>(vocab)}, torch::kFloat32);
+  timer.mark(phase::other);
   dense(lm_head_, s.norm.data(), out_rows.size(), h, nullptr, logits.data_ptr<float>(), vocab,
         s.act);
+  timer.mark(phase::matrices);
   return logits;
 }
 
