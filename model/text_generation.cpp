@@ -53,13 +53,13 @@ std::string text_generation::take_text() {
   return out;
 }
 
-std::vector<parsed_tool_call> text_generation::take_tool_calls() {
+std::vector<chat_tool_call> text_generation::take_tool_calls() {
   flush();
-  return tools_ ? tools_->take_calls() : std::vector<parsed_tool_call>{};
+  return tools_ ? tools_->take_calls() : std::vector<chat_tool_call>{};
 }
 
-std::vector<parsed_tool_call> text_generation::tool_calls() const {
-  return tools_ ? tools_->calls() : std::vector<parsed_tool_call>{};
+std::vector<chat_tool_call> text_generation::tool_calls() const {
+  return tools_ ? tools_->calls() : std::vector<chat_tool_call>{};
 }
 
 generation_output text_generation::output() {

@@ -36,9 +36,9 @@ public:
  /// The text released since the last call; once finished, everything that is left.
  std::string take_text();
  /// Tool calls completed since the last call.
- std::vector<parsed_tool_call> take_tool_calls();
+ std::vector<chat_tool_call> take_tool_calls();
  /// Every tool call of the output (once finished).
- std::vector<parsed_tool_call> tool_calls() const;
+ std::vector<chat_tool_call> tool_calls() const;
  /// The final output: the text ends before a stop string, else it is the whole decode
  /// (with tools: the content outside the calls).
  generation_output output();

@@ -22,7 +22,7 @@ const std::vector<std::string> names = {"get_weather", "get_time"};
 
 struct parsed {
   std::string content;
-  std::vector<parsed_tool_call> calls;
+  std::vector<chat_tool_call> calls;
 };
 
 // The output fed in pieces of `piece` bytes (0: whole), as streaming would cut it.

@@ -1,6 +1,8 @@
 // Over 600 lines on purpose: one state machine (waiting, admitted, running, finished)
 // whose steps share its invariants; split, each part would need all of them. What stands
-// alone is outside already: the waiting order (fair_order), leases (model_lease).
+// alone is outside already: the waiting order (fair_order), which sequence gives way to a
+// flow without a place (fair_places), leases (model_lease), a request's output rules
+// (output_rules).
 #include "actors/core/batch_scheduler.hpp"
 
 #include <algorithm>

@@ -20,7 +20,7 @@ std::vector<model::chat_message> chat_messages_of(const std::vector<messages::ch
 }
 
 std::vector<messages::tool_call> tool_call_messages(
-    const std::vector<model::parsed_tool_call>& calls) {
+    const std::vector<model::chat_tool_call>& calls) {
   std::vector<messages::tool_call> out;
   out.reserve(calls.size());
   for (const auto& call : calls)

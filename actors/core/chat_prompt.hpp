@@ -13,6 +13,6 @@ namespace adapterd::actors {
 std::vector<model::chat_message> chat_messages_of(const std::vector<messages::chat_turn>& turns);
 
 std::vector<messages::tool_call> tool_call_messages(
-    const std::vector<model::parsed_tool_call>& calls);
+    const std::vector<model::chat_tool_call>& calls);
 
 }  // namespace adapterd::actors

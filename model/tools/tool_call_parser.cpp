@@ -205,9 +205,9 @@ std::string tool_call_parser::finish() {
   return out;
 }
 
-std::vector<parsed_tool_call> tool_call_parser::take_calls() {
-  std::vector<parsed_tool_call> out(calls_.begin() + static_cast<std::ptrdiff_t>(taken_),
-                                    calls_.end());
+std::vector<chat_tool_call> tool_call_parser::take_calls() {
+  std::vector<chat_tool_call> out(calls_.begin() + static_cast<std::ptrdiff_t>(taken_),
+                                  calls_.end());
   taken_ = calls_.size();
   return out;
 }

@@ -7,15 +7,13 @@
 #include <string>
 #include <vector>
 
+#include "model/template/chat_template.hpp"
 #include "model/tools/tool_syntax.hpp"
 
 namespace adapterd::model {
 
-struct parsed_tool_call {
-  std::string id;  // "call_..." (9 characters for Mistral, whose templates demand it)
-  std::string name;
-  std::string arguments;  // compact JSON text
-};
+// A call found in the output is a chat_tool_call, as a chat turn's: id "call_..." (9
+// characters for Mistral, whose templates demand it), arguments as compact JSON text.
 
 class tool_call_parser {
  public:
@@ -28,9 +26,9 @@ class tool_call_parser {
   /// The output has ended: returns the rest of the content.
   std::string finish();
   /// Calls completed since the last take.
-  std::vector<parsed_tool_call> take_calls();
+  std::vector<chat_tool_call> take_calls();
   /// Every call so far.
-  const std::vector<parsed_tool_call>& calls() const { return calls_; }
+  const std::vector<chat_tool_call>& calls() const { return calls_; }
 
  private:
   enum class mode { undecided, content, holding, in_tag };
@@ -45,7 +43,7 @@ class tool_call_parser {
   mode mode_ = mode::undecided;
   std::string held_;
   std::string blanks_;  // hermes: the blanks before an open tag (content again if no call)
-  std::vector<parsed_tool_call> calls_;
+  std::vector<chat_tool_call> calls_;
   size_t taken_ = 0;
 };
 

@@ -26,15 +26,4 @@ const char* arguments_key(tool_syntax syntax) {
   return syntax == tool_syntax::llama3_json ? "parameters" : "arguments";
 }
 
-const char* to_string(tool_syntax syntax) {
-  switch (syntax) {
-    case tool_syntax::none: return "none";
-    case tool_syntax::hermes: return "hermes";
-    case tool_syntax::llama3_json: return "llama3_json";
-    case tool_syntax::mistral: return "mistral";
-    case tool_syntax::json: return "json";
-  }
-  return "unknown";
-}
-
 }  // namespace adapterd::model

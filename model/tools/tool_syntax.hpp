@@ -18,7 +18,4 @@ tool_syntax tool_syntax_of(const std::string& chat_template);
 /// The key a call's arguments go under in that syntax ("parameters" for Llama 3).
 const char* arguments_key(tool_syntax syntax);
 
-/// "llama3_json", "hermes", ...: for logs and error messages.
-const char* to_string(tool_syntax syntax);
-
 }  // namespace adapterd::model
