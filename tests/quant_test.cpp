@@ -101,6 +101,43 @@ TEST_CASE("fp16 and bf16 conversions round-trip and round to nearest even", "[qu
   CHECK(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
 }
 
+TEST_CASE("activations are prepared for the kernels bit for bit as the scalar reference",
+          "[quant]") {
+  const size_t rows = 3, cols = 96, ldx = 100;
+  auto x = random_floats(rows * ldx, 7, 3);
+  // ties for the rounding: block 1 of row 0 holds 127 at its largest, so its scale is 1 and
+  // the halves below are exact ties (nearest even); block 2 is all zeros (scale 0)
+  for (size_t i = 0; i < 32; ++i)
+    x[32 + i] = i == 0 ? 127.0f : static_cast<float>(i % 9) - 4.5f;
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);
+  // values bf16 treats apart: a tie, a subnormal, a NaN, an infinity, the largest float
+  const float special[] = {1.0f + 1.0f / 256, 1e-40f, NAN, -INFINITY, 3.4028235e38f};
+  std::copy(std::begin(special), std::end(special), x.begin() + ldx + 3);
+  activations a;
+  prepare(a, weight_format::q8_0, x.data(), rows, ldx, cols);
+  for (size_t r = 0; r < rows; ++r) {
+    std::vector<block_q8_act> ref(cols / 32);
+    quantize_row_q8_act(&x[r * ldx], ref.data(), cols);
+    for (size_t b = 0; b < cols / 32; ++b) {
+      if (r == 1 && b == 0)
+        continue;  // the NaN's block: its scale is whatever max makes of a NaN
+      INFO("row " << r << " block " << b);
+      CHECK(std::memcmp(&a.q8[r * (cols / 32) + b], &ref[b],
+                        offsetof(block_q8_act, d) + sizeof(float))
+            == 0);
+    }
+  }
+  CHECK(a.q8[1].qs[1] == static_cast<int8_t>(std::nearbyint(x[33])));  // -3.5 -> -4, to even
+  prepare(a, weight_format::bf16, x.data(), rows, ldx, cols);
+  if (a.bf16.empty())
+    return;  // no AVX-512 BF16 here: the kernel reads fp32 activations
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t k = 0; k < cols; ++k) {
+      INFO("row " << r << " value " << k << " = " << x[r * ldx + k]);
+      CHECK(a.bf16[r * cols + k] == f32_to_bf16(x[r * ldx + k]));
+    }
+}
+
 TEST_CASE("each format's product matches a double-precision product of the numbers it holds",
           "[quant]") {
   const size_t rows = 5, out = 37, cols = 256;

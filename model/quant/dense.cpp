@@ -72,13 +72,13 @@ void prepare(activations& a, weight_format f, const float* x, size_t rows, size_
   if (f == weight_format::q8_0 || f == weight_format::q4_0) {
     const size_t nb = cols / block_size;
     a.q8.resize(rows * nb);
+    if (cpu::kernels_available())
+      return avx2::quantize_rows_q8_act(x, ldx, rows, cols, a.q8.data());
     for (size_t r = 0; r < rows; ++r)
       quantize_row_q8_act(x + r * ldx, &a.q8[r * nb], cols);
   } else if (f == weight_format::bf16 && use_bf16()) {
     a.bf16.resize(rows * cols);
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t k = 0; k < cols; ++k)
-        a.bf16[r * cols + k] = f32_to_bf16(x[r * ldx + k]);
+    avx2::round_rows_bf16(x, ldx, rows, cols, a.bf16.data());
   }
 }
 

@@ -123,4 +123,77 @@ void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, siz
     rows_bf16<1>(w, stride, x, ldx, rows, cols, bias, y, ldy, j);
 }
 
+namespace {
+
+// abs and max are exact in any order: the same amax as block_absmax.
+inline float block_absmax(const __m256 (&v)[4]) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m =
+      _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                    _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+}  // namespace
+
+void quantize_rows_q8_act(const float* x, size_t ldx, size_t rows, size_t cols, block_q8_act* out) {
+  const size_t nb = cols / block_size;
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t b = 0; b < nb; ++b) {
+      const float* xb = x + r * ldx + b * block_size;
+      block_q8_act& o = out[r * nb + b];
+      __m256 v[4];
+      for (int i = 0; i < 4; ++i)
+        v[i] = _mm256_loadu_ps(xb + 8 * i);
+      const float d = block_absmax(v) / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+      o.d = d;
+      __m256i q[4];
+      for (int i = 0; i < 4; ++i)  // nearbyint in the default rounding mode: to nearest even
+        q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], _mm256_set1_ps(id)),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      // packs interleave the 128-bit halves; the permutation puts the bytes back in order
+      const __m256i bytes = _mm256_permutevar8x32_epi32(
+          _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])),
+          _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs), bytes);
+      // lane l: values 4l..4l+3 and 16+4l..16+4l+3
+      const __m256i pairs = _mm256_add_epi32(q[0], q[2]), more = _mm256_add_epi32(q[1], q[3]);
+      alignas(32) int32_t s[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s), pairs);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(s + 8), more);
+      for (int lane = 0; lane < 4; ++lane)
+        o.q4_start[lane] = -8 * (s[4 * lane] + s[4 * lane + 1] + s[4 * lane + 2] + s[4 * lane + 3]);
+    }
+}
+
+void round_rows_bf16(const float* x, size_t ldx, size_t rows, size_t cols, uint16_t* out) {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000),
+                bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1),
+                quiet = _mm256_set1_epi32(0x40);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * ldx;
+    uint16_t* o = out + r * cols;
+    size_t k = 0;
+    for (; k + 16 <= cols; k += 16) {
+      __m256i h[2];
+      for (int i = 0; i < 2; ++i) {
+        const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(xr + k + 8 * i));
+        const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+        const __m256i rounded = _mm256_srli_epi32(
+            _mm256_add_epi32(
+                u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one))),
+            16);
+        h[i] = _mm256_blendv_epi8(rounded, _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet), nan);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + k),
+                          _mm256_permute4x64_epi64(_mm256_packus_epi32(h[0], h[1]), 0xd8));
+    }
+    for (; k < cols; ++k)
+      o[k] = f32_to_bf16(xr[k]);
+  }
+}
+
 }  // namespace adapterd::model::quant::avx2

@@ -264,8 +264,9 @@ inline void tile_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t
   const char* next = reinterpret_cast<const char*>(w + OUT * stride);
   const size_t lines_per_step = (OUT * 2 * 32 + 63) / 64 + 1;
   for (size_t c = 0; c < k; c += 32) {
-    for (size_t line = 0; line < lines_per_step; ++line)
-      _mm_prefetch(next + (c / 32 * lines_per_step + line) * 64, _MM_HINT_T0);
+    if (ROWS > 1)
+      for (size_t line = 0; line < lines_per_step; ++line)
+        _mm_prefetch(next + (c / 32 * lines_per_step + line) * 64, _MM_HINT_T0);
     __m512bh wv[OUT];
 #pragma GCC unroll 8
     for (int o = 0; o < OUT; ++o)
@@ -315,6 +316,9 @@ void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, const bloc
 void dense_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t cols,
                 const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   size_t j = j_begin;
+  if (rows == 1)
+    for (; j + 8 <= j_end; j += 8)
+      rows_bf16<8>(w, stride, x, rows, cols, bias, y, ldy, j);
   for (; j + 4 <= j_end; j += 4)
     rows_bf16<4>(w, stride, x, rows, cols, bias, y, ldy, j);
   for (; j < j_end; ++j)

@@ -17,6 +17,10 @@
 namespace adapterd::model::quant {
 namespace avx2 {
 ADAPTERD_QUANT_ENTRIES
+/// quantize_row_q8_act and f32_to_bf16 (blocks.hpp) over rows of activations, bit for bit
+/// the same values: the per-token preparation of a matrix's input, on one thread.
+void quantize_rows_q8_act(const float* x, size_t ldx, size_t rows, size_t cols, block_q8_act* out);
+void round_rows_bf16(const float* x, size_t ldx, size_t rows, size_t cols, uint16_t* out);
 /// bf16 weights times fp32 activations.
 void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
                 size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end);
