@@ -28,6 +28,7 @@ struct gpu_owner_state {
   std::unique_ptr<batch_scheduler> scheduler;
   bool step_queued = false;
   messages::batch_state reported;
+  std::chrono::steady_clock::time_point reported_at;
   training_settings training;
   training_jobs jobs;
   bool train_queued = false;
@@ -49,9 +50,13 @@ void report_batch(self_ptr self) {
                            s.kv_blocks_used, s.kv_blocks_cached, s.prefix_lookups, s.rejected,
                            s.cancelled, s.timed_out, s.preempted);
   };
-  if (visible(now) == visible(old) && now.steps < old.steps + 32)
+  // The console's tokens/s wants a fresh count every second or so.
+  const auto at = std::chrono::steady_clock::now();
+  if (visible(now) == visible(old) && now.steps < old.steps + 32
+      && !(now.steps > old.steps && at - self->state.reported_at >= std::chrono::milliseconds(500)))
     return;
   old = now;
+  self->state.reported_at = at;
   self->send(self->state.monitor, messages::report_atom_v, now);
 }
 

@@ -42,8 +42,10 @@ auto target_of(const http_targets& targets) {
     return targets.cleanup;
   else if constexpr (owner == messages::service::catalog)
     return targets.catalog;
-  else
+  else if constexpr (owner == messages::service::training)
     return targets.training;
+  else
+    return targets.console;
 }
 
 class actor_backend final : public http::backend {

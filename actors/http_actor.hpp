@@ -32,6 +32,7 @@ struct http_targets {
   messages::health_service health;
   messages::catalog_service catalog;
   messages::training_service training;
+  messages::console_service console;
 };
 
 http_actor spawn_http_actor(caf::actor_system& sys, http_targets targets);

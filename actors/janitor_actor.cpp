@@ -47,7 +47,7 @@ cleanup_reply flush(self_ptr self, const cleanup_request& req, const messages::f
   r.level = req.level;
   r.freed = freed;
   self->send(self->state.monitor, messages::report_atom_v,
-             messages::flush_event{req.reason, after.rss_bytes});
+             messages::flush_event{req.reason, after.rss_bytes, req.level});
   spdlog::debug("janitor {} {} {} flush: rss {} -> {} MiB", req.request_id,
                 messages::name_of(req.reason), messages::name_of(req.level),
                 r.rss_before_bytes >> 20, r.rss_after_bytes >> 20);

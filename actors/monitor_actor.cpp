@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "actors/core/console_history.hpp"
 #include "actors/core/timestamp.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
@@ -20,67 +21,103 @@ struct monitor_state {
   uint64_t oom_recoveries = 0, oom_failures = 0, kv_cache_bytes_last = 0;
   messages::model_state model;
   uint32_t training_jobs = 0;
+  messages::job_list jobs;
+  console_history history;
 };
 
 namespace {
+
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The console's period: a sample a second, as its charts show them.
+constexpr auto sample_period = std::chrono::seconds(1);
 
 messages::monitor_actor::behavior_type monitor_behavior(
   messages::monitor_actor::stateful_pointer<monitor_state> self, cleanup_policy policy,
   node_role role) {
   self->state.policy = policy;
   self->state.role = role;
+  self->delayed_send(self, sample_period, caf::tick_atom_v);
   return guarded_behavior<messages::monitor_actor::behavior_type>(
-    "monitor",
-    [=](messages::report_atom, const messages::request_event& e) {
-      auto& st = self->state;
-      switch (e.kind) {
-        case messages::request_event::finished:
-          ++st.served;
-          st.kv_cache_bytes_last = e.kv_cache_bytes;
-          break;
-        case messages::request_event::oom_recovered: ++st.oom_recoveries; break;
-        case messages::request_event::oom_failed: ++st.oom_failures; break;
-        case messages::request_event::failed: ++st.failed; break;
-        default: break;
-      }
-    },
-    [=](messages::report_atom, const messages::model_state& m) { self->state.model = m; },
-    [=](messages::report_atom, const messages::flush_event&) { ++self->state.flushes; },
-    [=](messages::report_atom, const messages::batch_state& b) { self->state.batch = b; },
-    [=](messages::report_atom, const messages::job_list& jobs) {
-      uint32_t active = 0;
-      for (const auto& j : jobs.jobs)
-        active += j.state == "queued" || j.state == "running" ? 1 : 0;
-      self->state.training_jobs = active;
-    },
-    [=](messages::health_atom) {
-      const auto& st = self->state;
-      auto mem = model::read_memory_figures();
-      messages::health_report r;
-      r.status = "healthy";
-      r.timestamp = local_timestamp();
-      r.role = to_string(st.role);
-      r.running = st.batch.running;
-      r.queue_depth = st.batch.waiting;
-      r.training_jobs = st.training_jobs;
-      r.active_jobs = r.running + st.training_jobs;  // the seed's count: generations, now also training
-      r.batch = st.batch;
-      r.gpu_available = mem.gpu_available;
-      r.gpu_allocated_mb = mem.gpu_allocated_mb;
-      r.gpu_reserved_mb = mem.gpu_reserved_mb;
-      r.rss_bytes = mem.rss_bytes;
-      r.uptime_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
-      r.model = st.model;
-      r.requests_served = st.served;
-      r.requests_failed = st.failed;
-      r.flushes = st.flushes;
-      r.oom_recoveries = st.oom_recoveries;
-      r.oom_failures = st.oom_failures;
-      r.kv_cache_bytes_last = st.kv_cache_bytes_last;
-      r.cleanup_policy = to_string(st.policy);
-      return r;
-    }
-  );
+      "monitor",
+      [=](messages::report_atom, const messages::request_event& e) {
+        auto& st = self->state;
+        switch (e.kind) {
+          case messages::request_event::finished:
+            ++st.served;
+            st.kv_cache_bytes_last = e.kv_cache_bytes;
+            break;
+          case messages::request_event::oom_recovered: ++st.oom_recoveries; break;
+          case messages::request_event::oom_failed: ++st.oom_failures; break;
+          case messages::request_event::failed: ++st.failed; break;
+          default: break;
+        }
+      },
+      [=](messages::report_atom, const messages::model_state& m) { self->state.model = m; },
+      [=](messages::report_atom, const messages::flush_event& e) {
+        ++self->state.flushes;
+        self->state.history.flush(unix_ms(), e);
+      },
+      [=](messages::report_atom, const messages::batch_state& b) { self->state.batch = b; },
+      [=](messages::report_atom, const messages::job_list& jobs) {
+        uint32_t active = 0;
+        for (const auto& j : jobs.jobs)
+          active += j.state == "queued" || j.state == "running" ? 1 : 0;
+        self->state.training_jobs = active;
+        self->state.history.jobs(jobs);
+        self->state.jobs = jobs;
+      },
+      [=](caf::tick_atom) {
+        // One pending tick at a time, sent first: a sample that failed still leaves the next.
+        self->delayed_send(self, sample_period, caf::tick_atom_v);
+        auto mem = model::read_memory_figures();
+        self->state.history.sample(
+            {unix_ms(), mem.rss_bytes, mem.gpu_allocated_mb, mem.gpu_reserved_mb},
+            self->state.batch);
+      },
+      [=](messages::console_atom, const messages::console_request& req) {
+        const auto& st = self->state;
+        auto f = st.history.feed(req.since);
+        f.role = to_string(st.role);
+        f.period_ms = static_cast<uint32_t>(std::chrono::milliseconds(sample_period).count());
+        f.model = st.model;
+        f.adapters = st.batch.adapters;
+        f.jobs = st.jobs.jobs;
+        return f;
+      },
+      [=](messages::health_atom) {
+        const auto& st = self->state;
+        auto mem = model::read_memory_figures();
+        messages::health_report r;
+        r.status = "healthy";
+        r.timestamp = local_timestamp();
+        r.role = to_string(st.role);
+        r.running = st.batch.running;
+        r.queue_depth = st.batch.waiting;
+        r.training_jobs = st.training_jobs;
+        r.active_jobs =
+            r.running + st.training_jobs;  // the seed's count: generations, now also training
+        r.batch = st.batch;
+        r.gpu_available = mem.gpu_available;
+        r.gpu_allocated_mb = mem.gpu_allocated_mb;
+        r.gpu_reserved_mb = mem.gpu_reserved_mb;
+        r.rss_bytes = mem.rss_bytes;
+        r.uptime_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - st.started).count();
+        r.model = st.model;
+        r.requests_served = st.served;
+        r.requests_failed = st.failed;
+        r.flushes = st.flushes;
+        r.oom_recoveries = st.oom_recoveries;
+        r.oom_failures = st.oom_failures;
+        r.kv_cache_bytes_last = st.kv_cache_bytes_last;
+        r.cleanup_policy = to_string(st.policy);
+        return r;
+      });
 }
 
 }  // namespace

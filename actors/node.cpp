@@ -79,11 +79,18 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
     caf::scoped_actor self{sys};
     std::string failure;
     self->request(a.supervisor, std::chrono::minutes(30), messages::acquire_atom_v,
-                  acquire_request{"preload", "", "", false})
-      .receive([](const model_lease&) {},
-               [&](const caf::error& e) { failure = to_failure(e).message; });
-    if (!failure.empty())
+                  acquire_request{"preload", "", "", false, false})
+        .receive([](const model_lease&) {},
+                 [&](const caf::error& e) { failure = to_failure(e).message; });
+    if (!failure.empty()) {
+      // Nobody keeps these: they end here (the monitor's sampling timer would keep it alive).
+      for (const auto& actor :
+           {caf::actor_cast<caf::actor>(a.gpu_owner), caf::actor_cast<caf::actor>(a.janitor),
+            caf::actor_cast<caf::actor>(a.supervisor), caf::actor_cast<caf::actor>(a.tokenizers),
+            caf::actor_cast<caf::actor>(a.monitor)})
+        caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
       return "cannot load the default model " + c.default_model + ": " + failure;
+    }
   }
   for (const auto& [id, path] : c.preload_adapters) {
     caf::scoped_actor self{sys};
@@ -113,7 +120,7 @@ std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
     auto router = spawn_router(p.sys, router_config{c.node_secret, c.workers, c.node_poll_ms, c.request_timeout_s});
     keep(p.actors, router);
     core.push_back({"router", caf::actor_cast<caf::actor>(router)});
-    targets = http_targets{router, router, router, router, router};
+    targets = http_targets{router, router, router, router, router, router};
     if (c.node_port != 0) {
       auto port = publish_node(p.sys, c, caf::actor_cast<caf::actor>(router));
       if (!port)
@@ -123,7 +130,7 @@ std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
     }
   } else {
     auto spawned = spawn_model_actors(p.sys, c);
-    // Kept before the check, so that stop() ends them when the preload failed.
+    // Kept, so that stop() ends them (spawn_model_actors ends them itself when it fails).
     if (auto* a = std::get_if<model_actors>(&spawned)) {
       keep(p.actors, a->gpu_owner);
       keep(p.actors, a->janitor);
@@ -137,7 +144,8 @@ std::variant<uint16_t, std::string> node::start(core_down_fn on_core_down) {
              {"monitor", caf::actor_cast<caf::actor>(a->monitor)},
              {"tokenizer pool", caf::actor_cast<caf::actor>(a->tokenizers)}})
         core.push_back({name, handle});
-      targets = http_targets{a->gpu_owner, a->janitor, a->monitor, a->supervisor, a->gpu_owner};
+      targets = http_targets{a->gpu_owner,  a->janitor,   a->monitor,
+                             a->supervisor, a->gpu_owner, a->monitor};
     } else {
       return std::get<std::string>(spawned);
     }

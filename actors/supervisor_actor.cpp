@@ -22,16 +22,30 @@ namespace fs = std::filesystem;
 using messages::errc;
 using clock_type = std::chrono::steady_clock;
 
+// How often a set of weights was leased and when last: the console's table.
+struct use_count {
+  uint64_t requests = 0;
+  int64_t last_used_ms = 0;  // wall clock
+  void count() {
+    ++requests;
+    last_used_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  }
+};
+
 struct model_entry {
   std::shared_ptr<const model::base_model> model;
   uint64_t last_used = 0;
   clock_type::time_point last_used_at = clock_type::now();
+  use_count use;
 };
 
 struct adapter_entry {
   std::shared_ptr<const model::lora_adapter> adapter;
   std::string model_key;
   uint64_t last_used = 0;
+  use_count use;
 };
 
 struct supervisor_state {
@@ -85,11 +99,13 @@ void report(self_ptr self) {
   }
   for (const auto& [key, e] : st.models)
     s.resident.push_back({"model", e.model->path(), e.model->device(), "device",
-                          e.model->weight_bytes(), e.model->weights_format()});
+                          e.model->weight_bytes(), e.model->weights_format(), e.use.requests,
+                          e.use.last_used_ms});
   for (const auto* tier : {&st.device_adapters, &st.host_adapters})
     for (const auto& [key, e] : *tier) {
       s.resident.push_back({"adapter", e.adapter->path(), e.adapter->device(),
-                            tier == &st.host_adapters ? "host" : "device", e.adapter->bytes(), ""});
+                            tier == &st.host_adapters ? "host" : "device", e.adapter->bytes(), "",
+                            e.use.requests, e.use.last_used_ms});
       s.adapter_bytes += e.adapter->bytes();
     }
   s.adapters_cached = static_cast<uint32_t>(st.device_adapters.size() + st.host_adapters.size());
@@ -262,7 +278,7 @@ caf::expected<model_entry*> ensure_model(self_ptr self, const acquire_request& r
                dir, (*loaded)->device(), (*loaded)->dtype(), (*loaded)->weights_format(),
                mib((*loaded)->weight_bytes()),
                std::chrono::duration<double, std::milli>(clock_type::now() - start).count());
-  return &(st.models[key] = model_entry{*loaded, 0, clock_type::now()});
+  return &(st.models[key] = model_entry{*loaded, 0, clock_type::now(), {}});
 }
 
 caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
@@ -284,9 +300,9 @@ caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
     auto back = model.move_adapter(*host->second.adapter, false);
     if (!back)
       return from_model_error(back.err());
+    st.device_adapters[key] = adapter_entry{*back, model_key, ++st.tick, host->second.use};
     st.host_adapters.erase(host);
     ++st.host_reloads;
-    st.device_adapters[key] = adapter_entry{*back, model_key, ++st.tick};
     return *back;
   }
   auto estimate = model.estimate_adapter_bytes(path);
@@ -300,11 +316,12 @@ caf::expected<std::shared_ptr<const model::lora_adapter>> ensure_adapter(
     return from_model_error(loaded.err());
   ++st.adapter_loads;
   spdlog::info("supervisor {} loaded adapter {} ({})", req.request_id, path, mib((*loaded)->bytes()));
-  st.device_adapters[key] = adapter_entry{*loaded, model_key, ++st.tick};
+  st.device_adapters[key] = adapter_entry{*loaded, model_key, ++st.tick, {}};
   return *loaded;
 }
 
-// What the monitor shows of the cache; a warm request changes none of it.
+// What the monitor shows of the cache apart from use counts: a failed acquisition reports
+// only when it changed this.
 auto cache_signature(const supervisor_state& st) {
   return std::make_tuple(st.model_loads, st.adapter_loads, st.evictions, st.host_reloads,
                          st.models.size(), st.device_adapters.size(), st.host_adapters.size(),
@@ -361,12 +378,16 @@ caf::expected<model_lease> acquire(self_ptr self, acquire_request req) {
       return adapter.error();
     }
     lease.adapter = *adapter;
+    if (req.counted)
+      st.device_adapters[key + "|" + adapter_path].use.count();
     lease.adapter_name = req.adapter_path;
     for (const auto& [id, path] : st.adapter_ids)
       if (path == req.adapter_path)
         lease.adapter_name = id;
   }
-  report_changes();
+  if (req.counted)
+    (*entry)->use.count();
+  report(self);  // every lease: the console's use counts
   lease.load_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
   return lease;
 }
@@ -459,7 +480,7 @@ caf::result<messages::adapter_reply> manage_adapters(self_ptr self, const messag
       return make_failure(errc::bad_request, "adapter id '" + id + "' already names " + it->second);
     // What is on disk now: a job that re-trained this id wrote new weights to the same place.
     drop_adapter_copies(st, req.path);
-    auto lease = acquire(self, acquire_request{req.request_id, "", req.path, false});
+    auto lease = acquire(self, acquire_request{req.request_id, "", req.path, false, false});
     if (!lease)
       return lease.error();
     st.adapter_ids[id] = req.path;

@@ -106,8 +106,6 @@ std::variant<messages::train_request, api_error> parse_train(const std::string& 
   });
 }
 
-namespace {
-
 json job_json(const messages::job_status& s) {
   auto or_null = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
   return {{"id", s.id},
@@ -127,8 +125,6 @@ json job_json(const messages::job_status& s) {
           {"created_at_ms", s.created_at_ms},
           {"finished_at_ms", s.finished_at_ms == 0 ? json(nullptr) : json(s.finished_at_ms)}};
 }
-
-}  // namespace
 
 std::string to_json(const messages::job_status& s) { return dump(job_json(s)); }
 

@@ -3,6 +3,8 @@
 #include <string>
 #include <variant>
 
+#include <nlohmann/json.hpp>
+
 #include "http/json_codec.hpp"
 
 namespace adapterd::http {
@@ -20,6 +22,8 @@ std::variant<messages::adapter_request, api_error> parse_adapter_load(const std:
 std::variant<messages::train_request, api_error> parse_train(const std::string& body);
 
 std::string to_json(const messages::job_status& s);
+/// A job as GET /jobs shows it (also in the console's feed).
+nlohmann::json job_json(const messages::job_status& s);
 std::string to_json(const messages::job_list& l);
 std::string to_json(const messages::tokenize_reply& r);
 std::string to_json(const messages::detokenize_reply& r);

@@ -10,6 +10,8 @@
 
 #include "http/access.hpp"
 #include "http/catalog_codec.hpp"
+#include "http/console_assets.hpp"
+#include "http/console_codec.hpp"
 #include "http/json_codec.hpp"
 #include "http/metrics_text.hpp"
 #include "http/openai.hpp"
@@ -411,6 +413,37 @@ void cleanup(const call& c) {
 
 void health(const call& c) { c.svc.health(reply_with<messages::health_report>(c.out)); }
 
+// The web console: files compiled into the binary. They hold no secrets (the page asks
+// for a key and keeps it in the tab's session storage), so they are open; the feed and
+// every call the page makes need the same keys as the API. The policy lets the page
+// reach this server only.
+void console_file(const call& c, std::string_view name) {
+  const auto* asset = find_console_asset(name);
+  if (asset == nullptr)
+    return c.out->respond(
+        error_response({404, "not_found", "no console file " + std::string(name.substr(0, 64))}));
+  response r;
+  r.content_type = std::string(asset->content_type);
+  r.body = std::string(asset->body);
+  r.headers = {{"Content-Security-Policy",
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"},
+               {"X-Content-Type-Options", "nosniff"},
+               {"Cache-Control", "no-cache"}};
+  c.out->respond(std::move(r));
+}
+
+void console_page(const call& c) {
+  console_file(c, "index.html");
+}
+
+void console_feed(const call& c) {
+  auto req = parse_console_query(c.req.target);
+  if (auto* e = std::get_if<api_error>(&req))
+    return c.out->respond(error_response(*e));
+  c.svc.ask(std::get<messages::console_request>(req), reply_with<messages::console_feed>(c.out));
+}
+
 // --- The table: every request enters through it. ---
 
 enum class access { open, api, admin };
@@ -451,6 +484,11 @@ const std::vector<route_entry>& table() {
       {"DELETE", "/jobs/{id}", access::admin, false,
        [](const call& c) { jobs(c, messages::job_action::cancel); }},
       {"POST", "/cleanup-memory", access::admin, false, cleanup},
+      {"GET", "/", access::open, false, console_page},
+      {"GET", "/console", access::open, false, console_page},
+      {"GET", "/console/assets/{id}", access::open, false,
+       [](const call& c) { console_file(c, c.param); }},
+      {"GET", "/console/feed", access::api, false, console_feed},
       {"GET", "/health", access::open, true, health},
       {"GET", "/metrics", access::open, true, metrics},
   };

@@ -6,13 +6,14 @@
 #include <cstdint>
 
 #include "messages/catalog.hpp"
+#include "messages/console.hpp"
 #include "messages/memory.hpp"
 #include "messages/training.hpp"
 
 namespace adapterd::messages {
 
 /// Who answers a call: in a standalone node its own actors, in a router the router.
-enum class service : uint8_t { cleanup, catalog, training };
+enum class service : uint8_t { cleanup, catalog, training, console };
 
 template <class Request>
 struct call_traits;
@@ -30,6 +31,7 @@ template <> struct call_traits<detokenize_request> : call_of<detokenize_reply, s
 template <> struct call_traits<adapter_request> : call_of<adapter_reply, service::catalog> {};
 template <> struct call_traits<train_request> : call_of<job_status, service::training> {};
 template <> struct call_traits<job_request> : call_of<job_list, service::training> {};
+template <> struct call_traits<console_request> : call_of<console_feed, service::console> {};
 // clang-format on
 
 template <class... Requests>
@@ -37,6 +39,6 @@ struct call_list {};
 
 /// Every request the envelope carries.
 using api_calls = call_list<cleanup_request, tokenize_request, detokenize_request, adapter_request,
-                            train_request, job_request>;
+                            train_request, job_request, console_request>;
 
 }  // namespace adapterd::messages

@@ -34,13 +34,15 @@ struct resident_item {
   std::string device;
   std::string tier;  // "device" | "host"
   uint64_t bytes = 0;
-  std::string weights;  // a model's weight format ("f32", "bf16", "int8", "q4"); adapters: ""
+  std::string weights;       // a model's weight format ("f32", "bf16", "int8", "q4"); adapters: ""
+  uint64_t requests = 0;     // leases taken since it was loaded
+  int64_t last_used_ms = 0;  // wall clock of the latest, Unix milliseconds
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resident_item& x) {
   return f(caf::meta::type_name("adapterd::resident_item"), x.kind, x.path, x.device, x.tier,
-           x.bytes, x.weights);
+           x.bytes, x.weights, x.requests, x.last_used_ms);
 }
 
 /// What the supervisor holds, reported whenever it changes.
@@ -75,11 +77,12 @@ typename Inspector::result_type inspect(Inspector& f, model_state& x) {
 struct flush_event {
   cleanup_reason reason = cleanup_reason::after_request;
   uint64_t rss_after_bytes = 0;
+  cleanup_level level = cleanup_level::flush;  // what a manual cleanup also gave up
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, flush_event& x) {
-  return f(caf::meta::type_name("adapterd::flush_event"), x.reason, x.rss_after_bytes);
+  return f(caf::meta::type_name("adapterd::flush_event"), x.reason, x.rss_after_bytes, x.level);
 }
 
 struct health_report {

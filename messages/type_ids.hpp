@@ -8,6 +8,7 @@
 #include "messages/batch.hpp"
 #include "messages/catalog.hpp"
 #include "messages/cluster.hpp"
+#include "messages/console.hpp"
 #include "messages/errors.hpp"
 #include "messages/generation.hpp"
 #include "messages/health.hpp"
@@ -51,6 +52,11 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::top_logprob))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::token_logprob))
   CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::tool_call))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::console_sample))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::console_event))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::console_request))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::console_feed))
+  CAF_ADD_TYPE_ID(adapterd, (adapterd::messages::loss_curve))
   CAF_ADD_ATOM(adapterd, adapterd::messages, generate_atom, "generate")
   CAF_ADD_ATOM(adapterd, adapterd::messages, cleanup_atom, "cleanup")
   CAF_ADD_ATOM(adapterd, adapterd::messages, health_atom, "health")
@@ -73,4 +79,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(adapterd, caf::first_custom_type_id)
   CAF_ADD_ATOM(adapterd, adapterd::messages, jobs_atom, "jobs")
   CAF_ADD_ATOM(adapterd, adapterd::messages, train_step_atom, "trainstep")
   CAF_ADD_ATOM(adapterd, adapterd::messages, encode_atom, "encode")
-CAF_END_TYPE_ID_BLOCK(adapterd)
+  CAF_ADD_ATOM(adapterd, adapterd::messages, console_atom, "console")
+  CAF_END_TYPE_ID_BLOCK(adapterd)

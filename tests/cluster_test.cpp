@@ -119,18 +119,22 @@ messages::janitor_actor::behavior_type fake_janitor() {
 
 messages::monitor_actor::behavior_type fake_monitor() {
   return {
-    [](messages::report_atom, const messages::request_event&) {},
-    [](messages::report_atom, const messages::model_state&) {},
-    [](messages::report_atom, const messages::flush_event&) {},
-    [](messages::report_atom, const messages::batch_state&) {},
-    [](messages::report_atom, const messages::job_list&) {},
-    [](messages::health_atom) {
-      messages::health_report r;
-      r.role = "worker";
-      r.model.loaded = true;
-      r.model.path = "/models/base";
-      return r;
-    },
+      [](messages::report_atom, const messages::request_event&) {},
+      [](messages::report_atom, const messages::model_state&) {},
+      [](messages::report_atom, const messages::flush_event&) {},
+      [](messages::report_atom, const messages::batch_state&) {},
+      [](messages::report_atom, const messages::job_list&) {},
+      [](messages::health_atom) {
+        messages::health_report r;
+        r.role = "worker";
+        r.model.loaded = true;
+        r.model.path = "/models/base";
+        return r;
+      },
+      [](messages::console_atom, const messages::console_request&) {
+        return messages::console_feed{};
+      },
+      [](caf::tick_atom) {},
   };
 }
 

@@ -104,6 +104,10 @@ messages::monitor_actor::behavior_type recording_monitor(std::shared_ptr<calls> 
       [](messages::report_atom, const messages::batch_state&) {},
       [](messages::report_atom, const messages::job_list&) {},
       [](messages::health_atom) { return messages::health_report{}; },
+      [](messages::console_atom, const messages::console_request&) {
+        return messages::console_feed{};
+      },
+      [](caf::tick_atom) {},
   };
 }
 

@@ -294,6 +294,43 @@ TEST_CASE("every route is in the table: exact methods, 404, 405 with Allow, HEAD
   CHECK(call(svc, "GET", "/health", "", keyed).status == 200);
 }
 
+TEST_CASE("the console: its page and files open, its feed keyed and its query strict",
+          "[http][hardening][console]") {
+  fake_backend svc;
+  for (const char* target :
+       {"/", "/console", "/console/assets/console.js", "/console/assets/uPlot.iife.min.js"}) {
+    INFO(target);
+    auto r = call(svc, "GET", target);
+    CHECK(r.status == 200);
+    CHECK(!r.body.empty());
+  }
+  CHECK(call(svc, "GET", "/").content_type == "text/html; charset=utf-8");
+  CHECK(call(svc, "GET", "/console/assets/console.css").content_type == "text/css; charset=utf-8");
+  CHECK(call(svc, "HEAD", "/console").status == 200);
+  CHECK(call(svc, "POST", "/", "{}").status == 405);
+  CHECK(call(svc, "GET", "/console/assets/../../etc/passwd").status == 404);
+  CHECK(call(svc, "GET", "/console/assets/").status == 404);
+  CHECK(call(svc, "GET", "/console/assets/" + std::string(300, 'a')).status == 404);
+  CHECK(call(svc, "GET", "/console/assets/%2e%2e%2fsecret").status == 404);
+  CHECK(call(svc, "GET", "/console/feed").status == 200);
+  CHECK(call(svc, "GET", "/console/feed?since=12").status == 200);
+  CHECK(call(svc, "GET", "/console/feed?").status == 200);
+  for (const char* query : {"?since=", "?since=-1", "?since=1e3", "?since=99999999999999999999",
+                            "?since=1&since=2", "?until=3", "?since=1&", "?&", "?since=%31"}) {
+    INFO(query);
+    auto r = call(svc, "GET", std::string("/console/feed") + query);
+    CHECK(r.status == 400);
+    CHECK(json::parse(r.body)["error"]["code"] == "invalid_query");
+  }
+  http::limits keyed;
+  keyed.api_keys = {"k1"};
+  CHECK(call(svc, "GET", "/console/feed", "", keyed).status == 401);
+  CHECK(call(svc, "GET", "/", "", keyed).status == 200);  // the page asks for the key itself
+  http::limits worker;
+  worker.health_only = true;
+  CHECK(call(svc, "GET", "/console", "", worker).status == 404);  // its router serves it
+}
+
 TEST_CASE("a throwing handler or callback answers 500 internal to its own request", "[http][hardening]") {
   fake_backend svc;
   svc.throw_on_call = true;

@@ -132,6 +132,18 @@ struct router_call<messages::job_request>
     : gathered_call<messages::job_request, messages::job_list, messages::jobs_atom, fan_out_jobs> {
 };
 
+// The console's history is each node's own; a router keeps none of its own.
+template <>
+struct router_call<messages::console_request> {
+  static auto handler(router_self) {
+    return [](messages::console_atom,
+              const messages::console_request&) -> caf::result<messages::console_feed> {
+      return make_failure(messages::errc::unavailable,
+                          "a router keeps no console history of its own");
+    };
+  }
+};
+
 template <class... Requests>
 auto router_calls(router_self self, messages::call_list<Requests...>) {
   return std::make_tuple(router_call<Requests>::handler(self)...);

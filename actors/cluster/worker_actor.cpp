@@ -68,6 +68,8 @@ auto pass_on_call(self_ptr self) {
       return pass_on<reply>(self, c.janitor, a, std::move(req));
     else if constexpr (owner == messages::service::catalog)
       return pass_on<reply>(self, c.catalog, a, std::move(req));
+    else if constexpr (owner == messages::service::console)
+      return pass_on<reply>(self, c.monitor, a, std::move(req));
     else
       return pass_on<reply>(self, c.gpu_owner, a, std::move(req));
   };

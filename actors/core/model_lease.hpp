@@ -15,6 +15,8 @@ struct acquire_request {
   std::string base_model;    // as the client wrote it; empty: the default
   std::string adapter_path;  // as the client wrote it; empty: none
   bool prefer_cpu = false;
+  bool counted =
+      true;  // a client's request (the console's use counts); not a preload or registration
 };
 
 struct model_lease {
