@@ -4,6 +4,7 @@
 
 #include "actors/core/console_history.hpp"
 #include "actors/core/timestamp.hpp"
+#include "actors/error_mapping.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
 
@@ -79,8 +80,13 @@ messages::monitor_actor::behavior_type monitor_behavior(
             {unix_ms(), mem.rss_bytes, mem.gpu_allocated_mb, mem.gpu_reserved_mb},
             self->state.batch);
       },
-      [=](messages::console_atom, const messages::console_request& req) {
+      [=](messages::console_atom,
+          const messages::console_request& req) -> caf::result<messages::console_feed> {
         const auto& st = self->state;
+        if (!req.node.empty())
+          return make_failure(messages::errc::bad_request,
+                              std::string("node= picks one of a router's workers; this node is ")
+                                  + to_string(st.role));
         auto f = st.history.feed(req.since);
         f.role = to_string(st.role);
         f.period_ms = static_cast<uint32_t>(std::chrono::milliseconds(sample_period).count());

@@ -34,23 +34,37 @@ std::variant<messages::console_request, api_error> parse_console_query(const std
   if (at == std::string::npos || at + 1 == target.size())
     return req;
   const std::string query = target.substr(at + 1);
-  bool seen = false;
+  bool seen_since = false, seen_node = false;
   size_t from = 0;
   while (from <= query.size()) {
     const size_t end = std::min(query.find('&', from), query.size());
     const std::string pair = query.substr(from, end - from);
     const size_t eq = pair.find('=');
     const std::string name = pair.substr(0, eq);
-    if (name != "since")
-      return bad_query("unknown query parameter '" + name.substr(0, 64) + "' (only since is read)");
-    if (seen)
-      return bad_query("since is given twice");
-    seen = true;
     const std::string value = eq == std::string::npos ? "" : pair.substr(eq + 1);
-    if (value.empty() || value.size() > 15
-        || value.find_first_not_of("0123456789") != std::string::npos)
-      return bad_query("since must be a sample number: digits, at most 15");
-    req.since = std::stoull(value);
+    if (name == "since") {
+      if (seen_since)
+        return bad_query("since is given twice");
+      seen_since = true;
+      if (value.empty() || value.size() > 15
+          || value.find_first_not_of("0123456789") != std::string::npos)
+        return bad_query("since must be a sample number: digits, at most 15");
+      req.since = std::stoull(value);
+    } else if (name == "node") {
+      if (seen_node)
+        return bad_query("node is given twice");
+      seen_node = true;
+      // a worker's name or host:port, as /health's nodes list them
+      if (value.empty() || value.size() > 128
+          || value.find_first_not_of(
+                 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-[]")
+                 != std::string::npos)
+        return bad_query("node must be a worker's name or host:port address");
+      req.node = value;
+    } else {
+      return bad_query("unknown query parameter '" + name.substr(0, 64)
+                       + "' (since and node are read)");
+    }
     from = end + 1;
   }
   return req;
@@ -90,7 +104,14 @@ std::string to_json(const messages::console_feed& f) {
   json curves = json::array();
   for (const auto& c : f.loss_curves)
     curves.push_back({{"job_id", c.job_id}, {"steps", c.steps}, {"losses", c.losses}});
+  json nodes = json::array();
+  for (const auto& n : f.nodes)
+    nodes.push_back({{"name", n.name},
+                     {"address", n.address},
+                     {"state", messages::name_of(n.state)},
+                     {"error", n.error.empty() ? json(nullptr) : json(n.error)}});
   json out = {{"role", f.role},
+              {"nodes", std::move(nodes)},
               {"next", f.next},
               {"period_ms", f.period_ms},
               {"fields",

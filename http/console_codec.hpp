@@ -8,7 +8,8 @@
 
 namespace adapterd::http {
 
-/// The query of /console/feed: only `since` (a sample number, default 0), once.
+/// The query of /console/feed: `since` (a sample number, default 0) and, to a router,
+/// `node` (a worker's name or address), each at most once.
 std::variant<messages::console_request, api_error> parse_console_query(const std::string& target);
 
 /// Compact: the samples as rows under one list of field names.

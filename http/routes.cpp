@@ -489,6 +489,8 @@ const std::vector<route_entry>& table() {
       {"GET", "/console/assets/{id}", access::open, false,
        [](const call& c) { console_file(c, c.param); }},
       {"GET", "/console/feed", access::api, false, console_feed},
+      {"GET", "/favicon.ico", access::open, false,
+       [](const call& c) { console_file(c, "favicon.svg"); }},
       {"GET", "/health", access::open, true, health},
       {"GET", "/metrics", access::open, true, metrics},
   };

@@ -9,6 +9,7 @@
 #include "caf/meta/type_name.hpp"
 
 #include "messages/batch.hpp"
+#include "messages/cluster.hpp"
 #include "messages/health.hpp"
 #include "messages/memory.hpp"
 #include "messages/training.hpp"
@@ -52,14 +53,17 @@ typename Inspector::result_type inspect(Inspector& f, console_event& x) {
            x.rss_after_bytes);
 }
 
-/// What the page has seen: samples and events from `since` on (0: all that is kept).
+/// What the page has seen: samples and events from `since` on (0: all that is kept). To a
+/// router, `node` names one of its workers (name or address), whose feed it passes on;
+/// without it a router answers with its workers' list only.
 struct console_request {
   uint64_t since = 0;
+  std::string node;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, console_request& x) {
-  return f(caf::meta::type_name("adapterd::console_request"), x.since);
+  return f(caf::meta::type_name("adapterd::console_request"), x.since, x.node);
 }
 
 /// A training job's loss, step by step (thinned to at most 256 points, the last kept).
@@ -84,12 +88,13 @@ struct console_feed {
   std::vector<adapter_load> adapters;   // requests waiting and running per adapter
   std::vector<job_status> jobs;         // training jobs
   std::vector<loss_curve> loss_curves;  // one per job above that has run a step
+  std::vector<node_status> nodes;       // a router's workers; the rest is empty there
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, console_feed& x) {
   return f(caf::meta::type_name("adapterd::console_feed"), x.role, x.next, x.period_ms, x.samples,
-           x.events, x.model, x.adapters, x.jobs, x.loss_curves);
+           x.events, x.model, x.adapters, x.jobs, x.loss_curves, x.nodes);
 }
 
 }  // namespace adapterd::messages

@@ -315,8 +315,13 @@ TEST_CASE("the console: its page and files open, its feed keyed and its query st
   CHECK(call(svc, "GET", "/console/feed").status == 200);
   CHECK(call(svc, "GET", "/console/feed?since=12").status == 200);
   CHECK(call(svc, "GET", "/console/feed?").status == 200);
-  for (const char* query : {"?since=", "?since=-1", "?since=1e3", "?since=99999999999999999999",
-                            "?since=1&since=2", "?until=3", "?since=1&", "?&", "?since=%31"}) {
+  CHECK(call(svc, "GET", "/console/feed?node=w1&since=3").status == 200);
+  CHECK(call(svc, "GET", "/console/feed?node=127.0.0.1:9000").status == 200);
+  CHECK(call(svc, "GET", "/favicon.ico").content_type == "image/svg+xml");
+  for (const char* query :
+       {"?since=", "?since=-1", "?since=1e3", "?since=99999999999999999999", "?since=1&since=2",
+        "?until=3", "?since=1&", "?&", "?since=%31", "?node=", "?node=a%20b", "?node=a/b",
+        "?node=w1&node=w2", "?node=<script>"}) {
     INFO(query);
     auto r = call(svc, "GET", std::string("/console/feed") + query);
     CHECK(r.status == 400);

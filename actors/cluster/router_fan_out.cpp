@@ -105,4 +105,24 @@ caf::result<messages::job_list> fan_out_jobs(router_self self, const messages::j
                              messages::jobs_atom_v, req, merge, fail, done);
 }
 
+caf::result<messages::console_feed> console_of(router_self self,
+                                               const messages::console_request& req) {
+  if (req.node.empty()) {
+    messages::console_feed f;
+    f.role = "router";
+    f.nodes = health_of(self).nodes;
+    return f;
+  }
+  for (auto& [address, link] : self->state.links)
+    if (req.node == address || req.node == link.info.name) {
+      if (link.state != link_state::up)
+        return make_failure(errc::unavailable,
+                            "worker " + req.node + " is " + to_string(link.state));
+      auto mine = req;
+      mine.node.clear();  // to the worker, its own feed
+      return self->delegate(link.handle, messages::console_atom_v, std::move(mine));
+    }
+  return make_failure(errc::bad_request, "no worker is named " + req.node);
+}
+
 }  // namespace adapterd::actors::router

@@ -132,17 +132,15 @@ struct router_call<messages::job_request>
     : gathered_call<messages::job_request, messages::job_list, messages::jobs_atom, fan_out_jobs> {
 };
 
-// The console's history is each node's own; a router keeps none of its own.
+/// The console: without a node, the workers' list (a router keeps no history of its own);
+/// with one, that worker's own feed.
+caf::result<messages::console_feed> console_of(router_self self,
+                                               const messages::console_request& req);
+
 template <>
-struct router_call<messages::console_request> {
-  static auto handler(router_self) {
-    return [](messages::console_atom,
-              const messages::console_request&) -> caf::result<messages::console_feed> {
-      return make_failure(messages::errc::unavailable,
-                          "a router keeps no console history of its own");
-    };
-  }
-};
+struct router_call<messages::console_request>
+    : gathered_call<messages::console_request, messages::console_feed, messages::console_atom,
+                    console_of> {};
 
 template <class... Requests>
 auto router_calls(router_self self, messages::call_list<Requests...>) {

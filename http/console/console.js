@@ -9,11 +9,6 @@
   const THEME = 'adapterd-theme';
   const KEEP = 900;  // samples: the server's 15 minutes
 
-  const series = {
-    t: [], rss: [], allocated: [], reserved: [], waiting: [], running: [],
-    tokens: [], ttft50: [], ttft99: [], itl50: [], itl99: [],
-  };
-  const state = { next: 0, period: 1000, events: [], charts: {}, feed: null };
 
   // --- API ---------------------------------------------------------------------------
 
@@ -78,8 +73,8 @@
     return td;
   }
 
-  function fillTable(id, items, render, empty) {
-    const body = $(id).tBodies[0];
+  function fillTable(table, items, render, empty) {
+    const body = table.tBodies[0];
     body.replaceChildren();
     for (const item of items) {
       const row = document.createElement('tr');
@@ -89,219 +84,301 @@
     if (items.length === 0) {
       const row = document.createElement('tr');
       const td = cell(row, empty, 'muted');
-      td.colSpan = $(id).tHead.rows[0].cells.length;
+      td.colSpan = table.tHead.rows[0].cells.length;
       body.appendChild(row);
     }
   }
 
-  // --- Charts ------------------------------------------------------------------------
+  // --- One node's live view ---------------------------------------------------------
 
   const color = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-
-  // Flushes and cleanups as vertical lines: after-request flushes faint and dashed, the
-  // ones a person or the idle timer asked for solid.
-  const markers = {
-    hooks: {
-      draw: [(u) => {
-        const { left, top, width, height } = u.bbox;
-        const ctx = u.ctx;
-        ctx.save();
-        for (const e of state.events) {
-          const x = u.valToPos(e.t_ms / 1000, 'x', true);
-          if (x < left || x > left + width) continue;
-          const routine = e.reason === 'after_request';
-          ctx.strokeStyle = color(routine ? '--marker-soft' : '--marker');
-          ctx.lineWidth = routine ? 1 : 2;
-          ctx.setLineDash(routine ? [2, 3] : []);
-          ctx.beginPath();
-          ctx.moveTo(x, top);
-          ctx.lineTo(x, top + height);
-          ctx.stroke();
-        }
-        ctx.restore();
-      }],
-    },
-  };
-
-  const chartSpecs = {
-    'chart-memory': { lines: [['RSS', 'rss', '--s1'], ['device allocated', 'allocated', '--s2'], ['device reserved', 'reserved', '--s3']], plugins: [markers] },
-    'chart-batch': { lines: [['waiting', 'waiting', '--s2'], ['running', 'running', '--s1']] },
-    'chart-tokens': { lines: [['tokens/s', 'tokens', '--s1']] },
-    'chart-latency': { lines: [['TTFT p50', 'ttft50', '--s1'], ['TTFT p99', 'ttft99', '--s2'], ['ITL p50', 'itl50', '--s3'], ['ITL p99', 'itl99', '--s4']] },
-  };
-
-  function chartWidth(figure) { return Math.max(240, figure.clientWidth - 20); }
 
   function axis() {
     return { stroke: color('--muted'), grid: { stroke: color('--line'), width: 1 }, ticks: { stroke: color('--line'), width: 1 } };
   }
 
-  function makeChart(id) {
-    const spec = chartSpecs[id];
-    const figure = $(id);
-    const opts = {
-      width: chartWidth(figure), height: 180,
-      scales: { x: { time: true } },
-      series: [{}].concat(spec.lines.map(([label, , stroke]) => ({
-        label, stroke: color(stroke), width: 1.5, spanGaps: false,
-        value: (u, v) => fixed(v, 1),
-      }))),
-      axes: [axis(), Object.assign(axis(), { size: 56 })],
-      plugins: spec.plugins || [],
-    };
-    return new uPlot(opts, chartData(id), figure);
-  }
+  const chartWidth = (figure) => Math.max(240, figure.clientWidth - 20);
 
-  function chartData(id) {
-    return [series.t].concat(chartSpecs[id].lines.map(([, name]) => series[name]));
-  }
+  const chartSpecs = {
+    'chart-memory': [['RSS', 'rss', '--s1'], ['device allocated', 'allocated', '--s2'], ['device reserved', 'reserved', '--s3']],
+    'chart-batch': [['waiting', 'waiting', '--s2'], ['running', 'running', '--s1']],
+    'chart-tokens': [['tokens/s', 'tokens', '--s1']],
+    'chart-latency': [['TTFT p50', 'ttft50', '--s1'], ['TTFT p99', 'ttft99', '--s2'], ['ITL p50', 'itl50', '--s3'], ['ITL p99', 'itl99', '--s4']],
+  };
 
-  function makeCharts() {
-    for (const id of Object.keys(state.charts)) state.charts[id].destroy();
-    state.charts = {};
-    for (const id of Object.keys(chartSpecs)) state.charts[id] = makeChart(id);
-    if (state.loss) { state.loss.destroy(); state.loss = null; state.lossJob = null; }
-    if (state.feed) drawLoss(state.feed);
-  }
-
-  function redraw() {
-    for (const [id, chart] of Object.entries(state.charts)) {
-      chart.setData(chartData(id));
-      $(id).dataset.points = String(series.t.length);
+  // The history of one node, as the feed brought it, and the elements that show it.
+  class View {
+    constructor(node) {
+      this.node = node;  // '' for the node serving the page
+      this.root = $('view-template').content.firstElementChild.cloneNode(true);
+      this.root.dataset.node = node;
+      $('views').appendChild(this.root);
+      this.series = {
+        t: [], rss: [], allocated: [], reserved: [], waiting: [], running: [],
+        tokens: [], ttft50: [], ttft99: [], itl50: [], itl99: [],
+      };
+      this.events = [];
+      this.next = 0;
+      this.charts = {};
+      this.loss = null;
+      this.lossJob = null;
+      this.feed = null;
+      this.makeCharts();
     }
-    const first = series.t.length ? series.t[0] * 1000 : 0;
-    const shown = state.events.filter((e) => e.t_ms >= first);
-    $('chart-memory').dataset.markers = String(shown.length);
-    $('chart-memory').dataset.cleanupMarkers = String(shown.filter((e) => e.reason !== 'after_request').length);
+
+    find(cls) { return this.root.querySelector('.' + cls); }
+
+    // Flushes and cleanups as vertical lines: after-request flushes faint and dashed, the
+    // ones a person or the idle timer asked for solid.
+    markers() {
+      const view = this;
+      return {
+        hooks: {
+          draw: [(u) => {
+            const { left, top, width, height } = u.bbox;
+            const ctx = u.ctx;
+            ctx.save();
+            for (const e of view.events) {
+              const x = u.valToPos(e.t_ms / 1000, 'x', true);
+              if (x < left || x > left + width) continue;
+              const routine = e.reason === 'after_request';
+              ctx.strokeStyle = color(routine ? '--marker-soft' : '--marker');
+              ctx.lineWidth = routine ? 1 : 2;
+              ctx.setLineDash(routine ? [2, 3] : []);
+              ctx.beginPath();
+              ctx.moveTo(x, top);
+              ctx.lineTo(x, top + height);
+              ctx.stroke();
+            }
+            ctx.restore();
+          }],
+        },
+      };
+    }
+
+    chartData(cls) {
+      return [this.series.t].concat(chartSpecs[cls].map(([, name]) => this.series[name]));
+    }
+
+    makeCharts() {
+      for (const chart of Object.values(this.charts)) chart.destroy();
+      this.charts = {};
+      for (const [cls, lines] of Object.entries(chartSpecs)) {
+        const figure = this.find(cls);
+        this.charts[cls] = new uPlot({
+          width: chartWidth(figure), height: 180,
+          scales: { x: { time: true } },
+          series: [{}].concat(lines.map(([label, , stroke]) => ({
+            label, stroke: color(stroke), width: 1.5, value: (u, v) => fixed(v, 1),
+          }))),
+          axes: [axis(), Object.assign(axis(), { size: 56 })],
+          plugins: cls === 'chart-memory' ? [this.markers()] : [],
+        }, this.chartData(cls), figure);
+      }
+      if (this.loss) this.loss.destroy();
+      this.loss = null;
+      this.lossJob = null;
+      if (this.feed) this.drawLoss(this.feed);
+    }
+
+    resize() {
+      for (const [cls, chart] of Object.entries(this.charts)) chart.setSize({ width: chartWidth(this.find(cls)), height: 180 });
+    }
+
+    remove() {
+      for (const chart of Object.values(this.charts)) chart.destroy();
+      if (this.loss) this.loss.destroy();
+      this.root.remove();
+    }
+
+    reset() {
+      for (const name of Object.keys(this.series)) this.series[name].length = 0;
+      this.events.length = 0;
+      this.next = 0;
+    }
+
+    // Takes a feed's new samples and events; false when the node restarted (its numbering
+    // did too), after which the next poll starts over.
+    take(feed) {
+      if (feed.next < this.next) {
+        this.reset();
+        return false;
+      }
+      const s = this.series;
+      const at = Object.fromEntries(feed.fields.map((name, i) => [name, i]));
+      const ms = (v) => (v === null ? null : v * 1000);
+      for (const row of feed.samples) {
+        s.t.push(row[at.t_ms] / 1000);
+        s.rss.push(mib(row[at.rss_bytes]));
+        s.allocated.push(row[at.device_allocated_mb]);
+        s.reserved.push(row[at.device_reserved_mb]);
+        s.waiting.push(row[at.waiting]);
+        s.running.push(row[at.running]);
+        s.tokens.push(row[at.tokens_per_s]);
+        s.ttft50.push(ms(row[at.ttft_p50_s]));
+        s.ttft99.push(ms(row[at.ttft_p99_s]));
+        s.itl50.push(ms(row[at.itl_p50_s]));
+        s.itl99.push(ms(row[at.itl_p99_s]));
+      }
+      const extra = s.t.length - KEEP;
+      if (extra > 0) for (const name of Object.keys(s)) s[name].splice(0, extra);
+      this.events.push(...feed.events);
+      const first = s.t.length ? s.t[0] * 1000 : 0;
+      this.events = this.events.filter((e) => e.t_ms >= first).slice(-KEEP);
+      this.next = feed.next;
+      this.feed = feed;
+      this.show(feed);
+      return true;
+    }
+
+    show(feed) {
+      const s = this.series;
+      for (const [cls, chart] of Object.entries(this.charts)) {
+        chart.setData(this.chartData(cls));
+        this.find(cls).dataset.points = String(s.t.length);
+      }
+      const memory = this.find('chart-memory');
+      memory.dataset.markers = String(this.events.length);
+      memory.dataset.cleanupMarkers = String(this.events.filter((e) => e.reason !== 'after_request').length);
+      fillTable(this.find('resident'), feed.resident, (row, r) => {
+        cell(row, r.kind);
+        cell(row, shortPath(r.path)).title = r.path;
+        cell(row, r.tier);
+        cell(row, r.weights || '');
+        cell(row, fixed(mib(r.bytes), 1), 'num');
+        cell(row, String(r.requests), 'num');
+        cell(row, ago(r.last_used_ms));
+      }, 'nothing loaded yet');
+      fillTable(this.find('adapter-load'), feed.adapters, (row, a) => {
+        cell(row, a.adapter || '(base model)');
+        cell(row, String(a.waiting), 'num');
+        cell(row, String(a.running), 'num');
+      }, 'no requests in flight');
+      // The cleanups people and timers asked for, then the latest routine flushes.
+      const asked = this.events.filter((e) => e.reason !== 'after_request').slice(-20).reverse();
+      const routine = this.events.filter((e) => e.reason === 'after_request').slice(-3).reverse();
+      fillTable(this.find('events'), asked.concat(routine), (row, e) => {
+        cell(row, clock(e.t_ms));
+        cell(row, e.reason.replace('_', ' '));
+        cell(row, e.level);
+        cell(row, fixed(mib(e.rss_after_bytes), 1), 'num');
+      }, 'none in the last 15 minutes');
+      fillTable(this.find('jobs'), feed.jobs, (row, j) => {
+        cell(row, j.adapter_id || j.id).title = j.id;
+        cell(row, j.state + (j.error ? ': ' + j.error : ''));
+        const progress = document.createElement('progress');
+        progress.max = Math.max(1, j.steps);
+        progress.value = j.step;
+        progress.setAttribute('aria-label', 'step ' + j.step + ' of ' + j.steps);
+        cell(row, '').append(progress, ' ' + j.step + '/' + j.steps);
+        cell(row, fixed(j.loss, 3), 'num');
+        cell(row, j.state === 'running' ? Math.round(j.eta_s) + ' s' : '');
+        const actions = cell(row, '');
+        if (j.state === 'queued' || j.state === 'running') {
+          const cancel = document.createElement('button');
+          cancel.type = 'button';
+          cancel.textContent = 'Cancel';
+          cancel.setAttribute('aria-label', 'Cancel job ' + j.id);
+          cancel.addEventListener('click', () => operate('Cancel ' + j.id, () => api('DELETE', '/jobs/' + encodeURIComponent(j.id))));
+          actions.appendChild(cancel);
+        }
+      }, 'no training jobs');
+      this.drawLoss(feed);
+      const last = s.t.length - 1;
+      this.find('now').textContent = last < 0 ? '' :
+        'Now: RSS ' + fixed(s.rss[last], 0) + ' MiB · device ' + fixed(s.allocated[last], 0) +
+        ' MiB allocated, ' + fixed(s.reserved[last], 0) + ' MiB reserved · ' + s.waiting[last] +
+        ' waiting · ' + s.running[last] + ' running · ' + fixed(s.tokens[last], 1) + ' tokens/s';
+    }
+
+    // The loss of the newest job that has one.
+    drawLoss(feed) {
+      const figure = this.find('chart-loss');
+      const curve = feed.loss_curves.length ? feed.loss_curves[feed.loss_curves.length - 1] : null;
+      figure.hidden = !curve;
+      if (!curve) return;
+      this.find('loss-job').textContent = '— ' + curve.job_id;
+      const data = [curve.steps, curve.losses];
+      if (this.loss && this.lossJob === curve.job_id) {
+        this.loss.setData(data);
+      } else {
+        if (this.loss) this.loss.destroy();
+        this.lossJob = curve.job_id;
+        this.loss = new uPlot({
+          width: chartWidth(figure), height: 150, scales: { x: { time: false } },
+          series: [{ label: 'step' }, { label: 'loss', stroke: color('--s1'), width: 1.5 }],
+          axes: [axis(), Object.assign(axis(), { size: 56 })],
+        }, data, figure);
+      }
+      figure.dataset.points = String(curve.steps.length);
+    }
+
+    // A router's worker: its state in the title, and its own feed through the router.
+    async pollWorker(status) {
+      const title = this.find('view-title');
+      title.hidden = false;
+      title.textContent = (status.name || status.address) + ' — ' + status.state +
+        (status.name ? ' (' + status.address + ')' : '');
+      const error = this.find('view-error');
+      if (status.state !== 'up') {
+        error.textContent = status.error || 'not up';
+        error.hidden = false;
+        return;
+      }
+      try {
+        this.take(await api('GET', '/console/feed?node=' + encodeURIComponent(status.name || status.address) + '&since=' + this.next));
+        error.hidden = true;
+      } catch (err) {
+        error.textContent = explain(err);
+        error.hidden = false;
+      }
+    }
   }
 
   // --- The feed ----------------------------------------------------------------------
 
-  function reset() {
-    for (const name of Object.keys(series)) series[name].length = 0;
-    state.events.length = 0;
-    state.next = 0;
+  const views = new Map();  // node -> View
+
+  function viewFor(node) {
+    if (!views.has(node)) views.set(node, new View(node));
+    return views.get(node);
   }
 
-  function take(feed) {
-    if (feed.next < state.next) {  // the server restarted: its numbering did too
-      reset();
-      return false;
-    }
-    const at = Object.fromEntries(feed.fields.map((name, i) => [name, i]));
-    const ms = (v) => (v === null ? null : v * 1000);
-    for (const row of feed.samples) {
-      series.t.push(row[at.t_ms] / 1000);
-      series.rss.push(mib(row[at.rss_bytes]));
-      series.allocated.push(row[at.device_allocated_mb]);
-      series.reserved.push(row[at.device_reserved_mb]);
-      series.waiting.push(row[at.waiting]);
-      series.running.push(row[at.running]);
-      series.tokens.push(row[at.tokens_per_s]);
-      series.ttft50.push(ms(row[at.ttft_p50_s]));
-      series.ttft99.push(ms(row[at.ttft_p99_s]));
-      series.itl50.push(ms(row[at.itl_p50_s]));
-      series.itl99.push(ms(row[at.itl_p99_s]));
-    }
-    const extra = series.t.length - KEEP;
-    if (extra > 0) for (const name of Object.keys(series)) series[name].splice(0, extra);
-    state.events.push(...feed.events);
-    const first = series.t.length ? series.t[0] * 1000 : 0;
-    state.events = state.events.filter((e) => e.t_ms >= first).slice(-KEEP);
-    state.next = feed.next;
-    state.period = feed.period_ms || 1000;
-    state.feed = feed;
-    return true;
-  }
-
-  function showTables(feed) {
-    fillTable('resident', feed.resident, (row, r) => {
-      cell(row, r.kind);
-      cell(row, shortPath(r.path)).title = r.path;
-      cell(row, r.tier);
-      cell(row, r.weights || '');
-      cell(row, fixed(mib(r.bytes), 1), 'num');
-      cell(row, String(r.requests), 'num');
-      cell(row, ago(r.last_used_ms));
-    }, 'nothing loaded yet');
-    fillTable('adapter-load', feed.adapters, (row, a) => {
-      cell(row, a.adapter || '(base model)');
-      cell(row, String(a.waiting), 'num');
-      cell(row, String(a.running), 'num');
-    }, 'no requests in flight');
-    fillTable('events', state.events.filter((e) => e.reason !== 'after_request').slice(-20).reverse()
-      .concat(state.events.filter((e) => e.reason === 'after_request').slice(-3).reverse()), (row, e) => {
-      cell(row, clock(e.t_ms));
-      cell(row, e.reason.replace('_', ' '));
-      cell(row, e.level);
-      cell(row, fixed(mib(e.rss_after_bytes), 1), 'num');
-    }, 'none in the last 15 minutes');
-    fillTable('jobs', feed.jobs, (row, j) => {
-      cell(row, j.adapter_id || j.id).title = j.id;
-      cell(row, j.state + (j.error ? ': ' + j.error : ''));
-      const progress = document.createElement('progress');
-      progress.max = Math.max(1, j.steps);
-      progress.value = j.step;
-      progress.setAttribute('aria-label', 'step ' + j.step + ' of ' + j.steps);
-      cell(row, '').append(progress, ' ' + j.step + '/' + j.steps);
-      cell(row, fixed(j.loss, 3), 'num');
-      cell(row, j.state === 'running' ? Math.round(j.eta_s) + ' s' : '');
-      const actions = cell(row, '');
-      if (j.state === 'queued' || j.state === 'running') {
-        const cancel = document.createElement('button');
-        cancel.type = 'button';
-        cancel.textContent = 'Cancel';
-        cancel.setAttribute('aria-label', 'Cancel job ' + j.id);
-        cancel.addEventListener('click', () => operate('Cancel ' + j.id, () => api('DELETE', '/jobs/' + encodeURIComponent(j.id))));
-        actions.appendChild(cancel);
+  // Through a router: one view per worker, in the router's order; views of workers that
+  // left go.
+  async function pollWorkers(nodes) {
+    const names = nodes.map((n) => n.name || n.address);
+    for (const [node, view] of views)
+      if (!names.includes(node)) {
+        view.remove();
+        views.delete(node);
       }
-    }, 'no training jobs');
-    drawLoss(feed);
-    const last = series.t.length - 1;
-    $('now').textContent = last < 0 ? '' :
-      'Now: RSS ' + fixed(series.rss[last], 0) + ' MiB · device ' + fixed(series.allocated[last], 0) +
-      ' MiB allocated, ' + fixed(series.reserved[last], 0) + ' MiB reserved · ' + series.waiting[last] +
-      ' waiting · ' + series.running[last] + ' running · ' + fixed(series.tokens[last], 1) + ' tokens/s';
+    await Promise.all(nodes.map((n) => viewFor(n.name || n.address).pollWorker(n)));
   }
 
-  // The loss of the newest job that has one.
-  function drawLoss(feed) {
-    const figure = $('chart-loss');
-    const curve = feed.loss_curves.length ? feed.loss_curves[feed.loss_curves.length - 1] : null;
-    figure.hidden = !curve;
-    if (!curve) return;
-    $('loss-job').textContent = '— ' + curve.job_id;
-    const data = [curve.steps, curve.losses];
-    if (state.loss && state.lossJob === curve.job_id) {
-      state.loss.setData(data);
-    } else {
-      if (state.loss) state.loss.destroy();
-      state.lossJob = curve.job_id;
-      state.loss = new uPlot({
-        width: chartWidth(figure), height: 150, scales: { x: { time: false } },
-        series: [{ label: 'step' }, { label: 'loss', stroke: color('--s1'), width: 1.5 }],
-        axes: [axis(), Object.assign(axis(), { size: 56 })],
-      }, data, figure);
-    }
-    figure.dataset.points = String(curve.steps.length);
-  }
+  let period = 1000;
 
   async function poll() {
     try {
-      const feed = await api('GET', '/console/feed?since=' + state.next);
-      if (take(feed)) {
-        redraw();
-        showTables(feed);
-        $('status').textContent = feed.role + ' node · ' + series.t.length + ' s of history';
-        $('feed-error').hidden = true;
+      const self = views.get('');
+      const feed = await api('GET', '/console/feed?since=' + (self ? self.next : 0));
+      period = feed.period_ms || 1000;
+      if (feed.role === 'router') {
+        await pollWorkers(feed.nodes);
+        $('status').textContent = 'router · ' + feed.nodes.filter((n) => n.state === 'up').length + ' of ' +
+          feed.nodes.length + ' workers up';
+      } else {
+        viewFor('').take(feed);
+        $('status').textContent = feed.role + ' node · ' + viewFor('').series.t.length + ' s of history';
       }
+      $('feed-error').hidden = true;
     } catch (err) {
       $('feed-error').textContent = 'Live view: ' + explain(err);
       $('feed-error').hidden = false;
       $('status').textContent = 'not receiving';
     }
     // A hidden tab asks less often; nothing is lost, the next poll brings what it missed.
-    setTimeout(poll, document.hidden ? 5 * state.period : state.period);
+    setTimeout(poll, document.hidden ? 5 * period : period);
   }
 
   // --- Playground --------------------------------------------------------------------
@@ -468,6 +545,11 @@
     });
   }
 
+  // uPlot draws with the colours it was given: new ones for a new theme.
+  function remakeCharts() {
+    for (const view of views.values()) view.makeCharts();
+  }
+
   function applyTheme(theme) {
     if (theme === 'auto') delete document.documentElement.dataset.theme;
     else document.documentElement.dataset.theme = theme;
@@ -480,9 +562,9 @@
     $('theme').addEventListener('change', () => {
       localStorage.setItem(THEME, $('theme').value);
       applyTheme($('theme').value);
-      makeCharts();
+      remakeCharts();
     });
-    window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', makeCharts);
+    window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', remakeCharts);
   }
 
   function start() {
@@ -491,10 +573,9 @@
     wireOperations();
     $('playground').addEventListener('submit', run);
     $('pg-stop').addEventListener('click', () => running && running.abort());
-    makeCharts();
     new ResizeObserver(() => {
-      for (const [id, chart] of Object.entries(state.charts)) chart.setSize({ width: chartWidth($(id)), height: 180 });
-    }).observe(document.querySelector('.charts'));
+      for (const view of views.values()) view.resize();
+    }).observe($('views'));
     loadModels();
     poll();
   }

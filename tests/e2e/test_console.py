@@ -16,6 +16,7 @@ if DEBIAN_PACKAGES not in sys.path:
     sys.path.append(DEBIAN_PACKAGES)
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -64,8 +65,18 @@ class ConsoleTest(unittest.TestCase):
         b.get(self.base + "/")
         self.assertTrue(wait_for(lambda: self.points() >= 2, 30), "the memory chart never got two points")
 
-    def points(self, chart="chart-memory"):
-        return int(self.browser.find_element(By.ID, chart).get_attribute("data-points") or 0)
+    def in_view(self, cls, node=""):
+        """An element of a node's live view ("" for the node serving the page)."""
+        return self.browser.find_element(By.CSS_SELECTOR, f'#views [data-node="{node}"] .{cls}')
+
+    def points(self, chart="chart-memory", node=""):
+        try:
+            return int(self.in_view(chart, node).get_attribute("data-points") or 0)
+        except NoSuchElementException:
+            return 0
+
+    def view_text(self, cls, node=""):
+        return self.in_view(cls, node).text
 
     def shot(self, name):
         if SHOTS:
@@ -98,7 +109,7 @@ class ConsoleTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.points() >= before + 2, 10),
                         f"memory chart stayed at {self.points()} points")
         self.assertIn("standalone node", self.text("status"))
-        self.assertIn("tiny-llama", self.text("resident"))
+        self.assertIn("tiny-llama", self.view_text("resident"))
         self.shot("console-live-light")
         self.assertEqual(self.errors(), [])
 
@@ -165,13 +176,13 @@ class ConsoleTest(unittest.TestCase):
     def test_a_cleanup_from_the_page_shows_as_a_marker(self):
         self.open_with_key(ADMIN_KEY)
         b = self.browser
-        before = int(b.find_element(By.ID, "chart-memory").get_attribute("data-cleanup-markers") or 0)
+        before = int(self.in_view("chart-memory").get_attribute("data-cleanup-markers") or 0)
         b.find_element(By.CSS_SELECTOR, "[data-cleanup=all]").click()
         self.assertTrue(wait_for(lambda: "done" in self.text("ops-result"), 30), self.text("ops-result"))
         self.assertTrue(wait_for(
-            lambda: int(b.find_element(By.ID, "chart-memory").get_attribute("data-cleanup-markers") or 0) > before, 10))
-        self.assertTrue(wait_for(lambda: "manual" in self.text("events") and "all" in self.text("events"), 10),
-                        self.text("events"))
+            lambda: int(self.in_view("chart-memory").get_attribute("data-cleanup-markers") or 0) > before, 10))
+        self.assertTrue(wait_for(lambda: "manual" in self.view_text("events") and "all" in self.view_text("events"), 10),
+                        self.view_text("events"))
         self.shot("console-cleanup")
 
     def test_an_api_key_cannot_clean_up_from_the_page(self):
@@ -183,17 +194,17 @@ class ConsoleTest(unittest.TestCase):
     def test_an_adapter_registered_through_the_api_appears_in_the_table(self):
         self.open_with_key(API_KEY)
         path = os.path.join(self.models.root, "tiny-llama-lora-1")
-        self.assertNotIn("tiny-llama-lora-1", self.text("resident"))
+        self.assertNotIn("tiny-llama-lora-1", self.view_text("resident"))
         status, body, _ = self.server.request(
             "POST", "/adapters", {"id": "console-registered", "path": path},
             headers={"Content-Type": "application/json", "Authorization": "Bearer " + ADMIN_KEY})
         self.assertEqual(status, 200, body)
-        self.assertTrue(wait_for(lambda: "tiny-llama-lora-1" in self.text("resident"), 10), self.text("resident"))
+        self.assertTrue(wait_for(lambda: "tiny-llama-lora-1" in self.view_text("resident"), 10), self.view_text("resident"))
         status, body, _ = self.server.request(
             "DELETE", "/adapters/console-registered",
             headers={"Authorization": "Bearer " + ADMIN_KEY})
         self.assertEqual(status, 200, body)
-        self.assertTrue(wait_for(lambda: "tiny-llama-lora-1" not in self.text("resident"), 10))
+        self.assertTrue(wait_for(lambda: "tiny-llama-lora-1" not in self.view_text("resident"), 10))
 
     def test_keyboard_reaches_the_playground_and_the_dark_theme_applies(self):
         self.open_with_key(API_KEY)
@@ -218,3 +229,65 @@ class ConsoleTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ConsoleThroughRouterTest(unittest.TestCase):
+    """Through a router the page shows each worker: its state and its own charts."""
+
+    @classmethod
+    def setUpClass(cls):
+        from test_cluster import Cluster, all_up  # the cluster tests' workers and router
+        cls.models = TempModels(adapters=1)
+        cluster = Cluster(cls.models)
+        cls.workers = [cluster.worker(name) for name in ("w1", "w2")]
+        cls.router = cluster.router(cls.workers)
+        if not wait_for(lambda: all_up(cls.router, 2), 30):
+            raise RuntimeError("the workers did not come up: " + cls.router.output())
+        cls.browser = chromium()
+        cls.browser.set_page_load_timeout(30)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.browser.quit()
+        finally:
+            cls.models.close()
+
+    def view(self, node, cls):
+        return self.browser.find_element(By.CSS_SELECTOR, f'#views [data-node="{node}"] .{cls}')
+
+    def points(self, node):
+        try:
+            return int(self.view(node, "chart-memory").get_attribute("data-points") or 0)
+        except NoSuchElementException:
+            return 0
+
+    def test_every_worker_has_its_own_view_and_a_lost_one_says_so(self):
+        status, body, _ = self.router.request("GET", "/console/feed")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["role"], "router")
+        self.assertEqual(sorted(n["name"] for n in body["nodes"]), ["w1", "w2"])
+        status, body, _ = self.router.request("GET", "/console/feed?node=w2&since=0")
+        self.assertEqual((status, body["role"]), (200, "worker"), body)
+        self.assertGreater(len(body["samples"]), 0)
+        status, body, _ = self.router.request("GET", "/console/feed?node=nobody")
+        self.assertEqual(status, 400, body)
+        self.assertEqual(self.workers[0].request("GET", "/console")[0], 404)  # its router serves it
+
+        b = self.browser
+        b.get(f"http://127.0.0.1:{self.router.port}/")
+        for node in ("w1", "w2"):
+            self.assertTrue(wait_for(lambda: self.points(node) >= 2, 20), f"{node}: {self.points(node)} points")
+            self.assertIn("up", self.view(node, "view-title").text)
+            self.assertIn("tiny-llama", self.view(node, "resident").text)
+        self.assertIn("2 of 2 workers up", b.find_element(By.ID, "status").text)
+        if SHOTS:
+            os.makedirs(SHOTS, exist_ok=True)
+            b.save_screenshot(os.path.join(SHOTS, "console-router.png"))
+        self.assertEqual([e for e in b.get_log("browser") if e["level"] == "SEVERE"], [])
+
+        self.workers[1].kill()
+        self.assertTrue(wait_for(lambda: "up" not in self.view("w2", "view-title").text, 20),
+                        self.view("w2", "view-title").text)
+        before = self.points("w1")
+        self.assertTrue(wait_for(lambda: self.points("w1") > before, 10))  # the other goes on
