@@ -75,7 +75,7 @@ std::string to_json(const messages::console_feed& f) {
   for (const auto& s : f.samples)
     rows.push_back({s.seq, s.t_ms, s.rss_bytes, rounded(s.device_allocated_mb),
                     rounded(s.device_reserved_mb), s.waiting, s.running, rounded(s.tokens_per_s),
-                    seconds_or_null(s.ttft_p50_s), seconds_or_null(s.ttft_p99_s),
+                    s.flushes, seconds_or_null(s.ttft_p50_s), seconds_or_null(s.ttft_p99_s),
                     seconds_or_null(s.itl_p50_s), seconds_or_null(s.itl_p99_s)});
   json events = json::array();
   for (const auto& e : f.events)
@@ -116,7 +116,8 @@ std::string to_json(const messages::console_feed& f) {
               {"period_ms", f.period_ms},
               {"fields",
                {"seq", "t_ms", "rss_bytes", "device_allocated_mb", "device_reserved_mb", "waiting",
-                "running", "tokens_per_s", "ttft_p50_s", "ttft_p99_s", "itl_p50_s", "itl_p99_s"}},
+                "running", "tokens_per_s", "flushes", "ttft_p50_s", "ttft_p99_s", "itl_p50_s",
+                "itl_p99_s"}},
               {"samples", std::move(rows)},
               {"events", std::move(events)},
               {"resident", std::move(resident)},

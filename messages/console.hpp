@@ -28,6 +28,7 @@ struct console_sample {
   uint32_t waiting = 0;
   uint32_t running = 0;
   double tokens_per_s = 0;  // generated tokens over the second before
+  uint32_t flushes = 0;     // after-request flushes in that second (the rest are events)
   double ttft_p50_s = -1, ttft_p99_s = -1, itl_p50_s = -1, itl_p99_s = -1;
 };
 
@@ -35,10 +36,12 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, console_sample& x) {
   return f(caf::meta::type_name("adapterd::console_sample"), x.seq, x.t_ms, x.rss_bytes,
            x.device_allocated_mb, x.device_reserved_mb, x.waiting, x.running, x.tokens_per_s,
-           x.ttft_p50_s, x.ttft_p99_s, x.itl_p50_s, x.itl_p99_s);
+           x.flushes, x.ttft_p50_s, x.ttft_p99_s, x.itl_p50_s, x.itl_p99_s);
 }
 
-/// A flush the janitor ran: after a request, on demand (at a level), or on idle unload.
+/// A cleanup someone asked for (at a level) or an idle unload. Flushes after requests, one
+/// per request under load, are counted per sample instead: the ring then holds 15 minutes
+/// of the cleanups that matter whatever the request rate.
 struct console_event {
   uint64_t seq = 0;  // the sample it falls before: a cursor covers both
   int64_t t_ms = 0;

@@ -57,7 +57,7 @@ TEST_CASE("the history keeps 15 minutes of samples, and a cursor returns only wh
   CHECK(h.feed(5000).samples.empty());
 }
 
-TEST_CASE("flushes come with the cursor of the sample after them, and age out with the samples",
+TEST_CASE("cleanups come with the cursor of the sample after them, and age out with the samples",
           "[console]") {
   console_history h;
   h.sample({1000, 1, 0, 0}, batch_with(0));
@@ -70,8 +70,8 @@ TEST_CASE("flushes come with the cursor of the sample after them, and age out wi
   CHECK(feed.events[0].rss_after_bytes == 42);
   CHECK(h.feed(1).events.size() == 1);  // a page that has seen sample 0 still gets it
   CHECK(h.feed(2).events.empty());
-  for (int i = 0; i < 5000; ++i)  // every request's flush: bounded all the same
-    h.flush(2000, messages::flush_event{});
+  for (int i = 0; i < 5000; ++i)  // idle unloads without end: bounded all the same
+    h.flush(2000, messages::flush_event{messages::cleanup_reason::idle_unload, 1});
   CHECK(h.feed(0).events.size() <= console_history::capacity);
   for (uint64_t i = 0; i < console_history::capacity + 2; ++i)
     h.sample({static_cast<int64_t>(3000 + i), 1, 0, 0}, batch_with(0));
@@ -108,4 +108,21 @@ TEST_CASE("a training job's loss curve keeps at most 256 points, the newest last
     CHECK(c.steps[i] > c.steps[i - 1]);
   h.jobs(messages::job_list{});  // the job left the list: so does its curve
   CHECK(h.feed(0).loss_curves.empty());
+}
+
+TEST_CASE("flushes after requests are counted per sample, so that load cannot crowd out cleanups",
+          "[console]") {
+  console_history h;
+  h.flush(10, messages::flush_event{messages::cleanup_reason::manual, 5,
+                                    messages::cleanup_level::flush});
+  for (int i = 0; i < 5000; ++i)  // one per request, under load
+    h.flush(20, messages::flush_event{messages::cleanup_reason::after_request, 7});
+  h.sample({1000, 1, 0, 0}, batch_with(0));
+  h.sample({2000, 1, 0, 0}, batch_with(0));
+  auto feed = h.feed(0);
+  REQUIRE(feed.samples.size() == 2);
+  CHECK(feed.samples[0].flushes == 5000);
+  CHECK(feed.samples[1].flushes == 0);
+  REQUIRE(feed.events.size() == 1);
+  CHECK(feed.events[0].reason == messages::cleanup_reason::manual);
 }

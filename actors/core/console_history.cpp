@@ -41,6 +41,8 @@ void console_history::sample(const console_reading& r, const messages::batch_sta
   s.rss_bytes = r.rss_bytes;
   s.device_allocated_mb = r.device_allocated_mb;
   s.device_reserved_mb = r.device_reserved_mb;
+  s.flushes = flushes_since_sample_;
+  flushes_since_sample_ = 0;
   s.waiting = batch.waiting;
   s.running = batch.running;
   if (snapshots_.size() >= 2) {
@@ -64,6 +66,10 @@ void console_history::sample(const console_reading& r, const messages::batch_sta
 }
 
 void console_history::flush(int64_t t_ms, const messages::flush_event& e) {
+  if (e.reason == messages::cleanup_reason::after_request) {
+    ++flushes_since_sample_;
+    return;
+  }
   events_.push_back({next_seq_, t_ms, e.reason, e.level, e.rss_after_bytes});
   while (events_.size() > capacity)
     events_.pop_front();

@@ -1,6 +1,7 @@
 #pragma once
 // The web console's history, kept by the monitor: a sample a second for the last 15
-// minutes, the flushes between them, and each training job's loss. Bounded by
+// minutes (with the after-request flushes counted), the cleanups between them, and each
+// training job's loss. Bounded by
 // construction: the rings drop their oldest entries, whatever the uptime.
 #include <cstddef>
 #include <cstdint>
@@ -44,6 +45,7 @@ class console_history {
   std::deque<snapshot> snapshots_;  // the last latency_window + 1 readings
   std::map<std::string, messages::loss_curve> curves_;
   uint64_t next_seq_ = 0;
+  uint32_t flushes_since_sample_ = 0;
 };
 
 /// The q-quantile of what `now` observed after `before` (both cumulative, same bounds),

@@ -115,7 +115,7 @@
       $('views').appendChild(this.root);
       this.series = {
         t: [], rss: [], allocated: [], reserved: [], waiting: [], running: [],
-        tokens: [], ttft50: [], ttft99: [], itl50: [], itl99: [],
+        tokens: [], flushes: [], ttft50: [], ttft99: [], itl50: [], itl99: [],
       };
       this.events = [];
       this.next = 0;
@@ -128,29 +128,31 @@
 
     find(cls) { return this.root.querySelector('.' + cls); }
 
-    // Flushes and cleanups as vertical lines: after-request flushes faint and dashed, the
-    // ones a person or the idle timer asked for solid.
+    // Flushes and cleanups as vertical lines: a second with after-request flushes faint and
+    // dashed, a cleanup someone asked for (or an idle unload) solid.
     markers() {
       const view = this;
+      const line = (u, seconds, routine) => {
+        const { left, top, width, height } = u.bbox;
+        const x = u.valToPos(seconds, 'x', true);
+        if (x < left || x > left + width) return;
+        const ctx = u.ctx;
+        ctx.strokeStyle = color(routine ? '--marker-soft' : '--marker');
+        ctx.lineWidth = routine ? 1 : 2;
+        ctx.setLineDash(routine ? [2, 3] : []);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + height);
+        ctx.stroke();
+      };
       return {
         hooks: {
           draw: [(u) => {
-            const { left, top, width, height } = u.bbox;
-            const ctx = u.ctx;
-            ctx.save();
-            for (const e of view.events) {
-              const x = u.valToPos(e.t_ms / 1000, 'x', true);
-              if (x < left || x > left + width) continue;
-              const routine = e.reason === 'after_request';
-              ctx.strokeStyle = color(routine ? '--marker-soft' : '--marker');
-              ctx.lineWidth = routine ? 1 : 2;
-              ctx.setLineDash(routine ? [2, 3] : []);
-              ctx.beginPath();
-              ctx.moveTo(x, top);
-              ctx.lineTo(x, top + height);
-              ctx.stroke();
-            }
-            ctx.restore();
+            u.ctx.save();
+            const s = view.series;
+            for (let i = 0; i < s.t.length; ++i) if (s.flushes[i] > 0) line(u, s.t[i], true);
+            for (const e of view.events) line(u, e.t_ms / 1000, false);
+            u.ctx.restore();
           }],
         },
       };
@@ -215,6 +217,7 @@
         s.waiting.push(row[at.waiting]);
         s.running.push(row[at.running]);
         s.tokens.push(row[at.tokens_per_s]);
+        s.flushes.push(row[at.flushes]);
         s.ttft50.push(ms(row[at.ttft_p50_s]));
         s.ttft99.push(ms(row[at.ttft_p99_s]));
         s.itl50.push(ms(row[at.itl_p50_s]));
@@ -238,8 +241,8 @@
         this.find(cls).dataset.points = String(s.t.length);
       }
       const memory = this.find('chart-memory');
-      memory.dataset.markers = String(this.events.length);
-      memory.dataset.cleanupMarkers = String(this.events.filter((e) => e.reason !== 'after_request').length);
+      memory.dataset.flushMarkers = String(s.flushes.filter((n) => n > 0).length);
+      memory.dataset.cleanupMarkers = String(this.events.length);
       fillTable(this.find('resident'), feed.resident, (row, r) => {
         cell(row, r.kind);
         cell(row, shortPath(r.path)).title = r.path;
@@ -254,10 +257,7 @@
         cell(row, String(a.waiting), 'num');
         cell(row, String(a.running), 'num');
       }, 'no requests in flight');
-      // The cleanups people and timers asked for, then the latest routine flushes.
-      const asked = this.events.filter((e) => e.reason !== 'after_request').slice(-20).reverse();
-      const routine = this.events.filter((e) => e.reason === 'after_request').slice(-3).reverse();
-      fillTable(this.find('events'), asked.concat(routine), (row, e) => {
+      fillTable(this.find('events'), this.events.slice(-20).reverse(), (row, e) => {
         cell(row, clock(e.t_ms));
         cell(row, e.reason.replace('_', ' '));
         cell(row, e.level);
@@ -357,6 +357,7 @@
   }
 
   let period = 1000;
+  let failures = 0;  // in a row: the wait grows while the server cannot be reached
 
   async function poll() {
     try {
@@ -372,13 +373,15 @@
         $('status').textContent = feed.role + ' node · ' + viewFor('').series.t.length + ' s of history';
       }
       $('feed-error').hidden = true;
+      failures = 0;
     } catch (err) {
       $('feed-error').textContent = 'Live view: ' + explain(err);
       $('feed-error').hidden = false;
       $('status').textContent = 'not receiving';
+      failures = Math.min(failures + 1, 5);
     }
     // A hidden tab asks less often; nothing is lost, the next poll brings what it missed.
-    setTimeout(poll, document.hidden ? 5 * period : period);
+    setTimeout(poll, (document.hidden ? 5 : 1) * period * 2 ** failures);
   }
 
   // --- Playground --------------------------------------------------------------------

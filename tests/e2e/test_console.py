@@ -39,31 +39,23 @@ def chromium():
     return webdriver.Chrome(service=service, options=options)
 
 
-class ConsoleTest(unittest.TestCase):
+class BrowserCase(unittest.TestCase):
+    """Servers over temporary models, and one browser for the class's tests."""
+    models = None
+    browser = None
+
     @classmethod
-    def setUpClass(cls):
-        cls.models = TempModels(adapters=2)
-        env = {"ADAPTERD_API_KEYS": API_KEY, "ADAPTERD_ADMIN_KEYS": ADMIN_KEY}
-        cls.server = cls.models.server("--cleanup-policy=flush", f"--adapters=zippy={cls.models.adapter}", env=env)
-        cls.base = f"http://127.0.0.1:{cls.server.port}"
+    def start_browser(cls):
         cls.browser = chromium()
         cls.browser.set_page_load_timeout(30)
 
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.browser.quit()
+            if cls.browser is not None:
+                cls.browser.quit()
         finally:
             cls.models.close()
-
-    def open_with_key(self, key=ADMIN_KEY):
-        """Puts the key in this origin's session storage (as the page's form does), then
-        loads the page, so that no request goes out without it."""
-        b = self.browser
-        b.get(self.base + "/console/assets/console.css")
-        b.execute_script("sessionStorage.setItem('adapterd-key', arguments[0])", key)
-        b.get(self.base + "/")
-        self.assertTrue(wait_for(lambda: self.points() >= 2, 30), "the memory chart never got two points")
 
     def in_view(self, cls, node=""):
         """An element of a node's live view ("" for the node serving the page)."""
@@ -78,13 +70,32 @@ class ConsoleTest(unittest.TestCase):
     def view_text(self, cls, node=""):
         return self.in_view(cls, node).text
 
+    def errors(self):
+        return [e for e in self.browser.get_log("browser") if e["level"] == "SEVERE"]
+
     def shot(self, name):
         if SHOTS:
             os.makedirs(SHOTS, exist_ok=True)
             self.browser.save_screenshot(os.path.join(SHOTS, name + ".png"))
 
-    def errors(self):
-        return [e for e in self.browser.get_log("browser") if e["level"] == "SEVERE"]
+
+class ConsoleTest(BrowserCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.models = TempModels(adapters=2)
+        env = {"ADAPTERD_API_KEYS": API_KEY, "ADAPTERD_ADMIN_KEYS": ADMIN_KEY}
+        cls.server = cls.models.server("--cleanup-policy=flush", f"--adapters=zippy={cls.models.adapter}", env=env)
+        cls.base = f"http://127.0.0.1:{cls.server.port}"
+        cls.start_browser()
+
+    def open_with_key(self, key=ADMIN_KEY):
+        """Puts the key in this origin's session storage (as the page's form does), then
+        loads the page, so that no request goes out without it."""
+        b = self.browser
+        b.get(self.base + "/console/assets/console.css")
+        b.execute_script("sessionStorage.setItem('adapterd-key', arguments[0])", key)
+        b.get(self.base + "/")
+        self.assertTrue(wait_for(lambda: self.points() >= 2, 30), "the memory chart never got two points")
 
     def text(self, element_id):
         return self.browser.find_element(By.ID, element_id).text
@@ -183,6 +194,13 @@ class ConsoleTest(unittest.TestCase):
             lambda: int(self.in_view("chart-memory").get_attribute("data-cleanup-markers") or 0) > before, 10))
         self.assertTrue(wait_for(lambda: "manual" in self.view_text("events") and "all" in self.view_text("events"), 10),
                         self.view_text("events"))
+        # a request's own flush (this server flushes after each): a dashed line for its second
+        status, body, _ = self.server.request(
+            "POST", "/generate-lite", {"prompt": "Hello", "max_new_tokens": 4},
+            headers={"Content-Type": "application/json", "Authorization": "Bearer " + API_KEY})
+        self.assertEqual(status, 200, body)
+        self.assertTrue(wait_for(
+            lambda: int(self.in_view("chart-memory").get_attribute("data-flush-markers") or 0) > 0, 10))
         self.shot("console-cleanup")
 
     def test_an_api_key_cannot_clean_up_from_the_page(self):
@@ -231,7 +249,7 @@ if __name__ == "__main__":
     unittest.main()
 
 
-class ConsoleThroughRouterTest(unittest.TestCase):
+class ConsoleThroughRouterTest(BrowserCase):
     """Through a router the page shows each worker: its state and its own charts."""
 
     @classmethod
@@ -243,24 +261,7 @@ class ConsoleThroughRouterTest(unittest.TestCase):
         cls.router = cluster.router(cls.workers)
         if not wait_for(lambda: all_up(cls.router, 2), 30):
             raise RuntimeError("the workers did not come up: " + cls.router.output())
-        cls.browser = chromium()
-        cls.browser.set_page_load_timeout(30)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.browser.quit()
-        finally:
-            cls.models.close()
-
-    def view(self, node, cls):
-        return self.browser.find_element(By.CSS_SELECTOR, f'#views [data-node="{node}"] .{cls}')
-
-    def points(self, node):
-        try:
-            return int(self.view(node, "chart-memory").get_attribute("data-points") or 0)
-        except NoSuchElementException:
-            return 0
+        cls.start_browser()
 
     def test_every_worker_has_its_own_view_and_a_lost_one_says_so(self):
         status, body, _ = self.router.request("GET", "/console/feed")
@@ -277,17 +278,15 @@ class ConsoleThroughRouterTest(unittest.TestCase):
         b = self.browser
         b.get(f"http://127.0.0.1:{self.router.port}/")
         for node in ("w1", "w2"):
-            self.assertTrue(wait_for(lambda: self.points(node) >= 2, 20), f"{node}: {self.points(node)} points")
-            self.assertIn("up", self.view(node, "view-title").text)
-            self.assertIn("tiny-llama", self.view(node, "resident").text)
+            self.assertTrue(wait_for(lambda: self.points(node=node) >= 2, 20), f"{node}: {self.points(node=node)} points")
+            self.assertIn("up", self.in_view("view-title", node).text)
+            self.assertIn("tiny-llama", self.in_view("resident", node).text)
         self.assertIn("2 of 2 workers up", b.find_element(By.ID, "status").text)
-        if SHOTS:
-            os.makedirs(SHOTS, exist_ok=True)
-            b.save_screenshot(os.path.join(SHOTS, "console-router.png"))
-        self.assertEqual([e for e in b.get_log("browser") if e["level"] == "SEVERE"], [])
+        self.shot("console-router")
+        self.assertEqual(self.errors(), [])
 
         self.workers[1].kill()
-        self.assertTrue(wait_for(lambda: "up" not in self.view("w2", "view-title").text, 20),
-                        self.view("w2", "view-title").text)
-        before = self.points("w1")
-        self.assertTrue(wait_for(lambda: self.points("w1") > before, 10))  # the other goes on
+        self.assertTrue(wait_for(lambda: "up" not in self.in_view("view-title", "w2").text, 20),
+                        self.in_view("view-title", "w2").text)
+        before = self.points(node="w1")
+        self.assertTrue(wait_for(lambda: self.points(node="w1") > before, 10))  # the other goes on
