@@ -5,6 +5,7 @@ ADAPTERD_CONSOLE_SHOTS=DIR saves 1280x800 screenshots of the page there."""
 import os
 import shutil
 import sys
+import time
 import unittest
 
 from server import TempModels, wait_for
@@ -223,6 +224,21 @@ class ConsoleTest(BrowserCase):
             headers={"Authorization": "Bearer " + ADMIN_KEY})
         self.assertEqual(status, 200, body)
         self.assertTrue(wait_for(lambda: "tiny-llama-lora-1" not in self.view_text("resident"), 10))
+
+    def test_at_200_percent_zoom_nothing_needs_scrolling_sideways(self):
+        self.open_with_key(API_KEY)
+        b = self.browser
+        # 200 % of 1280x800: a 640x400 CSS viewport drawn at twice the pixels
+        b.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                          {"width": 640, "height": 400, "deviceScaleFactor": 2, "mobile": False})
+        try:
+            self.assertTrue(wait_for(lambda: b.execute_script("return window.innerWidth") == 640, 10))
+            time.sleep(0.5)  # the charts follow the new width
+            widths = b.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            self.assertLessEqual(widths[0], widths[1], "wider than the window")
+            self.shot("console-zoom-200")
+        finally:
+            b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
     def test_keyboard_reaches_the_playground_and_the_dark_theme_applies(self):
         self.open_with_key(API_KEY)

@@ -96,9 +96,12 @@ class HardeningTest(unittest.TestCase):
             status, reply, _ = self.server.request(method, "/health")
             self.assertEqual(status, 405, method)
             self.assert_clean_error(status, reply, method)
-        for path in ("/", "/v1", "/v1/models/x", "/jobs/a/b", "/adapters/", "/%00", "/" + "a" * 3000):
+        for path in ("/v1", "/v1/models/x", "/jobs/a/b", "/adapters/", "/%00", "/" + "a" * 3000,
+                     "/console/assets/", "/console/assets/x/../../health", "/console/feed?since=x"):
             status, reply, _ = self.server.request("GET", path)
             self.assert_clean_error(status, reply, path)
+        status, reply, headers = self.server.request("GET", "/")  # the web console's page
+        self.assertEqual((status, headers["Content-Type"]), (200, "text/html; charset=utf-8"))
         self.assert_alive()
 
     def test_head_has_no_body(self):
