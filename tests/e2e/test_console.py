@@ -37,7 +37,15 @@ def chromium():
     # the page's console messages, to assert there are no errors
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    return webdriver.Chrome(service=service, options=options)
+    browser = webdriver.Chrome(service=service, options=options)
+    desktop(browser)
+    return browser
+
+
+def desktop(browser):
+    """A 1280x800 viewport (the window's own size leaves less to the page, headless too)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False})
 
 
 class BrowserCase(unittest.TestCase):
@@ -238,7 +246,7 @@ class ConsoleTest(BrowserCase):
             self.assertLessEqual(widths[0], widths[1], "wider than the window")
             self.shot("console-zoom-200")
         finally:
-            b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+            desktop(b)
 
     def test_keyboard_reaches_the_playground_and_the_dark_theme_applies(self):
         self.open_with_key(API_KEY)
