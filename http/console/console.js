@@ -297,7 +297,8 @@
       const curve = feed.loss_curves.length ? feed.loss_curves[feed.loss_curves.length - 1] : null;
       figure.hidden = !curve;
       if (!curve) return;
-      this.find('loss-job').textContent = '— ' + curve.job_id;
+      const job = feed.jobs.find((j) => j.id === curve.job_id);
+      this.find('loss-job').textContent = '— ' + ((job && job.adapter_id) || curve.job_id);
       const data = [curve.steps, curve.losses];
       if (this.loss && this.lossJob === curve.job_id) {
         this.loss.setData(data);

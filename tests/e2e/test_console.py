@@ -9,6 +9,7 @@ import time
 import unittest
 
 from server import TempModels, wait_for
+from test_training import write_dataset
 
 # Debian's python3-selenium (scripts/setup), also when the tests run under another Python 3
 # of the same machine (a pyenv one): appended, so that Python's own packages come first.
@@ -17,7 +18,7 @@ if DEBIAN_PACKAGES not in sys.path:
     sys.path.append(DEBIAN_PACKAGES)
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoSuchElementException  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -92,8 +93,12 @@ class ConsoleTest(BrowserCase):
     @classmethod
     def setUpClass(cls):
         cls.models = TempModels(adapters=2)
+        cls.data = os.path.join(cls.models.root, "data")
+        os.makedirs(cls.data)
+        write_dataset(os.path.join(cls.data, "zippy.txt"), 200)
         env = {"ADAPTERD_API_KEYS": API_KEY, "ADAPTERD_ADMIN_KEYS": ADMIN_KEY}
-        cls.server = cls.models.server("--cleanup-policy=flush", f"--adapters=zippy={cls.models.adapter}", env=env)
+        cls.server = cls.models.server("--cleanup-policy=flush", f"--adapters=zippy={cls.models.adapter}",
+                                       f"--data-roots={cls.data}", env=env)
         cls.base = f"http://127.0.0.1:{cls.server.port}"
         cls.start_browser()
 
@@ -211,6 +216,46 @@ class ConsoleTest(BrowserCase):
         self.assertTrue(wait_for(
             lambda: int(self.in_view("chart-memory").get_attribute("data-flush-markers") or 0) > 0, 10))
         self.shot("console-cleanup")
+
+    def test_a_training_job_from_the_page_shows_its_progress_and_loss_and_one_is_cancelled(self):
+        self.open_with_key(ADMIN_KEY)
+        b = self.browser
+
+        def start(job_id, steps):
+            for field, value in (("train-dataset", "zippy.txt"), ("train-id", job_id), ("train-steps", str(steps))):
+                box = b.find_element(By.ID, field)
+                box.clear()
+                box.send_keys(value)
+            b.find_element(By.CSS_SELECTOR, "#train button[type=submit]").click()
+
+        start("console-trained", 30)
+        self.assertTrue(wait_for(lambda: "console-trained" in self.view_text("jobs"), 10), self.text("ops-result"))
+        self.assertTrue(wait_for(lambda: "succeeded" in self.view_text("jobs"), 120), self.view_text("jobs"))
+        self.assertIn("30/30", self.view_text("jobs"))
+        loss = self.in_view("chart-loss")
+        self.assertTrue(wait_for(lambda: loss.is_displayed() and int(loss.get_attribute("data-points")) >= 2, 10))
+        self.assertIn("console-trained", self.view_text("loss-job"))
+        self.shot("console-training")
+        start("console-cancelled", 100000)
+
+        # The table is drawn again every second: a row found may be gone by the next step.
+        def state(job_id, click_cancel=False):
+            """The job's state as its row shows it ("" while it has none); clicks its Cancel."""
+            try:
+                for r in self.in_view("jobs").find_elements(By.TAG_NAME, "tr"):
+                    cells = r.find_elements(By.TAG_NAME, "td")
+                    if cells and cells[0].text == job_id:
+                        if click_cancel:
+                            cells[5].find_element(By.TAG_NAME, "button").click()
+                        return cells[1].text
+            except (StaleElementReferenceException, NoSuchElementException):
+                pass
+            return ""
+
+        self.assertTrue(wait_for(lambda: state("console-cancelled") in ("queued", "running"), 10),
+                        self.view_text("jobs"))
+        self.assertTrue(wait_for(lambda: state("console-cancelled", click_cancel=True) != "", 10))
+        self.assertTrue(wait_for(lambda: state("console-cancelled") == "cancelled", 30), self.view_text("jobs"))
 
     def test_an_api_key_cannot_clean_up_from_the_page(self):
         self.open_with_key(API_KEY)
