@@ -21,17 +21,17 @@ struct monitor_state {
   messages::batch_state batch;
   uint64_t oom_recoveries = 0, oom_failures = 0, kv_cache_bytes_last = 0;
   messages::model_state model;
-  uint32_t training_jobs = 0;
-  messages::job_list jobs;
+  messages::job_list jobs;  // as the gpu-owner last reported them
   console_history history;
 };
 
 namespace {
 
-int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+uint32_t queued_or_running(const messages::job_list& jobs) {
+  uint32_t n = 0;
+  for (const auto& j : jobs.jobs)
+    n += j.state == "queued" || j.state == "running" ? 1 : 0;
+  return n;
 }
 
 // The console's period: a sample a second, as its charts show them.
@@ -65,10 +65,6 @@ messages::monitor_actor::behavior_type monitor_behavior(
       },
       [=](messages::report_atom, const messages::batch_state& b) { self->state.batch = b; },
       [=](messages::report_atom, const messages::job_list& jobs) {
-        uint32_t active = 0;
-        for (const auto& j : jobs.jobs)
-          active += j.state == "queued" || j.state == "running" ? 1 : 0;
-        self->state.training_jobs = active;
         self->state.history.jobs(jobs);
         self->state.jobs = jobs;
       },
@@ -104,9 +100,9 @@ messages::monitor_actor::behavior_type monitor_behavior(
         r.role = to_string(st.role);
         r.running = st.batch.running;
         r.queue_depth = st.batch.waiting;
-        r.training_jobs = st.training_jobs;
+        r.training_jobs = queued_or_running(st.jobs);
         r.active_jobs =
-            r.running + st.training_jobs;  // the seed's count: generations, now also training
+            r.running + r.training_jobs;  // the seed's count: generations, now also training
         r.batch = st.batch;
         r.gpu_available = mem.gpu_available;
         r.gpu_allocated_mb = mem.gpu_allocated_mb;

@@ -12,6 +12,7 @@
 #include "actors/core/eviction_plan.hpp"
 #include "actors/core/model_names.hpp"
 #include "actors/core/path_policy.hpp"
+#include "actors/core/timestamp.hpp"
 #include "actors/error_mapping.hpp"
 #include "actors/handler_firewall.hpp"
 #include "model/memory_stats.hpp"
@@ -28,9 +29,7 @@ struct use_count {
   int64_t last_used_ms = 0;  // wall clock
   void count() {
     ++requests;
-    last_used_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
+    last_used_ms = unix_ms();
   }
 };
 

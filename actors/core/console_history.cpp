@@ -60,8 +60,7 @@ void console_history::sample(const console_reading& r, const messages::batch_sta
   while (samples_.size() > capacity)
     samples_.pop_front();
   // Events older than every kept sample have nothing left to mark.
-  while (!events_.empty()
-         && (events_.front().seq < samples_.front().seq || events_.size() > capacity))
+  while (!events_.empty() && events_.front().seq < samples_.front().seq)
     events_.pop_front();
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 // The web console's history, kept by the monitor: a sample a second for the last 15
 // minutes (with the after-request flushes counted), the cleanups between them, and each
-// training job's loss. Bounded by
-// construction: the rings drop their oldest entries, whatever the uptime.
+// training job's loss. Bounded by construction: the rings drop their oldest entries,
+// whatever the uptime.
 #include <cstddef>
 #include <cstdint>
 #include <deque>

@@ -15,8 +15,8 @@ struct acquire_request {
   std::string base_model;    // as the client wrote it; empty: the default
   std::string adapter_path;  // as the client wrote it; empty: none
   bool prefer_cpu = false;
-  bool counted =
-      true;  // a client's request (the console's use counts); not a preload or registration
+  // A client's request, counted in the console's use counts; not a preload or registration.
+  bool counted = true;
 };
 
 struct model_lease {

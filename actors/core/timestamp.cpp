@@ -14,4 +14,10 @@ std::string local_timestamp() {
   return buf;
 }
 
+int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace adapterd::actors

@@ -8,14 +8,11 @@
 
 #include "actors/core/model_names.hpp"
 #include "actors/core/path_policy.hpp"
+#include "actors/core/timestamp.hpp"
 
 namespace adapterd::actors {
 
 namespace {
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 bool finished(const messages::job_status& s) {
   return s.state == "succeeded" || s.state == "failed" || s.state == "cancelled";
@@ -72,7 +69,7 @@ std::variant<messages::job_status, messages::failure> training_jobs::submit(cons
   s.dataset = req.dataset;
   s.base_model = req.base_model;
   s.steps = req.steps;
-  s.created_at_ms = now_ms();
+  s.created_at_ms = unix_ms();
   spdlog::info("training {} queued: {} on {}, {} steps", s.id, req.dataset, paths.base_dir, req.steps);
   jobs_.push_back(std::move(j));
   while (jobs_.size() > 100 && finished(jobs_.front()->status))  // a bound on the listed history
@@ -123,7 +120,7 @@ messages::job_status training_jobs::finish(job& j, const std::string& state, con
   j.status.state = state;
   j.status.error = error;
   j.status.eta_s = 0;
-  j.status.finished_at_ms = now_ms();
+  j.status.finished_at_ms = unix_ms();
   j.run.reset();  // its weights and optimizer state go now
   if (state == "failed")
     spdlog::error("training {} failed: {}", j.status.id, error);
