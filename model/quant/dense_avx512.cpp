@@ -25,22 +25,23 @@ inline __m256i dot_q4(__m256i low, __m256i x_low, __m256i high, __m256i x_high, 
 #include "model/quant/dense_tiles.inl"
 
 // Two weight rows of one block in one 512-bit register (lanes 0-7 the first row, 8-15 the
-// second), loaded once for every activation row of a tile. dot() gives, per lane, the same
-// exact int32 sum as the 256-bit dot of dense_tiles.inl.
+// second), loaded once for every activation row of a tile. The quants are made unsigned
+// by adding 128 (one xor), so that vpdpbusd takes them as they are; start_for(x) is
+// -128 x each lane's sum of x, which takes the offset out again in integers. dot() thus
+// gives, per lane, the same exact int32 sum as the 256-bit dot of dense_tiles.inl, in
+// two instructions where the sign trick took four.
 struct pair_q8 {
-  __m512i wabs;
-  __mmask64 negative;
+  __m512i w_offset;
   // The quants of two consecutive rows of a group: 64 bytes in a row.
   void load(const uint8_t* qs) {
-    const __m512i w = _mm512_loadu_si512(qs);
-    negative = _mm512_movepi8_mask(w);
-    wabs = _mm512_abs_epi8(w);
+    w_offset = _mm512_xor_si512(_mm512_loadu_si512(qs), _mm512_set1_epi8(static_cast<char>(0x80)));
   }
-  // x takes w's sign (no vpsignb at this width; where w is 0, |w| is 0 too)
-  __m512i dot(__m512i xq) const {
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), wabs,
-                               _mm512_mask_sub_epi8(xq, negative, _mm512_setzero_si512(), xq));
+  static __m512i start_for(__m512i xq) {
+    return _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)), xq));
   }
+  __m512i dot(__m512i xq, __m512i start) const { return _mm512_dpbusd_epi32(start, w_offset, xq); }
 };
 
 // Up to three activation rows per pass over a group (or GROUPS groups side by side): a
@@ -109,11 +110,13 @@ struct eight_rows<block_q8_0> {
           for (int r = 0; r < ROWS; ++r)
             acc[g][p][r] = _mm512_setzero_ps();
       for (size_t b = 0; b < nb; ++b) {
-        __m512i xq[ROWS];
+        __m512i xq[ROWS], start[ROWS];
 #pragma GCC unroll 4
-        for (int r = 0; r < ROWS; ++r)
+        for (int r = 0; r < ROWS; ++r) {
           xq[r] = _mm512_broadcast_i64x4(
               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[r * nb + b].qs)));
+          start[r] = pair::start_for(xq[r]);
+        }
 #pragma GCC unroll 8
         for (int g = 0; g < GROUPS; ++g) {
           const uint8_t* at = group + g * group_bytes + b * step;
@@ -131,7 +134,7 @@ struct eight_rows<block_q8_0> {
                 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
 #pragma GCC unroll 4
             for (int r = 0; r < ROWS; ++r)
-              acc[g][p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r])),
+              acc[g][p][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(weights.dot(xq[r], start[r])),
                                              _mm512_permutexvar_ps(lanes, scale[r]), acc[g][p][r]);
           }
         }
