@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "model/base_model.hpp"
@@ -50,7 +51,11 @@ TEST_CASE("dense_rows matches a double-precision product, odd sizes included", "
 TEST_CASE("dense_rows gives a row the same bits alone, in any batch and any split", "[kernels]") {
   if (!cpu::kernels_available())
     return;
-  const size_t k = 300, n = 37, rows = 16;
+  // k = 1300: several spans of the many-row tiles and a tail; 21 rows: tiles of 8, 8 and 5;
+  // k = 1024, no tail: outputs summed sixteen at a time
+  const auto [k, n, rows] = GENERATE(std::make_tuple(size_t(300), size_t(37), size_t(16)),
+                                     std::make_tuple(size_t(1300), size_t(50), size_t(21)),
+                                     std::make_tuple(size_t(1024), size_t(40), size_t(13)));
   auto w = random_floats(n * k, 4), x = random_floats(rows * k, 5);
   std::vector<float> all(rows * n);
   cpu::dense_rows(x.data(), rows, k, w.data(), k, nullptr, all.data(), n, 0, n);

@@ -9,6 +9,12 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <vector>
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through as the unused operand of
+// their masked builtins, which -Wuninitialized reports at every use (as in dense_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace adapterd::model::cpu {
 
@@ -85,8 +91,8 @@ ADAPTERD_AVX512 inline float hsum512(__m512 v) {
 }
 
 template <int OUT, int ROWS>
-ADAPTERD_AVX512 void tile512(const float* x, size_t ldx, const float* w, size_t k_dim, const float* bias,
-                             float* y, size_t ldy, size_t j) {
+ADAPTERD_AVX512 void tile512(const float* x, size_t ldx, const float* w, size_t k_dim,
+                             const float* bias, float* y, size_t ldy, size_t j) {
   __m512 acc[OUT][ROWS];
 #pragma GCC unroll 8
   for (int o = 0; o < OUT; ++o)
@@ -123,8 +129,8 @@ ADAPTERD_AVX512 void tile512(const float* x, size_t ldx, const float* w, size_t 
 }
 
 template <int OUT>
-ADAPTERD_AVX512 void tile512_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
-                                  const float* bias, float* y, size_t ldy, size_t j) {
+ADAPTERD_AVX512 void tile512_rows(const float* x, size_t rows, size_t ldx, const float* w,
+                                  size_t k_dim, const float* bias, float* y, size_t ldy, size_t j) {
   size_t r = 0;
   for (; r + 4 <= rows; r += 4)
     tile512<OUT, 4>(x + r * ldx, ldx, w, k_dim, bias, y + r * ldy, ldy, j);
@@ -136,8 +142,143 @@ ADAPTERD_AVX512 void tile512_rows(const float* x, size_t rows, size_t ldx, const
   }
 }
 
+// Many activation rows (tiles512_many): weight rows 16 at a time, read once from memory
+// as 16 streams in k order, span by span; within a span, 8 weight rows stay in L1 while
+// every activation row passes by, 3 at a time (8 x 3 accumulators). Each (weight row,
+// activation row) pair keeps its 16 lanes in `partial` between spans and sums them as
+// tile512 does, lane by lane in increasing k, then lane l + lane l+8 and so on: the bits
+// are tile512's, whatever the tile or the batch.
+constexpr size_t span_floats =
+    256;  // 8 weight rows x 1 KiB stay in L1 (the tiles of 3 rows read them from there)
+constexpr size_t many_out = 16;   // weight rows per pass: sums16 finishes 16 outputs at once
+constexpr size_t many_rows = 64;  // activation rows per pass: each reads every weight once
+struct alignas(64) lanes16 {
+  float lane[16];
+};
+
+// `packed`: the activation rows, 16 floats of each row in turn per k step (`step_floats`
+// apart), so that one pointer walks them; `partial[o * rows_total + r]`.
+template <int OUT, int ROWS>
+ADAPTERD_AVX512 void tile512_span(const float* packed, size_t step_floats, const float* wr,
+                                  size_t k_dim, size_t k0, size_t k1, lanes16* partial,
+                                  size_t rows_total) {
+  __m512 acc[OUT][ROWS];
+#pragma GCC unroll 8
+  for (int o = 0; o < OUT; ++o)
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; ++r)
+      acc[o][r] = k0 == 0 ? _mm512_setzero_ps() : _mm512_load_ps(partial[o * rows_total + r].lane);
+  const float* w_at = wr + k0;
+  packed += k0 / 16 * step_floats;
+  for (size_t k = k0; k < k1; k += 16, w_at += 16, packed += step_floats) {
+    __m512 xv[ROWS];
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; ++r)
+      xv[r] = _mm512_load_ps(packed + r * 16);
+#pragma GCC unroll 8
+    for (int o = 0; o < OUT; ++o) {
+      __m512 wv = _mm512_loadu_ps(w_at + o * k_dim);
+      asm("" : "+v"(wv));  // one load for ROWS products: keeps GCC from folding it into each
+#pragma GCC unroll 4
+      for (int r = 0; r < ROWS; ++r)
+        acc[o][r] = _mm512_fmadd_ps(wv, xv[r], acc[o][r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < OUT; ++o)
+#pragma GCC unroll 4
+    for (int r = 0; r < ROWS; ++r)
+      _mm512_store_ps(partial[o * rows_total + r].lane, acc[o][r]);
+}
+
+// OUT weight rows times every activation row, over one span.
+template <int OUT>
+ADAPTERD_AVX512 void span_all_rows(const float* packed, size_t rows, const float* wr, size_t k_dim,
+                                   size_t k0, size_t k1, lanes16* partial) {
+  const size_t step_floats = rows * 16;
+  size_t r = 0;
+  // threes, and the rest in twos where a one would be left (a lone row loads a weight
+  // vector per product)
+  const size_t threes = rows % 3 == 1 && rows >= 4 ? rows / 3 - 1 : rows / 3;
+  for (; r < 3 * threes; r += 3)
+    tile512_span<OUT, 3>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
+  for (; r + 2 <= rows; r += 2)
+    tile512_span<OUT, 2>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
+  if (rows - r == 2)
+    tile512_span<OUT, 2>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
+  else if (rows - r == 1)
+    tile512_span<OUT, 1>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
+}
+
+// hsum512 of 16 vectors (v[i * stride]) at once, lane i the sum of v[i]: the same additions
+// in the same order as hsum512 (lane l + lane l+8, then + lane l+4, then (0+1) + (2+3)),
+// done on four vectors' lanes side by side.
+ADAPTERD_AVX512 inline __m512 sums16(const lanes16* v, size_t stride) {
+  __m512 eight[8], four[4], two[2];
+  for (int i = 0; i < 8; ++i) {  // lanes 0-7: l + (l + 8) of v[2i], lanes 8-15: of v[2i + 1]
+    const __m512 a = _mm512_load_ps(v[2 * i * stride].lane),
+                 b = _mm512_load_ps(v[(2 * i + 1) * stride].lane);
+    eight[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  }
+  for (int i = 0; i < 4; ++i)  // quarter q: l + (l + 4) of v[4i + q]
+    four[i] = _mm512_add_ps(_mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0x88),
+                            _mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0xdd));
+  for (int i = 0; i < 2; ++i)  // quarter q: (0+1), (2+3) of v[8i + q], then of v[8i + 4 + q]
+    two[i] =
+        _mm512_add_ps(_mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                      _mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // lane 4q + m: the sum of v[4m + q]
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_permutexvar_ps(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+}
+
+// Weight rows [j_begin, j_end) times `rows` activation rows (rows > 4).
+ADAPTERD_AVX512 void tiles512_many(const float* x, size_t rows, size_t ldx, const float* w,
+                                   size_t k_dim, const float* bias, float* y, size_t ldy,
+                                   size_t j_begin, size_t j_end) {
+  const size_t kv = k_dim & ~size_t(15);
+  thread_local std::vector<lanes16> packed, partial;
+  packed.resize(kv / 16 * rows);
+  partial.resize(many_out * rows);
+  for (size_t step = 0; step < kv / 16; ++step)
+    for (size_t r = 0; r < rows; ++r)
+      _mm512_store_ps(packed[step * rows + r].lane, _mm512_loadu_ps(x + r * ldx + step * 16));
+  const float* xp = packed.data()->lane;
+  for (size_t j0 = j_begin; j0 < j_end; j0 += many_out) {
+    const size_t j1 = std::min(j_end, j0 + many_out);
+    for (size_t k0 = 0; k0 < kv; k0 += span_floats) {
+      const size_t k1 = std::min(kv, k0 + span_floats);
+      size_t j = j0;
+      for (; j + 8 <= j1; j += 8)
+        span_all_rows<8>(xp, rows, w + j * k_dim, k_dim, k0, k1, partial.data() + (j - j0) * rows);
+      for (; j < j1; ++j)
+        span_all_rows<1>(xp, rows, w + j * k_dim, k_dim, k0, k1, partial.data() + (j - j0) * rows);
+    }
+    if (j1 - j0 == many_out && kv == k_dim) {
+      for (size_t r = 0; r < rows; ++r) {
+        __m512 s = sums16(partial.data() + r, rows);
+        if (bias != nullptr)
+          s = _mm512_add_ps(s, _mm512_loadu_ps(bias + j0));
+        _mm512_storeu_ps(y + r * ldy + j0, s);
+      }
+      continue;
+    }
+    for (size_t j = j0; j < j1; ++j)
+      for (size_t r = 0; r < rows; ++r) {
+        const float* wr = w + j * k_dim;
+        float s = kv == 0 ? 0.0f : hsum512(_mm512_load_ps(partial[(j - j0) * rows + r].lane));
+        for (size_t k = kv; k < k_dim; ++k)
+          s += wr[k] * x[r * ldx + k];
+        y[r * ldy + j] = bias != nullptr ? s + bias[j] : s;
+      }
+  }
+}
+
 bool has_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && std::getenv("ADAPTERD_NO_AVX512") == nullptr;
+  static const bool ok =
+      __builtin_cpu_supports("avx512f") && std::getenv("ADAPTERD_NO_AVX512") == nullptr;
   return ok;
 }
 
@@ -153,20 +294,11 @@ void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t 
                 const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   size_t j = j_begin;
   if (has_avx512() && rows > 4) {
-    // Many rows: sweep a block of weight rows that stays in L2 once per tile of 4 input
-    // rows, so each tile's inputs stay in L1. The tiles are the same, so are the sums.
-    const size_t block = std::max<size_t>(4, ((size_t(384) << 10) / (k_dim * sizeof(float))) & ~size_t(3));
-    for (size_t j0 = j_begin; j0 < j_end; j0 += block) {
-      const size_t j1 = std::min(j_end, j0 + block);
-      for (size_t r = 0; r < rows; r += 4) {
-        const size_t n = std::min<size_t>(4, rows - r);
-        size_t jj = j0;
-        for (; jj + 4 <= j1; jj += 4)
-          tile512_rows<4>(x + r * ldx, n, ldx, w, k_dim, bias, y + r * ldy, ldy, jj);
-        for (; jj < j1; ++jj)
-          tile512_rows<1>(x + r * ldx, n, ldx, w, k_dim, bias, y + r * ldy, ldy, jj);
-      }
-    }
+    // at most many_rows at a time: the packed copy stays small (a long prompt would
+    // otherwise grow each thread's copy to its size, for good)
+    for (size_t r = 0; r < rows; r += many_rows)
+      tiles512_many(x + r * ldx, std::min(many_rows, rows - r), ldx, w, k_dim, bias, y + r * ldy,
+                    ldy, j_begin, j_end);
     return;
   }
   if (has_avx512()) {
