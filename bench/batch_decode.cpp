@@ -4,7 +4,9 @@
 // actors. CONTEXT=N makes each prompt N tokens long (the sentence repeated), so attention reads a
 // long cache. BREAKDOWN=1 prints, per batch size, where a step's time goes: matrices,
 // attention, LoRA, the rest of the layers (norms, RoPE, KV writes, residuals) and sampling,
-// in ms per step and as shares (model/step_profile.hpp).
+// in ms per step and as shares (model/step_profile.hpp). Each batch's line also gives the
+// GFLOP/s of its weight products (2 x the matrices' weights per row) against the fp32 FMA
+// peak of the pool's threads, measured at the start of the run (bench/fma_peak.hpp).
 //
 // KV chooses where each sequence's cache lives:
 //   own     (default) each sequence allocates its own contiguous cache;
@@ -20,7 +22,9 @@
 #include <memory>
 #include <string>
 
+#include "bench/fma_peak.hpp"
 #include "model/base_model.hpp"
+#include "model/llama/spin_pool.hpp"
 #include "model/step_profile.hpp"
 
 using namespace adapterd::model;
@@ -28,6 +32,15 @@ using namespace adapterd::model;
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+
+// Multiply-adds x 2 of one row through every weight matrix (attention, MLP, output head).
+double flops_per_row(const model_config& c) {
+  const double h = static_cast<double>(c.hidden_size),
+               q = static_cast<double>(c.num_heads * c.head_dim),
+               kv = static_cast<double>(c.num_kv_heads * c.head_dim);
+  const double layer = h * (q + 2 * kv) + q * h + 3 * h * static_cast<double>(c.intermediate_size);
+  return 2 * (static_cast<double>(c.num_layers) * layer + h * static_cast<double>(c.vocab_size));
+}
 
 struct batch_under_test {
   std::vector<std::unique_ptr<generation>> gens, between;
@@ -100,6 +113,10 @@ int main(int argc, char** argv) {
     prompt.resize(static_cast<size_t>(std::max(1L, std::atol(env))));
   }
   const bool breakdown = std::getenv("BREAKDOWN") && std::string(std::getenv("BREAKDOWN")) == "1";
+  const double peak = static_cast<double>(spin_pool::instance().parts())
+                      * adapterd::bench::fma_peak_per_core(__builtin_cpu_supports("avx512f"));
+  std::cout << "fp32 FMA peak " << peak << " GFLOP/s (" << spin_pool::instance().parts()
+            << " threads, measured now)\n";
   std::vector<double> batch1(kinds.size(), 0);
   for (int rows : batches) {
     std::vector<batch_under_test> under_test(kinds.size());
@@ -143,8 +160,10 @@ int main(int argc, char** argv) {
       const double tps = rows * steps / under_test[k].seconds;
       if (rows == 1)
         batch1[k] = tps;
+      const double gflops = tps * flops_per_row((*model)->config()) / 1e9;
       std::cout << (kinds.size() > 1 ? (kinds[k] ? " pooled " : " own ") : " ") << tps
-                << " tokens/s (" << tps / batch1[k] << "x batch 1)";
+                << " tokens/s (" << tps / batch1[k] << "x batch 1), " << gflops << " GFLOP/s, "
+                << 100 * gflops / peak << " % of peak";
     }
     if (kinds.size() > 1)
       std::cout << ", speed pooled/own " << under_test[0].seconds / under_test[1].seconds;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/fma_peak.hpp"
 #include "bench/read_bandwidth.hpp"
 #include "bench/stats.hpp"
 #include "model/llama/cpu_kernels.hpp"
@@ -31,53 +32,6 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t dense_cols = 2048;
-
-// fp32 FMA peak of one core: independent chains, 16 lanes each (8 with AVX2 only).
-__attribute__((target("avx512f"))) double fma_peak_avx512() {
-  __m512 acc[12];
-  for (auto& a : acc)
-    a = _mm512_set1_ps(1.0f);
-  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-  constexpr long iterations = 20'000'000;
-  auto start = clock_type::now();
-  for (long i = 0; i < iterations; ++i)
-#pragma GCC unroll 12
-    for (int k = 0; k < 12; ++k)  // in registers: twelve independent chains
-      acc[k] = _mm512_fmadd_ps(acc[k], m, c);
-  const double s = std::chrono::duration<double>(clock_type::now() - start).count();
-  float sink = 0;
-  alignas(64) float lanes[16];  // through memory: GCC 12's 512-bit reductions warn
-  for (auto& a : acc) {
-    _mm512_store_ps(lanes, a);
-    sink += lanes[0];
-  }
-  if (sink == 42)
-    std::cout << "";
-  return 2.0 * 16 * 12 * iterations / s / 1e9;
-}
-
-__attribute__((target("avx2,fma"))) double fma_peak_avx2() {
-  __m256 acc[12];
-  for (auto& a : acc)
-    a = _mm256_set1_ps(1.0f);
-  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-  constexpr long iterations = 20'000'000;
-  auto start = clock_type::now();
-  for (long i = 0; i < iterations; ++i)
-#pragma GCC unroll 12
-    for (int k = 0; k < 12; ++k)
-      acc[k] = _mm256_fmadd_ps(acc[k], m, c);
-  const double s = std::chrono::duration<double>(clock_type::now() - start).count();
-  float sink = 0;
-  alignas(32) float lanes[8];
-  for (auto& a : acc) {
-    _mm256_store_ps(lanes, a);
-    sink += lanes[0];
-  }
-  if (sink == 42)
-    std::cout << "";
-  return 2.0 * 8 * 12 * iterations / s / 1e9;
-}
 
 double read_bandwidth_gbs(size_t threads) {
   const size_t floats = (size_t(1) << 28) / sizeof(float);  // 256 MB
@@ -189,7 +143,7 @@ int main(int argc, char** argv) {
   }
   spin_pool::instance().set_limit(threads);
   const bool avx512 = __builtin_cpu_supports("avx512f");
-  const double peak = threads * (avx512 ? fma_peak_avx512() : fma_peak_avx2());
+  const double peak = threads * adapterd::bench::fma_peak_per_core(avx512);
   const double bandwidth = read_bandwidth_gbs(threads);
   std::printf("kernels %s, %zu thread(s): fp32 FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
               quant::kernel_isa(), threads, peak, bandwidth);

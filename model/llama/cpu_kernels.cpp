@@ -204,9 +204,7 @@ ADAPTERD_AVX512 void span_all_rows(const float* packed, size_t rows, const float
     tile512_span<OUT, 3>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
   for (; r + 2 <= rows; r += 2)
     tile512_span<OUT, 2>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
-  if (rows - r == 2)
-    tile512_span<OUT, 2>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
-  else if (rows - r == 1)
+  if (r < rows)
     tile512_span<OUT, 1>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
 }
 
