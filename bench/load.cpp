@@ -8,6 +8,11 @@
 // --chat WORDS:TURNS runs conversations instead: each adapter (and the base) has its own
 // system prompt of WORDS words, a client holds one conversation at a time, and each turn's
 // prompt is the conversation so far plus a new question (the prefix cache's workload).
+// --long-prompt WORDS:PERIOD adds, beside each level's clients, one more that sends a prompt
+// of WORDS words (each one different from its start, so that the prefix cache cannot skip
+// it) for one new token every PERIOD seconds: what long prompts do to the streams' latency.
+// Those requests are reported on their own line, not in the level's figures.
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <iostream>
@@ -43,6 +48,8 @@ struct options {
   size_t warmup = 2;          // requests per server before the first level, not counted
   int chat_system_words = 0;  // --chat: conversations with a system prompt of this many words
   int chat_turns = 0;
+  int long_words = 0;  // --long-prompt: a prompt of this many words every long_period_s
+  double long_period_s = 0;
   std::string json_file, csv_file, svg_file;
 };
 
@@ -51,7 +58,8 @@ const char* usage =
     "         [--concurrency 1,4,16 | --rates 2,5,10] [--requests N] [--max-new-tokens N]\n"
     "         [--prompt-words MIN:MAX | --prompts FILE] [--adapters DIR,DIR] [--no-stream]\n"
     "         [--temperature T] [--seed S] [--time-limit S] [--max-inflight N] [--warmup N]\n"
-    "         [--chat SYSTEM_WORDS:TURNS] [--json FILE] [--csv FILE] [--svg FILE]\n";
+    "         [--chat SYSTEM_WORDS:TURNS] [--long-prompt WORDS:PERIOD_S]\n"
+    "         [--json FILE] [--csv FILE] [--svg FILE]\n";
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -125,6 +133,14 @@ options parse(int argc, char** argv) {
       o.chat_turns = static_cast<int>(number(flag, parts[1]));
       if (o.chat_system_words < 1 || o.chat_turns < 1 || o.chat_turns > 100)
         throw std::invalid_argument("--chat wants SYSTEM_WORDS >= 1 and 1 <= TURNS <= 100");
+    } else if (flag == "--long-prompt") {
+      auto parts = split(value(), ':');
+      if (parts.size() != 2)
+        throw std::invalid_argument("--long-prompt wants WORDS:PERIOD_S");
+      o.long_words = static_cast<int>(number(flag, parts[0]));
+      o.long_period_s = number(flag, parts[1]);
+      if (o.long_words < 1 || o.long_words > 100000 || o.long_period_s < 0.1)
+        throw std::invalid_argument("--long-prompt wants 1 <= WORDS <= 100000 and PERIOD_S >= 0.1");
     } else if (flag == "--prompts")
       o.prompts_file = value();
     else if (flag == "--adapters") o.adapters = split(value(), ',');
@@ -246,6 +262,66 @@ private:
   std::thread thread_;
 };
 
+// --long-prompt: sends a long prompt every period until stopped (or the level's time limit),
+// then prints how they went.
+class long_prompt_sender {
+ public:
+  template <class Deadline>
+  long_prompt_sender(const options& o, const std::string& port, clock_type::time_point start,
+                     Deadline stop_at) {
+    if (o.long_words <= 0)
+      return;
+    thread_ = std::thread([=, &o] {
+      static const char* words[] = {"long", "document", "about",  "rivers", "stones", "houses",
+                                    "and",  "the",      "people", "who",    "built",  "them"};
+      generate_client client(o.host, port);
+      std::mt19937_64 rng(o.seed + 17);
+      std::uniform_int_distribution<size_t> pick(0, std::size(words) - 1);
+      for (size_t n = 0;; ++n) {
+        const auto due =
+            start
+            + std::chrono::duration_cast<clock_type::duration>(
+                std::chrono::duration<double>(o.long_period_s * static_cast<double>(n)));
+        while (!stop_ && clock_type::now() < due)
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (stop_ || clock_type::now() > stop_at)
+          return;
+        std::string prompt = "Document " + std::to_string(n) + ":";
+        for (int w = 0; w < o.long_words; ++w)
+          prompt += std::string(" ") + words[pick(rng)];
+        calls_.push_back(client.call(
+            nlohmann::json{{"prompt", prompt}, {"max_new_tokens", 1}, {"temperature", 0}}, false));
+      }
+    });
+  }
+  ~long_prompt_sender() { finish(); }
+  void finish() {
+    if (!thread_.joinable())
+      return;
+    stop_ = true;
+    thread_.join();
+    std::vector<double> e2e, tokens;
+    size_t ok = 0;
+    for (const auto& c : calls_)
+      if (c.status == 200) {
+        ++ok;
+        e2e.push_back(c.e2e_ms);
+        tokens.push_back(c.prompt_tokens);
+      }
+    std::sort(e2e.begin(), e2e.end());
+    std::sort(tokens.begin(), tokens.end());
+    std::cout << "  long prompts: " << calls_.size() << " sent, " << ok << " answered";
+    if (ok > 0)
+      std::cout << ", " << tokens[ok / 2] << " prompt tokens, e2e p50 " << e2e[ok / 2] << " ms";
+    std::cout << "\n";
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<generate_timing> calls_;
+  std::thread thread_;
+};
+
 // Runs one level against one server; returns the calls in request order and the wall time.
 std::pair<std::vector<generate_timing>, double> run_level(const options& o, const std::string& port,
                                                           const std::vector<std::string>& prompts,
@@ -268,6 +344,7 @@ std::pair<std::vector<generate_timing>, double> run_level(const options& o, cons
   const size_t threads = o.mode == "rate" ? std::min(o.max_inflight, o.requests)
                                           : std::min(static_cast<size_t>(level), o.requests);
   std::vector<std::thread> pool;
+  long_prompt_sender long_prompts(o, port, start, stop_at);
   const auto systems = system_prompts(o);
   const size_t turns = static_cast<size_t>(std::max(1, o.chat_turns));
   // --chat: a client takes a whole conversation; request i is turn i % turns of conversation i /
@@ -316,6 +393,7 @@ std::pair<std::vector<generate_timing>, double> run_level(const options& o, cons
   for (auto& t : pool)
     t.join();
   double wall = std::chrono::duration<double>(clock_type::now() - start).count();
+  long_prompts.finish();
   std::vector<generate_timing> finished;
   for (size_t i = 0; i < calls.size(); ++i)
     if (done[i])

@@ -1,9 +1,10 @@
 // adapterd-make-tiny-model OUT_DIR [SEED] [ADAPTERS] [SIZE]: writes OUT_DIR/tiny-llama and
 // OUT_DIR/tiny-llama-lora (and tiny-llama-lora-1 ... when ADAPTERS > 1). SIZE "bench" makes
 // a 12-layer, 768-wide model (~78 M parameters, 290 MiB fp32) whose decode is bound by
-// weight reads, for benchmarks; "base" a 9-layer, 1024-wide one (102 M, 408.8 MB fp32) for
-// the roofline report; "half" a 20-layer, 1536-wide one (~0.5 B, 2 GB fp32) whose weights
-// dwarf every cache, for the weight formats' rooflines.
+// weight reads, for benchmarks, with 4096 positions (room for adapterd-load --long-prompt); "base"
+// a 9-layer, 1024-wide one (102 M, 408.8 MB fp32) for the roofline report; "half" a 20-layer,
+// 1536-wide one (~0.5 B, 2 GB fp32) whose weights dwarf every cache, for the weight formats'
+// rooflines.
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -29,7 +30,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::pair<const char*, adapterd::model::llama_shape> sizes[] = {
-      {"bench", {768, 2048, 12, 12, 4, 1024}},
+      {"bench", {768, 2048, 12, 12, 4, 4096}},
       {"base", {1024, 2816, 9, 16, 4, 1024}},
       {"half", {1536, 4096, 20, 16, 4, 1024}}};
   std::string size = argc > 4 ? argv[4] : "tiny";

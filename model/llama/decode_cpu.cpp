@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "model/llama/attention_cpu.hpp"
 #include "model/llama/cpu_kernels.hpp"
 #include "model/llama/llama.hpp"
 #include "model/llama/spin_pool.hpp"
@@ -359,6 +360,61 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
     quant::dequantize_row(embed_rows_, static_cast<size_t>(ids[r]), &s.x[r * h]);
   const float* cos_all = ptr(cos_);
   const float* sin_all = ptr(sin_);
+  // Attention query by query, or (attend_many) in blocks of rows that share a cache, one
+  // block per KV head: the heads of a group and a prompt's rows then load each key once.
+  const bool many_queries = cpu::attend_many_available(d);
+  struct query_block {
+    size_t row_begin, row_end, kv_head;
+  };
+  thread_local std::vector<query_block> query_blocks;  // reused, as `scratch`
+  auto& blocks = query_blocks;
+  blocks.clear();
+  if (many_queries) {
+    const size_t rows_per_block = std::max<size_t>(1, 8 / group);
+    for (size_t r = 0; r < rows;) {
+      size_t end = r + 1;
+      while (end < rows && end - r < rows_per_block && caches[end] == caches[r])
+        ++end;
+      for (size_t g = 0; g < kvh; ++g)
+        blocks.push_back({r, end, g});
+      r = end;
+    }
+  }
+  auto attend_groups = [&](size_t l, cpu_scratch& sc) {
+    parallel(blocks.size(), 1, [&](size_t begin, size_t end) {
+      thread_local std::vector<int64_t> key_at, value_at;
+      thread_local std::vector<cpu::attention_query> queries;
+      thread_local std::vector<float> scores;
+      for (size_t item = begin; item < end; ++item) {
+        const auto& b = blocks[item];
+        const auto& cache = *caches[b.row_begin];
+        const auto& kt = cache.k[l];
+        const auto& vt = cache.v[l];
+        queries.clear();
+        int64_t first_key = std::numeric_limits<int64_t>::max(), end_key = 0;
+        for (size_t r = b.row_begin; r < b.row_end; ++r) {
+          const int64_t at = position[r], total = at + 1;
+          const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
+          first_key = std::min(first_key, first);
+          end_key = std::max(end_key, total);
+          for (size_t head = b.kv_head * group; head < (b.kv_head + 1) * group; ++head)
+            queries.push_back(
+                {&sc.qkv[r * qkv_n + head * d], first, total, &sc.attn[r * q_out + head * d]});
+        }
+        key_at.resize(static_cast<size_t>(end_key - first_key));
+        value_at.resize(key_at.size());
+        const int64_t k_head = static_cast<int64_t>(b.kv_head) * kt.stride(0),
+                      v_head = static_cast<int64_t>(b.kv_head) * vt.stride(0);
+        for (int64_t t = first_key; t < end_key; ++t) {
+          key_at[static_cast<size_t>(t - first_key)] = k_head + cache.slot(t) * kt.stride(1);
+          value_at[static_cast<size_t>(t - first_key)] = v_head + cache.slot(t) * vt.stride(1);
+        }
+        const cpu::attention_cache keys{kt.data_ptr(), vt.data_ptr(),   kv_bf16,
+                                        key_at.data(), value_at.data(), first_key};
+        cpu::attend_many(keys, queries.data(), queries.size(), d, scale, scores);
+      }
+    });
+  };
   step_timer timer;  // bench programs' per-phase breakdown (model/step_profile.hpp)
   using phase = step_phase;
   for (size_t l = 0; l < weights_.layers.size(); ++l) {
@@ -411,57 +467,62 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
       }
     }
     timer.mark(phase::other);
+    if (many_queries) {
+      attend_groups(l, s);
+      timer.mark(phase::attention);
+    }
     // One-token attention for every (row, head): scores, softmax, weighted values.
-    parallel(rows * heads, 1, [&](size_t begin, size_t end) {
-      thread_local std::vector<float> p;  // this worker's scores, reused
-      for (size_t item = begin; item < end; ++item) {
-        const size_t r = item / heads, head = item % heads;
-        const auto& cache = *caches[r];
-        const int64_t at = position[r], total = at + 1;
-        const auto& kt = cache.k[l];
-        const auto& vt = cache.v[l];
-        const size_t g = head / group;
-        const int64_t k_head = static_cast<int64_t>(g) * kt.stride(0),
-                      v_head = static_cast<int64_t>(g) * vt.stride(0);
-        // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype). The
-        // tensors' pointers and strides are read once here: per token they were ~3 % of a
-        // chat load's profile.
-        const void* keys = kt.data_ptr();
-        const void* values = vt.data_ptr();
-        const int64_t key_stride = kt.stride(1), value_stride = vt.stride(1);
-        auto key_dot = [&](const float* q, int64_t t) {
-          const int64_t at_key = k_head + cache.slot(t) * key_stride;
-          return kv_bf16 ? cpu::dot(q, static_cast<const uint16_t*>(keys) + at_key, d)
-                         : cpu::dot(q, static_cast<const float*>(keys) + at_key, d);
-        };
-        const float* q = &s.qkv[r * qkv_n + head * d];
-        const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
-        p.assign(static_cast<size_t>(total - first), 0);
-        float top = -std::numeric_limits<float>::infinity();
-        for (int64_t t = first; t < total; ++t) {
-          const float dot = key_dot(q, t) * scale;
-          p[static_cast<size_t>(t - first)] = dot;
-          top = std::max(top, dot);
+    if (!many_queries)
+      parallel(rows * heads, 1, [&](size_t begin, size_t end) {
+        thread_local std::vector<float> p;  // this worker's scores, reused
+        for (size_t item = begin; item < end; ++item) {
+          const size_t r = item / heads, head = item % heads;
+          const auto& cache = *caches[r];
+          const int64_t at = position[r], total = at + 1;
+          const auto& kt = cache.k[l];
+          const auto& vt = cache.v[l];
+          const size_t g = head / group;
+          const int64_t k_head = static_cast<int64_t>(g) * kt.stride(0),
+                        v_head = static_cast<int64_t>(g) * vt.stride(0);
+          // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype). The
+          // tensors' pointers and strides are read once here: per token they were ~3 % of a
+          // chat load's profile.
+          const void* keys = kt.data_ptr();
+          const void* values = vt.data_ptr();
+          const int64_t key_stride = kt.stride(1), value_stride = vt.stride(1);
+          auto key_dot = [&](const float* q, int64_t t) {
+            const int64_t at_key = k_head + cache.slot(t) * key_stride;
+            return kv_bf16 ? cpu::dot(q, static_cast<const uint16_t*>(keys) + at_key, d)
+                           : cpu::dot(q, static_cast<const float*>(keys) + at_key, d);
+          };
+          const float* q = &s.qkv[r * qkv_n + head * d];
+          const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
+          p.assign(static_cast<size_t>(total - first), 0);
+          float top = -std::numeric_limits<float>::infinity();
+          for (int64_t t = first; t < total; ++t) {
+            const float dot = key_dot(q, t) * scale;
+            p[static_cast<size_t>(t - first)] = dot;
+            top = std::max(top, dot);
+          }
+          cpu::softmax_weights(p.data(), p.size(), top);
+          float* out = &s.attn[r * q_out + head * d];
+          std::fill(out, out + d, 0.0f);
+          const auto stride = static_cast<size_t>(value_stride);
+          // block by block: each block's slots are consecutive
+          for (int64_t t = first; t < total;) {
+            const int64_t run = std::min(total, (t / kv_block_tokens + 1) * kv_block_tokens) - t;
+            const int64_t at_value = v_head + cache.slot(t) * value_stride;
+            const float* weights = p.data() + (t - first);
+            if (kv_bf16)
+              cpu::weighted_rows(weights, static_cast<const uint16_t*>(values) + at_value, stride,
+                                 static_cast<size_t>(run), out, d);
+            else
+              cpu::weighted_rows(weights, static_cast<const float*>(values) + at_value, stride,
+                                 static_cast<size_t>(run), out, d);
+            t += run;
+          }
         }
-        cpu::softmax_weights(p.data(), p.size(), top);
-        float* out = &s.attn[r * q_out + head * d];
-        std::fill(out, out + d, 0.0f);
-        const auto stride = static_cast<size_t>(value_stride);
-        // block by block: each block's slots are consecutive
-        for (int64_t t = first; t < total;) {
-          const int64_t run = std::min(total, (t / kv_block_tokens + 1) * kv_block_tokens) - t;
-          const int64_t at_value = v_head + cache.slot(t) * value_stride;
-          const float* weights = p.data() + (t - first);
-          if (kv_bf16)
-            cpu::weighted_rows(weights, static_cast<const uint16_t*>(values) + at_value, stride,
-                               static_cast<size_t>(run), out, d);
-          else
-            cpu::weighted_rows(weights, static_cast<const float*>(values) + at_value, stride,
-                               static_cast<size_t>(run), out, d);
-          t += run;
-        }
-      }
-    });
+      });
     timer.mark(phase::attention);
     dense(pk.o, s.attn.data(), rows, q_out, ptr(w.linear[3].bias), s.proj.data(), h, s.act);
     timer.mark(phase::matrices);

@@ -1,0 +1,182 @@
+#include "model/llama/attention_cpu.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+
+#include "model/llama/cpu_kernels.hpp"
+
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through as the unused operand of
+// their masked builtins, which -Wuninitialized reports at every use (as in dense_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+namespace adapterd::model::cpu {
+
+namespace {
+
+#define ADAPTERD_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+constexpr size_t block_queries = 8;  // queries whose scores share each key load
+constexpr size_t chunk_keys = 16;    // keys per chunk: their 16-lane sums are reduced together
+
+struct alignas(64) lanes16 {
+  float lane[16];
+};
+
+// The 16 lanes of v[i] summed for each i < 16, lane i of the result: lane l + lane l+8,
+// then + lane l+4, then (0+1) + (2+3), which is cpu::dot's order over its two 8-lane
+// accumulators (lanes 0-7 and 8-15 here).
+ADAPTERD_AVX512 inline __m512 sums16(const lanes16* v) {
+  __m512 eight[8], four[4], two[2];
+  for (int i = 0; i < 8; ++i) {
+    const __m512 a = _mm512_load_ps(v[2 * i].lane), b = _mm512_load_ps(v[2 * i + 1].lane);
+    eight[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  }
+  for (int i = 0; i < 4; ++i)
+    four[i] = _mm512_add_ps(_mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0x88),
+                            _mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0xdd));
+  for (int i = 0; i < 2; ++i)
+    two[i] =
+        _mm512_add_ps(_mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                      _mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_permutexvar_ps(
+      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+}
+
+// Sixteen values of a key or value row, as fp32 (bf16 to fp32 is exact: the bits moved up).
+ADAPTERD_AVX512 inline __m512 load16(const void* base, int64_t at, bool bf16) {
+  if (!bf16)
+    return _mm512_loadu_ps(static_cast<const float*>(base) + at);
+  const auto* p = static_cast<const uint16_t*>(base) + at;
+  return _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+// Scores of up to block_queries queries, scaled, into p[i * span + (t - first_i)].
+template <int D16>
+ADAPTERD_AVX512 void block_scores(const attention_cache& c, const attention_query* qs, size_t n,
+                                  float scale, float* p, size_t span, int64_t t_begin,
+                                  int64_t t_end) {
+  alignas(64) lanes16 partial[block_queries][chunk_keys];
+  for (int64_t chunk = t_begin; chunk < t_end; chunk += chunk_keys) {
+    const int64_t chunk_end = std::min<int64_t>(t_end, chunk + static_cast<int64_t>(chunk_keys));
+    for (int64_t t = chunk; t < chunk_end; ++t) {
+      __m512 k[D16];
+      const int64_t at = c.key_at[t - c.first];
+#pragma GCC unroll 8
+      for (int j = 0; j < D16; ++j)
+        k[j] = load16(c.keys, at + 16 * j, c.bf16);
+      for (size_t i = 0; i < n; ++i) {
+        __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 8
+        for (int j = 0; j < D16; ++j)
+          acc = _mm512_fmadd_ps(_mm512_loadu_ps(qs[i].q + 16 * j), k[j], acc);
+        _mm512_store_ps(partial[i][t - chunk].lane, acc);
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      alignas(64) float dots[chunk_keys];
+      _mm512_store_ps(dots, sums16(partial[i]));
+      const int64_t from = std::max(chunk, qs[i].first), to = std::min(chunk_end, qs[i].total);
+      for (int64_t t = from; t < to; ++t)
+        p[i * span + static_cast<size_t>(t - qs[i].first)] = dots[t - chunk] * scale;
+    }
+  }
+}
+
+// out = sum over t of p[t] * v_t for up to 24 / D16 queries, values loaded once for all.
+template <int D16>
+ADAPTERD_AVX512 void block_values(const attention_cache& c, const attention_query* qs, size_t n,
+                                  const float* p, size_t span) {
+  constexpr size_t most = 24 / D16;
+  for (size_t i0 = 0; i0 < n; i0 += most) {
+    const size_t m = std::min(most, n - i0);
+    __m512 acc[most][D16];
+    int64_t t_begin = std::numeric_limits<int64_t>::max(), t_end = 0;
+    for (size_t i = 0; i < m; ++i) {
+      t_begin = std::min(t_begin, qs[i0 + i].first);
+      t_end = std::max(t_end, qs[i0 + i].total);
+#pragma GCC unroll 8
+      for (int j = 0; j < D16; ++j)
+        acc[i][j] = _mm512_setzero_ps();
+    }
+    for (int64_t t = t_begin; t < t_end; ++t) {
+      __m512 v[D16];
+      const int64_t at = c.value_at[t - c.first];
+#pragma GCC unroll 8
+      for (int j = 0; j < D16; ++j)
+        v[j] = load16(c.values, at + 16 * j, c.bf16);
+#pragma GCC unroll 24
+      for (size_t i = 0; i < most; ++i) {
+        if (i >= m || t < qs[i0 + i].first || t >= qs[i0 + i].total)
+          continue;
+        const __m512 w =
+            _mm512_set1_ps(p[(i0 + i) * span + static_cast<size_t>(t - qs[i0 + i].first)]);
+#pragma GCC unroll 8
+        for (int j = 0; j < D16; ++j)
+          acc[i][j] = _mm512_fmadd_ps(w, v[j], acc[i][j]);
+      }
+    }
+    for (size_t i = 0; i < m; ++i)
+#pragma GCC unroll 8
+      for (int j = 0; j < D16; ++j)
+        _mm512_storeu_ps(qs[i0 + i].out + 16 * j, acc[i][j]);
+  }
+}
+
+template <int D16>
+ADAPTERD_AVX512 void attend_blocks(const attention_cache& c, const attention_query* queries,
+                                   size_t count, float scale, std::vector<float>& scratch) {
+  for (size_t b = 0; b < count; b += block_queries) {
+    const attention_query* qs = queries + b;
+    const size_t n = std::min(block_queries, count - b);
+    int64_t t_begin = std::numeric_limits<int64_t>::max(), t_end = 0;
+    size_t span = 0;
+    for (size_t i = 0; i < n; ++i) {
+      t_begin = std::min(t_begin, qs[i].first);
+      t_end = std::max(t_end, qs[i].total);
+      span = std::max(span, static_cast<size_t>(qs[i].total - qs[i].first));
+    }
+    scratch.resize(n * span);
+    float* p = scratch.data();
+    block_scores<D16>(c, qs, n, scale, p, span, t_begin, t_end);
+    for (size_t i = 0; i < n; ++i) {
+      float* row = p + i * span;
+      const auto len = static_cast<size_t>(qs[i].total - qs[i].first);
+      float top = -std::numeric_limits<float>::infinity();  // as the one-query path finds it
+      for (size_t t = 0; t < len; ++t)
+        top = std::max(top, row[t]);
+      softmax_weights(row, len, top);
+    }
+    block_values<D16>(c, qs, n, p, span);
+  }
+}
+
+}  // namespace
+
+bool attend_many_available(size_t head_dim) {
+  static const bool avx512 =
+      __builtin_cpu_supports("avx512f") && std::getenv("ADAPTERD_NO_AVX512") == nullptr;
+  return avx512 && head_dim % 16 == 0 && head_dim >= 16 && head_dim <= 128;
+}
+
+void attend_many(const attention_cache& cache, const attention_query* queries, size_t count,
+                 size_t head_dim, float scale, std::vector<float>& scratch) {
+  switch (head_dim / 16) {
+    case 1: return attend_blocks<1>(cache, queries, count, scale, scratch);
+    case 2: return attend_blocks<2>(cache, queries, count, scale, scratch);
+    case 3: return attend_blocks<3>(cache, queries, count, scale, scratch);
+    case 4: return attend_blocks<4>(cache, queries, count, scale, scratch);
+    case 5: return attend_blocks<5>(cache, queries, count, scale, scratch);
+    case 6: return attend_blocks<6>(cache, queries, count, scale, scratch);
+    case 7: return attend_blocks<7>(cache, queries, count, scale, scratch);
+    default: return attend_blocks<8>(cache, queries, count, scale, scratch);
+  }
+}
+
+}  // namespace adapterd::model::cpu
