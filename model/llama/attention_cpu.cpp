@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
+#include <utility>
 
 #include "model/llama/cpu_kernels.hpp"
+#include "model/llama/lane_sums.hpp"
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through as the unused operand of
 // their masked builtins, which -Wuninitialized reports at every use (as in dense_avx512.cpp).
@@ -22,30 +24,14 @@ namespace {
 constexpr size_t block_queries = 8;  // queries whose scores share each key load
 constexpr size_t chunk_keys = 16;    // keys per chunk: their 16-lane sums are reduced together
 
-struct alignas(64) lanes16 {
-  float lane[16];
-};
-
-// The 16 lanes of v[i] summed for each i < 16, lane i of the result: lane l + lane l+8,
-// then + lane l+4, then (0+1) + (2+3), which is cpu::dot's order over its two 8-lane
-// accumulators (lanes 0-7 and 8-15 here).
-ADAPTERD_AVX512 inline __m512 sums16(const lanes16* v) {
-  __m512 eight[8], four[4], two[2];
-  for (int i = 0; i < 8; ++i) {
-    const __m512 a = _mm512_load_ps(v[2 * i].lane), b = _mm512_load_ps(v[2 * i + 1].lane);
-    eight[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+// The keys any of n queries reads: [first, end).
+std::pair<int64_t, int64_t> keys_read(const attention_query* qs, size_t n) {
+  int64_t first = std::numeric_limits<int64_t>::max(), end = 0;
+  for (size_t i = 0; i < n; ++i) {
+    first = std::min(first, qs[i].first);
+    end = std::max(end, qs[i].total);
   }
-  for (int i = 0; i < 4; ++i)
-    four[i] = _mm512_add_ps(_mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0x88),
-                            _mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0xdd));
-  for (int i = 0; i < 2; ++i)
-    two[i] =
-        _mm512_add_ps(_mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                      _mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                    _mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm512_permutexvar_ps(
-      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+  return {first, end};
 }
 
 // Sixteen values of a key or value row, as fp32 (bf16 to fp32 is exact: the bits moved up).
@@ -97,10 +83,8 @@ ADAPTERD_AVX512 void block_values(const attention_cache& c, const attention_quer
   for (size_t i0 = 0; i0 < n; i0 += most) {
     const size_t m = std::min(most, n - i0);
     __m512 acc[most][D16];
-    int64_t t_begin = std::numeric_limits<int64_t>::max(), t_end = 0;
+    const auto [t_begin, t_end] = keys_read(qs + i0, m);
     for (size_t i = 0; i < m; ++i) {
-      t_begin = std::min(t_begin, qs[i0 + i].first);
-      t_end = std::max(t_end, qs[i0 + i].total);
 #pragma GCC unroll 8
       for (int j = 0; j < D16; ++j)
         acc[i][j] = _mm512_setzero_ps();
@@ -135,13 +119,10 @@ ADAPTERD_AVX512 void attend_blocks(const attention_cache& c, const attention_que
   for (size_t b = 0; b < count; b += block_queries) {
     const attention_query* qs = queries + b;
     const size_t n = std::min(block_queries, count - b);
-    int64_t t_begin = std::numeric_limits<int64_t>::max(), t_end = 0;
-    size_t span = 0;
-    for (size_t i = 0; i < n; ++i) {
-      t_begin = std::min(t_begin, qs[i].first);
-      t_end = std::max(t_end, qs[i].total);
+    const auto [t_begin, t_end] = keys_read(qs, n);
+    size_t span = 0;  // the longest query's keys: each query's scores have this much room
+    for (size_t i = 0; i < n; ++i)
       span = std::max(span, static_cast<size_t>(qs[i].total - qs[i].first));
-    }
     scratch.resize(n * span);
     float* p = scratch.data();
     block_scores<D16>(c, qs, n, scale, p, span, t_begin, t_end);

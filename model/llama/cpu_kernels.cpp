@@ -1,4 +1,5 @@
 #include "model/llama/cpu_kernels.hpp"
+#include "model/llama/lane_sums.hpp"
 
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -152,10 +153,6 @@ constexpr size_t span_floats =
     256;  // 8 weight rows x 1 KiB stay in L1 (the tiles of 3 rows read them from there)
 constexpr size_t many_out = 16;   // weight rows per pass: sums16 finishes 16 outputs at once
 constexpr size_t many_rows = 64;  // activation rows per pass: each reads every weight once
-struct alignas(64) lanes16 {
-  float lane[16];
-};
-
 // `packed`: the activation rows, 16 floats of each row in turn per k step (`step_floats`
 // apart), so that one pointer walks them; `partial[o * rows_total + r]`.
 template <int OUT, int ROWS>
@@ -206,30 +203,6 @@ ADAPTERD_AVX512 void span_all_rows(const float* packed, size_t rows, const float
     tile512_span<OUT, 2>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
   if (r < rows)
     tile512_span<OUT, 1>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
-}
-
-// hsum512 of 16 vectors (v[i * stride]) at once, lane i the sum of v[i]: the same additions
-// in the same order as hsum512 (lane l + lane l+8, then + lane l+4, then (0+1) + (2+3)),
-// done on four vectors' lanes side by side.
-ADAPTERD_AVX512 inline __m512 sums16(const lanes16* v, size_t stride) {
-  __m512 eight[8], four[4], two[2];
-  for (int i = 0; i < 8; ++i) {  // lanes 0-7: l + (l + 8) of v[2i], lanes 8-15: of v[2i + 1]
-    const __m512 a = _mm512_load_ps(v[2 * i * stride].lane),
-                 b = _mm512_load_ps(v[(2 * i + 1) * stride].lane);
-    eight[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
-  }
-  for (int i = 0; i < 4; ++i)  // quarter q: l + (l + 4) of v[4i + q]
-    four[i] = _mm512_add_ps(_mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0x88),
-                            _mm512_shuffle_f32x4(eight[2 * i], eight[2 * i + 1], 0xdd));
-  for (int i = 0; i < 2; ++i)  // quarter q: (0+1), (2+3) of v[8i + q], then of v[8i + 4 + q]
-    two[i] =
-        _mm512_add_ps(_mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                      _mm512_shuffle_ps(four[2 * i], four[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  // lane 4q + m: the sum of v[4m + q]
-  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                    _mm512_shuffle_ps(two[0], two[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm512_permutexvar_ps(
-      _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
 }
 
 // Weight rows [j_begin, j_end) times `rows` activation rows (rows > 4).
