@@ -74,6 +74,7 @@ public:
   uint32_t max_batch_size = 16;
   uint32_t max_queue = 256;
   int64_t max_prefill_tokens = 256;
+  int64_t max_step_tokens = 0;
   std::string log_level = "info";
   std::string role = "standalone";
   std::string node_host = "127.0.0.1";
@@ -147,6 +148,9 @@ public:
         .add(max_queue, "max-queue", "requests that may wait for the batch; more get 429")
         .add(max_prefill_tokens, "max-prefill-tokens",
              "prompt tokens computed per step: long prompts go in slices between decode steps")
+        .add(max_step_tokens, "max-step-tokens",
+             "rows per step: the decode rows first, then prompt slices (0: only "
+             "--max-prefill-tokens)")
         .add(log_level, "log-level", "trace | debug | info | warn | error")
         .add(role, "role",
              "standalone | worker (a device for routers; HTTP /health only) | router (the API over "
@@ -271,6 +275,7 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
   s.max_batch_size = c.max_batch_size;
   s.max_queue = c.max_queue;
   s.max_prefill_tokens = c.max_prefill_tokens;
+  s.max_step_tokens = c.max_step_tokens;
   if (c.policy == "flush")
     s.policy = cleanup_policy::flush;
   else if (c.policy == "unload")
@@ -308,6 +313,8 @@ std::optional<adapterd::actors::service_config> to_service_config(const adapterd
     problem = "--max-batch-size must be 1 to 256";
   if (c.max_prefill_tokens < 1)
     problem = "--max-prefill-tokens must be at least 1";
+  if (c.max_step_tokens < 0)
+    problem = "--max-step-tokens must not be negative (0: no bound)";
   if (c.threads < 0)
     problem = "--threads must not be negative";
   apply_cluster_options(c, s, problem);

@@ -71,8 +71,12 @@ std::variant<model_actors, std::string> spawn_model_actors(caf::actor_system& sy
   a.tokenizers = spawn_tokenizer_pool(sys, c.tokenizer_threads);
   a.supervisor = spawn_supervisor(sys, c, a.monitor, a.tokenizers);
   a.janitor = spawn_janitor(sys, c, a.supervisor, a.monitor);
-  scheduler_limits limits{c.max_batch_size, c.max_queue, c.max_prefill_tokens,
-                          std::filesystem::path(c.default_model).filename().string()};
+  scheduler_limits limits;
+  limits.max_batch_size = c.max_batch_size;
+  limits.max_queue = c.max_queue;
+  limits.max_prefill_tokens = c.max_prefill_tokens;
+  limits.max_step_tokens = c.max_step_tokens;
+  limits.default_model = std::filesystem::path(c.default_model).filename().string();
   training_settings training{c.default_model, c.model_roots, c.data_roots, c.trained_adapters_dir, c.train_share};
   a.gpu_owner = spawn_gpu_owner(sys, gpu_owner_config{a.supervisor, a.tokenizers, a.janitor, a.monitor, limits, training});
   if (c.preload) {

@@ -56,6 +56,7 @@ struct service_config {
   uint32_t max_batch_size = 16;           // sequences decoded together; 1: the seed's one at a time
   uint32_t max_queue = 256;               // requests waiting beyond the batch; more get 429
   int64_t max_prefill_tokens = 256;       // prompt tokens computed per step (slices)
+  int64_t max_step_tokens = 0;            // rows per step, decode rows first (0: no bound)
   actor_placement placement = actor_placement::own_thread;
 
   node_role role = node_role::standalone;

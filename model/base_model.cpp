@@ -758,6 +758,101 @@ std::optional<error> base_model::step(const std::vector<generation*>& batch) con
   return std::nullopt;
 }
 
+std::optional<result<std::vector<bool>>> base_model::step_with_prompts(
+    const std::vector<generation*>& batch, const std::vector<prompt_slice>& slices) const {
+  const auto& model = impl_->model;
+  std::vector<generation::impl*> live;
+  std::vector<generation*> batch_of_live;
+  for (auto* g : batch)
+    if (!g->finished() && !g->prefilling()) {
+      live.push_back(&g->get());
+      batch_of_live.push_back(g);
+    }
+  std::vector<int64_t> ids;
+  std::vector<kv_cache*> caches;
+  std::vector<const lora_weights*> loras;
+  std::vector<size_t> logit_rows;
+  for (auto* g : live) {
+    ids.push_back(g->out.output_ids.back());
+    caches.push_back(&g->cache);
+    loras.push_back(g->lora);
+    logit_rows.push_back(logit_rows.size());
+  }
+  struct slice_rows {
+    generation::impl* g;
+    int64_t begin, end;  // the prompt's tokens computed before and after the pass
+  };
+  std::vector<slice_rows> planned;
+  for (const auto& sl : slices) {
+    auto& g = sl.g->get();
+    const auto prompt_len = static_cast<int64_t>(g.out.prompt_ids.size());
+    const auto end = std::min(prompt_len, g.cache.length + std::max<int64_t>(1, sl.max_tokens));
+    if (!g.prefilling || g.params.prompt_logprobs
+        || (g.params.prefill_chunk > 0 && end - g.cache.length > g.params.prefill_chunk))
+      return std::nullopt;
+    for (int64_t t = g.cache.length; t < end; ++t) {
+      ids.push_back(g.out.prompt_ids[static_cast<size_t>(t)]);
+      caches.push_back(&g.cache);
+      loras.push_back(g.lora);
+    }
+    planned.push_back({&g, g.cache.length, end});
+    if (end == prompt_len)
+      logit_rows.push_back(ids.size() - 1);
+  }
+  if (ids.empty())
+    return std::nullopt;
+  for (auto* g :
+       batch_of_live)  // a row without a slot for its next token would write past its blocks
+    if (!make_room(*g))
+      return std::nullopt;
+  std::optional<result<std::vector<bool>>> answer;
+  auto done = guarded("decode step with prompt slices", [&]() -> result<bool> {
+    torch::InferenceMode guard;
+    const auto start = clock_type::now();
+    auto decoded = model.mixed_batch_cpu(ids, caches, loras, logit_rows);
+    if (!decoded)
+      return false;    // the CPU kernels cannot run these rows: nothing was computed
+    step_timer timer;  // from here on: the logits read out and each row's token drawn
+    const double pass_ms = ms_since(start);
+    auto logits = decoded->contiguous();
+    const auto vocab = static_cast<size_t>(logits.size(1));
+    const float* all = logits.data_ptr<float>();
+    for (size_t r = 0; r < live.size(); ++r) {
+      live[r]->logits.assign(all + r * vocab, all + (r + 1) * vocab);
+      live[r]->take_token(config());
+    }
+    std::vector<bool> prompts_done;
+    size_t logit_row = live.size();
+    for (const auto& p : planned) {
+      auto& g = *p.g;
+      // the pass's time, in the share of its rows that were this prompt's
+      g.out.prefill_ms +=
+          pass_ms * static_cast<double>(p.end - p.begin) / static_cast<double>(ids.size());
+      if (g.pool != nullptr) {
+        std::lock_guard<std::mutex> lock(*g.pool_mutex);
+        g.pool->publish(g.cache, g.owner(), g.out.prompt_ids, g.cache.length);
+      }
+      const bool whole = p.end == static_cast<int64_t>(g.out.prompt_ids.size());
+      if (whole) {
+        g.prefilling = false;
+        g.logits.assign(all + logit_row * vocab, all + (logit_row + 1) * vocab);
+        ++logit_row;
+        g.decode_start = clock_type::now();
+        g.take_token(config());
+      }
+      prompts_done.push_back(whole);
+    }
+    timer.mark(step_phase::sampling);
+    if (!live.empty())
+      count_step();
+    answer = std::move(prompts_done);
+    return true;
+  });
+  if (!done)
+    return result<std::vector<bool>>(done.err());
+  return answer;
+}
+
 result<generation_output> base_model::generate_ids(const std::vector<int32_t>& prompt_ids,
                                                    const generation_params& params,
                                                    const lora_adapter* adapter,

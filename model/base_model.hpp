@@ -202,6 +202,19 @@ public:
   int64_t adopt_cached_prefix(generation& g) const;
   void preempt(generation& g) const;
   std::optional<error> restore(generation& g) const;
+  /// A decode step for `batch` (as step()) and up to `max_tokens` more of each slice's
+  /// prompt (as prefill_some()) in one pass, whose rows share every matrix call. Empty when
+  /// these rows cannot share a pass here (not the CPU kernels, prompt logprobs, a prefill
+  /// chunk smaller than the slice, a generation not in the state the two calls expect):
+  /// then nothing changed, and step() and prefill_some() do it apart. Else, per slice,
+  /// whether its prompt is done (its first token picked), or the pass's error, after which
+  /// no generation has advanced.
+  struct prompt_slice {
+    generation* g = nullptr;
+    int64_t max_tokens = 0;
+  };
+  std::optional<result<std::vector<bool>>> step_with_prompts(
+      const std::vector<generation*>& batch, const std::vector<prompt_slice>& slices) const;
   /// One more token for every unfinished generation in `batch`, in one batched pass; a
   /// row's tokens do not depend on what else is in the batch. Each needs make_room() first.
   std::optional<error> step(const std::vector<generation*>& batch) const;

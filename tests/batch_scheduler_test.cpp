@@ -308,6 +308,52 @@ TEST_CASE(
   CHECK(c.reply("stream").tokens_generated == 40);
 }
 
+TEST_CASE("scheduler: a step's rows stay within max_step_tokens, decode rows first",
+          "[scheduler]") {
+  tiny_world w(4096);
+  std::string long_prompt;
+  for (int i = 0; i < 30; ++i)  // ~150 tokens
+    long_prompt += "word" + std::to_string(i) + " ";
+  collector c;
+  actors::scheduler_limits limits{8, 64, 256, ""};
+  limits.max_step_tokens = 24;
+  batch_scheduler s(
+      limits, [](uint8_t, const std::string&, uint64_t) {}, [] {});
+  std::map<std::string, size_t> adapter_of{{"a", 0}, {"b", 1}, {"c", 2}, {"d", 0}, {"long", 1}};
+  auto step = [&] {
+    while (const auto* req = s.start_lease())
+      s.leased(req->request_id, w.lease(adapter_of.at(req->request_id)));
+    auto done = s.step();
+    c.take(done);
+  };
+  for (auto id : {"a", "b", "c", "d"})
+    REQUIRE_FALSE(s.enqueue(c.make(greedy_request(id, "tick", 60), true)));
+  step();  // their short prompts, then four rows decode every step
+  REQUIRE_FALSE(s.enqueue(c.make(greedy_request("long", long_prompt, 4))));
+  int slices = 0;
+  for (int i = 0; i < 100 && s.state().ttft_s.count < 5; ++i) {
+    const auto before = s.state();
+    step();
+    const auto prompt = s.state().prompt_tokens - before.prompt_tokens;
+    const auto decoded = s.state().generated_tokens - before.generated_tokens;
+    INFO("step " << i << ": " << prompt << " prompt tokens, " << decoded << " tokens generated");
+    CHECK(decoded >= 4);      // the streams never wait for the prompt
+    CHECK(prompt <= 24 - 4);  // the decode rows come first within the step's 24
+    slices += prompt > 0 ? 1 : 0;
+  }
+  CHECK(slices >= 150 / 20);
+  run_all(s, w, c, adapter_of);
+  collector alone;  // the same tokens as the long prompt alone, in one pass
+  {
+    auto one = make_scheduler(1);
+    REQUIRE_FALSE(one.enqueue(alone.make(greedy_request("long", long_prompt, 4))));
+    run_all(one, w, alone, adapter_of);
+  }
+  CHECK(c.reply("long").generated_text == alone.reply("long").generated_text);
+  for (auto id : {"a", "b", "c", "d"})
+    CHECK(c.reply(id).tokens_generated == 60);
+}
+
 TEST_CASE("scheduler: cancelling frees the sequence; waiting ones answer at once", "[scheduler]") {
   tiny_world w(4096);
   collector c;

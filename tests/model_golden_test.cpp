@@ -204,3 +204,56 @@ TEST_CASE("a batch mixing adapters gives every row its golden tokens", "[model][
     }
   }
 }
+
+TEST_CASE("prompt slices stepped with decode rows in one pass give every row its golden tokens",
+          "[model][batch]") {
+  ADAPTERD_SKIP_WITHOUT_FIXTURES();
+  // a few tokens a pass (several passes per prompt), or whole prompts (several done at once)
+  const int64_t slice_tokens = GENERATE(3, 1000);
+  for (const char* preset : {"llama", "qwen2"}) {
+    auto root = fixtures_dir() + "/" + preset;
+    auto golden = read_json(root + "/golden.json");
+    auto model = load_or_fail(root + "/model");
+    case_adapters adapters(*model, root, golden);
+    std::vector<std::unique_ptr<generation>> rows;
+    std::vector<std::vector<int32_t>> expected;
+    std::vector<std::string> names;
+    for (const auto& c : golden["cases"]) {
+      if (c["adapter"].is_array())
+        continue;
+      auto params = greedy(c["max_new_tokens"]);
+      params.defer_prefill =
+          rows.size() % 2 == 1;  // every other prompt computed in slices, in the steps
+      auto g = model->begin(c["prompt_ids"].get<std::vector<int32_t>>(), params, adapters.get(c));
+      REQUIRE(g);
+      rows.push_back(std::move(*g));
+      expected.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
+      names.push_back(c["id"].get<std::string>());
+    }
+    std::vector<generation*> batch;
+    for (auto& r : rows)
+      batch.push_back(r.get());
+    for (int steps = 0; steps < 200; ++steps) {
+      std::vector<base_model::prompt_slice> slices;
+      for (auto& r : rows)
+        if (r->prefilling())
+          slices.push_back({r.get(), slice_tokens});
+      if (slices.empty()) {
+        REQUIRE_FALSE(model->step(batch));
+        continue;
+      }
+      auto together = model->step_with_prompts(batch, slices);
+      if (!together) {
+        WARN("this device does not run prompt slices and decode rows in one pass");
+        return;
+      }
+      REQUIRE(static_cast<bool>(*together));
+      REQUIRE((**together).size() == slices.size());
+    }
+    for (size_t i = 0; i < rows.size(); ++i) {
+      INFO(preset << " case " << names[i] << ", slices of " << slice_tokens);
+      CHECK(rows[i]->finished());
+      CHECK(rows[i]->output().output_ids == expected[i]);
+    }
+  }
+}

@@ -77,6 +77,9 @@ namespace {
 constexpr int64_t retry_prefill_chunk = 16;
 // Steps a prompt may spend in prefill, passed over for shorter ones, before it goes first.
 constexpr int64_t prefill_patience = 32;
+// Prompt tokens a step computes even when its decode rows fill --max-step-tokens: new
+// prompts still start while a full batch streams.
+constexpr int64_t min_prompt_slice = 16;
 
 int64_t wall_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -451,7 +454,7 @@ void batch_scheduler::resume_paused() {
   }
 }
 
-void batch_scheduler::prefill(std::vector<finished_generation>& out) {
+std::vector<batch_scheduler::prompt_slice> batch_scheduler::plan_prefill() {
   // Prompts are computed in slices within the step's budget, so a long prompt takes several
   // steps and the running streams still get a token every step. The least work left goes
   // first: a short prompt, or one the prefix cache mostly covers, gets its first token
@@ -472,16 +475,44 @@ void batch_scheduler::prefill(std::vector<finished_generation>& out) {
       return overdue(a);
     return !overdue(a) && a->gen->prefill_left() < b->gen->prefill_left();
   });  // running_ is in admission order, which the stable sort keeps among equals
-  std::vector<running_generation*> failed;
   int64_t budget = limits_.max_prefill_tokens;
-  for (auto* item : order) {
+  if (limits_.max_step_tokens > 0) {
+    // the decode rows come first; prompts still get a little, so that none starves
+    const auto decoding = static_cast<int64_t>(stepping().size());
+    budget =
+        std::min(budget, std::max(limits_.max_step_tokens - decoding,
+                                  std::min<int64_t>(min_prompt_slice, limits_.max_step_tokens)));
+  }
+  std::vector<prompt_slice> plan;
+  for (auto* r : order) {
     if (budget <= 0)
       break;
+    auto slice = std::min(budget, r->gen->prefill_left());
+    if (r->prefill_slice_cap > 0)
+      slice = std::min(slice, r->prefill_slice_cap);
+    plan.push_back({r, slice});
+    budget -= slice;
+  }
+  return plan;
+}
+
+void batch_scheduler::sliced(running_generation& r, int64_t tokens, bool prompt_done) {
+  stats_.prompt_tokens += static_cast<uint64_t>(tokens);
+  if (prompt_done) {
+    auto now = clock::now();  // the prompt's last slice picked the first token
+    ++stats_.generated_tokens;
+    stats_.ttft_s.observe(std::chrono::duration<double>(now - r.arrived).count());
+    r.last_token_at = now;
+  }
+}
+
+void batch_scheduler::prefill(const std::vector<prompt_slice>& plan,
+                              std::vector<finished_generation>& out) {
+  std::vector<running_generation*> failed;
+  for (const auto& [item, planned] : plan) {
     auto& r = *item;
     const auto& model = *r.lease.model;
-    auto slice = std::min(budget, r.gen->prefill_left());
-    if (r.prefill_slice_cap > 0)
-      slice = std::min(slice, r.prefill_slice_cap);
+    auto slice = planned;
     auto done = model.prefill_some(r.gen->tokens(), slice);
     if (!done && done.err().code == model::errc::out_of_memory) {
       spdlog::warn(
@@ -504,14 +535,7 @@ void batch_scheduler::prefill(std::vector<finished_generation>& out) {
       failed.push_back(item);
       continue;
     }
-    budget -= slice;
-    stats_.prompt_tokens += static_cast<uint64_t>(slice);
-    if (*done) {
-      auto now = clock::now();  // the prompt's last slice picked the first token
-      ++stats_.generated_tokens;
-      stats_.ttft_s.observe(std::chrono::duration<double>(now - r.arrived).count());
-      r.last_token_at = now;
-    }
+    sliced(r, slice, *done);
   }
   running_.erase(std::remove_if(running_.begin(), running_.end(),
                                 [&](const auto& r) {
@@ -572,32 +596,81 @@ void batch_scheduler::make_room(std::vector<finished_generation>& out) {
   }
 }
 
-void batch_scheduler::decode(std::vector<finished_generation>& out) {
-  std::vector<model::generation*> batch;
-  std::vector<running_generation*> stepped;
+std::vector<batch_scheduler::running_generation*> batch_scheduler::stepping() const {
+  std::vector<running_generation*> rows;
+  for (const auto& r : running_)
+    if (r->stepping())
+      rows.push_back(r.get());
+  return rows;
+}
+
+void batch_scheduler::stepped(const std::vector<running_generation*>& rows) {
+  const auto n = static_cast<uint32_t>(rows.size());
+  ++stats_.steps;
+  stats_.step_rows += n;
+  stats_.last_batch_size = n;
   for (auto& r : running_)
-    if (r->stepping()) {
-      batch.push_back(&r->gen->tokens());
-      stepped.push_back(r.get());
-    }
+    r->batch_size_max = std::max(r->batch_size_max, n);
+  stats_.batch_sizes.observe(n);
+  auto now = clock::now();
+  for (auto* r : rows) {
+    stats_.itl_s.observe(std::chrono::duration<double>(now - r->last_token_at).count());
+    r->last_token_at = now;
+  }
+  stats_.generated_tokens += n;
+}
+
+bool batch_scheduler::step_together(const std::vector<prompt_slice>& plan,
+                                    std::vector<finished_generation>& out) {
+  if (plan.empty())
+    return false;
+  make_room(out);
+  const auto rows = stepping();
+  std::vector<model::generation*> batch;
+  for (auto* r : rows)
+    batch.push_back(&r->gen->tokens());
+  std::vector<model::base_model::prompt_slice> slices;
+  for (const auto& p : plan)
+    slices.push_back({&p.r->gen->tokens(), p.tokens});
+  const auto& model = *plan.front().r->lease.model;
+  const auto start = clock::now();
+  auto together = model.step_with_prompts(batch, slices);
+  if (!together)
+    return false;
+  if (!*together) {
+    spdlog::warn("gpu-owner a step of {} rows with {} prompt slices failed ({}); doing them apart",
+                 rows.size(), plan.size(), together->err().message);
+    return false;
+  }
+  // the pass's time, in the shares of prompt and decode rows
+  const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+  int64_t prompt_rows = 0;
+  for (const auto& p : plan)
+    prompt_rows += p.tokens;
+  const double prompt_share =
+      static_cast<double>(prompt_rows)
+      / static_cast<double>(prompt_rows + static_cast<int64_t>(rows.size()));
+  stats_.prefill_seconds += seconds * prompt_share;
+  stats_.decode_seconds += seconds * (1 - prompt_share);
+  for (size_t i = 0; i < plan.size(); ++i)
+    sliced(*plan[i].r, plan[i].tokens, (**together)[i]);
+  if (!rows.empty())
+    stepped(rows);
+  return true;
+}
+
+void batch_scheduler::decode(std::vector<finished_generation>& out) {
+  const auto stepped_rows = stepping();
+  std::vector<model::generation*> batch;
+  for (auto* r : stepped_rows)
+    batch.push_back(&r->gen->tokens());
   if (batch.empty())
     return;
   const auto rows = static_cast<uint32_t>(batch.size());
-  ++stats_.steps;
-  stats_.step_rows += rows;
-  stats_.last_batch_size = rows;
-  for (auto& r : running_)
-    r->batch_size_max = std::max(r->batch_size_max, rows);
-  stats_.batch_sizes.observe(rows);
   const auto& model = *running_.front()->lease.model;
   auto failed = model.step(batch);
   if (!failed) {
-    auto now = clock::now();
-    for (auto* r : stepped) {
-      stats_.itl_s.observe(std::chrono::duration<double>(now - r->last_token_at).count());
-      r->last_token_at = now;
-    }
-    stats_.generated_tokens += rows;
+    stepped(stepped_rows);
     return;
   }
   if (failed->code != model::errc::out_of_memory) {
@@ -677,14 +750,17 @@ std::vector<finished_generation> batch_scheduler::step() {
   std::vector<finished_generation> out;
   expire(out);
   admit(out);
-  const auto prefill_start = clock::now();
-  prefill(out);
-  stats_.prefill_seconds += std::chrono::duration<double>(clock::now() - prefill_start).count();
-  stream_text();  // first tokens, from prompts done now, go out before the decode step
-  make_room(out);
-  const auto decode_start = clock::now();
-  decode(out);
-  stats_.decode_seconds += std::chrono::duration<double>(clock::now() - decode_start).count();
+  const auto plan = plan_prefill();
+  if (!step_together(plan, out)) {
+    const auto prefill_start = clock::now();
+    prefill(plan, out);
+    stats_.prefill_seconds += std::chrono::duration<double>(clock::now() - prefill_start).count();
+    stream_text();  // first tokens, from prompts done now, go out before the decode step
+    make_room(out);
+    const auto decode_start = clock::now();
+    decode(out);
+    stats_.decode_seconds += std::chrono::duration<double>(clock::now() - decode_start).count();
+  }
   stream_text();
   for (auto it = running_.begin(); it != running_.end();) {
     if ((*it)->gen->finished()) {

@@ -34,6 +34,8 @@ struct scheduler_limits {
   uint32_t max_queue = 256;          // requests waiting beyond the batch; more get `overloaded`
   int64_t max_prefill_tokens = 256;  // prompt tokens computed per step, in slices of prompts
   std::string default_model;         // its name (directory): requests naming it use no adapter
+  int64_t max_step_tokens =
+      0;  // rows per step, decode rows first, then prompt slices (0: no bound)
 };
 
 using generate_outcome = std::variant<messages::generate_reply, messages::failure>;
@@ -101,9 +103,20 @@ private:
  std::vector<batch_place> places() const;
  bool has_place_for(const waiting_generation& w);  // pauses a flood's sequence when fair
  void resume_paused();
- void prefill(std::vector<finished_generation>& out);    // slices of prompts, within the budget
+ struct prompt_slice {
+   running_generation* r;
+   int64_t tokens;
+ };
+ std::vector<prompt_slice> plan_prefill();  // which prompts get how much, within the budget
+ void prefill(const std::vector<prompt_slice>& plan, std::vector<finished_generation>& out);
+ void sliced(running_generation& r, int64_t tokens, bool prompt_done);  // a slice's figures
  void make_room(std::vector<finished_generation>& out);  // KV blocks for the next step
+ std::vector<running_generation*> stepping() const;
  void decode(std::vector<finished_generation>& out);
+ void stepped(const std::vector<running_generation*>& rows);  // a decode step's figures
+ // Prompt slices and the decode rows in one pass (model::base_model::step_with_prompts);
+ // false when the model cannot, or the pass failed: nothing advanced, do them apart.
+ bool step_together(const std::vector<prompt_slice>& plan, std::vector<finished_generation>& out);
  void expire(std::vector<finished_generation>& out);
  void finish(running_generation& r, std::vector<finished_generation>& out);
  void stream_text();

@@ -318,6 +318,18 @@ std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>
   return decode_batch_cpu(ids, caches, loras, {ids.size() - 1});
 }
 
+std::optional<torch::Tensor> llama_model::mixed_batch_cpu(
+    const std::vector<int64_t>& ids, const std::vector<kv_cache*>& caches,
+    const std::vector<const lora_weights*>& loras, const std::vector<size_t>& logit_rows) const {
+  if (ids.empty() || logit_rows.empty() || !cpu_decode_ready(loras))
+    return std::nullopt;
+  if (activation_limit_bytes_ > 0
+      && ids.size() * static_cast<size_t>(config_.intermediate_size) * 3 * sizeof(float)
+             > activation_limit_bytes_)
+    throw std::bad_alloc();  // injected, as in forward()
+  return decode_batch_cpu(ids, caches, loras, logit_rows);
+}
+
 torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
                                             const std::vector<kv_cache*>& caches,
                                             const std::vector<const lora_weights*>& loras,

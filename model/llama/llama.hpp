@@ -110,6 +110,16 @@ class llama_model {
   std::optional<torch::Tensor> prefill_cpu(const std::vector<int64_t>& ids, kv_cache& cache,
                                            const lora_weights* lora, bool all_logits = false) const;
 
+  /// A decode step and prompt slices in one pass through the CPU kernels: row i feeds
+  /// ids[i] at the next position of caches[i] (a slice's rows share its cache, causal
+  /// within them), and the logits of `logit_rows` come back [logit_rows.size(), vocab].
+  /// Every row's result is what decode_batch or prefill_cpu would give it alone. Null when
+  /// the CPU kernels cannot run these rows.
+  std::optional<torch::Tensor> mixed_batch_cpu(const std::vector<int64_t>& ids,
+                                               const std::vector<kv_cache*>& caches,
+                                               const std::vector<const lora_weights*>& loras,
+                                               const std::vector<size_t>& logit_rows) const;
+
   /// Teacher-forced logits [ids.size(), vocab] of one sequence through the CPU kernels
   /// (any weight format); null when they cannot run this model or adapter.
   std::optional<torch::Tensor> sequence_logits_cpu(const std::vector<int64_t>& ids,
