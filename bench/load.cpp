@@ -266,9 +266,8 @@ private:
 // then prints how they went.
 class long_prompt_sender {
  public:
-  template <class Deadline>
   long_prompt_sender(const options& o, const std::string& port, clock_type::time_point start,
-                     Deadline stop_at) {
+                     clock_type::time_point stop_at) {
     if (o.long_words <= 0)
       return;
     thread_ = std::thread([=, &o] {
@@ -344,7 +343,8 @@ std::pair<std::vector<generate_timing>, double> run_level(const options& o, cons
   const size_t threads = o.mode == "rate" ? std::min(o.max_inflight, o.requests)
                                           : std::min(static_cast<size_t>(level), o.requests);
   std::vector<std::thread> pool;
-  long_prompt_sender long_prompts(o, port, start, stop_at);
+  long_prompt_sender long_prompts(o, port, start,
+                                  std::chrono::time_point_cast<clock_type::duration>(stop_at));
   const auto systems = system_prompts(o);
   const size_t turns = static_cast<size_t>(std::max(1, o.chat_turns));
   // --chat: a client takes a whole conversation; request i is turn i % turns of conversation i /

@@ -1,9 +1,10 @@
 // Over 600 lines on purpose: the layer's one face (loading, adapters, KV pool and prefix
-// cache, batched generation and its KV lifecycle: prefill slices, growth, preemption) over
-// llama/. Each part is small; they share base_model::impl and generation::impl (the model,
-// its pool and the pool's lock; a sequence's cache, sampler, logprobs and JSON matcher),
-// which a split would have to expose in a header. The generation lifecycle is the piece to
-// move out first; the grammar and logprob work already lives in grammar/ and llama/.
+// cache, batched generation and its KV lifecycle: prefill slices, alone or in a decode
+// step's pass, growth, preemption) over llama/. Each part is small; they share
+// base_model::impl and generation::impl (the model, its pool and the pool's lock; a
+// sequence's cache, sampler, logprobs and JSON matcher), which a split would have to
+// expose in a header. The generation lifecycle is the piece to move out first; the
+// grammar and logprob work already lives in grammar/ and llama/.
 #include "model/base_model.hpp"
 
 #include <chrono>
@@ -461,6 +462,23 @@ struct generation::impl {
     out.decode_ms = ms_since(decode_start);
   }
 
+  // The prompt's blocks computed so far: later sequences, and those begun with it, may
+  // share them now.
+  void publish_prompt() {
+    if (pool == nullptr)
+      return;
+    std::lock_guard<std::mutex> lock(*pool_mutex);
+    pool->publish(cache, owner(), out.prompt_ids, cache.length);
+  }
+
+  // The whole prompt is computed: its last row's logits give the first new token.
+  void start_decoding(std::vector<float> last_logits, const model_config& c) {
+    prefilling = false;
+    logits = std::move(last_logits);
+    decode_start = clock_type::now();
+    take_token(c);
+  }
+
   // Samples the next token from `logits` and decides whether the sequence is done.
   void take_token(const model_config& c) {
     if (params.constraint && !constrain(c))
@@ -702,53 +720,66 @@ result<bool> base_model::prefill_some(generation& generation, int64_t max_tokens
     auto last =
         prefill(impl_->model, prompt, end, g.params.prefill_chunk, g, g.params.prompt_logprobs);
     g.out.prefill_ms += ms_since(start);
-    if (g.pool != nullptr) {  // later sequences, and those begun with it, may share it now
-      std::lock_guard<std::mutex> lock(*g.pool_mutex);
-      g.pool->publish(g.cache, g.owner(), prompt, g.cache.length);
-    }
+    g.publish_prompt();
     if (end < prompt_len)
       return false;
-    g.prefilling = false;
-    g.logits = to_host(last);
-    g.decode_start = clock_type::now();
-    g.take_token(config());
+    g.start_decoding(to_host(last), config());
     return true;
   });
 }
 
-std::optional<error> base_model::step(const std::vector<generation*>& batch) const {
-  std::vector<generation::impl*> live;
-  std::vector<generation*> batch_of_live;
+namespace {
+
+// The generations of a batch that take a token this step.
+std::vector<generation*> decoding(const std::vector<generation*>& batch) {
+  std::vector<generation*> live;
   for (auto* g : batch)
-    if (!g->finished() && !g->prefilling()) {
-      live.push_back(&g->get());
-      batch_of_live.push_back(g);
-    }
+    if (!g->finished() && !g->prefilling())
+      live.push_back(g);
+  return live;
+}
+
+// The rows of one pass: the token each feeds, the cache it grows, its adapter.
+struct pass_rows {
+  std::vector<int64_t> ids;
+  std::vector<kv_cache*> caches;
+  std::vector<const lora_weights*> loras;
+  void add(int64_t id, generation::impl& g) {
+    ids.push_back(id);
+    caches.push_back(&g.cache);
+    loras.push_back(g.lora);
+  }
+};
+
+// Each decoding generation's logits (rows 0, 1, ... of `logits`) and its next token.
+void take_tokens(const std::vector<generation*>& live, const float* logits, size_t vocab,
+                 const model_config& c) {
+  for (size_t r = 0; r < live.size(); ++r) {
+    auto& g = live[r]->get();
+    g.logits.assign(logits + r * vocab, logits + (r + 1) * vocab);
+    g.take_token(c);
+  }
+}
+
+}  // namespace
+
+std::optional<error> base_model::step(const std::vector<generation*>& batch) const {
+  const auto live = decoding(batch);
   if (live.empty())
     return std::nullopt;
   auto done = guarded("decode step", [&]() -> result<bool> {
     torch::InferenceMode guard;
-    std::vector<int64_t> ids;
-    std::vector<kv_cache*> caches;
-    std::vector<const lora_weights*> loras;
-    for (size_t r = 0; r < live.size(); ++r) {
-      auto* g = live[r];
+    pass_rows rows;
+    for (auto* g : live) {
       // A row without a slot for its next token would write past its blocks.
-      if (!make_room(*batch_of_live[r]))
+      if (!make_room(*g))
         throw std::runtime_error("the KV pool has no block for the next token");
-      ids.push_back(g->out.output_ids.back());
-      caches.push_back(&g->cache);
-      loras.push_back(g->lora);
+      rows.add(g->get().out.output_ids.back(), g->get());
     }
-    auto decoded = impl_->model.decode_batch(ids, caches, loras);
+    auto decoded = impl_->model.decode_batch(rows.ids, rows.caches, rows.loras);
     step_timer timer;  // from here on: the logits read out and each row's token drawn
     auto logits = decoded.to(torch::kCPU, torch::kFloat32).contiguous();
-    const auto vocab = static_cast<size_t>(logits.size(1));
-    for (size_t r = 0; r < live.size(); ++r) {
-      const float* row = logits.data_ptr<float>() + r * vocab;
-      live[r]->logits.assign(row, row + vocab);
-      live[r]->take_token(config());
-    }
+    take_tokens(live, logits.data_ptr<float>(), static_cast<size_t>(logits.size(1)), config());
     timer.mark(step_phase::sampling);
     count_step();
     return true;
@@ -760,23 +791,12 @@ std::optional<error> base_model::step(const std::vector<generation*>& batch) con
 
 std::optional<result<std::vector<bool>>> base_model::step_with_prompts(
     const std::vector<generation*>& batch, const std::vector<prompt_slice>& slices) const {
-  const auto& model = impl_->model;
-  std::vector<generation::impl*> live;
-  std::vector<generation*> batch_of_live;
-  for (auto* g : batch)
-    if (!g->finished() && !g->prefilling()) {
-      live.push_back(&g->get());
-      batch_of_live.push_back(g);
-    }
-  std::vector<int64_t> ids;
-  std::vector<kv_cache*> caches;
-  std::vector<const lora_weights*> loras;
+  const auto live = decoding(batch);
+  pass_rows rows;
   std::vector<size_t> logit_rows;
   for (auto* g : live) {
-    ids.push_back(g->out.output_ids.back());
-    caches.push_back(&g->cache);
-    loras.push_back(g->lora);
-    logit_rows.push_back(logit_rows.size());
+    logit_rows.push_back(rows.ids.size());
+    rows.add(g->get().out.output_ids.back(), g->get());
   }
   struct slice_rows {
     generation::impl* g;
@@ -785,60 +805,48 @@ std::optional<result<std::vector<bool>>> base_model::step_with_prompts(
   std::vector<slice_rows> planned;
   for (const auto& sl : slices) {
     auto& g = sl.g->get();
-    const auto prompt_len = static_cast<int64_t>(g.out.prompt_ids.size());
-    const auto end = std::min(prompt_len, g.cache.length + std::max<int64_t>(1, sl.max_tokens));
+    const auto& prompt = g.out.prompt_ids;
+    const auto end = std::min(static_cast<int64_t>(prompt.size()),
+                              g.cache.length + std::max<int64_t>(1, sl.max_tokens));
     if (!g.prefilling || g.params.prompt_logprobs
         || (g.params.prefill_chunk > 0 && end - g.cache.length > g.params.prefill_chunk))
       return std::nullopt;
-    for (int64_t t = g.cache.length; t < end; ++t) {
-      ids.push_back(g.out.prompt_ids[static_cast<size_t>(t)]);
-      caches.push_back(&g.cache);
-      loras.push_back(g.lora);
-    }
+    for (int64_t t = g.cache.length; t < end; ++t)
+      rows.add(prompt[static_cast<size_t>(t)], g);
     planned.push_back({&g, g.cache.length, end});
-    if (end == prompt_len)
-      logit_rows.push_back(ids.size() - 1);
+    if (end == static_cast<int64_t>(prompt.size()))
+      logit_rows.push_back(rows.ids.size() - 1);
   }
-  if (ids.empty())
+  if (rows.ids.empty())
     return std::nullopt;
-  for (auto* g :
-       batch_of_live)  // a row without a slot for its next token would write past its blocks
+  for (auto* g : live)  // a row without a slot for its next token would write past its blocks
     if (!make_room(*g))
       return std::nullopt;
   std::optional<result<std::vector<bool>>> answer;
   auto done = guarded("decode step with prompt slices", [&]() -> result<bool> {
     torch::InferenceMode guard;
     const auto start = clock_type::now();
-    auto decoded = model.mixed_batch_cpu(ids, caches, loras, logit_rows);
+    auto decoded = impl_->model.mixed_batch_cpu(rows.ids, rows.caches, rows.loras, logit_rows);
     if (!decoded)
       return false;    // the CPU kernels cannot run these rows: nothing was computed
     step_timer timer;  // from here on: the logits read out and each row's token drawn
     const double pass_ms = ms_since(start);
     auto logits = decoded->contiguous();
     const auto vocab = static_cast<size_t>(logits.size(1));
-    const float* all = logits.data_ptr<float>();
-    for (size_t r = 0; r < live.size(); ++r) {
-      live[r]->logits.assign(all + r * vocab, all + (r + 1) * vocab);
-      live[r]->take_token(config());
-    }
+    const float* row = logits.data_ptr<float>();
+    take_tokens(live, row, vocab, config());
+    row += live.size() * vocab;  // then the rows of the prompts done now, in slice order
     std::vector<bool> prompts_done;
-    size_t logit_row = live.size();
     for (const auto& p : planned) {
       auto& g = *p.g;
       // the pass's time, in the share of its rows that were this prompt's
       g.out.prefill_ms +=
-          pass_ms * static_cast<double>(p.end - p.begin) / static_cast<double>(ids.size());
-      if (g.pool != nullptr) {
-        std::lock_guard<std::mutex> lock(*g.pool_mutex);
-        g.pool->publish(g.cache, g.owner(), g.out.prompt_ids, g.cache.length);
-      }
+          pass_ms * static_cast<double>(p.end - p.begin) / static_cast<double>(rows.ids.size());
+      g.publish_prompt();
       const bool whole = p.end == static_cast<int64_t>(g.out.prompt_ids.size());
       if (whole) {
-        g.prefilling = false;
-        g.logits.assign(all + logit_row * vocab, all + (logit_row + 1) * vocab);
-        ++logit_row;
-        g.decode_start = clock_type::now();
-        g.take_token(config());
+        g.start_decoding(std::vector<float>(row, row + vocab), config());
+        row += vocab;
       }
       prompts_done.push_back(whole);
     }

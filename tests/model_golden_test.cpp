@@ -54,6 +54,36 @@ private:
   std::map<std::string, std::shared_ptr<const lora_adapter>> loaded_;
 };
 
+// A generation begun for every golden case of one adapter (or none), with the tokens it
+// must give; `deferred(i)`: whether case i's prompt waits to be computed in the steps.
+struct golden_rows {
+  std::vector<std::unique_ptr<generation>> rows;
+  std::vector<std::vector<int32_t>> expected;
+  std::vector<std::string> names;
+
+  template <class Deferred>
+  golden_rows(const base_model& model, case_adapters& adapters, const nlohmann::json& golden,
+              Deferred deferred) {
+    for (const auto& c : golden["cases"]) {
+      if (c["adapter"].is_array())
+        continue;
+      auto params = greedy(c["max_new_tokens"]);
+      params.defer_prefill = deferred(rows.size());
+      auto g = model.begin(c["prompt_ids"].get<std::vector<int32_t>>(), params, adapters.get(c));
+      REQUIRE(g);
+      rows.push_back(std::move(*g));
+      expected.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
+      names.push_back(c["id"].get<std::string>());
+    }
+  }
+  std::vector<generation*> batch() const {
+    std::vector<generation*> out;
+    for (const auto& r : rows)
+      out.push_back(r.get());
+    return out;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("golden greedy tokens and logits for every preset and storage", "[model][golden]") {
@@ -177,30 +207,16 @@ TEST_CASE("a batch mixing adapters gives every row its golden tokens", "[model][
     auto golden = read_json(root + "/golden.json");
     auto model = load_or_fail(root + "/model");
     case_adapters adapters(*model, root, golden);
-    std::vector<std::unique_ptr<generation>> rows;
-    std::vector<std::vector<int32_t>> expected;
-    std::vector<std::string> names;
-    for (const auto& c : golden["cases"]) {
-      if (c["adapter"].is_array())
-        continue;
-      auto g = model->begin(c["prompt_ids"].get<std::vector<int32_t>>(), greedy(c["max_new_tokens"]),
-                            adapters.get(c));
-      REQUIRE(g);
-      rows.push_back(std::move(*g));
-      expected.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
-      names.push_back(c["id"].get<std::string>());
-    }
+    golden_rows g(*model, adapters, golden, [](size_t) { return false; });
     // Every case in one batch: base rows and rows of three adapters side by side.
     REQUIRE(adapters.size() >= 2);
-    std::vector<generation*> batch;
-    for (auto& r : rows)
-      batch.push_back(r.get());
+    const auto batch = g.batch();
     for (int steps = 0; steps < 64; ++steps)
       REQUIRE_FALSE(model->step(batch));
-    for (size_t i = 0; i < rows.size(); ++i) {
-      INFO(preset << " case " << names[i]);
-      CHECK(rows[i]->finished());
-      CHECK(rows[i]->output().output_ids == expected[i]);
+    for (size_t i = 0; i < g.rows.size(); ++i) {
+      INFO(preset << " case " << g.names[i]);
+      CHECK(g.rows[i]->finished());
+      CHECK(g.rows[i]->output().output_ids == g.expected[i]);
     }
   }
 }
@@ -215,27 +231,12 @@ TEST_CASE("prompt slices stepped with decode rows in one pass give every row its
     auto golden = read_json(root + "/golden.json");
     auto model = load_or_fail(root + "/model");
     case_adapters adapters(*model, root, golden);
-    std::vector<std::unique_ptr<generation>> rows;
-    std::vector<std::vector<int32_t>> expected;
-    std::vector<std::string> names;
-    for (const auto& c : golden["cases"]) {
-      if (c["adapter"].is_array())
-        continue;
-      auto params = greedy(c["max_new_tokens"]);
-      params.defer_prefill =
-          rows.size() % 2 == 1;  // every other prompt computed in slices, in the steps
-      auto g = model->begin(c["prompt_ids"].get<std::vector<int32_t>>(), params, adapters.get(c));
-      REQUIRE(g);
-      rows.push_back(std::move(*g));
-      expected.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
-      names.push_back(c["id"].get<std::string>());
-    }
-    std::vector<generation*> batch;
-    for (auto& r : rows)
-      batch.push_back(r.get());
+    // every other prompt computed in slices, in the steps
+    golden_rows g(*model, adapters, golden, [](size_t i) { return i % 2 == 1; });
+    const auto batch = g.batch();
     for (int steps = 0; steps < 200; ++steps) {
       std::vector<base_model::prompt_slice> slices;
-      for (auto& r : rows)
+      for (auto& r : g.rows)
         if (r->prefilling())
           slices.push_back({r.get(), slice_tokens});
       if (slices.empty()) {
@@ -250,10 +251,10 @@ TEST_CASE("prompt slices stepped with decode rows in one pass give every row its
       REQUIRE(static_cast<bool>(*together));
       REQUIRE((**together).size() == slices.size());
     }
-    for (size_t i = 0; i < rows.size(); ++i) {
-      INFO(preset << " case " << names[i] << ", slices of " << slice_tokens);
-      CHECK(rows[i]->finished());
-      CHECK(rows[i]->output().output_ids == expected[i]);
+    for (size_t i = 0; i < g.rows.size(); ++i) {
+      INFO(preset << " case " << g.names[i] << ", slices of " << slice_tokens);
+      CHECK(g.rows[i]->finished());
+      CHECK(g.rows[i]->output().output_ids == g.expected[i]);
     }
   }
 }

@@ -604,6 +604,14 @@ std::vector<batch_scheduler::running_generation*> batch_scheduler::stepping() co
   return rows;
 }
 
+std::vector<model::generation*> batch_scheduler::generations_of(
+    const std::vector<running_generation*>& rows) {
+  std::vector<model::generation*> batch;
+  for (auto* r : rows)
+    batch.push_back(&r->gen->tokens());
+  return batch;
+}
+
 void batch_scheduler::stepped(const std::vector<running_generation*>& rows) {
   const auto n = static_cast<uint32_t>(rows.size());
   ++stats_.steps;
@@ -626,9 +634,7 @@ bool batch_scheduler::step_together(const std::vector<prompt_slice>& plan,
     return false;
   make_room(out);
   const auto rows = stepping();
-  std::vector<model::generation*> batch;
-  for (auto* r : rows)
-    batch.push_back(&r->gen->tokens());
+  const auto batch = generations_of(rows);
   std::vector<model::base_model::prompt_slice> slices;
   for (const auto& p : plan)
     slices.push_back({&p.r->gen->tokens(), p.tokens});
@@ -661,9 +667,7 @@ bool batch_scheduler::step_together(const std::vector<prompt_slice>& plan,
 
 void batch_scheduler::decode(std::vector<finished_generation>& out) {
   const auto stepped_rows = stepping();
-  std::vector<model::generation*> batch;
-  for (auto* r : stepped_rows)
-    batch.push_back(&r->gen->tokens());
+  const auto batch = generations_of(stepped_rows);
   if (batch.empty())
     return;
   const auto rows = static_cast<uint32_t>(batch.size());

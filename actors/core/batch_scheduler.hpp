@@ -44,7 +44,7 @@ using generate_outcome = std::variant<messages::generate_reply, messages::failur
 struct pending_generation {
   messages::generate_request req;
   std::function<void(messages::stream_chunk)> on_chunk;  // set for streaming requests
-  std::function<void(generate_outcome)> done;             // called exactly once
+  std::function<void(generate_outcome)> done;            // called exactly once
 };
 
 /// A request that left the scheduler, with its answer, for the caller to deliver.
@@ -58,7 +58,7 @@ struct finished_generation {
 int64_t prompt_token_limit(const model_lease& lease);
 
 class batch_scheduler {
-public:
+ public:
   using clock = std::chrono::steady_clock;
   /// Request events for the monitor (messages::request_event kinds).
   using event_fn = std::function<void(uint8_t kind, const std::string& id, uint64_t kv_bytes)>;
@@ -95,47 +95,49 @@ public:
   bool idle() const;
   messages::batch_state state() const;
 
-private:
- struct waiting_generation;
- struct running_generation;
+ private:
+  struct waiting_generation;
+  struct running_generation;
 
- void admit(std::vector<finished_generation>& out);
- std::vector<batch_place> places() const;
- bool has_place_for(const waiting_generation& w);  // pauses a flood's sequence when fair
- void resume_paused();
- struct prompt_slice {
-   running_generation* r;
-   int64_t tokens;
- };
- std::vector<prompt_slice> plan_prefill();  // which prompts get how much, within the budget
- void prefill(const std::vector<prompt_slice>& plan, std::vector<finished_generation>& out);
- void sliced(running_generation& r, int64_t tokens, bool prompt_done);  // a slice's figures
- void make_room(std::vector<finished_generation>& out);  // KV blocks for the next step
- std::vector<running_generation*> stepping() const;
- void decode(std::vector<finished_generation>& out);
- void stepped(const std::vector<running_generation*>& rows);  // a decode step's figures
- // Prompt slices and the decode rows in one pass (model::base_model::step_with_prompts);
- // false when the model cannot, or the pass failed: nothing advanced, do them apart.
- bool step_together(const std::vector<prompt_slice>& plan, std::vector<finished_generation>& out);
- void expire(std::vector<finished_generation>& out);
- void finish(running_generation& r, std::vector<finished_generation>& out);
- void stream_text();
- static void send_chunk(running_generation& r);
- void fail(pending_generation j, messages::errc code, std::string message,
-           std::vector<finished_generation>& out);
- std::optional<pending_generation> take_waiting(const std::string& request_id);
+  void admit(std::vector<finished_generation>& out);
+  std::vector<batch_place> places() const;
+  bool has_place_for(const waiting_generation& w);  // pauses a flood's sequence when fair
+  void resume_paused();
+  struct prompt_slice {
+    running_generation* r;
+    int64_t tokens;
+  };
+  std::vector<prompt_slice> plan_prefill();  // which prompts get how much, within the budget
+  void prefill(const std::vector<prompt_slice>& plan, std::vector<finished_generation>& out);
+  void sliced(running_generation& r, int64_t tokens, bool prompt_done);  // a slice's figures
+  void make_room(std::vector<finished_generation>& out);  // KV blocks for the next step
+  std::vector<running_generation*> stepping() const;
+  static std::vector<model::generation*> generations_of(
+      const std::vector<running_generation*>& rows);
+  void decode(std::vector<finished_generation>& out);
+  void stepped(const std::vector<running_generation*>& rows);  // a decode step's figures
+  // Prompt slices and the decode rows in one pass (model::base_model::step_with_prompts);
+  // false when the model cannot, or the pass failed: nothing advanced, do them apart.
+  bool step_together(const std::vector<prompt_slice>& plan, std::vector<finished_generation>& out);
+  void expire(std::vector<finished_generation>& out);
+  void finish(running_generation& r, std::vector<finished_generation>& out);
+  void stream_text();
+  static void send_chunk(running_generation& r);
+  void fail(pending_generation j, messages::errc code, std::string message,
+            std::vector<finished_generation>& out);
+  std::optional<pending_generation> take_waiting(const std::string& request_id);
 
- scheduler_limits limits_;
- event_fn events_;
- flush_fn flush_;
- std::deque<std::unique_ptr<waiting_generation>> waiting_;
- std::vector<std::unique_ptr<running_generation>> running_;
- bool leasing_ = false;
- std::string leasing_id_;  // the waiting request whose lease is on its way
- fair_order order_;
- uint64_t admitted_ = 0;
- messages::batch_state stats_;
- std::weak_ptr<const model::base_model> pool_model_;  // the model whose KV pool /health shows
+  scheduler_limits limits_;
+  event_fn events_;
+  flush_fn flush_;
+  std::deque<std::unique_ptr<waiting_generation>> waiting_;
+  std::vector<std::unique_ptr<running_generation>> running_;
+  bool leasing_ = false;
+  std::string leasing_id_;  // the waiting request whose lease is on its way
+  fair_order order_;
+  uint64_t admitted_ = 0;
+  messages::batch_state stats_;
+  std::weak_ptr<const model::base_model> pool_model_;  // the model whose KV pool /health shows
 };
 
 }  // namespace adapterd::actors

@@ -305,17 +305,11 @@ std::optional<torch::Tensor> llama_model::sequence_logits_cpu(const std::vector<
 std::optional<torch::Tensor> llama_model::prefill_cpu(const std::vector<int64_t>& ids,
                                                       kv_cache& cache, const lora_weights* lora,
                                                       bool all_logits) const {
-  std::vector<const lora_weights*> loras(ids.size(), lora);
-  if (ids.empty() || !cpu_decode_ready(loras))
-    return std::nullopt;
-  if (activation_limit_bytes_ > 0
-      && ids.size() * static_cast<size_t>(config_.intermediate_size) * 3 * sizeof(float)
-             > activation_limit_bytes_)
-    throw std::bad_alloc();  // injected, as in forward()
-  std::vector<kv_cache*> caches(ids.size(), &cache);
-  if (all_logits)
-    return decode_batch_cpu(ids, caches, loras);
-  return decode_batch_cpu(ids, caches, loras, {ids.size() - 1});
+  std::vector<size_t> logit_rows;
+  for (size_t r = all_logits ? 0 : std::max<size_t>(1, ids.size()) - 1; r < ids.size(); ++r)
+    logit_rows.push_back(r);
+  return mixed_batch_cpu(ids, std::vector<kv_cache*>(ids.size(), &cache),
+                         std::vector<const lora_weights*>(ids.size(), lora), logit_rows);
 }
 
 std::optional<torch::Tensor> llama_model::mixed_batch_cpu(
@@ -392,7 +386,11 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
       r = end;
     }
   }
-  auto attend_groups = [&](size_t l, cpu_scratch& sc) {
+  // The first key a query at position `at` reads: a sliding window starts later.
+  auto first_key_of = [&](int64_t at) -> int64_t {
+    return window > 0 && at + 1 > window ? at - window + 1 : 0;
+  };
+  auto attend_groups = [&](size_t l) {
     parallel(blocks.size(), 1, [&](size_t begin, size_t end) {
       thread_local std::vector<int64_t> key_at, value_at;
       thread_local std::vector<cpu::attention_query> queries;
@@ -405,13 +403,12 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
         queries.clear();
         int64_t first_key = std::numeric_limits<int64_t>::max(), end_key = 0;
         for (size_t r = b.row_begin; r < b.row_end; ++r) {
-          const int64_t at = position[r], total = at + 1;
-          const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
+          const int64_t total = position[r] + 1, first = first_key_of(position[r]);
           first_key = std::min(first_key, first);
           end_key = std::max(end_key, total);
           for (size_t head = b.kv_head * group; head < (b.kv_head + 1) * group; ++head)
             queries.push_back(
-                {&sc.qkv[r * qkv_n + head * d], first, total, &sc.attn[r * q_out + head * d]});
+                {&s.qkv[r * qkv_n + head * d], first, total, &s.attn[r * q_out + head * d]});
         }
         key_at.resize(static_cast<size_t>(end_key - first_key));
         value_at.resize(key_at.size());
@@ -424,6 +421,59 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
         const cpu::attention_cache keys{kt.data_ptr(), vt.data_ptr(),   kv_bf16,
                                         key_at.data(), value_at.data(), first_key};
         cpu::attend_many(keys, queries.data(), queries.size(), d, scale, scores);
+      }
+    });
+  };
+  // One-token attention for every (row, head): scores, softmax, weighted values.
+  auto attend_each = [&](size_t l) {
+    parallel(rows * heads, 1, [&](size_t begin, size_t end) {
+      thread_local std::vector<float> p;  // this worker's scores, reused
+      for (size_t item = begin; item < end; ++item) {
+        const size_t r = item / heads, head = item % heads;
+        const auto& cache = *caches[r];
+        const int64_t at = position[r], total = at + 1;
+        const auto& kt = cache.k[l];
+        const auto& vt = cache.v[l];
+        const size_t g = head / group;
+        const int64_t k_head = static_cast<int64_t>(g) * kt.stride(0),
+                      v_head = static_cast<int64_t>(g) * vt.stride(0);
+        // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype). The
+        // tensors' pointers and strides are read once here: per token they were ~3 % of a
+        // chat load's profile.
+        const void* keys = kt.data_ptr();
+        const void* values = vt.data_ptr();
+        const int64_t key_stride = kt.stride(1), value_stride = vt.stride(1);
+        auto key_dot = [&](const float* q, int64_t t) {
+          const int64_t at_key = k_head + cache.slot(t) * key_stride;
+          return kv_bf16 ? cpu::dot(q, static_cast<const uint16_t*>(keys) + at_key, d)
+                         : cpu::dot(q, static_cast<const float*>(keys) + at_key, d);
+        };
+        const float* q = &s.qkv[r * qkv_n + head * d];
+        const int64_t first = first_key_of(at);
+        p.assign(static_cast<size_t>(total - first), 0);
+        float top = -std::numeric_limits<float>::infinity();
+        for (int64_t t = first; t < total; ++t) {
+          const float dot = key_dot(q, t) * scale;
+          p[static_cast<size_t>(t - first)] = dot;
+          top = std::max(top, dot);
+        }
+        cpu::softmax_weights(p.data(), p.size(), top);
+        float* out = &s.attn[r * q_out + head * d];
+        std::fill(out, out + d, 0.0f);
+        const auto stride = static_cast<size_t>(value_stride);
+        // block by block: each block's slots are consecutive
+        for (int64_t t = first; t < total;) {
+          const int64_t run = std::min(total, (t / kv_block_tokens + 1) * kv_block_tokens) - t;
+          const int64_t at_value = v_head + cache.slot(t) * value_stride;
+          const float* weights = p.data() + (t - first);
+          if (kv_bf16)
+            cpu::weighted_rows(weights, static_cast<const uint16_t*>(values) + at_value, stride,
+                               static_cast<size_t>(run), out, d);
+          else
+            cpu::weighted_rows(weights, static_cast<const float*>(values) + at_value, stride,
+                               static_cast<size_t>(run), out, d);
+          t += run;
+        }
       }
     });
   };
@@ -479,62 +529,10 @@ torch::Tensor llama_model::decode_batch_cpu(const std::vector<int64_t>& ids,
       }
     }
     timer.mark(phase::other);
-    if (many_queries) {
-      attend_groups(l, s);
-      timer.mark(phase::attention);
-    }
-    // One-token attention for every (row, head): scores, softmax, weighted values.
-    if (!many_queries)
-      parallel(rows * heads, 1, [&](size_t begin, size_t end) {
-        thread_local std::vector<float> p;  // this worker's scores, reused
-        for (size_t item = begin; item < end; ++item) {
-          const size_t r = item / heads, head = item % heads;
-          const auto& cache = *caches[r];
-          const int64_t at = position[r], total = at + 1;
-          const auto& kt = cache.k[l];
-          const auto& vt = cache.v[l];
-          const size_t g = head / group;
-          const int64_t k_head = static_cast<int64_t>(g) * kt.stride(0),
-                        v_head = static_cast<int64_t>(g) * vt.stride(0);
-          // The row's keys and values in the cache's type: fp32, or bf16 (--kv-dtype). The
-          // tensors' pointers and strides are read once here: per token they were ~3 % of a
-          // chat load's profile.
-          const void* keys = kt.data_ptr();
-          const void* values = vt.data_ptr();
-          const int64_t key_stride = kt.stride(1), value_stride = vt.stride(1);
-          auto key_dot = [&](const float* q, int64_t t) {
-            const int64_t at_key = k_head + cache.slot(t) * key_stride;
-            return kv_bf16 ? cpu::dot(q, static_cast<const uint16_t*>(keys) + at_key, d)
-                           : cpu::dot(q, static_cast<const float*>(keys) + at_key, d);
-          };
-          const float* q = &s.qkv[r * qkv_n + head * d];
-          const int64_t first = window > 0 && total > window ? at - window + 1 : 0;
-          p.assign(static_cast<size_t>(total - first), 0);
-          float top = -std::numeric_limits<float>::infinity();
-          for (int64_t t = first; t < total; ++t) {
-            const float dot = key_dot(q, t) * scale;
-            p[static_cast<size_t>(t - first)] = dot;
-            top = std::max(top, dot);
-          }
-          cpu::softmax_weights(p.data(), p.size(), top);
-          float* out = &s.attn[r * q_out + head * d];
-          std::fill(out, out + d, 0.0f);
-          const auto stride = static_cast<size_t>(value_stride);
-          // block by block: each block's slots are consecutive
-          for (int64_t t = first; t < total;) {
-            const int64_t run = std::min(total, (t / kv_block_tokens + 1) * kv_block_tokens) - t;
-            const int64_t at_value = v_head + cache.slot(t) * value_stride;
-            const float* weights = p.data() + (t - first);
-            if (kv_bf16)
-              cpu::weighted_rows(weights, static_cast<const uint16_t*>(values) + at_value, stride,
-                                 static_cast<size_t>(run), out, d);
-            else
-              cpu::weighted_rows(weights, static_cast<const float*>(values) + at_value, stride,
-                                 static_cast<size_t>(run), out, d);
-            t += run;
-          }
-        }
-      });
+    if (many_queries)
+      attend_groups(l);
+    else
+      attend_each(l);
     timer.mark(phase::attention);
     dense(pk.o, s.attn.data(), rows, q_out, ptr(w.linear[3].bias), s.proj.data(), h, s.act);
     timer.mark(phase::matrices);
