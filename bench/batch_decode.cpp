@@ -8,6 +8,8 @@
 // GFLOP/s of its weight products (2 x the matrices' weights per row) against the fp32 FMA
 // peak of the pool's threads, measured at the start of the run (bench/fma_peak.hpp).
 //
+// WEIGHTS=f32|bf16|int8|q4 picks the weight format (default auto).
+//
 // KV chooses where each sequence's cache lives:
 //   own     (default) each sequence allocates its own contiguous cache;
 //   pooled  each sequence takes blocks of the model's paged pool, scattered between other
@@ -88,6 +90,8 @@ int main(int argc, char** argv) {
     kinds.push_back(true);
   load_options options{"auto", 0};
   options.kv_pool_tokens = kv != "own" ? 65536 : 0;
+  if (const char* weights = std::getenv("WEIGHTS"))
+    options.weights = weights;
   auto model = base_model::load(argv[1], options);
   if (!model) {
     std::cerr << "adapterd-batch-decode: " << model.err().message << "\n";

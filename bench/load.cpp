@@ -8,9 +8,10 @@
 // --chat WORDS:TURNS runs conversations instead: each adapter (and the base) has its own
 // system prompt of WORDS words, a client holds one conversation at a time, and each turn's
 // prompt is the conversation so far plus a new question (the prefix cache's workload).
-// --long-prompt WORDS:PERIOD adds, beside each level's clients, one more that sends a prompt
-// of WORDS words (each one different from its start, so that the prefix cache cannot skip
-// it) for one new token every PERIOD seconds: what long prompts do to the streams' latency.
+// --long-prompt WORDS:PERIOD adds, beside each level's clients, a sender of a prompt of
+// WORDS words (each one different from its start, so that the prefix cache cannot skip it)
+// for one new token every PERIOD seconds, open loop (up to 8 out at once): what long
+// prompts do to the streams' latency.
 // Those requests are reported on their own line, not in the level's figures.
 #include <algorithm>
 #include <atomic>
@@ -263,9 +264,14 @@ private:
 };
 
 // --long-prompt: sends a long prompt every period until stopped (or the level's time limit),
-// then prints how they went.
+// then prints how they went. Open loop: each prompt leaves on its schedule on its own
+// thread, whether or not the ones before it were answered (a sender that waited would
+// hide a server that cannot keep up). At most max_in_flight are out at once; a prompt
+// due while that many are still out is counted as skipped, not sent.
 class long_prompt_sender {
  public:
+  static constexpr size_t max_in_flight = 8;
+
   long_prompt_sender(const options& o, const std::string& port, clock_type::time_point start,
                      clock_type::time_point stop_at) {
     if (o.long_words <= 0)
@@ -273,7 +279,6 @@ class long_prompt_sender {
     thread_ = std::thread([=, &o] {
       static const char* words[] = {"long", "document", "about",  "rivers", "stones", "houses",
                                     "and",  "the",      "people", "who",    "built",  "them"};
-      generate_client client(o.host, port);
       std::mt19937_64 rng(o.seed + 17);
       std::uniform_int_distribution<size_t> pick(0, std::size(words) - 1);
       for (size_t n = 0;; ++n) {
@@ -285,11 +290,22 @@ class long_prompt_sender {
           std::this_thread::sleep_for(std::chrono::milliseconds(20));
         if (stop_ || clock_type::now() > stop_at)
           return;
+        if (in_flight_ >= max_in_flight) {
+          ++skipped_;
+          continue;
+        }
         std::string prompt = "Document " + std::to_string(n) + ":";
         for (int w = 0; w < o.long_words; ++w)
           prompt += std::string(" ") + words[pick(rng)];
-        calls_.push_back(client.call(
-            nlohmann::json{{"prompt", prompt}, {"max_new_tokens", 1}, {"temperature", 0}}, false));
+        ++in_flight_;
+        senders_.emplace_back([this, prompt = std::move(prompt), host = o.host, port] {
+          generate_client client(host, port);
+          auto timing = client.call(
+              nlohmann::json{{"prompt", prompt}, {"max_new_tokens", 1}, {"temperature", 0}}, false);
+          std::lock_guard<std::mutex> lock(mutex_);
+          calls_.push_back(timing);
+          --in_flight_;
+        });
       }
     });
   }
@@ -299,6 +315,8 @@ class long_prompt_sender {
       return;
     stop_ = true;
     thread_.join();
+    for (auto& t : senders_)
+      t.join();
     std::vector<double> e2e, tokens;
     size_t ok = 0;
     for (const auto& c : calls_)
@@ -309,15 +327,21 @@ class long_prompt_sender {
       }
     std::sort(e2e.begin(), e2e.end());
     std::sort(tokens.begin(), tokens.end());
-    std::cout << "  long prompts: " << calls_.size() << " sent, " << ok << " answered";
+    std::cout << "  long prompts: " << calls_.size() << " sent, " << ok << " answered, " << skipped_
+              << " skipped (" << max_in_flight << " still out when due)";
     if (ok > 0)
-      std::cout << ", " << tokens[ok / 2] << " prompt tokens, e2e p50 " << e2e[ok / 2] << " ms";
+      std::cout << ", " << tokens[ok / 2] << " prompt tokens, e2e p50 " << e2e[ok / 2]
+                << " ms, p99 " << e2e[std::min(ok - 1, ok * 99 / 100)] << " ms";
     std::cout << "\n";
   }
 
  private:
   std::atomic<bool> stop_{false};
-  std::vector<generate_timing> calls_;
+  std::atomic<size_t> in_flight_{0};
+  size_t skipped_ = 0;  // the scheduling thread's own
+  std::mutex mutex_;
+  std::vector<generate_timing> calls_;  // under mutex_
+  std::vector<std::thread> senders_;    // the scheduling thread's until finish() joins it
   std::thread thread_;
 };
 
