@@ -14,6 +14,7 @@
 #include "model/base_model.hpp"
 #include "model/io/tiny_model.hpp"
 #include "model/llama/cpu_kernels.hpp"
+#include "model/llama/vector_exp.hpp"
 
 using namespace adapterd::model;
 
@@ -114,6 +115,71 @@ TEST_CASE(
       CHECK(weights[i] == plain[i]);  // the same bits: the goldens do not move
     else
       CHECK(weights[i] == 0.0f);
+  }
+}
+
+// Every float bit pattern in a stride that visits each exponent and sign many times over,
+// then the edges of expf's ranges one by one.
+TEST_CASE("the vector exp keeps std::exp's bits in SiLU and softmax", "[kernels]") {
+  if (!cpu::kernels_available()) {
+    WARN("no AVX2 + FMA here: the scalar loops run");
+    return;
+  }
+  std::vector<float> x;
+  for (uint64_t bits = 0; bits < (uint64_t(1) << 32); bits += 997) {
+    float f;
+    const auto b = static_cast<uint32_t>(bits);
+    std::memcpy(&f, &b, sizeof f);
+    x.push_back(f);
+  }
+  for (float edge :
+       {88.0f, -88.0f, 88.72f, -87.0f, -87.34f, -103.28f, -103.97f, -104.0f, 0.0f, -0.0f,
+        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+        std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min()})
+    for (int step = -40; step <= 40; ++step) {
+      float f = edge;
+      for (int s = 0; s < std::abs(step); ++s)
+        f = std::nextafter(f, step < 0 ? -INFINITY : INFINITY);
+      x.push_back(f);
+    }
+  auto same = [](float a, float b) {
+    return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b));
+  };
+  std::vector<float> e(x.size());
+  cpu::exp_floats(x.data(), e.data(), x.size());
+  size_t wrong = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!same(e[i], std::exp(x[i])) && ++wrong <= 5)
+      WARN("exp(" << x[i] << "): " << e[i] << " against std::exp's " << std::exp(x[i]));
+  CHECK(wrong == 0);
+  // SiLU x up over gate values from the same patterns, as the scalar loop computes it.
+  std::vector<float> up = random_floats(x.size(), 5), gate = x;
+  cpu::silu_mul(gate.data(), up.data(), gate.size());
+  wrong = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    wrong += !same(gate[i], x[i] / (1.0f + std::exp(-x[i])) * up[i]);
+  CHECK(wrong == 0);
+  // Softmax over scores spread down to where weights are cut to zero, at every length
+  // around the vector width.
+  for (size_t n : {1, 7, 8, 9, 31, 100, 1000}) {
+    auto scores = random_floats(n, static_cast<uint32_t>(n));
+    for (auto& v : scores)
+      v *= 60.0f;
+    const float top = *std::max_element(scores.begin(), scores.end());
+    std::vector<float> plain = scores;
+    float sum = 0;
+    for (auto& v : plain) {
+      v = v - top < -87.0f ? 0.0f : std::exp(v - top);
+      sum += v;
+    }
+    for (auto& v : plain) {
+      v /= sum;
+      v = v < std::numeric_limits<float>::min() ? 0.0f : v;
+    }
+    auto weights = scores;
+    cpu::softmax_weights(weights.data(), n, top);
+    INFO("n = " << n);
+    CHECK(std::memcmp(weights.data(), plain.data(), n * sizeof(float)) == 0);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "model/llama/cpu_kernels.hpp"
 #include "model/llama/lane_sums.hpp"
+#include "model/llama/vector_exp.hpp"
 
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -395,11 +396,17 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 
 void softmax_weights(float* p, size_t n, float top) {
   constexpr float denormal_below = -87.0f;  // expf(x) is under FLT_MIN for x < -87.34
-  float sum = 0;
-  for (size_t i = 0; i < n; ++i) {
-    p[i] = p[i] - top < denormal_below ? 0.0f : std::exp(p[i] - top);
-    sum += p[i];
+  if (kernels_available()) {
+    shifted_exp_vector(p, n, top, denormal_below);
+  } else {
+    for (size_t i = 0; i < n; ++i)
+      p[i] = p[i] - top < denormal_below ? 0.0f : std::exp(p[i] - top);
   }
+  float sum = 0;
+  for (size_t i = 0; i < n; ++i)  // in order: a vector's partial sums would move the bits
+    sum += p[i];
+  if (kernels_available())
+    return normalise_vector(p, n, sum);
   for (size_t i = 0; i < n; ++i) {
     p[i] /= sum;
     p[i] = p[i] < std::numeric_limits<float>::min() ? 0.0f : p[i];
@@ -407,6 +414,8 @@ void softmax_weights(float* p, size_t n, float top) {
 }
 
 void silu_mul(float* gate, const float* up, size_t n) {
+  if (kernels_available())
+    return silu_mul_vector(gate, up, n);
   for (size_t i = 0; i < n; ++i)
     gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
