@@ -9,6 +9,7 @@
 
 #include "model/llama/cpu_kernels.hpp"
 #include "model/llama/lane_sums.hpp"
+#include "model/llama/vector_exp.hpp"
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() through as the unused operand of
 // their masked builtins, which -Wuninitialized reports at every use (as in dense_avx512.cpp).
@@ -113,6 +114,49 @@ ADAPTERD_AVX512 void block_values(const attention_cache& c, const attention_quer
   }
 }
 
+// out[i] = step(...step(step(init, row_i[0]), row_i[1])..., row_i[len[i] - 1]): each row
+// folded in its own order, as the one-query path folds it, but the rows side by side, so
+// that their chains of dependent steps (each waiting on the latency of one max or add)
+// overlap.
+template <class Step>
+void fold_rows(const float* p, size_t span, const size_t* len, size_t n, float init, float* out,
+               const Step& step) {
+  float acc[block_queries];
+  size_t common = len[0];
+  for (size_t i = 0; i < n; ++i) {
+    acc[i] = init;
+    common = std::min(common, len[i]);
+  }
+  if (n == block_queries) {
+    for (size_t t = 0; t < common; ++t)
+#pragma GCC unroll 8
+      for (size_t i = 0; i < block_queries; ++i)
+        acc[i] = step(acc[i], p[i * span + t]);
+  } else {
+    for (size_t t = 0; t < common; ++t)
+      for (size_t i = 0; i < n; ++i)
+        acc[i] = step(acc[i], p[i * span + t]);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t t = common; t < len[i]; ++t)
+      acc[i] = step(acc[i], p[i * span + t]);
+    out[i] = acc[i];
+  }
+}
+
+// softmax_weights of each row (len[i] scores at p + i * span), with its bits: the maximum
+// and the sum of each row in its own order, the rows' chains side by side.
+void softmax_rows(float* p, size_t span, const size_t* len, size_t n) {
+  float top[block_queries], sum[block_queries];
+  fold_rows(p, span, len, n, -std::numeric_limits<float>::infinity(), top,
+            [](float a, float x) { return std::max(a, x); });
+  for (size_t i = 0; i < n; ++i)
+    shifted_exp_vector(p + i * span, len[i], top[i], softmax_denormal_below);
+  fold_rows(p, span, len, n, 0.0f, sum, [](float a, float x) { return a + x; });
+  for (size_t i = 0; i < n; ++i)
+    normalise_vector(p + i * span, len[i], sum[i]);
+}
+
 template <int D16>
 ADAPTERD_AVX512 void attend_blocks(const attention_cache& c, const attention_query* queries,
                                    size_t count, float scale, std::vector<float>& scratch) {
@@ -126,14 +170,10 @@ ADAPTERD_AVX512 void attend_blocks(const attention_cache& c, const attention_que
     scratch.resize(n * span);
     float* p = scratch.data();
     block_scores<D16>(c, qs, n, scale, p, span, t_begin, t_end);
-    for (size_t i = 0; i < n; ++i) {
-      float* row = p + i * span;
-      const auto len = static_cast<size_t>(qs[i].total - qs[i].first);
-      float top = -std::numeric_limits<float>::infinity();  // as the one-query path finds it
-      for (size_t t = 0; t < len; ++t)
-        top = std::max(top, row[t]);
-      softmax_weights(row, len, top);
-    }
+    size_t len[block_queries];
+    for (size_t i = 0; i < n; ++i)
+      len[i] = static_cast<size_t>(qs[i].total - qs[i].first);
+    softmax_rows(p, span, len, n);
     block_values<D16>(c, qs, n, p, span);
   }
 }

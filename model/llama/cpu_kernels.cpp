@@ -395,7 +395,7 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 }
 
 void softmax_weights(float* p, size_t n, float top) {
-  constexpr float denormal_below = -87.0f;  // expf(x) is under FLT_MIN for x < -87.34
+  constexpr float denormal_below = softmax_denormal_below;
   if (kernels_available()) {
     shifted_exp_vector(p, n, top, denormal_below);
   } else {

@@ -42,6 +42,8 @@ float dot(const float* a, const uint16_t* b, size_t n);
 /// denormal takes a microcode assist (tens of times slower), and a long prompt makes many.
 /// Zeroing them changes no sum, each being below the last bit of the largest weight.
 void softmax_weights(float* p, size_t n, float top);
+/// Scores this far under the top weigh zero: expf is under FLT_MIN below -87.34.
+constexpr float softmax_denormal_below = -87.0f;
 
 /// gate[i] = silu(gate[i]) * up[i], in place.
 void silu_mul(float* gate, const float* up, size_t n);
