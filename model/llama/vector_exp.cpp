@@ -30,7 +30,8 @@ alignas(64) constexpr uint64_t table[32] = {
     0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
     0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540};
 constexpr uint64_t inv_ln2_n = 0x40471547652b82fe, shift = 0x4338000000000000,
-                   c0 = 0x3ebc6af84b912394, c1 = 0x3f2ebfce50fac4f3, c2 = 0x3f962e42ff0c52d6;
+                   c0 = 0x3ebc6af84b912394, c1 = 0x3f2ebfce50fac4f3, c2 = 0x3f962e42ff0c52d6,
+                   one = 0x3ff0000000000000;
 constexpr int first_special_top = 0x42b;  // the top 12 bits of |x| from 88.0 on: expf's slow path
 
 bool has_avx512() {
@@ -47,27 +48,46 @@ void patch_special(const float* in, float* out, unsigned special) {
       out[i] = std::exp(in[i]);
 }
 
-// AVX2: four lanes of expf's main path in double precision, the operations and their order
-// those of glibc's __expf_fma.
-__m128 exp4(__m128 x) {
-  auto constant = [](uint64_t bits) {
-    return _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(bits)));
-  };
-  const __m256d xd = _mm256_cvtps_pd(x);
-  const __m256d kd_shifted = _mm256_fmadd_pd(constant(inv_ln2_n), xd, constant(shift));
-  const __m256i ki = _mm256_castpd_si256(kd_shifted);
-  const __m256d kd = _mm256_sub_pd(kd_shifted, constant(shift));
-  const __m256d r = _mm256_fmsub_pd(constant(inv_ln2_n), xd, kd);
-  const __m256i index = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
-  const __m256i t =
-      _mm256_add_epi64(_mm256_i64gather_epi64(reinterpret_cast<const long long*>(table), index, 8),
-                       _mm256_slli_epi64(ki, 47));
-  const __m256d z = _mm256_fmadd_pd(r, constant(c0), constant(c1));
-  const __m256d r2 = _mm256_mul_pd(r, r);
-  __m256d y = _mm256_fmadd_pd(r, constant(c2), _mm256_set1_pd(1.0));
-  y = _mm256_fmadd_pd(z, r2, y);
-  return _mm256_cvtpd_ps(_mm256_mul_pd(y, _mm256_castsi256_pd(t)));
+// expf's main path in double precision over D's lanes, the operations and their order those
+// of glibc's __expf_fma. Inlined into a function of D's own target (see the loops below).
+#define ADAPTERD_INLINE inline __attribute__((always_inline))
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <class D>
+ADAPTERD_INLINE typename D::floats exp_main(typename D::floats x) {
+  const auto xd = D::widen(x);
+  const auto kd_shifted = D::fmadd(D::constant(inv_ln2_n), xd, D::constant(shift));
+  const auto kd = D::sub(kd_shifted, D::constant(shift));
+  const auto r = D::fmsub(D::constant(inv_ln2_n), xd, kd);
+  const auto z = D::fmadd(r, D::constant(c0), D::constant(c1));
+  const auto r2 = D::mul(r, r);
+  auto y = D::fmadd(r, D::constant(c2), D::constant(one));
+  y = D::fmadd(z, r2, y);
+  return D::narrow(D::mul(y, D::scale_of(kd_shifted)));
 }
+#pragma GCC diagnostic pop
+
+// AVX2: four lanes. scale_of: 2^(k/32) from the table (a gather) and k's high bits.
+struct doubles4 {
+  using floats = __m128;
+  using type = __m256d;
+  static type widen(floats x) { return _mm256_cvtps_pd(x); }
+  static floats narrow(type y) { return _mm256_cvtpd_ps(y); }
+  static type constant(uint64_t bits) {
+    return _mm256_castsi256_pd(_mm256_set1_epi64x(static_cast<long long>(bits)));
+  }
+  static type fmadd(type a, type b, type c) { return _mm256_fmadd_pd(a, b, c); }
+  static type fmsub(type a, type b, type c) { return _mm256_fmsub_pd(a, b, c); }
+  static type sub(type a, type b) { return _mm256_sub_pd(a, b); }
+  static type mul(type a, type b) { return _mm256_mul_pd(a, b); }
+  static type scale_of(type kd_shifted) {
+    const __m256i ki = _mm256_castpd_si256(kd_shifted);
+    const __m256i index = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+    return _mm256_castsi256_pd(_mm256_add_epi64(
+        _mm256_i64gather_epi64(reinterpret_cast<const long long*>(table), index, 8),
+        _mm256_slli_epi64(ki, 47)));
+  }
+};
 
 struct lanes8 {
   using type = __m256;
@@ -76,8 +96,8 @@ struct lanes8 {
   static void store(float* p, type v) { _mm256_storeu_ps(p, v); }
   static type exp(type x) {
     alignas(32) float out[8];
-    _mm256_store_ps(
-        out, _mm256_setr_m128(exp4(_mm256_castps256_ps128(x)), exp4(_mm256_extractf128_ps(x, 1))));
+    _mm256_store_ps(out, _mm256_setr_m128(exp_main<doubles4>(_mm256_castps256_ps128(x)),
+                                          exp_main<doubles4>(_mm256_extractf128_ps(x, 1))));
     const __m256i top =
         _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(x), 20), _mm256_set1_epi32(0x7ff));
     const auto special = static_cast<unsigned>(_mm256_movemask_ps(
@@ -99,32 +119,35 @@ struct lanes8 {
   }
 };
 
-// AVX-512: eight lanes in double precision as exp4 computes them; the table read with two
-// two-register permutes (16 entries each) instead of a gather.
-ADAPTERD_AVX512 inline __m512d constant8(uint64_t bits) {
-  return _mm512_castsi512_pd(_mm512_set1_epi64(static_cast<long long>(bits)));
-}
+// AVX-512: eight lanes; the table read with two two-register permutes (16 entries each)
+// instead of a gather.
+struct doubles8 {
+  using floats = __m256;
+  using type = __m512d;
+  ADAPTERD_AVX512 static type widen(floats x) { return _mm512_cvtps_pd(x); }
+  ADAPTERD_AVX512 static floats narrow(type y) { return _mm512_cvtpd_ps(y); }
+  ADAPTERD_AVX512 static type constant(uint64_t bits) {
+    return _mm512_castsi512_pd(_mm512_set1_epi64(static_cast<long long>(bits)));
+  }
+  ADAPTERD_AVX512 static type fmadd(type a, type b, type c) { return _mm512_fmadd_pd(a, b, c); }
+  ADAPTERD_AVX512 static type fmsub(type a, type b, type c) { return _mm512_fmsub_pd(a, b, c); }
+  ADAPTERD_AVX512 static type sub(type a, type b) { return _mm512_sub_pd(a, b); }
+  ADAPTERD_AVX512 static type mul(type a, type b) { return _mm512_mul_pd(a, b); }
+  ADAPTERD_AVX512 static type scale_of(type kd_shifted) {
+    const __m512i ki = _mm512_castpd_si512(kd_shifted);
+    const __m512i* t64 = reinterpret_cast<const __m512i*>(table);
+    const __m512i low =
+        _mm512_permutex2var_epi64(_mm512_load_si512(t64), ki, _mm512_load_si512(t64 + 1));
+    const __m512i high =
+        _mm512_permutex2var_epi64(_mm512_load_si512(t64 + 2), ki, _mm512_load_si512(t64 + 3));
+    const __mmask8 upper = _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16));
+    return _mm512_castsi512_pd(
+        _mm512_add_epi64(_mm512_mask_blend_epi64(upper, low, high), _mm512_slli_epi64(ki, 47)));
+  }
+};
 
 ADAPTERD_AVX512 __m256 exp8_avx512(__m256 x) {
-  const auto constant = constant8;
-  const __m512d xd = _mm512_cvtps_pd(x);
-  const __m512d kd_shifted = _mm512_fmadd_pd(constant(inv_ln2_n), xd, constant(shift));
-  const __m512i ki = _mm512_castpd_si512(kd_shifted);
-  const __m512d kd = _mm512_sub_pd(kd_shifted, constant(shift));
-  const __m512d r = _mm512_fmsub_pd(constant(inv_ln2_n), xd, kd);
-  const __m512i* t64 = reinterpret_cast<const __m512i*>(table);
-  const __m512i low =
-      _mm512_permutex2var_epi64(_mm512_load_si512(t64), ki, _mm512_load_si512(t64 + 1));
-  const __m512i high =
-      _mm512_permutex2var_epi64(_mm512_load_si512(t64 + 2), ki, _mm512_load_si512(t64 + 3));
-  const __mmask8 upper = _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16));
-  const __m512i t =
-      _mm512_add_epi64(_mm512_mask_blend_epi64(upper, low, high), _mm512_slli_epi64(ki, 47));
-  const __m512d z = _mm512_fmadd_pd(r, constant(c0), constant(c1));
-  const __m512d r2 = _mm512_mul_pd(r, r);
-  __m512d y = _mm512_fmadd_pd(r, constant(c2), _mm512_set1_pd(1.0));
-  y = _mm512_fmadd_pd(z, r2, y);
-  return _mm512_cvtpd_ps(_mm512_mul_pd(y, _mm512_castsi512_pd(t)));
+  return exp_main<doubles8>(x);
 }
 
 struct lanes16 {
@@ -163,7 +186,6 @@ struct lanes16 {
 // vector passed between functions of different targets would not arrive whole). The caller
 // does the rest one by one, as the scalar loops compute it. GCC checks the templates' ABI
 // before it inlines them, hence -Wpsabi off around them.
-#define ADAPTERD_INLINE inline __attribute__((always_inline))
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
 template <class L>
