@@ -89,7 +89,7 @@ struct doubles4 {
   }
 };
 
-struct lanes8 {
+struct floats8 {
   using type = __m256;
   static constexpr int width = 8;
   static type load(const float* p) { return _mm256_loadu_ps(p); }
@@ -150,7 +150,7 @@ ADAPTERD_AVX512 __m256 exp8_avx512(__m256 x) {
   return exp_main<doubles8>(x);
 }
 
-struct lanes16 {
+struct floats16 {
   using type = __m512;
   static constexpr int width = 16;
   ADAPTERD_AVX512 static type load(const float* p) { return _mm512_loadu_ps(p); }
@@ -212,28 +212,28 @@ ADAPTERD_INLINE size_t shifted_exp_with(float* p, size_t n, float top, float bel
 
 #pragma GCC diagnostic pop
 
-ADAPTERD_AVX512 size_t exp_floats16(const float* x, float* out, size_t n) {
-  return exp_floats_with<lanes16>(x, out, n);
+ADAPTERD_AVX512 size_t exp_avx512(const float* x, float* out, size_t n) {
+  return exp_floats_with<floats16>(x, out, n);
 }
-ADAPTERD_AVX512 size_t silu_mul16(float* gate, const float* up, size_t n) {
-  return silu_mul_with<lanes16>(gate, up, n);
+ADAPTERD_AVX512 size_t silu_mul_avx512(float* gate, const float* up, size_t n) {
+  return silu_mul_with<floats16>(gate, up, n);
 }
-ADAPTERD_AVX512 size_t shifted_exp16(float* p, size_t n, float top, float below) {
-  return shifted_exp_with<lanes16>(p, n, top, below);
+ADAPTERD_AVX512 size_t shifted_exp_avx512(float* p, size_t n, float top, float below) {
+  return shifted_exp_with<floats16>(p, n, top, below);
 }
 
 }  // namespace
 
 void exp_floats(const float* x, float* out, size_t n) {
-  size_t i = has_avx512() ? exp_floats16(x, out, n) : 0;
-  i += exp_floats_with<lanes8>(x + i, out + i, n - i);
+  size_t i = has_avx512() ? exp_avx512(x, out, n) : 0;
+  i += exp_floats_with<floats8>(x + i, out + i, n - i);
   for (; i < n; ++i)
     out[i] = std::exp(x[i]);
 }
 
 void silu_mul_vector(float* gate, const float* up, size_t n) {
-  size_t i = has_avx512() ? silu_mul16(gate, up, n) : 0;
-  i += silu_mul_with<lanes8>(gate + i, up + i, n - i);
+  size_t i = has_avx512() ? silu_mul_avx512(gate, up, n) : 0;
+  i += silu_mul_with<floats8>(gate + i, up + i, n - i);
   for (; i < n; ++i)
     gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
@@ -252,8 +252,8 @@ void normalise_vector(float* p, size_t n, float sum) {
 }
 
 void shifted_exp_vector(float* p, size_t n, float top, float below) {
-  size_t i = has_avx512() ? shifted_exp16(p, n, top, below) : 0;
-  i += shifted_exp_with<lanes8>(p + i, n - i, top, below);
+  size_t i = has_avx512() ? shifted_exp_avx512(p, n, top, below) : 0;
+  i += shifted_exp_with<floats8>(p + i, n - i, top, below);
   for (; i < n; ++i)
     p[i] = p[i] - top < below ? 0.0f : std::exp(p[i] - top);
 }
