@@ -395,12 +395,11 @@ void rms_norm_row(const float* x, const float* weight, size_t n, double eps, flo
 }
 
 void softmax_weights(float* p, size_t n, float top) {
-  constexpr float denormal_below = softmax_denormal_below;
   if (kernels_available()) {
-    shifted_exp_vector(p, n, top, denormal_below);
+    shifted_exp_vector(p, n, top, softmax_denormal_below);
   } else {
     for (size_t i = 0; i < n; ++i)
-      p[i] = p[i] - top < denormal_below ? 0.0f : std::exp(p[i] - top);
+      p[i] = p[i] - top < softmax_denormal_below ? 0.0f : std::exp(p[i] - top);
   }
   float sum = 0;
   for (size_t i = 0; i < n; ++i)  // in order: a vector's partial sums would move the bits
