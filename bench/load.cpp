@@ -318,20 +318,16 @@ class long_prompt_sender {
     for (auto& t : senders_)
       t.join();
     std::vector<double> e2e, tokens;
-    size_t ok = 0;
     for (const auto& c : calls_)
       if (c.status == 200) {
-        ++ok;
         e2e.push_back(c.e2e_ms);
         tokens.push_back(c.prompt_tokens);
       }
-    std::sort(e2e.begin(), e2e.end());
-    std::sort(tokens.begin(), tokens.end());
-    std::cout << "  long prompts: " << calls_.size() << " sent, " << ok << " answered, " << skipped_
-              << " skipped (" << max_in_flight << " still out when due)";
-    if (ok > 0)
-      std::cout << ", " << tokens[ok / 2] << " prompt tokens, e2e p50 " << e2e[ok / 2]
-                << " ms, p99 " << e2e[std::min(ok - 1, ok * 99 / 100)] << " ms";
+    std::cout << "  long prompts: " << calls_.size() << " sent, " << e2e.size() << " answered, "
+              << skipped_ << " skipped (" << max_in_flight << " still out when due)";
+    if (!e2e.empty())
+      std::cout << ", " << median(tokens) << " prompt tokens, e2e p50 " << median(e2e)
+                << " ms, p99 " << percentile(e2e, 99) << " ms";
     std::cout << "\n";
   }
 

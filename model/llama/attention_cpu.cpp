@@ -127,7 +127,7 @@ void fold_rows(const float* p, size_t span, const size_t* len, size_t n, float i
     acc[i] = init;
     common = std::min(common, len[i]);
   }
-  if (n == block_queries) {
+  if (n == block_queries) {  // a constant count: the accumulators stay in registers
     for (size_t t = 0; t < common; ++t)
 #pragma GCC unroll 8
       for (size_t i = 0; i < block_queries; ++i)

@@ -171,8 +171,7 @@ struct floats16 {
     return y;
   }
   ADAPTERD_AVX512 static type silu_mul(type g, type up) {
-    const type e = exp(_mm512_castsi512_ps(_mm512_xor_si512(
-        _mm512_castps_si512(g), _mm512_set1_epi32(static_cast<int>(0x80000000u)))));
+    const type e = exp(_mm512_xor_ps(g, _mm512_set1_ps(-0.0f)));
     return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), up);
   }
   ADAPTERD_AVX512 static type shifted_exp(type p, float top, float below) {
