@@ -9,7 +9,9 @@ namespace adapterd::model {
 
 namespace {
 namespace cca = c10::cuda::CUDACachingAllocator;
-constexpr size_t aggregate = static_cast<size_t>(cca::StatType::AGGREGATE);
+// StatType::AGGREGATE (both pools together) is index 0 in every Torch; the enum itself moved
+// between namespaces in Torch 2.x, so the index is spelled out.
+constexpr size_t aggregate = 0;
 constexpr double mib = 1024.0 * 1024.0;
 }  // namespace
 
