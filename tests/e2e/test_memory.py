@@ -32,7 +32,7 @@ class MemoryTest(unittest.TestCase):
         return tokens
 
     def test_budget_evicts_least_recently_used_adapters_and_keeps_the_model(self):
-        budget_mb = 5 if DEVICE == "cpu" else 3
+        budget_mb = 5 if DEVICE == "cpu" else 2  # CUDA keeps the weights in bf16: half the bytes
         tokens = self.kv_tokens_leaving(budget_mb, 1)
         s = self.models.server(f"{BUDGET}={budget_mb}", f"--kv-reserve-tokens={tokens}")
         first = {}
@@ -63,7 +63,7 @@ class MemoryTest(unittest.TestCase):
         self.assertIn("budget", body["error"]["message"])
         self.assertFalse(s.health()["model"]["loaded"])
 
-        budget_mb = 5 if DEVICE == "cpu" else 3
+        budget_mb = 5 if DEVICE == "cpu" else 2  # CUDA keeps the weights in bf16: half the bytes
         tokens = self.kv_tokens_leaving(budget_mb, 0)  # the model fits, no adapter does
         s2 = self.models.server(f"{BUDGET}={budget_mb}", f"--kv-reserve-tokens={tokens}")
         status, body, _ = s2.generate(prompt="x", max_new_tokens=2, adapter_path=self.adapter(0))

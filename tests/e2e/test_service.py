@@ -298,6 +298,7 @@ class PolicyTest(unittest.TestCase):
             self.assertNotEqual(proc.returncode, 0, args)
             self.assertIn("adapterd:", proc.stderr)
 
+    @unittest.skipIf(DEVICE != "cpu", "the decode kernels' pool exists only where the model runs on the CPU")
     def test_threads_option_sizes_the_decode_kernels_pool(self):
         # --threads=1 (every e2e server's) must leave the kernels no helper threads; with
         # --threads=2 they get one. Two workers on one machine with --threads=1 each had
