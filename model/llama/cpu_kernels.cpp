@@ -206,18 +206,20 @@ ADAPTERD_AVX512 void span_all_rows(const float* packed, size_t rows, const float
     tile512_span<OUT, 1>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
 }
 
-// Weight rows [j_begin, j_end) times `rows` activation rows (rows > 4).
-ADAPTERD_AVX512 void tiles512_many(const float* x, size_t rows, size_t ldx, const float* w,
-                                   size_t k_dim, const float* bias, float* y, size_t ldy,
-                                   size_t j_begin, size_t j_end) {
-  const size_t kv = k_dim & ~size_t(15);
-  thread_local std::vector<lanes16> packed, partial;
-  packed.resize(kv / 16 * rows);
-  partial.resize(many_out * rows);
+// One pass's rows (at most many_rows) in the kernel's order: step by step, row by row.
+ADAPTERD_AVX512 void pack_pass(const float* x, size_t rows, size_t ldx, size_t kv, float* out) {
   for (size_t step = 0; step < kv / 16; ++step)
     for (size_t r = 0; r < rows; ++r)
-      _mm512_store_ps(packed[step * rows + r].lane, _mm512_loadu_ps(x + r * ldx + step * 16));
-  const float* xp = packed.data()->lane;
+      _mm512_storeu_ps(out + (step * rows + r) * 16, _mm512_loadu_ps(x + r * ldx + step * 16));
+}
+
+// Weight rows [j_begin, j_end) times `rows` activation rows (rows > 4), packed by pack_pass.
+ADAPTERD_AVX512 void tiles512_many(const float* x, const float* xp, size_t rows, size_t ldx,
+                                   const float* w, size_t k_dim, const float* bias, float* y,
+                                   size_t ldy, size_t j_begin, size_t j_end) {
+  const size_t kv = k_dim & ~size_t(15);
+  thread_local std::vector<lanes16> partial;
+  partial.resize(many_out * rows);
   for (size_t j0 = j_begin; j0 < j_end; j0 += many_out) {
     const size_t j1 = std::min(j_end, j0 + many_out);
     // Eight weight rows over the whole k, then the next eight: with both eights in turn
@@ -266,15 +268,41 @@ bool kernels_available() {
   return ok;
 }
 
+size_t packed_floats(size_t rows, size_t k_dim) {
+  return has_avx512() && rows > 4 ? rows * (k_dim & ~size_t(15)) : 0;
+}
+
+// Pass after pass of at most many_rows rows, each pass's rows step by step: a pass
+// starting at row r starts at r * kv floats.
+void pack_rows(const float* x, size_t rows, size_t ldx, size_t k_dim, float* packed) {
+  const size_t kv = k_dim & ~size_t(15);
+  for (size_t r = 0; r < rows; r += many_rows)
+    pack_pass(x + r * ldx, std::min(many_rows, rows - r), ldx, kv, packed + r * kv);
+}
+
+void dense_rows_packed(const float* x, const float* packed, size_t rows, size_t ldx, const float* w,
+                       size_t k_dim, const float* bias, float* y, size_t ldy, size_t j_begin,
+                       size_t j_end) {
+  const size_t kv = k_dim & ~size_t(15);
+  for (size_t r = 0; r < rows; r += many_rows)
+    tiles512_many(x + r * ldx, packed + r * kv, std::min(many_rows, rows - r), ldx, w, k_dim, bias,
+                  y + r * ldy, ldy, j_begin, j_end);
+}
+
 void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
                 const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   size_t j = j_begin;
-  if (has_avx512() && rows > 4) {
-    // at most many_rows at a time: the packed copy stays small (a long prompt would
-    // otherwise grow each thread's copy to its size, for good)
-    for (size_t r = 0; r < rows; r += many_rows)
-      tiles512_many(x + r * ldx, std::min(many_rows, rows - r), ldx, w, k_dim, bias, y + r * ldy,
-                    ldy, j_begin, j_end);
+  if (const size_t floats = packed_floats(rows, k_dim)) {
+    // At most many_rows at a time: the copy stays small (a long prompt would otherwise
+    // grow each thread's copy to its size, for good).
+    thread_local std::vector<lanes16> packed;
+    for (size_t r = 0; r < rows; r += many_rows) {
+      const size_t pass = std::min(many_rows, rows - r);
+      packed.resize(packed_floats(pass, k_dim) / 16);
+      pack_rows(x + r * ldx, pass, ldx, k_dim, packed.data()->lane);
+      dense_rows_packed(x + r * ldx, packed.data()->lane, pass, ldx, w, k_dim, bias, y + r * ldy,
+                        ldy, j_begin, j_end);
+    }
     return;
   }
   if (has_avx512()) {

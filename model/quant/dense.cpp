@@ -69,7 +69,13 @@ void prepare(activations& a, weight_format f, const float* x, size_t rows, size_
   a.rows = rows;
   a.ldx = ldx;
   a.cols = cols;
-  if (f == weight_format::q8_0 || f == weight_format::q4_0) {
+  a.f32_packed.clear();
+  if (f == weight_format::f32) {
+    if (const size_t floats = cpu::packed_floats(rows, cols)) {
+      a.f32_packed.resize(floats / 16);
+      cpu::pack_rows(x, rows, ldx, cols, a.f32_packed.data()->lane);
+    }
+  } else if (f == weight_format::q8_0 || f == weight_format::q4_0) {
     const size_t nb = cols / block_size;
     a.q8.resize(rows * nb);
     if (cpu::kernels_available())
@@ -85,9 +91,13 @@ void prepare(activations& a, weight_format f, const float* x, size_t rows, size_
 void dense_rows(const matrix& w, const activations& a, const float* bias, float* y, size_t ldy,
                 size_t j_begin, size_t j_end) {
   switch (w.format) {
-    case weight_format::f32:
-      return cpu::dense_rows(a.x, a.rows, a.ldx, reinterpret_cast<const float*>(w.data), w.cols,
-                             bias, y, ldy, j_begin, j_end);
+    case weight_format::f32: {
+      const auto* wf = reinterpret_cast<const float*>(w.data);
+      if (!a.f32_packed.empty())
+        return cpu::dense_rows_packed(a.x, a.f32_packed.data()->lane, a.rows, a.ldx, wf, w.cols,
+                                      bias, y, ldy, j_begin, j_end);
+      return cpu::dense_rows(a.x, a.rows, a.ldx, wf, w.cols, bias, y, ldy, j_begin, j_end);
+    }
     case weight_format::bf16:
       if (use_bf16())
         return avx512::dense_bf16(w.data, w.stride, a.bf16.data(), a.rows, a.cols, bias, y, ldy,

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/llama/lane_sums.hpp"
 #include "model/quant/blocks.hpp"
 #include "model/quant/weight_format.hpp"
 
@@ -51,8 +52,9 @@ struct activations {
   weight_format format = weight_format::f32;
   const float* x = nullptr;  // f32: the rows as given
   size_t rows = 0, ldx = 0, cols = 0;
-  std::vector<block_q8_act> q8;  // q8_0 and q4_0: rows x cols/32 blocks
-  std::vector<uint16_t> bf16;    // bf16 on AVX-512 BF16: rows x cols
+  std::vector<block_q8_act> q8;          // q8_0 and q4_0: rows x cols/32 blocks
+  std::vector<uint16_t> bf16;            // bf16 on AVX-512 BF16: rows x cols
+  std::vector<cpu::lanes16> f32_packed;  // f32, many rows: cpu::pack_rows's copy, else empty
 };
 void prepare(activations& a, weight_format f, const float* x, size_t rows, size_t ldx, size_t cols);
 
