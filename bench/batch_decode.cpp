@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
       auto& b = under_test[k];
       generation_params params;
       params.max_new_tokens = steps + 1;
+      params.ignore_eos = true;  // every step makes a token for every row (tokens/s counts them)
       params.pooled_kv = kinds[k];
       if (kinds[k]) {  // every other pair of blocks held by an idle sequence: the batch's lie
                        // between
@@ -159,6 +160,17 @@ int main(int argc, char** argv) {
         }
         b.seconds += std::chrono::duration<double>(clock_type::now() - start).count();
       }
+    // The first token comes from begin(), one more from each step: a sequence that ended
+    // sooner made steps that did no work, which the figures would count.
+    for (auto& b : under_test)
+      for (auto& g : b.gens)
+        if (const auto& out = g->output();
+            out.output_ids.size() != static_cast<size_t>(steps) + 1) {
+          std::cerr << "adapterd-batch-decode: a sequence ended (" << out.finish_reason
+                    << ") after " << out.output_ids.size() << " tokens, before its " << steps
+                    << " steps (STEPS past the model's context?)\n";
+          return 1;
+        }
     std::cout << "batch " << rows << ":";
     for (size_t k = 0; k < kinds.size(); ++k) {
       const double tps = rows * steps / under_test[k].seconds;
