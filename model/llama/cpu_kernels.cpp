@@ -155,10 +155,10 @@ constexpr size_t span_floats =
 constexpr size_t many_out = 16;   // weight rows per pass: sums16 finishes 16 outputs at once
 constexpr size_t many_rows = 64;  // activation rows per pass: each reads every weight once
 // `packed`: the activation rows, 16 floats of each row in turn per k step (`step_floats`
-// apart), so that one pointer walks them; `partial[o * rows_total + r]`. With FETCH, the
-// tile also asks for two weight rows of the next span, from `fetch` and k_dim floats on,
-// one line of each per step, into L2 (see span_all_rows).
-template <int OUT, int ROWS, bool FETCH = false>
+// apart), so that one pointer walks them; `partial[o * rows_total + r]`. With FETCH > 0,
+// the tile also asks for FETCH weight rows of the next span, from `fetch` on (k_dim floats
+// apart), one line of each per step, into L2 (see span_all_rows).
+template <int OUT, int ROWS, int FETCH = 0>
 ADAPTERD_AVX512 void tile512_span(const float* packed, size_t step_floats, const float* wr,
                                   size_t k_dim, size_t k0, size_t k1, lanes16* partial,
                                   size_t rows_total, const float* fetch = nullptr) {
@@ -171,9 +171,10 @@ ADAPTERD_AVX512 void tile512_span(const float* packed, size_t step_floats, const
   const float* w_at = wr + k0;
   packed += k0 / 16 * step_floats;
   for (size_t k = k0; k < k1; k += 16, w_at += 16, packed += step_floats) {
-    if constexpr (FETCH) {
-      _mm_prefetch(reinterpret_cast<const char*>(fetch), _MM_HINT_T1);
-      _mm_prefetch(reinterpret_cast<const char*>(fetch + k_dim), _MM_HINT_T1);
+    if constexpr (FETCH > 0) {
+#pragma GCC unroll 8
+      for (int f = 0; f < FETCH; ++f)
+        _mm_prefetch(reinterpret_cast<const char*>(fetch + f * k_dim), _MM_HINT_T1);
       fetch += 16;
     }
     __m512 xv[ROWS];
@@ -196,34 +197,55 @@ ADAPTERD_AVX512 void tile512_span(const float* packed, size_t step_floats, const
       _mm512_store_ps(partial[o * rows_total + r].lane, acc[o][r]);
 }
 
+// One tile of span_all_rows, fetching `fetch_rows` rows of the next span (0, 2, 4 or 8).
+template <int OUT, int ROWS>
+ADAPTERD_AVX512 void tile512_span_fetching(size_t fetch_rows, const float* packed,
+                                           size_t step_floats, const float* wr, size_t k_dim,
+                                           size_t k0, size_t k1, lanes16* partial,
+                                           size_t rows_total, const float* fetch) {
+  switch (fetch_rows) {
+    case 8:
+      return tile512_span<OUT, ROWS, 8>(packed, step_floats, wr, k_dim, k0, k1, partial, rows_total,
+                                        fetch);
+    case 4:
+      return tile512_span<OUT, ROWS, 4>(packed, step_floats, wr, k_dim, k0, k1, partial, rows_total,
+                                        fetch);
+    case 2:
+      return tile512_span<OUT, ROWS, 2>(packed, step_floats, wr, k_dim, k0, k1, partial, rows_total,
+                                        fetch);
+    default:
+      return tile512_span<OUT, ROWS>(packed, step_floats, wr, k_dim, k0, k1, partial, rows_total);
+  }
+}
+
 // OUT weight rows times every activation row, over one span. The first tile reads the
 // span's weights from memory and the others from L1, so the memory would idle while they
-// run: with eight rows, tiles 2 to 5 each fetch two rows of what comes next (the next span,
-// or after the last one the next eight rows' first) into L2. The hardware's prefetch did
-// not run that far ahead: one thread, 16 rows, 62-72 -> 68-84 GFLOP/s from memory.
+// run: with eight rows, up to four of the other tiles share the fetching of what comes
+// next (the next span, or after the last one the next eight rows' first) into L2. The
+// hardware's prefetch did not run that far ahead: one thread, 16 rows, 62-72 -> 68-84
+// GFLOP/s from memory.
 template <int OUT>
 ADAPTERD_AVX512 void span_all_rows(const float* packed, size_t rows, const float* wr, size_t k_dim,
                                    size_t k0, size_t k1, size_t kv, lanes16* partial) {
   const size_t step_floats = rows * 16;
-  const float* next = k1 < kv ? wr + k1 : wr + OUT * k_dim;
-  size_t r = 0, tile = 0;
-  auto fetching = [&] { return OUT == 8 && tile >= 1 && tile <= 4; };
-  auto fetch_at = [&] { return next + 2 * (tile - 1) * k_dim; };
   // threes, and the rest in twos where a one would be left (a lone row loads a weight
   // vector per product)
   const size_t threes = rows % 3 == 1 && rows >= 4 ? rows / 3 - 1 : rows / 3;
+  const size_t twos = (rows - 3 * threes) / 2, tiles = threes + twos + (rows - 3 * threes) % 2;
+  const size_t fetchers = OUT == 8 ? std::min<size_t>(4, tiles - 1) : 0;
+  const size_t per_fetcher = fetchers == 0 ? 0 : fetchers == 1 ? 8 : fetchers == 2 ? 4 : 2;
+  const float* next = k1 < kv ? wr + k1 : wr + OUT * k_dim;
+  size_t r = 0, tile = 0;
+  // tile t (1 to fetchers) fetches rows (t - 1) * per_fetcher onwards
+  auto fetch_rows = [&] { return tile >= 1 && tile <= fetchers ? per_fetcher : 0; };
+  // (past the matrix's last rows it points beyond them: a prefetch never faults)
+  auto fetch_at = [&] { return tile >= 1 ? next + (tile - 1) * per_fetcher * k_dim : next; };
   for (; r < 3 * threes; r += 3, ++tile)
-    if (fetching())
-      tile512_span<OUT, 3, true>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows,
-                                 fetch_at());
-    else
-      tile512_span<OUT, 3>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
+    tile512_span_fetching<OUT, 3>(fetch_rows(), packed + r * 16, step_floats, wr, k_dim, k0, k1,
+                                  partial + r, rows, fetch_at());
   for (; r + 2 <= rows; r += 2, ++tile)
-    if (fetching())
-      tile512_span<OUT, 2, true>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows,
-                                 fetch_at());
-    else
-      tile512_span<OUT, 2>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
+    tile512_span_fetching<OUT, 2>(fetch_rows(), packed + r * 16, step_floats, wr, k_dim, k0, k1,
+                                  partial + r, rows, fetch_at());
   if (r < rows)
     tile512_span<OUT, 1>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
 }
