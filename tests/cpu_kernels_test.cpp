@@ -9,11 +9,13 @@
 #include <limits>
 #include <random>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "model/base_model.hpp"
 #include "model/io/tiny_model.hpp"
 #include "model/llama/cpu_kernels.hpp"
+#include "model/llama/lane_sums.hpp"
 #include "model/llama/vector_exp.hpp"
 
 using namespace adapterd::model;
@@ -53,10 +55,12 @@ TEST_CASE("dense_rows gives a row the same bits alone, in any batch and any spli
   if (!cpu::kernels_available())
     return;
   // k = 1300: several spans of the many-row tiles and a tail; 21 rows: tiles of 8, 8 and 5;
-  // k = 1024, no tail: outputs summed sixteen at a time
+  // k = 1024, no tail: outputs summed sixteen at a time; 70 rows: two passes, the second
+  // of 6 rows (cpu::rows_per_pass)
   const auto [k, n, rows] = GENERATE(std::make_tuple(size_t(300), size_t(37), size_t(16)),
                                      std::make_tuple(size_t(1300), size_t(50), size_t(21)),
-                                     std::make_tuple(size_t(1024), size_t(40), size_t(13)));
+                                     std::make_tuple(size_t(1024), size_t(40), size_t(13)),
+                                     std::make_tuple(size_t(528), size_t(24), size_t(70)));
   auto w = random_floats(n * k, 4), x = random_floats(rows * k, 5);
   std::vector<float> all(rows * n);
   cpu::dense_rows(x.data(), rows, k, w.data(), k, nullptr, all.data(), n, 0, n);
@@ -70,6 +74,25 @@ TEST_CASE("dense_rows gives a row the same bits alone, in any batch and any spli
     std::vector<float> three(3 * n);
     cpu::dense_rows(x.data() + first * k, 3, k, w.data(), k, nullptr, three.data(), n, 0, n);
     CHECK(std::memcmp(three.data(), all.data() + first * n, 3 * n * sizeof(float)) == 0);
+  }
+}
+
+TEST_CASE("rows packed once (pack_rows) give dense_rows' bits, split between callers",
+          "[kernels]") {
+  const size_t k = 1040, n = 48;  // 48 outputs: three 16-row blocks, shared out unevenly
+  for (size_t rows : {size_t(5), size_t(16), size_t(70)}) {
+    auto w = random_floats(n * k, 6), x = random_floats(rows * k, 7);
+    std::vector<float> plain(rows * n), packed_out(rows * n);
+    cpu::dense_rows(x.data(), rows, k, w.data(), k, nullptr, plain.data(), n, 0, n);
+    const size_t floats = cpu::packed_floats(rows, k);
+    if (floats == 0)
+      continue;  // no AVX-512: dense_rows reads the rows as given
+    std::vector<cpu::lanes16> packed(floats / 16);
+    cpu::pack_rows(x.data(), rows, k, k, packed.data()->lane);
+    for (auto [begin, end] : {std::pair<size_t, size_t>{0, 16}, {16, 40}, {40, 48}})
+      cpu::dense_rows_packed(x.data(), packed.data()->lane, rows, k, w.data(), k, nullptr,
+                             packed_out.data(), n, begin, end);
+    CHECK(std::memcmp(plain.data(), packed_out.data(), plain.size() * sizeof(float)) == 0);
   }
 }
 
@@ -192,21 +215,29 @@ TEST_CASE("kernel decode picks the tokens full recomputation picks, with an adap
   REQUIRE(m);
   auto adapter = (*m)->load_adapter(dir + "/a");
   REQUIRE(adapter);
-  for (const lora_adapter* a : {static_cast<const lora_adapter*>(nullptr), adapter->get()}) {
-    generation_params p;
-    p.max_new_tokens = 12;
-    auto ids = (*m)->tok().encode("kernels and libtorch agree", true);
-    auto fast = (*m)->generate_ids(ids, p, a);  // prefill in libtorch, decode in the kernels
-    REQUIRE(fast);
-    auto seq = ids;
-    const auto vocab = static_cast<size_t>((*m)->config().vocab_size);
-    for (size_t i = 0; i < fast->output_ids.size(); ++i) {
-      auto logits = (*m)->logits(seq, a);  // the whole sequence through libtorch
-      REQUIRE(logits);
-      const float* last = logits->data() + (seq.size() - 1) * vocab;
-      auto best = static_cast<int32_t>(std::max_element(last, last + vocab) - last);
-      CHECK(best == fast->output_ids[i]);
-      seq.push_back(fast->output_ids[i]);
+  // The long prompt's prefill takes the kernels' rows in more than one pass (over
+  // cpu::rows_per_pass tokens).
+  std::string long_prompt;
+  for (int i = 0; i < 12; ++i)
+    long_prompt += "kernels and libtorch agree on every token ";
+  for (const lora_adapter* a : {static_cast<const lora_adapter*>(nullptr), adapter->get()})
+    for (const std::string& prompt : {std::string("kernels and libtorch agree"), long_prompt}) {
+      generation_params p;
+      p.max_new_tokens = 12;
+      auto ids = (*m)->tok().encode(prompt, true);
+      if (prompt == long_prompt)
+        REQUIRE(ids.size() > cpu::rows_per_pass);
+      auto fast = (*m)->generate_ids(ids, p, a);  // prefill and decode in the kernels
+      REQUIRE(fast);
+      auto seq = ids;
+      const auto vocab = static_cast<size_t>((*m)->config().vocab_size);
+      for (size_t i = 0; i < fast->output_ids.size(); ++i) {
+        auto logits = (*m)->logits(seq, a);  // the whole sequence through libtorch
+        REQUIRE(logits);
+        const float* last = logits->data() + (seq.size() - 1) * vocab;
+        auto best = static_cast<int32_t>(std::max_element(last, last + vocab) - last);
+        CHECK(best == fast->output_ids[i]);
+        seq.push_back(fast->output_ids[i]);
+      }
     }
-  }
 }

@@ -152,8 +152,7 @@ ADAPTERD_AVX512 void tile512_rows(const float* x, size_t rows, size_t ldx, const
 // lane l+8 and so on: the bits are tile512's, whatever the tile or the batch.
 constexpr size_t span_floats =
     512;  // 8 weight rows x 2 KiB stay in L1; 256 was as fast at 16 rows, slower at 64
-constexpr size_t many_out = 16;   // weight rows per pass: sums16 finishes 16 outputs at once
-constexpr size_t many_rows = 64;  // activation rows per pass: each reads every weight once
+constexpr size_t many_out = 16;  // weight rows per pass: sums16 finishes 16 outputs at once
 // `packed`: the activation rows, 16 floats of each row in turn per k step (`step_floats`
 // apart), so that one pointer walks them; `partial[o * rows_total + r]`. With FETCH > 0,
 // the tile also asks for FETCH weight rows of the next span, from `fetch` on (k_dim floats
@@ -250,7 +249,7 @@ ADAPTERD_AVX512 void span_all_rows(const float* packed, size_t rows, const float
     tile512_span<OUT, 1>(packed + r * 16, step_floats, wr, k_dim, k0, k1, partial + r, rows);
 }
 
-// One pass's rows (at most many_rows) in the kernel's order: step by step, row by row.
+// One pass's rows (at most rows_per_pass) in the kernel's order: step by step, row by row.
 ADAPTERD_AVX512 void pack_pass(const float* x, size_t rows, size_t ldx, size_t kv, float* out) {
   for (size_t step = 0; step < kv / 16; ++step)
     for (size_t r = 0; r < rows; ++r)
@@ -316,32 +315,32 @@ size_t packed_floats(size_t rows, size_t k_dim) {
   return has_avx512() && rows > 4 ? rows * (k_dim & ~size_t(15)) : 0;
 }
 
-// Pass after pass of at most many_rows rows, each pass's rows step by step: a pass
+// Pass after pass of at most rows_per_pass rows, each pass's rows step by step: a pass
 // starting at row r starts at r * kv floats.
 void pack_rows(const float* x, size_t rows, size_t ldx, size_t k_dim, float* packed) {
   const size_t kv = k_dim & ~size_t(15);
-  for (size_t r = 0; r < rows; r += many_rows)
-    pack_pass(x + r * ldx, std::min(many_rows, rows - r), ldx, kv, packed + r * kv);
+  for (size_t r = 0; r < rows; r += rows_per_pass)
+    pack_pass(x + r * ldx, std::min(rows_per_pass, rows - r), ldx, kv, packed + r * kv);
 }
 
 void dense_rows_packed(const float* x, const float* packed, size_t rows, size_t ldx, const float* w,
                        size_t k_dim, const float* bias, float* y, size_t ldy, size_t j_begin,
                        size_t j_end) {
   const size_t kv = k_dim & ~size_t(15);
-  for (size_t r = 0; r < rows; r += many_rows)
-    tiles512_many(x + r * ldx, packed + r * kv, std::min(many_rows, rows - r), ldx, w, k_dim, bias,
-                  y + r * ldy, ldy, j_begin, j_end);
+  for (size_t r = 0; r < rows; r += rows_per_pass)
+    tiles512_many(x + r * ldx, packed + r * kv, std::min(rows_per_pass, rows - r), ldx, w, k_dim,
+                  bias, y + r * ldy, ldy, j_begin, j_end);
 }
 
 void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t k_dim,
                 const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
   size_t j = j_begin;
-  if (const size_t floats = packed_floats(rows, k_dim)) {
-    // At most many_rows at a time: the copy stays small (a long prompt would otherwise
+  if (packed_floats(rows, k_dim) > 0) {
+    // At most rows_per_pass at a time: the copy stays small (a long prompt would otherwise
     // grow each thread's copy to its size, for good).
     thread_local std::vector<lanes16> packed;
-    for (size_t r = 0; r < rows; r += many_rows) {
-      const size_t pass = std::min(many_rows, rows - r);
+    for (size_t r = 0; r < rows; r += rows_per_pass) {
+      const size_t pass = std::min(rows_per_pass, rows - r);
       packed.resize(packed_floats(pass, k_dim) / 16);
       pack_rows(x + r * ldx, pass, ldx, k_dim, packed.data()->lane);
       dense_rows_packed(x + r * ldx, packed.data()->lane, pass, ldx, w, k_dim, bias, y + r * ldy,

@@ -60,14 +60,22 @@ void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, co
 // kernel reads once (in `act`, reused), then the columns run in parallel.
 void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, const float* bias,
            float* y, size_t ldy, quant::activations& act) {
-  quant::prepare(act, w.format, x, rows, ldx, w.cols);
-  // Split in units of eight rows, so that no group is cut between threads; a chunk is at
-  // least one pass of the widest tile (eight groups side by side).
-  parallel((w.rows + 7) / 8, 4,
-           [&](size_t begin, size_t end) {
-             quant::dense_rows(w, act, bias, y, ldy, begin * 8, std::min(w.rows, end * 8));
-           },
-           8);
+  // f32's many-row kernel reads the weights once per pass of cpu::rows_per_pass rows
+  // whatever the split, so its reordered copy of the rows is made a pass at a time: a
+  // long prompt's would otherwise stay in the scratch for good.
+  const size_t pass = w.format == quant::weight_format::f32 ? cpu::rows_per_pass : rows;
+  for (size_t r = 0; r < rows; r += pass) {
+    const size_t n = std::min(pass, rows - r);
+    quant::prepare(act, w.format, x + r * ldx, n, ldx, w.cols);
+    // Split in units of eight rows, so that no group is cut between threads; a chunk is
+    // at least one pass of the widest tile (eight groups side by side).
+    parallel((w.rows + 7) / 8, 4,
+             [&](size_t begin, size_t end) {
+               quant::dense_rows(w, act, bias, y + r * ldy, ldy, begin * 8,
+                                 std::min(w.rows, end * 8));
+             },
+             8);
+  }
 }
 
 const float* ptr(const torch::Tensor& t) {
