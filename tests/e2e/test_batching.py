@@ -184,26 +184,37 @@ class QueueTest(unittest.TestCase):
         results[i] = self.server.generate(prompt=f"long {i}", max_new_tokens=1000, temperature=0)
 
     def test_client_that_disconnects_while_queued_is_never_run(self):
-        # Two long requests ahead of it (one running, one queued) leave it queued for a while.
+        # Six long requests ahead of it (one running, five queued) leave it queued for a
+        # while: ~0.2 s each here, so its own server with a longer queue. It is queued while
+        # the requests seen (queued, running or served) number 7 and an earlier one is still
+        # unserved: arrival order puts it after all six, however fast they are decoded.
+        server = self.models.server("--max-new-tokens-limit=1000", "--max-batch-size=1",
+                                    "--max-queue=8")
+        def seen():
+            h = server.health()
+            return h["queue_depth"] + h["running"] + h["counters"]["requests_served"], h
         results = {}
-        ahead = [threading.Thread(target=self.long_request, args=(results, i)) for i in range(2)]
-        ahead[0].start()
-        self.assertTrue(wait_for(lambda: self.server.health()["running"] == 1))
-        ahead[1].start()
-        self.assertTrue(wait_for(lambda: self.server.health()["queue_depth"] >= 1))
-        raw = socket.create_connection(("127.0.0.1", self.server.port))
+        def long_request(i):
+            results[i] = server.generate(prompt=f"long {i}", max_new_tokens=1000, temperature=0)
+        ahead = [threading.Thread(target=long_request, args=(i,)) for i in range(6)]
+        for i, t in enumerate(ahead):
+            t.start()
+            self.assertTrue(wait_for(lambda: seen()[0] >= i + 1))
+        raw = socket.create_connection(("127.0.0.1", server.port))
         body = json.dumps({"prompt": "never mind", "max_new_tokens": 5}).encode()
         raw.sendall(b"POST /generate-lite HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        # Read and queued behind the two long ones before its client goes away.
-        self.assertTrue(wait_for(lambda: self.server.health()["queue_depth"] >= 2))
+        def queued():
+            count, h = seen()
+            return count >= 7 and h["counters"]["requests_served"] < 6
+        self.assertTrue(wait_for(queued))
         raw.close()
-        self.assertTrue(wait_for(lambda: self.server.health()["batch"]["cancelled"] == 1))
+        self.assertTrue(wait_for(lambda: server.health()["batch"]["cancelled"] == 1))
         for t in ahead:
             t.join(timeout=120)
-        self.assertEqual([results[i][0] for i in range(2)], [200, 200])
-        h = self.server.health()
-        self.assertEqual(h["counters"]["requests_served"], 2, "the cancelled request never ran")
+        self.assertEqual([results[i][0] for i in range(6)], [200] * 6)
+        h = server.health()
+        self.assertEqual(h["counters"]["requests_served"], 6, "the cancelled request never ran")
         self.assertEqual(h["queue_depth"], 0)
 
     def test_queued_request_times_out_with_its_own_timeout(self):
