@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 
@@ -372,16 +373,36 @@ value binary(const std::string& op, const value& a, const value& b) {
     throw template_error("division by zero");
   if (op == "/")
     return value::of(x / y);
-  if (op == "//")
-    return ints ? value::of(int_of(std::floor(x / y))) : value::of(std::floor(x / y));
-  if (op == "%") {
-    if (ints)
-      return value::of(bi == -1 ? 0 : ((ai % bi) + bi) % bi);  // Python's sign rule
-    return value::of(x - y * std::floor(x / y));
+  // Integers stay integers, exact as Python's: through doubles, // and ** rounded past 2^53
+  // and turned anything past 2^63 into undefined behaviour.
+  if (op == "//") {
+    if (!ints)
+      return value::of(std::floor(x / y));
+    if (ai == std::numeric_limits<int64_t>::min() && bi == -1)
+      return checked(true);
+    const int64_t q = ai / bi;
+    return value::of(ai % bi != 0 && (ai < 0) != (bi < 0) ? q - 1 : q);  // toward -infinity
   }
-  if (op == "**")
-    return ints && bi >= 0 ? value::of(static_cast<int64_t>(std::pow(x, y)))
-                           : value::of(std::pow(x, y));
+  if (op == "%") {
+    if (!ints)
+      return value::of(x - y * std::floor(x / y));
+    if (bi == -1)
+      return value::of(int64_t{0});
+    const int64_t r = ai % bi;
+    return value::of(r != 0 && (r < 0) != (bi < 0) ? r + bi : r);  // the divisor's sign
+  }
+  if (op == "**") {
+    if (!ints || bi < 0)
+      return value::of(std::pow(x, y));
+    exact = 1;
+    for (int64_t base = ai, left = bi; left > 0; left >>= 1) {  // by squaring
+      if ((left & 1) && __builtin_mul_overflow(exact, base, &exact))
+        return checked(true);
+      if (left > 1 && __builtin_mul_overflow(base, base, &base))
+        return checked(true);
+    }
+    return value::of(exact);
+  }
   throw template_error("unknown operator " + op);
 }
 
