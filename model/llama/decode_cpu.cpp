@@ -61,9 +61,12 @@ void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, co
 void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, const float* bias,
            float* y, size_t ldy, quant::activations& act) {
   // f32's many-row kernel reads the weights once per pass of cpu::rows_per_pass rows
-  // whatever the split, so its reordered copy of the rows is made a pass at a time: a
-  // long prompt's would otherwise stay in the scratch for good.
-  const size_t pass = w.format == quant::weight_format::f32 ? cpu::rows_per_pass : rows;
+  // whatever the split, so where it reorders the rows (AVX-512), the copy is made a pass
+  // at a time: a long prompt's would otherwise stay in the scratch for good. The other
+  // kernels take every row in one pass.
+  const bool reordered =
+      w.format == quant::weight_format::f32 && cpu::packed_floats(rows, w.cols) > 0;
+  const size_t pass = reordered ? cpu::rows_per_pass : rows;
   for (size_t r = 0; r < rows; r += pass) {
     const size_t n = std::min(pass, rows - r);
     quant::prepare(act, w.format, x + r * ldx, n, ldx, w.cols);

@@ -180,8 +180,9 @@ class QueueTest(unittest.TestCase):
     def tearDown(self):
         self.assertTrue(all(code == 0 for code in self.models.close()))
 
-    def long_request(self, results, i):
-        results[i] = self.server.generate(prompt=f"long {i}", max_new_tokens=1000, temperature=0)
+    def long_request(self, results, i, server=None):
+        results[i] = (server or self.server).generate(prompt=f"long {i}", max_new_tokens=1000,
+                                                      temperature=0)
 
     def test_client_that_disconnects_while_queued_is_never_run(self):
         # Six long requests ahead of it (one running, five queued) leave it queued for a
@@ -194,9 +195,7 @@ class QueueTest(unittest.TestCase):
             h = server.health()
             return h["queue_depth"] + h["running"] + h["counters"]["requests_served"], h
         results = {}
-        def long_request(i):
-            results[i] = server.generate(prompt=f"long {i}", max_new_tokens=1000, temperature=0)
-        ahead = [threading.Thread(target=long_request, args=(i,)) for i in range(6)]
+        ahead = [threading.Thread(target=self.long_request, args=(results, i, server)) for i in range(6)]
         for i, t in enumerate(ahead):
             t.start()
             self.assertTrue(wait_for(lambda: seen()[0] >= i + 1))
