@@ -52,21 +52,18 @@ packed_matrix make_matrix(quant::weight_format f, size_t out_rows, size_t cols =
   for (auto& v : w)
     v = normal(rng);
   packed_matrix p;
-  p.m.format = f;
-  p.m.rows = out_rows;
-  p.m.cols = cols;
-  p.m.stride = quant::row_bytes(f, cols);
-  p.m.grouped_rows = quant::grouped_rows_of(f, out_rows);
-  p.storage = cpu::allocate_huge((p.m.stride * out_rows + 3) / 4);
-  quant::pack_rows(f, w.data(), out_rows, cols, reinterpret_cast<uint8_t*>(p.storage.get()));
-  p.m.data = reinterpret_cast<const uint8_t*>(p.storage.get());
+  p.storage = cpu::allocate_huge((quant::row_bytes(f, cols) * out_rows + 3) / 4);
+  p.m =
+      quant::pack_matrix(f, w.data(), out_rows, cols, reinterpret_cast<uint8_t*>(p.storage.get()));
   return p;
 }
 
-// One product over all out rows, split in runs of 16 rows over the decode's own thread pool.
+// One product over all out rows, split in runs of whole bands (at least 16 rows) over the
+// decode's own thread pool.
 void product(const packed_matrix& p, const quant::activations& a, std::vector<float>& y) {
   auto& pool = spin_pool::instance();
-  const size_t parts = pool.parts(), per = (p.m.rows / parts + 15) / 16 * 16;
+  const size_t unit = std::max<size_t>(16, quant::band_rows_of(p.m));
+  const size_t parts = pool.parts(), per = (p.m.rows / parts + unit - 1) / unit * unit;
   pool.run([&](size_t part) {
     if (part >= parts)
       return;

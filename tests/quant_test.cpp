@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "model/base_model.hpp"
@@ -37,10 +38,7 @@ struct packed {
   std::vector<uint8_t> bytes;
   matrix m;
   packed(weight_format f, const std::vector<float>& w, size_t rows, size_t cols)
-      : bytes(rows * row_bytes(f, cols)) {
-    pack_rows(f, w.data(), rows, cols, bytes.data());
-    m = matrix{f, rows, cols, row_bytes(f, cols), grouped_rows_of(f, rows), bytes.data()};
-  }
+      : bytes(rows * row_bytes(f, cols)), m(pack_matrix(f, w.data(), rows, cols, bytes.data())) {}
 };
 
 std::vector<float> product(const matrix& w, const float* x, size_t rows, size_t ldx, size_t j_begin,
@@ -82,6 +80,53 @@ TEST_CASE("Q8_0 and Q4_0 blocks are GGUF's, byte for byte", "[quant]") {
   const float d8 = fp16_to_f32(q8.d);
   for (size_t i = 0; i < 32; ++i)
     CHECK(std::fabs(back[i] - x[i]) <= d8 / 2 + 1e-4f);
+}
+
+namespace {
+
+// Row r's block b must lie where dense.hpp's matrix says, with GGUF's bytes.
+template <class Block, class Quantise>
+void check_layout(const packed& p, const std::vector<float>& w, Quantise quantise) {
+  const matrix& m = p.m;
+  const size_t nb = m.cols / 32, band_rows = 8 * m.band_groups;
+  std::vector<Block> row(nb);
+  for (size_t r = 0; r < m.rows; ++r) {
+    quantise(&w[r * m.cols], row.data(), m.cols);
+    for (size_t b = 0; b < nb; ++b) {
+      size_t d_at = r * m.stride + b * sizeof(Block), qs_at = d_at + 2;
+      if (r < m.grouped_rows) {
+        const size_t first = r / band_rows * band_rows;
+        const size_t groups = std::min(m.band_groups, (m.grouped_rows - first) / 8);
+        const size_t group_block =
+            first * m.stride + (b * groups + (r - first) / 8) * 8 * sizeof(Block);
+        d_at = group_block + 2 * (r % 8);
+        qs_at = group_block + 16 + (r % 8) * sizeof(row[b].qs);
+      }
+      INFO("row " << r << " block " << b);
+      CHECK(std::memcmp(&p.bytes[d_at], &row[b].d, 2) == 0);
+      CHECK(std::memcmp(&p.bytes[qs_at], row[b].qs, sizeof(row[b].qs)) == 0);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Q8_0 and Q4_0 matrices keep GGUF's blocks in groups of eight and bands of groups",
+          "[quant]") {
+  // 150 rows: full bands, a band of fewer groups, and six plain rows after the groups
+  const size_t out = 150, cols = 96;
+  auto w = random_floats(out * cols, 9, 0.1f);
+  for (bool avx2 : {false, true}) {
+    force_avx2_kernels(avx2);
+    const bool vnni = std::string(kernel_isa()) == "avx512";
+    packed q8(weight_format::q8_0, w, out, cols), q4(weight_format::q4_0, w, out, cols);
+    CHECK(q8.m.grouped_rows == 144);
+    CHECK(q8.m.band_groups == (vnni ? 4u : 1u));
+    CHECK(q4.m.band_groups == (vnni ? 8u : 1u));
+    check_layout<block_q8_0>(q8, w, quantize_row_q8_0);
+    check_layout<block_q4_0>(q4, w, quantize_row_q4_0);
+  }
+  force_avx2_kernels(false);
 }
 
 TEST_CASE("fp16 and bf16 conversions round-trip and round to nearest even", "[quant]") {
@@ -209,12 +254,15 @@ TEST_CASE("in every format a row's result is the same bits alone, in any batch a
       auto together = product(p.m, x.data(), batch, cols, 0, out);
       for (size_t r = 0; r < batch; ++r) {
         auto alone = product(p.m, &x[r * cols], 1, cols, 0, out);
-        // and split at odd column boundaries, as threads split it
-        auto split = product(p.m, &x[r * cols], 1, cols, 0, 13);
-        auto rest = product(p.m, &x[r * cols], 1, cols, 13, out);
-        std::copy(rest.begin() + 13, rest.end(), split.begin() + 13);
         CHECK(std::memcmp(alone.data(), &together[r * out], out * sizeof(float)) == 0);
-        CHECK(std::memcmp(alone.data(), split.data(), out * sizeof(float)) == 0);
+        // and split at odd column boundaries (inside a group, inside a band), as threads
+        // split it
+        for (size_t at : {13, 40}) {
+          auto split = product(p.m, &x[r * cols], 1, cols, 0, at);
+          auto rest = product(p.m, &x[r * cols], 1, cols, at, out);
+          std::copy(rest.begin() + at, rest.end(), split.begin() + at);
+          CHECK(std::memcmp(alone.data(), split.data(), out * sizeof(float)) == 0);
+        }
       }
     }
   }

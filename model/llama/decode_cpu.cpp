@@ -56,6 +56,18 @@ void dense(const float* x, size_t rows, size_t ldx, const float* w, size_t k, co
       16);
 }
 
+// How a product with w is split between threads: in units of whole bands (eight rows for
+// the unblocked formats), so that no band is cut and a batch-1 pass reads one stream
+// (quant::matrix); a chunk is at least 64 rows, one pass of the widest tile.
+struct matrix_split {
+  size_t unit_rows, units, min_per_part, min_chunk;
+};
+matrix_split split_of(const quant::matrix& w) {
+  const size_t unit = quant::band_rows_of(w);
+  return {unit, (w.rows + unit - 1) / unit, std::max<size_t>(1, 32 / unit),
+          std::max<size_t>(1, 64 / unit)};
+}
+
 // The same for a weight matrix in any format: the activations are put in the form its
 // kernel reads once (in `act`, reused), then the columns run in parallel.
 void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, const float* bias,
@@ -67,17 +79,17 @@ void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, cons
   const bool reordered =
       w.format == quant::weight_format::f32 && cpu::packed_floats(rows, w.cols) > 0;
   const size_t pass = reordered ? cpu::rows_per_pass : rows;
+  const auto split = split_of(w);
   for (size_t r = 0; r < rows; r += pass) {
     const size_t n = std::min(pass, rows - r);
     quant::prepare(act, w.format, x + r * ldx, n, ldx, w.cols);
-    // Split in units of eight rows, so that no group is cut between threads; a chunk is
-    // at least one pass of the widest tile (eight groups side by side).
-    parallel((w.rows + 7) / 8, 4,
-             [&](size_t begin, size_t end) {
-               quant::dense_rows(w, act, bias, y + r * ldy, ldy, begin * 8,
-                                 std::min(w.rows, end * 8));
-             },
-             8);
+    parallel(
+        split.units, split.min_per_part,
+        [&](size_t begin, size_t end) {
+          quant::dense_rows(w, act, bias, y + r * ldy, ldy, begin * split.unit_rows,
+                            std::min(w.rows, end * split.unit_rows));
+        },
+        split.min_chunk);
   }
 }
 
@@ -121,54 +133,41 @@ void llama_model::pack_for_cpu() {
   auto keep = arena_;
   auto* base = reinterpret_cast<uint8_t*>(arena_.get());
   size_t at = 0;
-  // Packs `t` into the arena. f32 leaves `t` a view of its copy (libtorch still runs the
-  // model: training merges, the golden checks); other formats release it.
-  auto move_in = [&](torch::Tensor& t, bool head) {
-    const auto f = format_of(t, head);
-    auto src = t.to(torch::kFloat32).contiguous();
-    quant::matrix m;
-    m.format = f;
-    m.rows = static_cast<size_t>(t.size(0));
-    m.cols = static_cast<size_t>(t.size(1));
-    m.stride = quant::row_bytes(f, m.cols);
-    m.grouped_rows = quant::grouped_rows_of(f, m.rows);
-    m.data = base + at;
-    quant::pack_rows(f, src.data_ptr<float>(), m.rows, m.cols, base + at);
-    at += m.rows * m.stride;
-    if (quantised)
-      t = torch::Tensor();
-    else
-      t = torch::from_blob(
-          base + (at - m.rows * m.stride), src.sizes(), [keep](void*) {},
-          torch::TensorOptions().dtype(torch::kFloat32));
-    return m;
-  };
-  // Two adjacent matrices of one format as one: their rows follow each other (the first
-  // in whole groups of eight, when grouped, so the second's groups follow its own).
-  auto joined = [](const quant::matrix& a, const quant::matrix& b) {
-    auto m = a;
-    m.rows = 0;  // not joinable: refused below
-    if (a.format == b.format && a.cols == b.cols && a.data + a.rows * a.stride == b.data
-        && a.grouped_rows == quant::grouped_rows_of(a.format, a.rows)
-        && (a.grouped_rows == 0 || a.rows % 8 == 0)) {
-      m.rows = a.rows + b.rows;
-      m.grouped_rows = a.grouped_rows + b.grouped_rows;
+  // Packs `parts` (one matrix, or matrices of one width that run as one: q/k/v, gate/up)
+  // into the arena as one matrix, so that its groups and bands run on from one part into
+  // the next. f32 leaves each part a view of its copy (libtorch still runs the model:
+  // training merges, the golden checks); other formats release them.
+  auto move_in_rows = [&](std::initializer_list<torch::Tensor*> parts, bool head) {
+    std::vector<torch::Tensor> sources;
+    for (auto* t : parts)
+      sources.push_back(t->to(torch::kFloat32).contiguous());
+    auto src = sources.size() == 1 ? sources.front() : torch::cat(sources, 0);
+    const auto m = quant::pack_matrix(format_of(src, head), src.data_ptr<float>(),
+                                      static_cast<size_t>(src.size(0)),
+                                      static_cast<size_t>(src.size(1)), base + at);
+    size_t row = 0;
+    for (auto* t : parts) {
+      const auto rows = static_cast<size_t>(t->size(0));
+      if (quantised)
+        *t = torch::Tensor();
+      else
+        *t = torch::from_blob(
+            base + at + row * m.stride, {t->size(0), t->size(1)}, [keep](void*) {},
+            torch::TensorOptions().dtype(torch::kFloat32));
+      row += rows;
     }
+    at += m.rows * m.stride;
     return m;
   };
+  auto move_in = [&](torch::Tensor& t, bool head) { return move_in_rows({&t}, head); };
   packed_.clear();
-  bool ok = true;
   for (auto& layer : weights_.layers) {
     auto& l = layer.linear;
     packed_layer p;
-    auto q = move_in(l[0].weight, false), k = move_in(l[1].weight, false),
-         v = move_in(l[2].weight, false);
-    p.qkv = joined(joined(q, k), v);
+    p.qkv = move_in_rows({&l[0].weight, &l[1].weight, &l[2].weight}, false);
     p.o = move_in(l[3].weight, false);
-    auto gate = move_in(l[4].weight, false), up = move_in(l[5].weight, false);
-    p.gate_up = joined(gate, up);
+    p.gate_up = move_in_rows({&l[4].weight, &l[5].weight}, false);
     p.down = move_in(l[6].weight, false);
-    ok = ok && p.qkv.rows == q.rows + k.rows + v.rows && p.gate_up.rows == gate.rows + up.rows;
     packed_.push_back(std::move(p));
   }
   lm_head_ = move_in(weights_.lm_head, true);
@@ -211,7 +210,7 @@ void llama_model::pack_for_cpu() {
     packed_[i].qkv_bias = fuse_bias(l[0].bias, l[1].bias, l[2].bias);
     packed_[i].gate_up_bias = fuse_bias(l[4].bias, l[5].bias, torch::Tensor());
   }
-  ok = ok && packable(weights_.final_norm) && packable(cos_) && packable(sin_);
+  bool ok = packable(weights_.final_norm) && packable(cos_) && packable(sin_);
   for (const auto& layer : weights_.layers)
     ok = ok && packable(layer.input_norm) && packable(layer.post_attention_norm);
   if (!ok) {

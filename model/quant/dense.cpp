@@ -4,9 +4,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/llama/cpu_kernels.hpp"
+#include "model/quant/group_layout.hpp"
 #include "model/quant/kernel_entries.hpp"
 
 namespace adapterd::model::quant {
@@ -105,13 +107,13 @@ void dense_rows(const matrix& w, const activations& a, const float* bias, float*
       return avx2::dense_bf16(w.data, w.stride, a.x, a.ldx, a.rows, a.cols, bias, y, ldy, j_begin,
                               j_end);
     case weight_format::q8_0:
-      return (use_vnni() ? avx512::dense_q8_0 : avx2::dense_q8_0)(w.data, w.stride, w.grouped_rows,
-                                                                  a.q8.data(), a.rows, a.cols, bias,
-                                                                  y, ldy, j_begin, j_end);
+      return (use_vnni() ? avx512::dense_q8_0 : avx2::dense_q8_0)(
+          w.data, w.stride, w.grouped_rows, w.band_groups, a.q8.data(), a.rows, a.cols, bias, y,
+          ldy, j_begin, j_end);
     case weight_format::q4_0:
-      return (use_vnni() ? avx512::dense_q4_0 : avx2::dense_q4_0)(w.data, w.stride, w.grouped_rows,
-                                                                  a.q8.data(), a.rows, a.cols, bias,
-                                                                  y, ldy, j_begin, j_end);
+      return (use_vnni() ? avx512::dense_q4_0 : avx2::dense_q4_0)(
+          w.data, w.stride, w.grouped_rows, w.band_groups, a.q8.data(), a.rows, a.cols, bias, y,
+          ldy, j_begin, j_end);
   }
 }
 
@@ -121,48 +123,46 @@ bool blocked(weight_format f) {
   return f == weight_format::q8_0 || f == weight_format::q4_0;
 }
 
+// Where row r's block b of w lies: its scale at .first, its quants at .second.
+template <class Block>
+std::pair<size_t, size_t> block_at(const matrix& w, size_t r, size_t b) {
+  if (r >= w.grouped_rows) {
+    const size_t at = r * w.stride + b * sizeof(Block);
+    return {at, at + 2};
+  }
+  const auto g = place_of_group<Block>(w.band_groups, w.stride, w.grouped_rows, r / 8 * 8);
+  const size_t at = g.offset + b * g.block_stride;
+  return {at + 2 * (r % 8), at + 16 + (r % 8) * sizeof(Block::qs)};
+}
+
 // Row r's block b as a plain GGUF block, wherever the layout put its bytes.
 template <class Block>
-Block block_of(const uint8_t* data, size_t stride, size_t grouped_rows, size_t r, size_t b) {
+Block block_of(const matrix& w, size_t r, size_t b) {
   Block out;
-  if (r >= grouped_rows) {
-    std::memcpy(&out, data + r * stride + b * sizeof(Block), sizeof(Block));
-    return out;
-  }
-  const uint8_t* at = data + (r / 8) * 8 * stride + b * 8 * sizeof(Block);
-  std::memcpy(&out.d, at + 2 * (r % 8), 2);
-  std::memcpy(out.qs, at + 16 + (r % 8) * sizeof(out.qs), sizeof(out.qs));
+  const auto [d, qs] = block_at<Block>(w, r, b);
+  std::memcpy(&out.d, w.data + d, 2);
+  std::memcpy(out.qs, w.data + qs, sizeof(out.qs));
   return out;
 }
 
-template <class Block>
-void put_block(uint8_t* data, size_t stride, size_t grouped_rows, size_t r, size_t b,
-               const Block& in) {
-  if (r >= grouped_rows) {
-    std::memcpy(data + r * stride + b * sizeof(Block), &in, sizeof(Block));
-    return;
-  }
-  uint8_t* at = data + (r / 8) * 8 * stride + b * 8 * sizeof(Block);
-  std::memcpy(at + 2 * (r % 8), &in.d, 2);
-  std::memcpy(at + 16 + (r % 8) * sizeof(in.qs), in.qs, sizeof(in.qs));
-}
-
 template <class Block, class Quantise>
-void pack_blocked(const float* src, size_t rows, size_t cols, uint8_t* dst, Quantise quantise) {
-  // grouped_rows_of() for either blocked format
-  const size_t nb = cols / block_size, stride = nb * sizeof(Block), grouped = rows / 8 * 8;
+void pack_blocked(const matrix& w, const float* src, uint8_t* dst, Quantise quantise) {
+  const size_t nb = w.cols / block_size;
   std::vector<Block> row(nb);
-  for (size_t r = 0; r < rows; ++r) {
-    quantise(src + r * cols, row.data(), cols);
-    for (size_t b = 0; b < nb; ++b)
-      put_block(dst, stride, grouped, r, b, row[b]);
+  for (size_t r = 0; r < w.rows; ++r) {
+    quantise(src + r * w.cols, row.data(), w.cols);
+    for (size_t b = 0; b < nb; ++b) {
+      const auto [d, qs] = block_at<Block>(w, r, b);
+      std::memcpy(dst + d, &row[b].d, 2);
+      std::memcpy(dst + qs, row[b].qs, sizeof(row[b].qs));
+    }
   }
 }
 
 template <class Block, class Dequantise>
 void unpack_blocked(const matrix& w, size_t r, float* out, Dequantise dequantise) {
   for (size_t b = 0; b < w.cols / block_size; ++b) {
-    const Block blk = block_of<Block>(w.data, w.stride, w.grouped_rows, r, b);
+    const Block blk = block_of<Block>(w, r, b);
     dequantise(&blk, out + b * block_size, block_size);
   }
 }
@@ -189,20 +189,30 @@ void dequantize_row(const matrix& w, size_t r, float* out) {
   }
 }
 
-void pack_rows(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst) {
+matrix pack_matrix(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst) {
+  matrix w;
+  w.format = format;
+  w.rows = rows;
+  w.cols = cols;
+  w.stride = row_bytes(format, cols);
+  w.grouped_rows = grouped_rows_of(format, rows);
+  w.data = dst;
+  // As many groups as a batch-1 pass of the AVX-512 kernel takes side by side
+  // (dense_avx512.cpp); the AVX2 kernel takes one group at a time.
+  if (use_vnni())
+    w.band_groups = format == weight_format::q4_0 ? 8 : format == weight_format::q8_0 ? 4 : 1;
   switch (format) {
-    case weight_format::f32: std::memcpy(dst, src, rows * cols * sizeof(float)); return;
+    case weight_format::f32: std::memcpy(dst, src, rows * cols * sizeof(float)); break;
     case weight_format::bf16:
       for (size_t k = 0; k < rows * cols; ++k) {
         const uint16_t b = f32_to_bf16(src[k]);
         std::memcpy(dst + 2 * k, &b, sizeof b);
       }
-      return;
-    case weight_format::q8_0:
-      return pack_blocked<block_q8_0>(src, rows, cols, dst, quantize_row_q8_0);
-    case weight_format::q4_0:
-      return pack_blocked<block_q4_0>(src, rows, cols, dst, quantize_row_q4_0);
+      break;
+    case weight_format::q8_0: pack_blocked<block_q8_0>(w, src, dst, quantize_row_q8_0); break;
+    case weight_format::q4_0: pack_blocked<block_q4_0>(w, src, dst, quantize_row_q4_0); break;
   }
+  return w;
 }
 
 const char* kernel_isa() {

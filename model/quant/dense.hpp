@@ -23,20 +23,33 @@ namespace adapterd::model::quant {
 
 /// A [rows, cols] weight matrix in one format, row-major; `stride` bytes between rows.
 ///
-/// Q8_0 and Q4_0 rows come in groups of eight, interleaved block by block: for each block,
-/// the eight rows' fp16 scales, then their quants one row after another. Each block keeps
-/// GGUF's bytes (a GGUF file repacks without re-quantising, as llama.cpp's own x8
-/// layouts do); the kernels read a group as one stream and its scales with one load. The
-/// rows after the last whole group are plain GGUF blocks.
+/// Q8_0 and Q4_0 rows come in groups of eight: for each block, the eight rows' fp16
+/// scales, then their quants one row after another (a "group block"). Groups come in bands
+/// of `band_groups` (the last band may have fewer), interleaved block by block: the band's
+/// group blocks of block 0, then of block 1, and so on. Each block keeps GGUF's bytes (a
+/// GGUF file repacks without re-quantising, as llama.cpp's own x8 layouts do). A band is
+/// what a batch-1 pass of the AVX-512 kernel reads side by side, so that the pass reads
+/// one stream: a core keeps more lines in flight along one stream than along eight (one
+/// thread of the ~0.5 B model's q4 decode shapes read ~25 against ~19 GB/s). The AVX2
+/// kernel takes one group at a time, and its matrices keep bands of one. The rows after
+/// the last whole group are plain GGUF blocks.
 struct matrix {
   weight_format format = weight_format::f32;
   size_t rows = 0, cols = 0, stride = 0;  // stride: the bytes of one row (as if plain)
   size_t grouped_rows = 0;                // the rows stored in groups of eight
   const uint8_t* data = nullptr;
+  size_t band_groups = 1;  // groups per band
 };
 
-/// The rows of a [rows, *] matrix in `format` that pack_rows stores in groups of eight.
-size_t grouped_rows_of(weight_format format, size_t rows);
+/// Packs a [rows, cols] fp32 matrix into `dst` (rows * row_bytes(format, cols) bytes), in
+/// the layout the kernels this CPU runs read best, and describes it.
+matrix pack_matrix(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst);
+
+/// The rows of one band of w (eight for the unblocked formats, whose rows the kernels take
+/// eight at a time).
+inline size_t band_rows_of(const matrix& w) {
+  return 8 * w.band_groups;
+}
 
 /// Whether `cols` fits format f's blocks (a matrix that does not stays f32).
 bool fits(weight_format f, size_t cols);
@@ -65,10 +78,6 @@ void dense_rows(const matrix& w, const activations& a, const float* bias, float*
 
 /// Row r of w, back in fp32 (the embedding lookup of a quantised table).
 void dequantize_row(const matrix& w, size_t r, float* out);
-
-/// Packs fp32 rows [rows, cols] into `format` at `dst` (row_bytes(format, cols) per row,
-/// Q8_0 and Q4_0 in groups of eight; see matrix).
-void pack_rows(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst);
 
 /// The instruction set the kernels use: "avx512" or "avx2". Tests force "avx2" to check
 /// that both give the same results.

@@ -22,17 +22,17 @@ inline __m256i dot_q4(__m256i low, __m256i x_low, __m256i high, __m256i x_high, 
 #include "model/quant/dense_tiles.inl"
 
 template <class Block>
-void tile_eight(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias, float* y,
-                size_t j);
+void tile_eight(const uint8_t* group, size_t block_stride, const block_q8_act* x, size_t nb,
+                const float* bias, float* y, size_t j);
 template <>
-void tile_eight<block_q8_0>(const uint8_t* group, const block_q8_act* x, size_t nb,
-                            const float* bias, float* y, size_t j) {
-  tile_q8_eight(group, x, nb, bias, y, j);
+void tile_eight<block_q8_0>(const uint8_t* group, size_t block_stride, const block_q8_act* x,
+                            size_t nb, const float* bias, float* y, size_t j) {
+  tile_q8_eight(group, block_stride, x, nb, bias, y, j);
 }
 template <>
-void tile_eight<block_q4_0>(const uint8_t* group, const block_q8_act* x, size_t nb,
-                            const float* bias, float* y, size_t j) {
-  tile_q4_eight(group, x, nb, bias, y, j);
+void tile_eight<block_q4_0>(const uint8_t* group, size_t block_stride, const block_q8_act* x,
+                            size_t nb, const float* bias, float* y, size_t j) {
+  tile_q4_eight(group, block_stride, x, nb, bias, y, j);
 }
 
 // Sixteen registers: one activation row at a time.
@@ -40,11 +40,11 @@ template <class Block>
 struct eight_rows {
   static size_t groups_per_pass(size_t) { return 1; }
 
-  static void run(const uint8_t* group, size_t /*groups*/, size_t /*group_bytes*/,
+  static void run(const uint8_t* group, size_t /*groups*/, size_t block_stride,
                   const block_q8_act* x, size_t rows, size_t nb, const float* bias, float* y,
                   size_t ldy, size_t j) {
     for (size_t r = 0; r < rows; ++r)
-      tile_eight<Block>(group, x + r * nb, nb, bias, y + r * ldy, j);
+      tile_eight<Block>(group, block_stride, x + r * nb, nb, bias, y + r * ldy, j);
   }
 };
 
@@ -101,16 +101,18 @@ inline void rows_bf16(const uint8_t* w, size_t stride, const float* x, size_t ld
 
 }  // namespace
 
-void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
-                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
-                size_t j_end) {
-  dense_int<block_q8_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups,
+                const block_q8_act* x, size_t rows, size_t cols, const float* bias, float* y,
+                size_t ldy, size_t j_begin, size_t j_end) {
+  dense_int<block_q8_0>(w, stride, grouped_rows, band_groups, x, rows, cols, bias, y, ldy, j_begin,
+                        j_end);
 }
 
-void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
-                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
-                size_t j_end) {
-  dense_int<block_q4_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups,
+                const block_q8_act* x, size_t rows, size_t cols, const float* bias, float* y,
+                size_t ldy, size_t j_begin, size_t j_end) {
+  dense_int<block_q4_0>(w, stride, grouped_rows, band_groups, x, rows, cols, bias, y, ldy, j_begin,
+                        j_end);
 }
 
 void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,

@@ -47,40 +47,42 @@ struct pair_q8 {
 // Up to three activation rows per pass over a group (or GROUPS groups side by side): a
 // batch reuses each loaded block.
 template <class Tile, int GROUPS>
-void by_three(const uint8_t* group, size_t group_bytes, const block_q8_act* x, size_t rows,
+void by_three(const uint8_t* group, size_t block_stride, const block_q8_act* x, size_t rows,
               size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
   size_t r = 0;
   for (; r + 3 <= rows; r += 3)
-    Tile::template tile<3, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    Tile::template tile<3, GROUPS>(group, block_stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
   if (rows - r == 2)
-    Tile::template tile<2, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    Tile::template tile<2, GROUPS>(group, block_stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
   else if (rows - r == 1)
-    Tile::template tile<1, GROUPS>(group, group_bytes, x + r * nb, nb, bias, y + r * ldy, ldy, j);
+    Tile::template tile<1, GROUPS>(group, block_stride, x + r * nb, nb, bias, y + r * ldy, ldy, j);
 }
 
 // How many groups a pass reads side by side. Decode (one activation row) is bound by
 // memory, and a core keeps more lines in flight over more streams: adapterd-dense, every
 // variant interleaved in one run, measured 1-row int8 at 69 / 79 / 80 % of the read
 // bandwidth with 2 / 4 / 8 groups, q4 at 59 / 61 / 67 %, and over the ~0.5 B model's
-// layer shapes q4 at 68 / 78 / 85 % (one thread). More rows are bound by compute, where
-// two groups did as well. The hardware's prefetch follows these streams: fetching ahead
-// in software made no difference there, so the integer tiles do not.
+// layer shapes q4 at 68 / 78 / 85 % (one thread). A band (dense.hpp) lays those groups
+// out block by block, so that the pass is one stream, which the hardware prefetches
+// further still (one q4 thread ~25 against ~19 GB/s). More rows are bound by compute,
+// where two groups did as well: they read a band in strides, from the cache after the
+// first. Fetching ahead in software made no difference, so the integer tiles do not.
 inline size_t groups_for(size_t rows) {
   return rows == 1 ? 8 : 2;
 }
 
 // Up to eight groups side by side (eight_rows::run), up to three activation rows at a time.
 template <class Tile>
-void by_groups(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
+void by_groups(const uint8_t* group, size_t groups, size_t block_stride, const block_q8_act* x,
                size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
   if (groups == 8)
-    by_three<Tile, 8>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_three<Tile, 8>(group, block_stride, x, rows, nb, bias, y, ldy, j);
   else if (groups == 4)
-    by_three<Tile, 4>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_three<Tile, 4>(group, block_stride, x, rows, nb, bias, y, ldy, j);
   else if (groups == 2)
-    by_three<Tile, 2>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_three<Tile, 2>(group, block_stride, x, rows, nb, bias, y, ldy, j);
   else
-    by_three<Tile, 1>(group, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_three<Tile, 1>(group, block_stride, x, rows, nb, bias, y, ldy, j);
 }
 
 // tile_q8_eight with two weight rows per register: the same bits. GROUPS groups side by
@@ -91,12 +93,12 @@ struct eight_rows<block_q8_0> {
   static size_t groups_per_pass(size_t rows) { return groups_for(rows); }
 
   template <int ROWS, int GROUPS>
-  static void tile(const uint8_t* group, size_t group_bytes, const block_q8_act* x, size_t nb,
+  static void tile(const uint8_t* group, size_t block_stride, const block_q8_act* x, size_t nb,
                    const float* bias, float* y, size_t ldy, size_t j) {
     if constexpr (ROWS * GROUPS > 4) {  // as two halves
-      tile<ROWS, GROUPS / 2>(group, group_bytes, x, nb, bias, y, ldy, j);
-      tile<ROWS, GROUPS / 2>(group + GROUPS / 2 * group_bytes, group_bytes, x, nb, bias, y, ldy,
-                             j + 8 * (GROUPS / 2));
+      tile<ROWS, GROUPS / 2>(group, block_stride, x, nb, bias, y, ldy, j);
+      tile<ROWS, GROUPS / 2>(group + GROUPS / 2 * 8 * sizeof(block_q8_0), block_stride, x, nb, bias,
+                             y, ldy, j + 8 * (GROUPS / 2));
       return;
     } else {
       using pair = pair_q8;
@@ -119,7 +121,7 @@ struct eight_rows<block_q8_0> {
         }
 #pragma GCC unroll 8
         for (int g = 0; g < GROUPS; ++g) {
-          const uint8_t* at = group + g * group_bytes + b * step;
+          const uint8_t* at = group + g * step + b * block_stride;
           const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
           __m512 scale[ROWS];
 #pragma GCC unroll 4
@@ -153,9 +155,9 @@ struct eight_rows<block_q8_0> {
     }
   }
 
-  static void run(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
+  static void run(const uint8_t* group, size_t groups, size_t block_stride, const block_q8_act* x,
                   size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
-    by_groups<eight_rows>(group, groups, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_groups<eight_rows>(group, groups, block_stride, x, rows, nb, bias, y, ldy, j);
   }
 };
 
@@ -166,12 +168,12 @@ struct eight_rows<block_q4_0> {
   static size_t groups_per_pass(size_t rows) { return groups_for(rows); }
 
   template <int ROWS, int GROUPS>
-  static void tile(const uint8_t* group, size_t group_bytes, const block_q8_act* x, size_t nb,
+  static void tile(const uint8_t* group, size_t block_stride, const block_q8_act* x, size_t nb,
                    const float* bias, float* y, size_t ldy, size_t j) {
     if constexpr (ROWS * GROUPS > (ROWS == 1 ? 8 : 6)) {  // registers: as two halves
-      tile<ROWS, GROUPS / 2>(group, group_bytes, x, nb, bias, y, ldy, j);
-      tile<ROWS, GROUPS / 2>(group + GROUPS / 2 * group_bytes, group_bytes, x, nb, bias, y, ldy,
-                             j + 8 * (GROUPS / 2));
+      tile<ROWS, GROUPS / 2>(group, block_stride, x, nb, bias, y, ldy, j);
+      tile<ROWS, GROUPS / 2>(group + GROUPS / 2 * 8 * sizeof(block_q4_0), block_stride, x, nb, bias,
+                             y, ldy, j + 8 * (GROUPS / 2));
       return;
     } else {
       constexpr size_t step = 8 * sizeof(block_q4_0);
@@ -202,7 +204,7 @@ struct eight_rows<block_q4_0> {
         }
 #pragma GCC unroll 8
         for (int g = 0; g < GROUPS; ++g) {
-          const uint8_t* at = group + g * group_bytes + b * step;
+          const uint8_t* at = group + g * step + b * block_stride;
           const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
           __m512i low[2], high[2];
 #pragma GCC unroll 2
@@ -240,9 +242,9 @@ struct eight_rows<block_q4_0> {
     }
   }
 
-  static void run(const uint8_t* group, size_t groups, size_t group_bytes, const block_q8_act* x,
+  static void run(const uint8_t* group, size_t groups, size_t block_stride, const block_q8_act* x,
                   size_t rows, size_t nb, const float* bias, float* y, size_t ldy, size_t j) {
-    by_groups<eight_rows>(group, groups, group_bytes, x, rows, nb, bias, y, ldy, j);
+    by_groups<eight_rows>(group, groups, block_stride, x, rows, nb, bias, y, ldy, j);
   }
 };
 
@@ -304,16 +306,18 @@ inline void rows_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t
 
 }  // namespace
 
-void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
-                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
-                size_t j_end) {
-  dense_int<block_q8_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups,
+                const block_q8_act* x, size_t rows, size_t cols, const float* bias, float* y,
+                size_t ldy, size_t j_begin, size_t j_end) {
+  dense_int<block_q8_0>(w, stride, grouped_rows, band_groups, x, rows, cols, bias, y, ldy, j_begin,
+                        j_end);
 }
 
-void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x,
-                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
-                size_t j_end) {
-  dense_int<block_q4_0>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j_begin, j_end);
+void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups,
+                const block_q8_act* x, size_t rows, size_t cols, const float* bias, float* y,
+                size_t ldy, size_t j_begin, size_t j_end) {
+  dense_int<block_q4_0>(w, stride, grouped_rows, band_groups, x, rows, cols, bias, y, ldy, j_begin,
+                        j_end);
 }
 
 void dense_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t cols,

@@ -53,17 +53,18 @@ inline __m256i q4_rows(__m256i w, const q4_activation& x) {
 // (one_row): a result never depends on the tiling, the batch, or the instruction set.
 
 // Where row j's block b lies: rows of a group of eight are interleaved block by block
-// ([8 fp16 scales][8 x the quants]; see dense.hpp), the rows after the groups are plain
-// GGUF blocks.
+// ([8 fp16 scales][8 x the quants]), the groups of a band block by block (see dense.hpp);
+// the rows after the groups are plain GGUF blocks.
 template <class Block>
 struct row_blocks {
   const uint8_t* base;
   size_t step, d_at, qs_at;  // bytes: block to block, to the scale, to the quants
-  row_blocks(const uint8_t* w, size_t stride, size_t grouped_rows, size_t j) {
+  row_blocks(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups, size_t j) {
     constexpr size_t qs_bytes = sizeof(Block) - 2;
     if (j < grouped_rows) {
-      base = w + (j / 8) * 8 * stride;
-      step = 8 * sizeof(Block);
+      const auto g = place_of_group<Block>(band_groups, stride, grouped_rows, j / 8 * 8);
+      base = w + g.offset;
+      step = g.block_stride;
       d_at = 2 * (j % 8);
       qs_at = 16 + (j % 8) * qs_bytes;
     } else {
@@ -75,28 +76,28 @@ struct row_blocks {
   }
 };
 
-// A group is one stream; this many block steps ahead, its lines are fetched meanwhile.
+// This many block steps ahead, a group's lines are fetched meanwhile.
 constexpr size_t prefetch_steps = 8;
-template <size_t step>
-inline void prefetch_step(const uint8_t* at) {
+template <size_t bytes>
+inline void prefetch_group_block(const uint8_t* at) {
 #pragma GCC unroll 8
-  for (size_t off = 0; off < step; off += 64)
+  for (size_t off = 0; off < bytes; off += 64)
     _mm_prefetch(reinterpret_cast<const char*>(at + off), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(at + step - 1), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(at + bytes - 1), _MM_HINT_T0);
 }
 
 // Q8_0, eight rows of one group: per block step, one 16-byte load of the scales and the
 // quants of the eight rows one after another, read as one stream.
-inline void tile_q8_eight(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias, float* y,
-                          size_t j) {
+inline void tile_q8_eight(const uint8_t* group, size_t block_stride, const block_q8_act* x, size_t nb,
+                          const float* bias, float* y, size_t j) {
   constexpr size_t qs_bytes = sizeof(block_q8_0) - 2, step = 8 * sizeof(block_q8_0);
   __m256 acc[8];
 #pragma GCC unroll 8
   for (int o = 0; o < 8; ++o)
     acc[o] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* at = group + b * step;
-    prefetch_step<step>(at + prefetch_steps * step);
+    const uint8_t* at = group + b * block_stride;
+    prefetch_group_block<step>(at + prefetch_steps * block_stride);
     const block_q8_act& xb = x[b];
     const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs));
     const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at))),
@@ -117,16 +118,16 @@ inline void tile_q8_eight(const uint8_t* group, const block_q8_act* x, size_t nb
 
 // Q4_0, eight rows of one group, two per register: the same float steps per row as
 // one_row<block_q4_0> below.
-inline void tile_q4_eight(const uint8_t* group, const block_q8_act* x, size_t nb, const float* bias, float* y,
-                          size_t j) {
+inline void tile_q4_eight(const uint8_t* group, size_t block_stride, const block_q8_act* x, size_t nb,
+                          const float* bias, float* y, size_t j) {
   constexpr size_t step = 8 * sizeof(block_q4_0);
   __m256 acc[4];
 #pragma GCC unroll 4
   for (int p = 0; p < 4; ++p)
     acc[p] = _mm256_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
-    const uint8_t* at = group + b * step;
-    prefetch_step<step>(at + prefetch_steps * step);
+    const uint8_t* at = group + b * block_stride;
+    prefetch_group_block<step>(at + prefetch_steps * block_stride);
     const q4_activation xa(x[b]);
     const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at))),
                                        _mm256_set1_ps(x[b].d));
@@ -196,25 +197,30 @@ struct one_row<block_q4_0> {
 
 // Eight weight rows (one group) times every activation row: each file defines its own
 // (dense_avx2.cpp, dense_avx512.cpp), with the arithmetic per row of the tiles above.
-// run() takes up to groups_per_pass(rows) groups side by side (consecutive, group_bytes apart).
+// run() takes up to groups_per_pass(rows) groups of one band side by side (the first at
+// `group`, the next group blocks after it; block to block `block_stride`).
 template <class Block>
 struct eight_rows;
 
 template <class Block>
-void dense_int(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x, size_t rows,
-               size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
-  const size_t nb = cols / block_size;
+void dense_int(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups, const block_q8_act* x,
+               size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
+  const size_t nb = cols / block_size, band_rows = 8 * band_groups;
   const size_t most = eight_rows<Block>::groups_per_pass(rows);
   for (size_t j = j_begin; j < j_end;) {
     if (j % 8 == 0 && j + 8 <= grouped_rows && j + 8 <= j_end) {
+      const size_t band_end = (j / band_rows + 1) * band_rows < grouped_rows
+                                  ? (j / band_rows + 1) * band_rows
+                                  : grouped_rows;
       size_t groups = most;
-      while (groups > 1 && (j + 8 * groups > grouped_rows || j + 8 * groups > j_end))
+      while (groups > 1 && (j + 8 * groups > band_end || j + 8 * groups > j_end))
         groups /= 2;
-      eight_rows<Block>::run(w + j * stride, groups, 8 * stride, x, rows, nb, bias, y, ldy, j);
+      const auto g = place_of_group<Block>(band_groups, stride, grouped_rows, j);
+      eight_rows<Block>::run(w + g.offset, groups, g.block_stride, x, rows, nb, bias, y, ldy, j);
       j += 8 * groups;
       continue;
     }
-    const row_blocks<Block> row(w, stride, grouped_rows, j);
+    const row_blocks<Block> row(w, stride, grouped_rows, band_groups, j);
     for (size_t r = 0; r < rows; ++r)
       one_row<Block>::run(row, x + r * nb, nb, bias, y + r * ldy, j);
     ++j;

@@ -5,14 +5,15 @@
 #include <cstdint>
 
 #include "model/quant/blocks.hpp"
+#include "model/quant/group_layout.hpp"
 
-#define ADAPTERD_QUANT_ENTRIES                                                                 \
-  void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x, \
-                  size_t rows, size_t cols, const float* bias, float* y, size_t ldy,           \
-                  size_t j_begin, size_t j_end);                                               \
-  void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, const block_q8_act* x, \
-                  size_t rows, size_t cols, const float* bias, float* y, size_t ldy,           \
-                  size_t j_begin, size_t j_end);
+#define ADAPTERD_QUANT_ENTRIES                                                                  \
+  void dense_q8_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups,     \
+                  const block_q8_act* x, size_t rows, size_t cols, const float* bias, float* y, \
+                  size_t ldy, size_t j_begin, size_t j_end);                                    \
+  void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t band_groups,     \
+                  const block_q8_act* x, size_t rows, size_t cols, const float* bias, float* y, \
+                  size_t ldy, size_t j_begin, size_t j_end);
 
 namespace adapterd::model::quant {
 namespace avx2 {
