@@ -139,12 +139,15 @@ void llama_model::pack_for_cpu() {
   // training merges, the golden checks); other formats release them.
   auto move_in_rows = [&](std::initializer_list<torch::Tensor*> parts, bool head) {
     std::vector<torch::Tensor> sources;
-    for (auto* t : parts)
+    std::vector<quant::row_source> rows;
+    for (auto* t : parts) {
+      if (t->dim() != 2 || t->size(1) != (*parts.begin())->size(1))
+        throw std::invalid_argument("projections that run as one matrix differ in width");
       sources.push_back(t->to(torch::kFloat32).contiguous());
-    auto src = sources.size() == 1 ? sources.front() : torch::cat(sources, 0);
-    const auto m = quant::pack_matrix(format_of(src, head), src.data_ptr<float>(),
-                                      static_cast<size_t>(src.size(0)),
-                                      static_cast<size_t>(src.size(1)), base + at);
+      rows.push_back({sources.back().data_ptr<float>(), static_cast<size_t>(t->size(0))});
+    }
+    const auto m = quant::pack_matrix(format_of(sources.front(), head), rows,
+                                      static_cast<size_t>(sources.front().size(1)), base + at);
     size_t row = 0;
     for (auto* t : parts) {
       const auto rows = static_cast<size_t>(t->size(0));

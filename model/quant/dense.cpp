@@ -145,17 +145,17 @@ Block block_of(const matrix& w, size_t r, size_t b) {
   return out;
 }
 
+// Row r of w from fp32 `src` into its blocks, wherever the layout puts them.
 template <class Block, class Quantise>
-void pack_blocked(const matrix& w, const float* src, uint8_t* dst, Quantise quantise) {
+void pack_blocked_row(const matrix& w, size_t r, const float* src, uint8_t* dst, Quantise quantise,
+                      std::vector<Block>& row) {
   const size_t nb = w.cols / block_size;
-  std::vector<Block> row(nb);
-  for (size_t r = 0; r < w.rows; ++r) {
-    quantise(src + r * w.cols, row.data(), w.cols);
-    for (size_t b = 0; b < nb; ++b) {
-      const auto [d, qs] = block_at<Block>(w, r, b);
-      std::memcpy(dst + d, &row[b].d, 2);
-      std::memcpy(dst + qs, row[b].qs, sizeof(row[b].qs));
-    }
+  row.resize(nb);
+  quantise(src, row.data(), w.cols);
+  for (size_t b = 0; b < nb; ++b) {
+    const auto [d, qs] = block_at<Block>(w, r, b);
+    std::memcpy(dst + d, &row[b].d, 2);
+    std::memcpy(dst + qs, row[b].qs, sizeof(row[b].qs));
   }
 }
 
@@ -189,30 +189,44 @@ void dequantize_row(const matrix& w, size_t r, float* out) {
   }
 }
 
-matrix pack_matrix(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst) {
+matrix pack_matrix(weight_format format, const std::vector<row_source>& parts, size_t cols,
+                   uint8_t* dst) {
   matrix w;
   w.format = format;
-  w.rows = rows;
+  for (const auto& p : parts)
+    w.rows += p.rows;
   w.cols = cols;
   w.stride = row_bytes(format, cols);
-  w.grouped_rows = grouped_rows_of(format, rows);
+  w.grouped_rows = grouped_rows_of(format, w.rows);
   w.data = dst;
   // As many groups as a batch-1 pass of the AVX-512 kernel takes side by side
   // (dense_avx512.cpp); the AVX2 kernel takes one group at a time.
   if (use_vnni())
     w.band_groups = format == weight_format::q4_0 ? 8 : format == weight_format::q8_0 ? 4 : 1;
-  switch (format) {
-    case weight_format::f32: std::memcpy(dst, src, rows * cols * sizeof(float)); break;
-    case weight_format::bf16:
-      for (size_t k = 0; k < rows * cols; ++k) {
-        const uint16_t b = f32_to_bf16(src[k]);
-        std::memcpy(dst + 2 * k, &b, sizeof b);
+  std::vector<block_q8_0> q8;
+  std::vector<block_q4_0> q4;
+  size_t r = 0;
+  for (const auto& part : parts)
+    for (size_t i = 0; i < part.rows; ++i, ++r) {
+      const float* src = part.data + i * cols;
+      uint8_t* plain = dst + r * w.stride;
+      switch (format) {
+        case weight_format::f32: std::memcpy(plain, src, cols * sizeof(float)); break;
+        case weight_format::bf16:
+          for (size_t k = 0; k < cols; ++k) {
+            const uint16_t b = f32_to_bf16(src[k]);
+            std::memcpy(plain + 2 * k, &b, sizeof b);
+          }
+          break;
+        case weight_format::q8_0: pack_blocked_row(w, r, src, dst, quantize_row_q8_0, q8); break;
+        case weight_format::q4_0: pack_blocked_row(w, r, src, dst, quantize_row_q4_0, q4); break;
       }
-      break;
-    case weight_format::q8_0: pack_blocked<block_q8_0>(w, src, dst, quantize_row_q8_0); break;
-    case weight_format::q4_0: pack_blocked<block_q4_0>(w, src, dst, quantize_row_q4_0); break;
-  }
+    }
   return w;
+}
+
+matrix pack_matrix(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst) {
+  return pack_matrix(format, {row_source{src, rows}}, cols, dst);
 }
 
 const char* kernel_isa() {

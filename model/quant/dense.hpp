@@ -44,6 +44,14 @@ struct matrix {
 /// Packs a [rows, cols] fp32 matrix into `dst` (rows * row_bytes(format, cols) bytes), in
 /// the layout the kernels this CPU runs read best, and describes it.
 matrix pack_matrix(weight_format format, const float* src, size_t rows, size_t cols, uint8_t* dst);
+/// The same for matrices of one width that run as one (q/k/v): their rows one part after
+/// another, packed without a joined copy.
+struct row_source {
+  const float* data;  // rows x cols, contiguous
+  size_t rows;
+};
+matrix pack_matrix(weight_format format, const std::vector<row_source>& parts, size_t cols,
+                   uint8_t* dst);
 
 /// The rows of one band of w (eight for the unblocked formats, whose rows the kernels take
 /// eight at a time).
