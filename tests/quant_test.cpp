@@ -111,7 +111,7 @@ void check_layout(const packed& p, const std::vector<float>& w, Quantise quantis
 
 }  // namespace
 
-TEST_CASE("Q8_0 and Q4_0 matrices keep GGUF's blocks in groups of eight and bands of groups",
+TEST_CASE("Q8_0, Q4_0 and bf16 matrices are laid out in groups and bands as dense.hpp says",
           "[quant]") {
   // 150 rows: full bands, a band of fewer groups, and six plain rows after the groups
   const size_t out = 150, cols = 96;
@@ -125,8 +125,42 @@ TEST_CASE("Q8_0 and Q4_0 matrices keep GGUF's blocks in groups of eight and band
     CHECK(q4.m.band_groups == (vnni ? 8u : 1u));
     check_layout<block_q8_0>(q8, w, quantize_row_q8_0);
     check_layout<block_q4_0>(q4, w, quantize_row_q4_0);
+    // bf16: in groups of eight by 32-weight chunks where AVX-512 BF16 reads them
+    packed bf16(weight_format::bf16, w, out, cols);
+    const bool grouped = bf16.m.grouped_rows > 0;
+    if (!avx2)
+      CHECK(grouped == (std::string(kernel_isa()) == "avx512"));
+    CHECK(bf16.m.grouped_rows == (grouped ? 144u : 0u));
+    std::vector<float> back(cols);
+    for (size_t r = 0; r < out; ++r) {
+      dequantize_row(bf16.m, r, back.data());
+      for (size_t k = 0; k < cols; ++k) {
+        const size_t at = r < bf16.m.grouped_rows
+                              ? r / 8 * 8 * bf16.m.stride + (k / 32 * 8 + r % 8) * 64 + k % 32 * 2
+                              : r * bf16.m.stride + 2 * k;
+        uint16_t stored;
+        std::memcpy(&stored, &bf16.bytes[at], 2);
+        REQUIRE(stored == f32_to_bf16(w[r * cols + k]));
+        REQUIRE(back[k] == bf16_to_f32(stored));
+      }
+    }
   }
   force_avx2_kernels(false);
+  // The fallback kernels read either layout: a matrix packed for AVX-512 gives the fallback
+  // the same bits as one packed for it.
+  auto x = random_floats(3 * cols, 10);
+  for (auto f : {weight_format::bf16, weight_format::q8_0, weight_format::q4_0}) {
+    INFO(name_of(f));
+    packed fast_layout(f, w, out, cols);
+    force_avx2_kernels(true);
+    packed plain_layout(f, w, out, cols);
+    for (size_t rows : {1, 3}) {
+      auto a = product(fast_layout.m, x.data(), rows, cols, 0, out);
+      auto b = product(plain_layout.m, x.data(), rows, cols, 0, out);
+      CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+    }
+    force_avx2_kernels(false);
+  }
 }
 
 TEST_CASE("fp16 and bf16 conversions round-trip and round to nearest even", "[quant]") {

@@ -102,10 +102,10 @@ void dense_rows(const matrix& w, const activations& a, const float* bias, float*
     }
     case weight_format::bf16:
       if (use_bf16())
-        return avx512::dense_bf16(w.data, w.stride, a.bf16.data(), a.rows, a.cols, bias, y, ldy,
-                                  j_begin, j_end);
-      return avx2::dense_bf16(w.data, w.stride, a.x, a.ldx, a.rows, a.cols, bias, y, ldy, j_begin,
-                              j_end);
+        return avx512::dense_bf16(w.data, w.stride, w.grouped_rows, a.bf16.data(), a.rows, a.cols,
+                                  bias, y, ldy, j_begin, j_end);
+      return avx2::dense_bf16(w.data, w.stride, w.grouped_rows, a.x, a.ldx, a.rows, a.cols, bias, y,
+                              ldy, j_begin, j_end);
     case weight_format::q8_0:
       return (use_vnni() ? avx512::dense_q8_0 : avx2::dense_q8_0)(
           w.data, w.stride, w.grouped_rows, w.band_groups, a.q8.data(), a.rows, a.cols, bias, y,
@@ -169,21 +169,19 @@ void unpack_blocked(const matrix& w, size_t r, float* out, Dequantise dequantise
 
 }  // namespace
 
-size_t grouped_rows_of(weight_format format, size_t rows) {
-  return blocked(format) ? rows / 8 * 8 : 0;
-}
-
 void dequantize_row(const matrix& w, size_t r, float* out) {
   const uint8_t* row = w.data + r * w.stride;
   switch (w.format) {
     case weight_format::f32: std::memcpy(out, row, w.cols * sizeof(float)); return;
-    case weight_format::bf16:
+    case weight_format::bf16: {
+      const auto at = bf16_rows_at(w.data, w.stride, w.grouped_rows, r);
       for (size_t k = 0; k < w.cols; ++k) {
         uint16_t b;
-        std::memcpy(&b, row + 2 * k, sizeof b);
+        std::memcpy(&b, at.first + k / 32 * at.chunk_step + k % 32 * 2, sizeof b);
         out[k] = bf16_to_f32(b);
       }
       return;
+    }
     case weight_format::q8_0: return unpack_blocked<block_q8_0>(w, r, out, dequantize_row_q8_0);
     case weight_format::q4_0: return unpack_blocked<block_q4_0>(w, r, out, dequantize_row_q4_0);
   }
@@ -197,8 +195,11 @@ matrix pack_matrix(weight_format format, const std::vector<row_source>& parts, s
     w.rows += p.rows;
   w.cols = cols;
   w.stride = row_bytes(format, cols);
-  w.grouped_rows = grouped_rows_of(format, w.rows);
   w.data = dst;
+  // Groups as the kernels this CPU runs read them best (see matrix): the integer formats
+  // always; bf16 where AVX-512 BF16 tiles read eight rows side by side.
+  const bool grouped = blocked(format) || (format == weight_format::bf16 && use_bf16());
+  w.grouped_rows = grouped ? w.rows / 8 * 8 : 0;
   // As many groups as a batch-1 pass of the AVX-512 kernel takes side by side
   // (dense_avx512.cpp); the AVX2 kernel takes one group at a time.
   if (use_vnni())
@@ -209,15 +210,17 @@ matrix pack_matrix(weight_format format, const std::vector<row_source>& parts, s
   for (const auto& part : parts)
     for (size_t i = 0; i < part.rows; ++i, ++r) {
       const float* src = part.data + i * cols;
-      uint8_t* plain = dst + r * w.stride;
       switch (format) {
-        case weight_format::f32: std::memcpy(plain, src, cols * sizeof(float)); break;
-        case weight_format::bf16:
+        case weight_format::f32: std::memcpy(dst + r * w.stride, src, cols * sizeof(float)); break;
+        case weight_format::bf16: {
+          const auto at = bf16_rows_at(dst, w.stride, w.grouped_rows, r);
+          uint8_t* row = dst + (at.first - dst);
           for (size_t k = 0; k < cols; ++k) {
             const uint16_t b = f32_to_bf16(src[k]);
-            std::memcpy(plain + 2 * k, &b, sizeof b);
+            std::memcpy(row + k / 32 * at.chunk_step + k % 32 * 2, &b, sizeof b);
           }
           break;
+        }
         case weight_format::q8_0: pack_blocked_row(w, r, src, dst, quantize_row_q8_0, q8); break;
         case weight_format::q4_0: pack_blocked_row(w, r, src, dst, quantize_row_q4_0, q4); break;
       }

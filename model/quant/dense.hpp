@@ -33,10 +33,15 @@ namespace adapterd::model::quant {
 /// thread of the ~0.5 B model's q4 decode shapes read ~25 against ~19 GB/s). The AVX2
 /// kernel takes one group at a time, and its matrices keep bands of one. The rows after
 /// the last whole group are plain GGUF blocks.
+///
+/// bf16 rows, where AVX-512 BF16 runs them, come in groups of eight too: each 32-weight
+/// chunk (64 bytes) of the eight rows one after another (bf16_rows_at), so that a batch-1
+/// tile of eight rows reads one stream (one thread ~30 against ~20 GB/s in a microbench
+/// here). Elsewhere, and after the last whole group, they are plain.
 struct matrix {
   weight_format format = weight_format::f32;
   size_t rows = 0, cols = 0, stride = 0;  // stride: the bytes of one row (as if plain)
-  size_t grouped_rows = 0;                // the rows stored in groups of eight
+  size_t grouped_rows = 0;                // the rows stored in groups of eight (or 0)
   const uint8_t* data = nullptr;
   size_t band_groups = 1;  // groups per band
 };

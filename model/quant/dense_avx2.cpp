@@ -48,8 +48,10 @@ struct eight_rows {
   }
 };
 
+// OUT weight rows (`w`, see bf16_rows) times ROWS activation rows; the next tile's rows
+// (`next`) are fetched meanwhile, a line per row per 32 weights.
 template <int OUT, int ROWS>
-inline void tile_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t k,
+inline void tile_bf16(bf16_rows w, bf16_rows next, const float* x, size_t ldx, size_t k,
                       const float* bias, float* y, size_t ldy, size_t j) {
   __m256 acc[OUT][ROWS];
 #pragma GCC unroll 8
@@ -57,18 +59,19 @@ inline void tile_bf16(const uint8_t* w, size_t stride, const float* x, size_t ld
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; ++r)
       acc[o][r] = _mm256_setzero_ps();
-  // As in tile_int (dense_tiles.inl): fetch the next tile's rows meanwhile, over the
-  // same steps (OUT rows of 2k bytes each).
-  const char* next = reinterpret_cast<const char*>(w + OUT * stride);
-  const size_t lines_per_step = (OUT * 2 * 8 + 63) / 64 + 1;
   for (size_t c = 0; c < k; c += 8) {
-    for (size_t line = 0; line < lines_per_step; ++line)
-      _mm_prefetch(next + (c / 8 * lines_per_step + line) * 64, _MM_HINT_T0);
+    const size_t chunk = c / 32, within = (c % 32) * 2;
+    if (within == 0)
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        _mm_prefetch(
+            reinterpret_cast<const char*>(next.first + o * next.row_step + chunk * next.chunk_step),
+            _MM_HINT_T0);
     __m256 wv[OUT];
 #pragma GCC unroll 8
     for (int o = 0; o < OUT; ++o) {
-      const __m128i half =
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + o * stride + c * 2));
+      const __m128i half = _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+          w.first + o * w.row_step + chunk * w.chunk_step + within));
       wv[o] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
     }
 #pragma GCC unroll 8
@@ -87,16 +90,18 @@ inline void tile_bf16(const uint8_t* w, size_t stride, const float* x, size_t ld
 }
 
 template <int OUT>
-inline void rows_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
-                      size_t k, const float* bias, float* y, size_t ldy, size_t j) {
-  const uint8_t* wr = w + j * stride;
+inline void rows_bf16(const uint8_t* w, size_t stride, size_t grouped_rows, const float* x,
+                      size_t ldx, size_t rows, size_t k, const float* bias, float* y, size_t ldy,
+                      size_t j) {
+  const bf16_rows at = bf16_rows_at(w, stride, grouped_rows, j),
+                  next = bf16_rows_at(w, stride, grouped_rows, j + OUT);
   size_t r = 0;
   for (; r + 3 <= rows; r += 3)
-    tile_bf16<OUT, 3>(wr, stride, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
+    tile_bf16<OUT, 3>(at, next, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
   if (rows - r == 2)
-    tile_bf16<OUT, 2>(wr, stride, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
+    tile_bf16<OUT, 2>(at, next, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
   else if (rows - r == 1)
-    tile_bf16<OUT, 1>(wr, stride, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
+    tile_bf16<OUT, 1>(at, next, x + r * ldx, ldx, k, bias, y + r * ldy, ldy, j);
 }
 
 }  // namespace
@@ -115,14 +120,18 @@ void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t ban
                         j_end);
 }
 
-void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
-                size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+void dense_bf16(const uint8_t* w, size_t stride, size_t grouped_rows, const float* x, size_t ldx,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
                 size_t j_end) {
-  size_t j = j_begin;
-  for (; j + 4 <= j_end; j += 4)
-    rows_bf16<4>(w, stride, x, ldx, rows, cols, bias, y, ldy, j);
-  for (; j < j_end; ++j)
-    rows_bf16<1>(w, stride, x, ldx, rows, cols, bias, y, ldy, j);
+  for (size_t j = j_begin; j < j_end;) {
+    if (bf16_tile_fits(j, 4, j_end, grouped_rows)) {
+      rows_bf16<4>(w, stride, grouped_rows, x, ldx, rows, cols, bias, y, ldy, j);
+      j += 4;
+    } else {
+      rows_bf16<1>(w, stride, grouped_rows, x, ldx, rows, cols, bias, y, ldy, j);
+      ++j;
+    }
+  }
 }
 
 namespace {

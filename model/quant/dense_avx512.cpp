@@ -255,27 +255,29 @@ inline float hsum512(__m512 v) {
   return hsum(_mm256_add_ps(_mm256_load_ps(lanes), _mm256_load_ps(lanes + 8)));
 }
 
+// OUT weight rows (`w`, see bf16_rows) times ROWS activation rows. With more than one
+// activation row, the next tile's rows (`next`) are fetched meanwhile, a line per row per step.
 template <int OUT, int ROWS>
-inline void tile_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t k,
-                      const float* bias, float* y, size_t ldy, size_t j) {
+inline void tile_bf16(bf16_rows w, bf16_rows next, const uint16_t* x, size_t k, const float* bias,
+                      float* y, size_t ldy, size_t j) {
   __m512 acc[OUT][ROWS];
 #pragma GCC unroll 8
   for (int o = 0; o < OUT; ++o)
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; ++r)
       acc[o][r] = _mm512_setzero_ps();
-  // As in tile_int (dense_tiles.inl): fetch the next tile's rows meanwhile, over the
-  // same steps (OUT rows of 2k bytes each).
-  const char* next = reinterpret_cast<const char*>(w + OUT * stride);
-  const size_t lines_per_step = (OUT * 2 * 32 + 63) / 64 + 1;
   for (size_t c = 0; c < k; c += 32) {
+    const size_t chunk = c / 32;
     if (ROWS > 1)
-      for (size_t line = 0; line < lines_per_step; ++line)
-        _mm_prefetch(next + (c / 32 * lines_per_step + line) * 64, _MM_HINT_T0);
+#pragma GCC unroll 8
+      for (int o = 0; o < OUT; ++o)
+        _mm_prefetch(
+            reinterpret_cast<const char*>(next.first + o * next.row_step + chunk * next.chunk_step),
+            _MM_HINT_T0);
     __m512bh wv[OUT];
 #pragma GCC unroll 8
     for (int o = 0; o < OUT; ++o)
-      wv[o] = (__m512bh)_mm512_loadu_si512(w + o * stride + c * 2);
+      wv[o] = (__m512bh)_mm512_loadu_si512(w.first + o * w.row_step + chunk * w.chunk_step);
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; ++r) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + r * k + c);
@@ -292,16 +294,17 @@ inline void tile_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t
 }
 
 template <int OUT>
-inline void rows_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t k,
-                      const float* bias, float* y, size_t ldy, size_t j) {
-  const uint8_t* wr = w + j * stride;
+inline void rows_bf16(const uint8_t* w, size_t stride, size_t grouped_rows, const uint16_t* x,
+                      size_t rows, size_t k, const float* bias, float* y, size_t ldy, size_t j) {
+  const bf16_rows at = bf16_rows_at(w, stride, grouped_rows, j),
+                  next = bf16_rows_at(w, stride, grouped_rows, j + OUT);
   size_t r = 0;
   for (; r + 3 <= rows; r += 3)
-    tile_bf16<OUT, 3>(wr, stride, x + r * k, k, bias, y + r * ldy, ldy, j);
+    tile_bf16<OUT, 3>(at, next, x + r * k, k, bias, y + r * ldy, ldy, j);
   if (rows - r == 2)
-    tile_bf16<OUT, 2>(wr, stride, x + r * k, k, bias, y + r * ldy, ldy, j);
+    tile_bf16<OUT, 2>(at, next, x + r * k, k, bias, y + r * ldy, ldy, j);
   else if (rows - r == 1)
-    tile_bf16<OUT, 1>(wr, stride, x + r * k, k, bias, y + r * ldy, ldy, j);
+    tile_bf16<OUT, 1>(at, next, x + r * k, k, bias, y + r * ldy, ldy, j);
 }
 
 }  // namespace
@@ -320,16 +323,21 @@ void dense_q4_0(const uint8_t* w, size_t stride, size_t grouped_rows, size_t ban
                         j_end);
 }
 
-void dense_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t cols,
-                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end) {
-  size_t j = j_begin;
-  if (rows == 1)
-    for (; j + 8 <= j_end; j += 8)
-      rows_bf16<8>(w, stride, x, rows, cols, bias, y, ldy, j);
-  for (; j + 4 <= j_end; j += 4)
-    rows_bf16<4>(w, stride, x, rows, cols, bias, y, ldy, j);
-  for (; j < j_end; ++j)
-    rows_bf16<1>(w, stride, x, rows, cols, bias, y, ldy, j);
+void dense_bf16(const uint8_t* w, size_t stride, size_t grouped_rows, const uint16_t* x,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end) {
+  for (size_t j = j_begin; j < j_end;) {
+    if (rows == 1 && bf16_tile_fits(j, 8, j_end, grouped_rows)) {
+      rows_bf16<8>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j);
+      j += 8;
+    } else if (bf16_tile_fits(j, 4, j_end, grouped_rows)) {
+      rows_bf16<4>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j);
+      j += 4;
+    } else {
+      rows_bf16<1>(w, stride, grouped_rows, x, rows, cols, bias, y, ldy, j);
+      ++j;
+    }
+  }
 }
 
 }  // namespace adapterd::model::quant::avx512

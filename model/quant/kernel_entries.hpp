@@ -23,14 +23,16 @@ ADAPTERD_QUANT_ENTRIES
 void quantize_rows_q8_act(const float* x, size_t ldx, size_t rows, size_t cols, block_q8_act* out);
 void round_rows_bf16(const float* x, size_t ldx, size_t rows, size_t cols, uint16_t* out);
 /// bf16 weights times fp32 activations.
-void dense_bf16(const uint8_t* w, size_t stride, const float* x, size_t ldx, size_t rows,
-                size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end);
+void dense_bf16(const uint8_t* w, size_t stride, size_t grouped_rows, const float* x, size_t ldx,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end);
 }  // namespace avx2
 namespace avx512 {
 ADAPTERD_QUANT_ENTRIES
 /// bf16 weights times activations rounded to bf16 (rows x cols, packed).
-void dense_bf16(const uint8_t* w, size_t stride, const uint16_t* x, size_t rows, size_t cols,
-                const float* bias, float* y, size_t ldy, size_t j_begin, size_t j_end);
+void dense_bf16(const uint8_t* w, size_t stride, size_t grouped_rows, const uint16_t* x,
+                size_t rows, size_t cols, const float* bias, float* y, size_t ldy, size_t j_begin,
+                size_t j_end);
 }  // namespace avx512
 }  // namespace adapterd::model::quant
 
