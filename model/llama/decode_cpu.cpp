@@ -23,17 +23,22 @@ namespace {
 // The chunks shrink as the work runs out (a share of what is left, down to min_chunk):
 // large ones keep the weight streams long, small last ones leave no thread waiting long
 // for the other at the end (equal eighths left ~6 % of a decode step to spinning).
-template <class Body>
-void parallel(size_t n, size_t min_per_part, const Body& body, size_t min_chunk = 1) {
+// set_up() runs once on each thread that takes part, before its first chunk.
+template <class SetUp, class Body>
+void parallel_set_up(size_t n, size_t min_per_part, const SetUp& set_up, const Body& body,
+                     size_t min_chunk) {
   auto& pool = spin_pool::instance();
   const size_t parts =
       std::min(pool.parts(), std::max<size_t>(1, n / std::max<size_t>(1, min_per_part)));
-  if (parts <= 1)
+  if (parts <= 1) {
+    set_up();
     return body(0, n);
+  }
   std::atomic<size_t> next{0};
   pool.run([&](size_t part) {
     if (part >= parts)
       return;  // a thread beyond spin_pool::set_limit()
+    set_up();
     size_t begin = next.load(std::memory_order_relaxed);
     while (begin < n) {
       const size_t end = std::min(n, begin + std::max(min_chunk, (n - begin) / (2 * parts)));
@@ -43,6 +48,12 @@ void parallel(size_t n, size_t min_per_part, const Body& body, size_t min_chunk 
       }
     }
   });
+}
+
+template <class Body>
+void parallel(size_t n, size_t min_per_part, const Body& body, size_t min_chunk = 1) {
+  parallel_set_up(
+      n, min_per_part, [] {}, body, min_chunk);
 }
 
 // Parallel over output columns; the per-element order does not depend on the split.
@@ -68,10 +79,32 @@ matrix_split split_of(const quant::matrix& w) {
           std::max<size_t>(1, 64 / unit)};
 }
 
+// Up to this many activation rows (a decode step's batch), each thread puts them in its
+// kernel's form for itself, at the start of its part. One shared copy, made by the calling
+// thread while the others waited, took 7-10 us a product where the host gave ~60 GB/s
+// (2.4-4 us in isolation): its writes had to take back the lines the other threads had
+// read in the product before. Each thread's own copy costs it 2-5 us, and nobody waits
+// (q4, ~0.5 B model, batch 1: 142 against 132 tok/s there, 108 against 105 at ~35 GB/s).
+constexpr size_t own_activation_rows = 16;
+static_assert(own_activation_rows <= cpu::rows_per_pass, "one pass of f32's many-row kernel");
+
 // The same for a weight matrix in any format: the activations are put in the form its
-// kernel reads once (in `act`, reused), then the columns run in parallel.
+// kernel reads once (per thread, or in `act`, reused), then the columns run in parallel.
 void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, const float* bias,
            float* y, size_t ldy, quant::activations& act) {
+  const auto split = split_of(w);
+  if (rows <= own_activation_rows) {
+    thread_local quant::activations own;  // each pool thread's, reused
+    parallel_set_up(
+        split.units, split.min_per_part,
+        [&] { quant::prepare(own, w.format, x, rows, ldx, w.cols); },
+        [&](size_t begin, size_t end) {
+          quant::dense_rows(w, own, bias, y, ldy, begin * split.unit_rows,
+                            std::min(w.rows, end * split.unit_rows));
+        },
+        split.min_chunk);
+    return;
+  }
   // f32's many-row kernel reads the weights once per pass of cpu::rows_per_pass rows
   // whatever the split, so where it reorders the rows (AVX-512), the copy is made a pass
   // at a time: a long prompt's would otherwise stay in the scratch for good. The other
@@ -79,7 +112,6 @@ void dense(const quant::matrix& w, const float* x, size_t rows, size_t ldx, cons
   const bool reordered =
       w.format == quant::weight_format::f32 && cpu::packed_floats(rows, w.cols) > 0;
   const size_t pass = reordered ? cpu::rows_per_pass : rows;
-  const auto split = split_of(w);
   for (size_t r = 0; r < rows; r += pass) {
     const size_t n = std::min(pass, rows - r);
     quant::prepare(act, w.format, x + r * ldx, n, ldx, w.cols);
