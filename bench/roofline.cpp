@@ -1,7 +1,8 @@
 // adapterd-roofline MODEL_DIR [ROUNDS] [--weights=f32,bf16,int8,q4] [--threads=1,2]
 //   [--kv-dtype=bfloat16] [--context=N]:
 // batch-1 decode tokens/s for each weight format and thread count, each against the
-// roofline of that format's bytes (read bandwidth / weight bytes) measured in the same run.
+// roofline of that format's bytes (read bandwidth / weight bytes) measured in the same run,
+// around each case.
 // Each round measures every case one after another, so that the noise of a shared machine
 // hits them alike; the report gives the medians, the fraction of the roofline and the
 // speed relative to f32 at the same thread count, then the best round against the best
@@ -146,13 +147,17 @@ int main(int argc, char** argv) {
     for (int r = 1; r <= rounds; ++r)
       for (int t : threads) {
         model::set_cpu_threads(t);
-        const double bw = read_bandwidth_gbs(t);
+        // The host's bandwidth can change within seconds (here 34 to 60 GB/s and back), so
+        // each case is read against the faster of the probes just before and just after it.
+        double before = read_bandwidth_gbs(t);
         for (const auto& f : cases) {
           auto& row = results[{f, t}];
           row.bytes = static_cast<double>(models[f]->weight_bytes());
+          row.decode.push_back(decode_tokens_per_s(*models[f], 48, context));
+          const double after = read_bandwidth_gbs(t), bw = std::max(before, after);
+          before = after;
           row.bandwidth.push_back(bw);
           row.roofline.push_back(bw * 1e9 / row.bytes);
-          row.decode.push_back(decode_tokens_per_s(*models[f], 48, context));
           row.fraction.push_back(row.decode.back() / row.roofline.back());
         }
       }
