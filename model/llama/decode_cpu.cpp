@@ -84,7 +84,7 @@ matrix_split split_of(const quant::matrix& w) {
 // thread while the others waited, took 7-10 us a product where the host gave ~60 GB/s
 // (2.4-4 us in isolation): its writes had to take back the lines the other threads had
 // read in the product before. Each thread's own copy costs it 2-5 us, and nobody waits
-// (q4, ~0.5 B model, batch 1: 142 against 132 tok/s there, 108 against 105 at ~35 GB/s).
+// (q4, ~0.5 B model, batch 1, both in one process: 140 against 133 tok/s there).
 constexpr size_t own_activation_rows = 16;
 static_assert(own_activation_rows <= cpu::rows_per_pass, "one pass of f32's many-row kernel");
 
