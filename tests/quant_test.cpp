@@ -256,8 +256,9 @@ TEST_CASE("each format's product matches a double-precision product of the numbe
 }
 
 TEST_CASE("the AVX2 and AVX-512 VNNI paths give the same bits for int8 and q4", "[quant]") {
-  // 83 rows: one activation row reads eight groups side by side on AVX-512, then two, then
-  // three rows after the groups; four activation rows read two groups at a time.
+  // 83 rows: one activation row reads a band side by side on AVX-512 (q4: eight groups, then
+  // the short band's two; int8: four, four, two), then three rows after the groups; four
+  // activation rows read two groups at a time.
   const size_t cols = 320;
   for (size_t out : {19, 83})
     for (size_t rows : {1, 4}) {
