@@ -8,6 +8,8 @@
 // A third case reads ~256 MB of matrices in the shapes of the ~0.5 B bench model's layers
 // (qkv, o, gate+up, down: rows of 1536 and 4096 weights), one product after another as a
 // decode step does: shorter rows restart the streams more often than the 2048-wide one.
+// Beside it, the same bytes read with plain loads in the same split ("of plain": how close
+// the kernels come to reading alone, whatever the host's bandwidth is at the moment).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -113,6 +115,31 @@ struct model_layers {
     }
     return best;
   }
+  // The same bytes read with plain loads (the probe's sum, one stream), split as product()
+  // splits them: what the layers column would read if the kernel cost nothing.
+  double plain_seconds(int passes) const {
+    auto& pool = spin_pool::instance();
+    const size_t parts = pool.parts();
+    std::vector<float> sums(parts);
+    double best = 1e30;
+    for (int pass = 0; pass < passes; ++pass) {
+      auto start = clock_type::now();
+      for (const auto& m : matrices) {
+        const size_t floats = quant::row_bytes(m.m.format, m.m.cols) * m.m.rows / sizeof(float),
+                     per = (floats / parts + 15) / 16 * 16;
+        pool.run([&](size_t part) {
+          if (part >= parts)
+            return;
+          const size_t begin = std::min(floats, part * per), end = std::min(floats, begin + per);
+          sums[part] += cpu::sum_floats(m.storage.get() + begin, end - begin, 1);
+        });
+      }
+      best = std::min(best, std::chrono::duration<double>(clock_type::now() - start).count());
+    }
+    volatile float keep = sums[0];  // the sums stay computed
+    (void)keep;
+    return best;
+  }
 };
 
 }  // namespace
@@ -144,8 +171,9 @@ int main(int argc, char** argv) {
   const double bandwidth = read_bandwidth_gbs(threads);
   std::printf("kernels %s, %zu thread(s): fp32 FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
               quant::kernel_isa(), threads, peak, bandwidth);
-  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s  %12s %8s\n", "format", "rows", "memory GB/s",
-              "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak", "layers GB/s", "of read");
+  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s  %12s %8s  %11s %9s\n", "format", "rows",
+              "memory GB/s", "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak",
+              "layers GB/s", "of read", "plain GB/s", "of plain");
   for (const auto& name : formats) {
     const auto f = quant::weight_format_from_name(name);
     if (!f) {
@@ -176,13 +204,22 @@ int main(int argc, char** argv) {
       const double big_flops = 2.0 * rows * big.m.rows * dense_cols,
                    small_flops = 2.0 * rows * small.m.rows * dense_cols;
       layers.seconds(x, rows, 1);  // pages touched
-      const double layers_gbs = layers.bytes / layers.seconds(x, rows, 3) / 1e9;
-      std::printf("%-6s %5zu  %12.1f %9.0f %% %8.1f  %12.1f %10.1f %7.0f %%  %12.1f %6.0f %%\n",
-                  name.c_str(), rows, big_bytes / memory_s / 1e9,
-                  100 * big_bytes / memory_s / 1e9 / bandwidth, big_flops / memory_s / 1e9,
-                  small_bytes / cache_s / 1e9, small_flops / cache_s / 1e9,
-                  100 * small_flops / cache_s / 1e9 / peak, layers_gbs,
-                  100 * layers_gbs / bandwidth);
+      // kernel and plain reads in turn, so that the host's swings hit both alike
+      double layers_s = 1e30, plain_s = 1e30;
+      for (int turn = 0; turn < 3; ++turn) {
+        layers_s = std::min(layers_s, layers.seconds(x, rows, 1));
+        plain_s = std::min(plain_s, layers.plain_seconds(1));
+      }
+      const double layers_gbs = layers.bytes / layers_s / 1e9,
+                   plain_gbs = layers.bytes / plain_s / 1e9;
+      std::printf(
+          "%-6s %5zu  %12.1f %9.0f %% %8.1f  %12.1f %10.1f %7.0f %%  %12.1f %6.0f %%  %11.1f "
+          "%7.0f %%\n",
+          name.c_str(), rows, big_bytes / memory_s / 1e9,
+          100 * big_bytes / memory_s / 1e9 / bandwidth, big_flops / memory_s / 1e9,
+          small_bytes / cache_s / 1e9, small_flops / cache_s / 1e9,
+          100 * small_flops / cache_s / 1e9 / peak, layers_gbs, 100 * layers_gbs / bandwidth,
+          plain_gbs, 100 * layers_gbs / plain_gbs);
     }
   }
   return 0;
