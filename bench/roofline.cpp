@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -30,26 +31,25 @@ using clock_type = std::chrono::steady_clock;
 namespace {
 
 // A 1 GiB huge-page buffer for the read probes (bench/read_bandwidth.hpp).
-const float* probe_buffer(size_t floats) {
-  static auto buffer = [&] {
-    auto b = model::cpu::allocate_huge(floats);
-    for (size_t i = 0; i < floats; ++i)
+constexpr size_t probe_floats = (size_t(1) << 30) / sizeof(float);
+const float* probe_buffer() {
+  static auto buffer = [] {
+    auto b = model::cpu::allocate_huge(probe_floats);
+    for (size_t i = 0; i < probe_floats; ++i)
       b.get()[i] = static_cast<float>(i & 1023);
     return b;
   }();
   return buffer.get();
 }
-constexpr size_t probe_floats = (size_t(1) << 30) / sizeof(float);
 
 double read_bandwidth_gbs(int threads) {
-  return bench::read_bandwidth_gbs(probe_buffer(probe_floats), probe_floats, threads);
+  return bench::read_bandwidth_gbs(probe_buffer(), probe_floats, threads);
 }
 
 // The bandwidth the host gave while a case decoded: 256 MB passes of the probe's read,
 // taken between its steps, each access pattern in turn; the fastest pattern's bytes over its
-// seconds. Where the host's bandwidth swings within a second (single passes here read 30 to
-// 56 GB/s at 2 threads), the best of the probe's passes is one lucky moment, while a decode
-// lives through them all.
+// seconds. Single passes here read 30 to 56 GB/s at 2 threads within a second, so the
+// probes' best pass alone could be a moment the decode never saw; these are its own moments.
 class paired_read {
  public:
   explicit paired_read(int threads) : threads_(threads) {}
@@ -59,7 +59,7 @@ class paired_read {
     const int streams = bench::read_stream_counts[next_++ % std::size(bench::read_stream_counts)];
     auto& [bytes, seconds] = per_pattern_[streams];
     bytes += static_cast<double>(pass_floats * sizeof(float));
-    seconds += bench::read_pass_seconds(probe_buffer(probe_floats), pass_floats, threads_, streams);
+    seconds += bench::read_pass_seconds(probe_buffer(), pass_floats, threads_, streams);
   }
   double gbs() const {
     double best = 0;
@@ -82,6 +82,7 @@ double decode_tokens_per_s(const model::base_model& m, int tokens, int context,
                            paired_read& paired) {
   model::generation_params p;
   p.max_new_tokens = static_cast<uint32_t>(tokens + 1);
+  p.ignore_eos = true;  // a model that ends early (the demo's does) still decodes every step
   auto ids = m.tok().encode("The roofline of a decoder is the speed of its memory", true);
   while (static_cast<int>(ids.size()) < context)
     ids.push_back(ids[1 + ids.size() % 8]);
@@ -104,7 +105,7 @@ double decode_tokens_per_s(const model::base_model& m, int tokens, int context,
       ++timed;
     }
   }
-  return timed / seconds;
+  return timed > 0 ? timed / seconds : 0;
 }
 
 // CPU time the hypervisor took from this machine, and time spent running, in clock ticks
@@ -206,7 +207,8 @@ int main(int argc, char** argv) {
           row.roofline.push_back(bw * 1e9 / row.bytes);
           row.fraction.push_back(row.decode.back() / row.roofline.back());
           row.paired_bandwidth.push_back(paired.gbs());
-          row.paired_fraction.push_back(row.decode.back() * row.bytes / 1e9 / paired.gbs());
+          row.paired_fraction.push_back(
+              paired.gbs() > 0 ? row.decode.back() * row.bytes / 1e9 / paired.gbs() : 0);
         }
       }
   } catch (const std::exception& e) {
