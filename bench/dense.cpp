@@ -9,7 +9,9 @@
 // (qkv, o, gate+up, down: rows of 1536 and 4096 weights), one product after another as a
 // decode step does: shorter rows restart the streams more often than the 2048-wide one.
 // Beside it, the same bytes read with plain loads in the same split ("of plain": how close
-// the kernels come to reading alone, whatever the host's bandwidth is at the moment).
+// the kernels come to reading alone, whatever the host's bandwidth is at the moment), and
+// the same products as the decoder runs them (dense_parallel: each thread's own
+// activations, shrinking chunks), all three taking turns.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,6 +27,7 @@
 #include "bench/read_bandwidth.hpp"
 #include "bench/stats.hpp"
 #include "model/llama/cpu_kernels.hpp"
+#include "model/llama/dense_parallel.hpp"
 #include "model/llama/spin_pool.hpp"
 #include "model/quant/dense.hpp"
 
@@ -115,6 +118,20 @@ struct model_layers {
     }
     return best;
   }
+  // The same products as the decoder runs them (dense_parallel): each thread prepares its own
+  // activations and claims shrinking chunks.
+  double model_seconds(const std::vector<float>& x, size_t rows, int passes) const {
+    quant::activations act;
+    std::vector<float> y(rows * 8192);
+    double best = 1e30;
+    for (int pass = 0; pass < passes; ++pass) {
+      auto start = clock_type::now();
+      for (const auto& m : matrices)
+        dense_parallel(m.m, x.data(), rows, 4096, nullptr, y.data(), 8192, act);
+      best = std::min(best, std::chrono::duration<double>(clock_type::now() - start).count());
+    }
+    return best;
+  }
   // The same bytes read with plain loads (the probe's sum, one stream), split as product()
   // splits them: what the layers column would read if the kernel cost nothing.
   double plain_seconds(int passes) const {
@@ -171,9 +188,9 @@ int main(int argc, char** argv) {
   const double bandwidth = read_bandwidth_gbs(threads);
   std::printf("kernels %s, %zu thread(s): fp32 FMA peak %.1f GFLOP/s, read bandwidth %.1f GB/s\n",
               quant::kernel_isa(), threads, peak, bandwidth);
-  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s  %12s %8s  %11s %9s\n", "format", "rows",
-              "memory GB/s", "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak",
-              "layers GB/s", "of read", "plain GB/s", "of plain");
+  std::printf("%-6s %5s  %12s %10s %8s  %12s %10s %8s  %12s %8s  %11s %9s  %10s %8s\n", "format",
+              "rows", "memory GB/s", "of read", "GFLOP/s", "cache GB/s", "GFLOP/s", "of peak",
+              "layers GB/s", "of read", "plain GB/s", "of plain", "model GB/s", "of plain");
   for (const auto& name : formats) {
     const auto f = quant::weight_format_from_name(name);
     if (!f) {
@@ -205,21 +222,23 @@ int main(int argc, char** argv) {
                    small_flops = 2.0 * rows * small.m.rows * dense_cols;
       layers.seconds(x, rows, 1);  // pages touched
       // kernel and plain reads in turn, so that the host's swings hit both alike
-      double layers_s = 1e30, plain_s = 1e30;
+      double layers_s = 1e30, plain_s = 1e30, model_s = 1e30;
       for (int turn = 0; turn < 3; ++turn) {
         layers_s = std::min(layers_s, layers.seconds(x, rows, 1));
+        model_s = std::min(model_s, layers.model_seconds(x, rows, 1));
         plain_s = std::min(plain_s, layers.plain_seconds(1));
       }
       const double layers_gbs = layers.bytes / layers_s / 1e9,
-                   plain_gbs = layers.bytes / plain_s / 1e9;
+                   plain_gbs = layers.bytes / plain_s / 1e9,
+                   model_gbs = layers.bytes / model_s / 1e9;
       std::printf(
           "%-6s %5zu  %12.1f %9.0f %% %8.1f  %12.1f %10.1f %7.0f %%  %12.1f %6.0f %%  %11.1f "
-          "%7.0f %%\n",
+          "%7.0f %%  %9.1f %7.0f %%\n",
           name.c_str(), rows, big_bytes / memory_s / 1e9,
           100 * big_bytes / memory_s / 1e9 / bandwidth, big_flops / memory_s / 1e9,
           small_bytes / cache_s / 1e9, small_flops / cache_s / 1e9,
           100 * small_flops / cache_s / 1e9 / peak, layers_gbs, 100 * layers_gbs / bandwidth,
-          plain_gbs, 100 * layers_gbs / plain_gbs);
+          plain_gbs, 100 * layers_gbs / plain_gbs, model_gbs, 100 * model_gbs / plain_gbs);
     }
   }
   return 0;
