@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
       const double big_flops = 2.0 * rows * big.m.rows * dense_cols,
                    small_flops = 2.0 * rows * small.m.rows * dense_cols;
       layers.seconds(x, rows, 1);  // pages touched
-      // kernel and plain reads in turn, so that the host's swings hit both alike
+      // the kernels, the decoder's way and plain reads in turn: the host's swings hit all alike
       double layers_s = 1e30, plain_s = 1e30, model_s = 1e30;
       for (int turn = 0; turn < 3; ++turn) {
         layers_s = std::min(layers_s, layers.seconds(x, rows, 1));
