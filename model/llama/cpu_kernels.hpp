@@ -24,7 +24,7 @@ void dense_rows(const float* x, size_t rows, size_t ldx, const float* w, size_t 
 /// The many-row kernel (more than 4 rows, AVX-512) takes the rows in passes of at most this
 /// many (each pass reads the weights once), and reads them reordered, 16 floats of each in
 /// turn per k step. pack_rows() makes that copy once per product rather than per chunk of
-/// columns (the decode's dense makes one per thread for a decode batch, one shared copy
+/// columns (dense_parallel makes one per thread for a decode batch, one shared copy
 /// for a prompt). packed_floats() is its size: 0 where dense_rows reads x as given.
 constexpr size_t rows_per_pass = 64;
 size_t packed_floats(size_t rows, size_t k_dim);

@@ -3,7 +3,6 @@
 // linear layers through cpu::dense_rows, and RMSNorm, RoPE, one-token attention and
 // SwiGLU as plain loops over reused buffers. Same arithmetic as the libtorch path up to
 // summation order; each row is computed alone, so a batch never changes a row's result.
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>

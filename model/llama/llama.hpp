@@ -126,7 +126,7 @@ class llama_model {
                                                    const lora_weights* lora) const;
 
  private:
-  // The CPU fp32 decode path (llama_decode_cpu.cpp).
+  // The CPU fp32 decode path (decode_cpu.cpp; its products in dense_parallel.cpp).
   struct cpu_scratch {
     std::vector<float> x, norm, qkv, attn, proj, gate_up, lora_in, lora_mid, lora_out;
     quant::activations act;

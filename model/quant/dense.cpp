@@ -214,7 +214,7 @@ matrix pack_matrix(weight_format format, const std::vector<row_source>& parts, s
         case weight_format::f32: std::memcpy(dst + r * w.stride, src, cols * sizeof(float)); break;
         case weight_format::bf16: {
           const auto at = bf16_rows_at(dst, w.stride, w.grouped_rows, r);
-          uint8_t* row = dst + (at.first - dst);
+          auto* row = const_cast<uint8_t*>(at.first);  // within dst
           for (size_t k = 0; k < cols; ++k) {
             const uint16_t b = f32_to_bf16(src[k]);
             std::memcpy(row + k / 32 * at.chunk_step + k % 32 * 2, &b, sizeof b);
